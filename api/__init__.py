@@ -1,0 +1,1 @@
+"""The HTTP trigger API (FastAPI): jobs, providers, provider callbacks, health and metrics."""

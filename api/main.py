@@ -1,0 +1,48 @@
+"""create_app: the FastAPI application (OpenAPI at /docs)."""
+
+from __future__ import annotations
+
+import logging
+
+import redis as redis_lib
+from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
+
+from api import errors
+from api.routes import health, jobs, providers, webhooks
+from workers.context import Runtime, build_runtime
+from workers.db import session_scope
+from workers.dispatch import CeleryDispatcher, Dispatcher
+from workers.jobs import count_by_provider_status
+from workers.metrics import JobsCollector, RelayMetrics
+from workers.settings import Settings, get_settings
+
+log = logging.getLogger("k4u.api")
+
+
+def create_app(settings: Settings | None = None, *, runtime: Runtime | None = None, dispatcher: Dispatcher | None = None) -> FastAPI:
+    settings = settings or (runtime.settings if runtime else get_settings())
+    if runtime is None:
+        if dispatcher is None:
+            from workers.celery_app import app as celery_app, configure
+
+            dispatcher = CeleryDispatcher(configure(celery_app, settings))
+        runtime = build_runtime(settings, dispatcher)
+    app = FastAPI(title="Key4U Jobs", version="0.1.0",
+                  description="Durable jobs for the Key4U relay: POST a job, get an id and a status_url at once.")
+    app.state.runtime = runtime
+    app.state.redis = redis_lib.Redis.from_url(settings.redis_url, socket_timeout=2) if settings.redis_url else None
+    registry = CollectorRegistry()
+
+    def counts() -> list[tuple[str, str, int]]:
+        with session_scope(runtime.engine) as session:
+            return count_by_provider_status(session)
+
+    registry.register(JobsCollector(counts, RelayMetrics(app.state.redis) if app.state.redis else None))  # type: ignore[arg-type]
+    app.state.registry = registry
+    errors.install(app)
+    for r in (jobs.router, providers.router, webhooks.router, health.router):
+        app.include_router(r)
+    if not settings.tokens:
+        log.warning("K4U_API_TOKENS is not set: the API accepts requests without a token")
+    return app

@@ -1,0 +1,103 @@
+"""/v1/jobs: create, read, list, cancel, assets, events."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Header, HTTPException, Query, Response
+from fastapi.responses import RedirectResponse, StreamingResponse
+from sqlmodel import col, select
+
+from api.deps import Authed, BaseUrlDep, RuntimeDep
+from models.errors import JobNotFound
+from models.schemas import JobCreate, JobPublic, JobsPublic
+from models.status import JobStatus
+from models.tables import Asset, Job, JobEvent
+from workers.db import session_scope
+from workers.services.create import cancel_job, create_job
+
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"], dependencies=[Authed])
+
+
+def _public(rt: RuntimeDep, job: Job, base: str) -> JobPublic:
+    with session_scope(rt.engine) as session:
+        assets = list(session.exec(select(Asset).where(Asset.job_id == job.id)).all())
+    return JobPublic.from_rows(job, assets, base)
+
+
+def _load(rt: RuntimeDep, job_id: str) -> Job:
+    with session_scope(rt.engine) as session:
+        job = session.get(Job, job_id)
+    if job is None:
+        raise JobNotFound(f"no job {job_id}")
+    return job
+
+
+@router.post("", status_code=202, response_model=JobPublic, responses={200: {"description": "Replay of an earlier request with the same Idempotency-Key"}, 409: {}, 422: {}})
+def post_job(body: JobCreate, rt: RuntimeDep, base: BaseUrlDep, response: Response,
+             idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)] = None) -> JobPublic:
+    """Create a durable job; answers at once with its id and status_url."""
+    job, created = create_job(rt, body, idempotency_key)
+    response.status_code = 202 if created else 200
+    response.headers["Location"] = f"{base}/v1/jobs/{job.id}"
+    return _public(rt, job, base)
+
+
+@router.get("/{job_id}", response_model=JobPublic)
+def get_job(job_id: str, rt: RuntimeDep, base: BaseUrlDep) -> JobPublic:
+    return _public(rt, _load(rt, job_id), base)
+
+
+@router.get("", response_model=JobsPublic)
+def list_jobs(rt: RuntimeDep, base: BaseUrlDep, status: JobStatus | None = None, provider: str | None = None,
+              batch_id: str | None = None, limit: Annotated[int, Query(ge=1, le=500)] = 50, cursor: str | None = None) -> JobsPublic:
+    """Newest first; pass next_cursor back as cursor for the next page."""
+    q = select(Job)
+    if status is not None:
+        q = q.where(Job.status == status.value)
+    if provider is not None:
+        q = q.where(Job.provider == provider)
+    if batch_id is not None:
+        q = q.where(Job.batch_id == batch_id)
+    if cursor is not None:
+        q = q.where(col(Job.id) < cursor)
+    with session_scope(rt.engine) as session:
+        rows = list(session.exec(q.order_by(col(Job.id).desc()).limit(limit + 1)).all())
+        page = rows[:limit]
+        ids = [j.id for j in page]
+        assets = list(session.exec(select(Asset).where(col(Asset.job_id).in_(ids))).all()) if ids else []
+    by_job: dict[str, list[Asset]] = {}
+    for a in assets:
+        by_job.setdefault(a.job_id, []).append(a)
+    items = [JobPublic.from_rows(j, by_job.get(j.id, []), base) for j in page]
+    return JobsPublic(items=items, next_cursor=page[-1].id if len(rows) > limit else None)
+
+
+@router.post("/{job_id}/cancel", response_model=JobPublic, responses={404: {}, 409: {"description": "already finished"}})
+def post_cancel(job_id: str, rt: RuntimeDep, base: BaseUrlDep) -> JobPublic:
+    """Stop tracking the job (the relay has no cancel for most families; a paid result already
+    made is not fetched)."""
+    return _public(rt, cancel_job(rt, job_id), base)
+
+
+@router.get("/{job_id}/assets/{index}", responses={200: {"content": {"application/octet-stream": {}}}, 307: {}, 404: {}})
+def get_asset(job_id: str, index: int, rt: RuntimeDep) -> Response:
+    """The stored bytes, or a redirect to a presigned URL when the store is S3."""
+    with session_scope(rt.engine) as session:
+        asset = session.exec(select(Asset).where(Asset.job_id == job_id, Asset.index == index)).first()
+    if asset is None or asset.storage_key is None:
+        raise HTTPException(status_code=404, detail="no stored asset with that index")
+    url = rt.store.presign(asset.storage_key, rt.settings.presign_expires_s)
+    if url is not None:
+        return RedirectResponse(url, status_code=307)
+    headers = {"Content-Length": str(asset.size), "ETag": f'"{asset.sha256}"'} if asset.size is not None else {}
+    return StreamingResponse(rt.store.open(asset.storage_key), media_type=asset.content_type, headers=headers)
+
+
+@router.get("/{job_id}/events")
+def get_events(job_id: str, rt: RuntimeDep) -> list[dict[str, object]]:
+    """The job's history: every transition with its reason."""
+    _load(rt, job_id)
+    with session_scope(rt.engine) as session:
+        rows = session.exec(select(JobEvent).where(JobEvent.job_id == job_id).order_by(col(JobEvent.id))).all()
+    return [{"from": e.old_status, "to": e.new_status, "reason": e.reason, "at": e.at.isoformat()} for e in rows]

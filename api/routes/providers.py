@@ -1,0 +1,24 @@
+"""/v1/providers: every provider, its operations and each operation's JSON input schema."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from api.deps import Authed
+from models.schemas import OperationPublic, ProviderPublic, ProvidersPublic
+from providers.registry import ADAPTERS
+
+router = APIRouter(prefix="/v1/providers", tags=["providers"], dependencies=[Authed])
+
+
+@router.get("", response_model=ProvidersPublic)
+def list_providers() -> ProvidersPublic:
+    return ProvidersPublic(providers=[
+        ProviderPublic(
+            name=a.name, max_batch=a.capabilities.max_batch, expected_s=a.capabilities.expected_s,
+            deadline_s=a.capabilities.deadline_s,
+            operations=[OperationPublic(name=o.name, description=o.description, input_schema=o.schema.model_json_schema())
+                        for o in a.operations.values()],
+        )
+        for a in ADAPTERS.values()
+    ])

@@ -1,0 +1,182 @@
+"""k4u: run the Key4U Jobs stack, its parts, the simulator and the demo."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+
+from models.errors import ConfigError
+from workers.settings import Settings, describe_errors, get_settings
+
+app = typer.Typer(help="Key4U Jobs: durable jobs for the Key4U relay.", no_args_is_help=True, add_completion=False)
+db_app = typer.Typer(help="Database commands.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+err = Console(stderr=True)
+
+QUEUES = "submit,poll,download,notify,sweep"
+
+
+def load_settings() -> Settings:
+    """Settings from the environment; a bad value stops here with the variable named."""
+    try:
+        return get_settings()
+    except ValidationError as exc:
+        err.print(f"[red]bad setting[/red]\n{describe_errors(exc)}")
+        raise typer.Exit(2) from None
+
+
+def _logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def _need_redis(settings: Settings) -> None:
+    if not settings.redis_url:
+        err.print("[red]K4U_REDIS_URL is not set[/red] (or use `k4u dev`, which starts a bundled Redis)")
+        raise typer.Exit(2)
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply the Alembic migrations to K4U_DATABASE_URL."""
+    from workers.db import migrate
+
+    settings = load_settings()
+    migrate(settings.database_url)
+    typer.echo("database is up to date")
+
+
+@app.command()
+def api(host: str = "127.0.0.1", port: int = 8000, migrate_db: Annotated[bool, typer.Option("--migrate/--no-migrate")] = True) -> None:
+    """Serve the HTTP API (OpenAPI at /docs)."""
+    import uvicorn
+
+    from api.main import create_app
+    from workers.db import migrate
+
+    settings = load_settings()
+    _need_redis(settings)
+    _logging()
+    if migrate_db:
+        migrate(settings.database_url)
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+
+
+@app.command()
+def worker(
+    queues: Annotated[str, typer.Option(help="Comma-separated queues")] = QUEUES,
+    concurrency: Annotated[int | None, typer.Option(help="Worker processes (default K4U_WORKER_CONCURRENCY)")] = None,
+    pool: Annotated[str, typer.Option(help="prefork, threads or solo")] = "prefork",
+    name: Annotated[str, typer.Option(help="Node name")] = "k4u@%h",
+) -> None:
+    """Run a Celery worker (sends task events for Flower)."""
+    from workers.celery_app import app as celery_app, configure
+
+    settings = load_settings()
+    _need_redis(settings)
+    configure(celery_app, settings)
+    n = concurrency or settings.worker_concurrency
+    celery_app.worker_main(["worker", "-Q", queues, "-c", str(n), "-P", pool, "-E", "-n", name, "--loglevel=INFO", "--without-gossip", "--without-mingle"])
+
+
+@app.command()
+def beat() -> None:
+    """Run the scheduler (exactly one per deployment): the tick that polls and re-drives work."""
+    from workers.celery_app import app as celery_app, configure
+
+    settings = load_settings()
+    _need_redis(settings)
+    configure(celery_app, settings)
+    schedule = Path(settings.data_dir) / "celerybeat-schedule"
+    schedule.parent.mkdir(parents=True, exist_ok=True)
+    celery_app.start(["beat", "-s", str(schedule), "--loglevel=INFO"])
+
+
+@app.command()
+def flower(port: int = 5555, address: str = "127.0.0.1") -> None:
+    """Run Flower, the Celery monitor, on the same broker."""
+    from workers.celery_app import app as celery_app, configure
+
+    settings = load_settings()
+    _need_redis(settings)
+    configure(celery_app, settings)
+    celery_app.start(["flower", f"--port={port}", f"--address={address}"])
+
+
+@app.command()
+def simulator(port: int = 9100, host: str = "127.0.0.1",
+              envelope: Annotated[str, typer.Option(help="native (Kling official) or newapi")] = "native") -> None:
+    """Run the built-in Key4U relay simulator (no network, no credits)."""
+    import uvicorn
+
+    from simulator.app import SimConfig, create_app as create_sim
+
+    if envelope not in ("native", "newapi"):
+        err.print("[red]--envelope must be native or newapi[/red]")
+        raise typer.Exit(2)
+    uvicorn.run(create_sim(SimConfig(envelope=envelope)), host=host, port=port, log_level="warning")
+
+
+@app.command()
+def dev(host: str = "127.0.0.1", port: int = 8000,
+        concurrency: Annotated[int | None, typer.Option(help="Worker processes")] = None) -> None:
+    """API + worker + beat in one foreground command; bundles Redis when K4U_REDIS_URL is unset."""
+    from cli.procs import Supervisor, k4u_cmd, start_bundled_redis, wait_http
+    from workers.db import migrate
+
+    settings = load_settings()
+    sup = Supervisor()
+    sup.install_signals()
+    env = dict(os.environ)
+    code = 0
+    try:
+        if not settings.redis_url:
+            proc, url = start_bundled_redis(Path(settings.data_dir))
+            sup.adopt("redis", proc)
+            env["K4U_REDIS_URL"] = url
+            err.print(f"bundled Redis at {url}")
+        migrate(settings.database_url)
+        worker_args = ["worker"] + (["--concurrency", str(concurrency)] if concurrency else [])
+        sup.start("worker", k4u_cmd(*worker_args), env)
+        sup.start("beat", k4u_cmd("beat"), env)
+        api_proc = sup.start("api", k4u_cmd("api", "--host", host, "--port", str(port), "--no-migrate"), env)
+        wait_http(f"http://{host}:{port}/healthz", 60, api_proc)
+        err.print(f"[green]Key4U Jobs is up[/green]: http://{host}:{port}/docs  (Ctrl-C stops everything)")
+        name = sup.wait_any()
+        err.print(f"[red]{name} exited; stopping[/red]")
+        code = 1
+    except KeyboardInterrupt:
+        err.print("stopping...")
+    except (RuntimeError, ConfigError) as exc:
+        err.print(f"[red]{exc}[/red]")
+        code = 1
+    finally:
+        sup.stop()
+    raise typer.Exit(code)
+
+
+@app.command()
+def demo(jobs: Annotated[int, typer.Option(help="Extra text2video jobs beyond the three kinds")] = 0,
+         timeout: Annotated[float, typer.Option(help="Seconds to wait for the jobs")] = 120.0) -> None:
+    """Start the simulator and the dev stack, run Kling jobs end to end, print what was stored."""
+    from cli.demo import run_demo
+
+    raise typer.Exit(run_demo(extra=jobs, timeout_s=timeout))
+
+
+def main() -> None:
+    try:
+        app()
+    except ConfigError as exc:
+        err.print(f"[red]{exc.message}[/red]")
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

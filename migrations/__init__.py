@@ -1,0 +1,1 @@
+"""Alembic migrations (run with `k4u db upgrade`)."""

@@ -1,0 +1,53 @@
+"""Job states and the literal transition table.
+
+Rule: every allowed transition is in TRANSITIONS; nothing else may change a job's status.
+The compare-and-swap that applies a transition lives in workers/jobs.py.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class JobStatus(StrEnum):
+    QUEUED = "queued"
+    SUBMITTING = "submitting"
+    RUNNING = "running"
+    DOWNLOADING = "downloading"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+Q, S, R, D = JobStatus.QUEUED, JobStatus.SUBMITTING, JobStatus.RUNNING, JobStatus.DOWNLOADING
+OK, KO, CX = JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED
+
+TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
+    Q: frozenset({S, KO, CX}),
+    # submitting -> queued: the relay said "not now" (429, queue full) or the request never left.
+    # submitting -> submitting: a recovered submission takes a new lease (version bump).
+    S: frozenset({S, Q, R, KO, CX}),
+    R: frozenset({D, KO, CX}),
+    D: frozenset({OK, KO, CX}),
+    OK: frozenset(),
+    KO: frozenset(),
+    CX: frozenset(),
+}
+
+TERMINAL: frozenset[JobStatus] = frozenset({OK, KO, CX})
+ACTIVE: frozenset[JobStatus] = frozenset({Q, S, R, D})
+
+
+def can_transition(old: JobStatus, new: JobStatus) -> bool:
+    """True when the table allows old -> new."""
+    return new in TRANSITIONS[old]
+
+
+def mermaid() -> str:
+    """The state diagram, generated from the table (docs/state-machine.md)."""
+    lines = ["stateDiagram-v2", "    [*] --> queued"]
+    for old, news in TRANSITIONS.items():
+        for new in sorted(news):
+            lines.append(f"    {old.value} --> {new.value}")
+    lines += [f"    {t.value} --> [*]" for t in sorted(TERMINAL)]
+    return "\n".join(lines)

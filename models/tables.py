@@ -1,0 +1,144 @@
+"""SQLModel tables: jobs, assets, job events, notification deliveries and their attempts.
+
+The job row is the truth. `next_at` is when the engine should next look at a job (submit,
+poll, or re-drive a stuck step); `version` makes every transition a compare-and-swap.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, DateTime, Index, UniqueConstraint
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes on every backend (SQLite keeps no offset, so we restore it on read)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _ts(**kw: Any) -> Any:
+    return Field(sa_column=Column(UTCDateTime(), **kw))
+
+
+class Job(SQLModel, table=True):
+    __tablename__ = "job"
+    __table_args__ = (
+        Index("ix_job_due", "status", "next_at"),
+        Index("ix_job_provider_task", "provider", "provider_task_id"),
+    )
+
+    id: str = Field(primary_key=True, max_length=40)
+    provider: str = Field(max_length=40, index=True)
+    operation: str = Field(max_length=60)
+    status: str = Field(max_length=20, index=True)
+    version: int = 0
+    progress: int = 0
+    provider_task_id: str | None = Field(default=None, max_length=200)
+    input: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    meta: dict[str, Any] = Field(default_factory=dict, sa_column=Column("metadata", JSON, nullable=False))
+    result: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+    batch_id: str | None = Field(default=None, max_length=64, index=True)
+    callback_url: str | None = Field(default=None, max_length=2000)
+    callback_token: str = Field(max_length=64)
+    idempotency_key: str | None = Field(default=None, max_length=255, unique=True)
+    request_hash: str | None = Field(default=None, max_length=64)
+    error_code: str | None = Field(default=None, max_length=64)
+    error_message: str | None = None
+    error_retryable: bool | None = None
+    submit_state: str = Field(default="not_sent", max_length=20)  # not_sent | unknown | accepted
+    submit_attempts: int = 0
+    download_attempts: int = 0
+    poll_count: int = 0
+    created_at: datetime = _ts(nullable=False)
+    updated_at: datetime = _ts(nullable=False)
+    submitted_at: datetime | None = _ts(nullable=True)
+    finished_at: datetime | None = _ts(nullable=True)
+    next_at: datetime | None = _ts(nullable=True)
+    deadline_at: datetime | None = _ts(nullable=True)
+
+
+class Asset(SQLModel, table=True):
+    __tablename__ = "asset"
+    __table_args__ = (UniqueConstraint("job_id", "index", name="uq_asset_job_index"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    job_id: str = Field(foreign_key="job.id", index=True, max_length=40)
+    index: int
+    kind: str = Field(max_length=20)
+    source_url: str
+    needs_auth: bool = False
+    meta: dict[str, Any] = Field(default_factory=dict, sa_column=Column("metadata", JSON, nullable=False))
+    storage_key: str | None = None
+    content_type: str | None = Field(default=None, max_length=200)
+    size: int | None = None
+    sha256: str | None = Field(default=None, max_length=64)
+    stored_at: datetime | None = _ts(nullable=True)
+
+
+class JobEvent(SQLModel, table=True):
+    __tablename__ = "job_event"
+
+    id: int | None = Field(default=None, primary_key=True)
+    job_id: str = Field(foreign_key="job.id", index=True, max_length=40)
+    old_status: str | None = Field(default=None, max_length=20)
+    new_status: str = Field(max_length=20)
+    reason: str
+    payload_sha256: str | None = Field(default=None, max_length=64)
+    at: datetime = _ts(nullable=False)
+
+
+class Delivery(SQLModel, table=True):
+    """One notification (job + event) to the caller's callback_url, retried until 2xx or given up."""
+
+    __tablename__ = "delivery"
+    __table_args__ = (
+        UniqueConstraint("job_id", "event", name="uq_delivery_job_event"),
+        Index("ix_delivery_due", "status", "next_at"),
+    )
+
+    id: str = Field(primary_key=True, max_length=80)  # the webhook-id: stable per job + event
+    job_id: str = Field(foreign_key="job.id", index=True, max_length=40)
+    event: str = Field(max_length=40)
+    url: str = Field(max_length=2000)
+    payload: str  # the exact body, so every retry and replay signs the same bytes
+    status: str = Field(default="pending", max_length=20)  # pending | delivered | failed
+    version: int = 0
+    attempts: int = 0
+    next_at: datetime | None = _ts(nullable=True)
+    created_at: datetime = _ts(nullable=False)
+    delivered_at: datetime | None = _ts(nullable=True)
+    last_error: str | None = None
+
+
+class DeliveryAttempt(SQLModel, table=True):
+    __tablename__ = "delivery_attempt"
+
+    id: int | None = Field(default=None, primary_key=True)
+    delivery_id: str = Field(foreign_key="delivery.id", index=True, max_length=80)
+    attempt: int
+    status_code: int | None = None
+    error: str | None = None
+    duration_ms: int
+    at: datetime = _ts(nullable=False)

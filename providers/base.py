@@ -1,0 +1,179 @@
+"""Wire types and the adapter protocol every provider family implements."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Protocol
+
+from pydantic import BaseModel
+
+from models.errors import ProviderProtocolError
+
+
+@dataclass(frozen=True)
+class HttpRequest:
+    method: str
+    path: str
+    query: Mapping[str, str] = field(default_factory=dict)
+    headers: Mapping[str, str] = field(default_factory=dict)
+    json: Any = None
+
+
+@dataclass(frozen=True)
+class HttpResponse:
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        """The body as JSON; a body that is not JSON is a protocol error."""
+        try:
+            return json.loads(self.body or b"null")
+        except ValueError as exc:
+            raise ProviderProtocolError(f"HTTP {self.status}: body is not JSON") from exc
+
+    def header(self, name: str) -> str | None:
+        low = name.lower()
+        for k, v in self.headers.items():
+            if k.lower() == low:
+                return v
+        return None
+
+
+class State(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    UNKNOWN = "unknown"  # not found yet or unreadable: keep polling until the deadline
+
+
+@dataclass(frozen=True)
+class OutputRef:
+    url: str
+    kind: str  # video | image | audio | file
+    needs_auth: bool = False
+    meta: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ProviderStatus:
+    task_id: str | None
+    state: State
+    progress: int | None = None
+    outputs: Sequence[OutputRef] = ()
+    result_data: Mapping[str, Any] = field(default_factory=dict)
+    error_code: str | None = None
+    error_message: str | None = None
+    external_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Submitted:
+    task_id: str
+    status: ProviderStatus | None = None
+
+
+@dataclass(frozen=True)
+class Rejected:
+    code: str
+    message: str
+    retryable: bool
+    retry_after_s: float | None = None
+
+
+@dataclass(frozen=True)
+class SubmitContext:
+    job_id: str
+    external_id: str
+    callback_url: str | None
+    now: datetime
+
+
+@dataclass(frozen=True)
+class PollTarget:
+    job_id: str
+    task_id: str
+    operation: str
+
+
+@dataclass(frozen=True)
+class Operation:
+    name: str
+    schema: type[BaseModel]
+    description: str
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    max_batch: int = 1
+    callback_trust: str = "token"  # token: our per-job URL token authenticates the hint
+    result_ttl_s: int | None = None
+    expected_s: float = 60.0  # typical submit -> done time, centre of the dense polling window
+    deadline_s: float = 3600.0
+    can_lookup_by_external_id: bool = False
+
+
+class Adapter(Protocol):
+    name: str
+    operations: Mapping[str, Operation]
+    capabilities: Capabilities
+
+    def build_submit(self, operation: str, input: Mapping[str, Any], ctx: SubmitContext) -> HttpRequest: ...
+    def parse_submit(self, resp: HttpResponse) -> Submitted | Rejected: ...
+    def build_poll(self, targets: Sequence[PollTarget]) -> HttpRequest: ...
+    def parse_poll(self, resp: HttpResponse) -> list[ProviderStatus]: ...
+    def build_lookup(self, operation: str, external_id: str) -> HttpRequest | None: ...
+    def parse_lookup(self, resp: HttpResponse) -> Submitted | None: ...
+    def parse_callback(self, headers: Mapping[str, str], body: bytes) -> ProviderStatus: ...
+
+
+def reject_for_http(resp: HttpResponse, message: str) -> Rejected | None:
+    """The HTTP-level part of submit classification shared by every family.
+
+    429 and 503 mean the relay did not take the task (retry later); other 4xx are a final no.
+    Returns None for 2xx and for 500/502/504, which the relay client treats as an unknown outcome.
+    """
+    retry_after = _retry_after(resp)
+    if resp.status == 429:
+        return Rejected("rate_limited", message or "relay rate limit", True, retry_after)
+    if resp.status == 503:
+        return Rejected("unavailable", message or "relay unavailable", True, retry_after)
+    if resp.status in (401, 403):
+        return Rejected("unauthorized", message or "relay refused the key", False)
+    if 400 <= resp.status < 500:
+        return Rejected("bad_request", message or f"HTTP {resp.status}", False)
+    return None
+
+
+def _retry_after(resp: HttpResponse) -> float | None:
+    raw = resp.header("retry-after")
+    if raw is None:
+        return None
+    try:
+        return max(0.0, float(raw))
+    except ValueError:
+        return None
+
+
+def parse_progress(raw: object) -> int | None:
+    """Progress as an int percent from 55, 0.55, "55%" or "55"."""
+    if raw is None or raw == "":
+        return None
+    try:
+        if isinstance(raw, str):
+            value = float(raw.strip().rstrip("%"))
+        elif isinstance(raw, (int, float)):
+            value = float(raw)
+        else:
+            return None
+    except ValueError:
+        return None
+    if isinstance(raw, float) and 0 < value <= 1 and not isinstance(raw, bool):
+        value *= 100
+    return max(0, min(100, int(round(value))))

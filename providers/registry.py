@@ -1,0 +1,41 @@
+"""Which adapter serves which provider name, and input validation against its schemas."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from providers.base import Adapter
+from providers.kling import KlingAdapter
+
+ADAPTERS: dict[str, Adapter] = {a.name: a for a in (KlingAdapter(),)}
+
+
+class UnknownProvider(LookupError):
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+def get_adapter(provider: str) -> Adapter:
+    try:
+        return ADAPTERS[provider]
+    except KeyError:
+        raise UnknownProvider("provider", f"unknown provider {provider!r}; known: {', '.join(sorted(ADAPTERS))}") from None
+
+
+def resolve_operation(provider: str, operation: str | None) -> str:
+    """The operation name, defaulting to the provider's first; UnknownProvider when it has none such."""
+    adapter = get_adapter(provider)
+    if operation is None:
+        return next(iter(adapter.operations))
+    if operation not in adapter.operations:
+        known = ", ".join(adapter.operations)
+        raise UnknownProvider("operation", f"unknown operation {operation!r} for {provider}; known: {known}")
+    return operation
+
+
+def validate_input(provider: str, operation: str, raw: dict[str, Any]) -> dict[str, Any]:
+    """Validate raw input against the operation schema; pydantic ValidationError on bad input."""
+    schema = get_adapter(provider).operations[operation].schema
+    return schema.model_validate(raw).model_dump(mode="json", exclude_none=True, by_alias=False)

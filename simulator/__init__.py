@@ -1,0 +1,12 @@
+"""Key4U relay simulator: a standalone fake of the relay's Kling (style A) endpoints.
+
+Independent oracle for tests and demos; imports nothing from the rest of the
+project. Entry points: `create_app(config)` and `python -m simulator --port 9100`.
+"""
+
+from __future__ import annotations
+
+from simulator.app import create_app
+from simulator.config import Faults, SimConfig
+
+__all__ = ["Faults", "SimConfig", "create_app"]

@@ -1,0 +1,51 @@
+"""Command line: `python -m simulator --port 9100 [--envelope newapi] ...` (uvicorn)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+import uvicorn
+
+from simulator.app import create_app
+from simulator.config import ENVELOPES, SimConfig
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m simulator", description="Fake Key4U relay (Kling endpoints).")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=9100)
+    p.add_argument("--envelope", choices=ENVELOPES, default="native")
+    p.add_argument("--queue-s", type=float, default=0.5)
+    p.add_argument("--run-s", type=float, default=2.0)
+    p.add_argument("--api-key", default=None, help="accept only this bearer key (default: any non-empty key)")
+    p.add_argument("--legacy-result-in-fail-reason", action="store_true")
+    p.add_argument("--no-callbacks", action="store_true")
+    p.add_argument("--callback-duplicates", type=int, default=0)
+    p.add_argument("--callback-reorder", action="store_true")
+    p.add_argument("--slow-media-s", type=float, default=0.0)
+    p.add_argument("--public-base", default=None, help="base URL put into result links")
+    p.add_argument("--log-level", default="info")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    config = SimConfig(
+        envelope=args.envelope,
+        queue_s=args.queue_s,
+        run_s=args.run_s,
+        api_key=args.api_key,
+        legacy_result_in_fail_reason=args.legacy_result_in_fail_reason,
+        callbacks_enabled=not args.no_callbacks,
+        callback_duplicates=args.callback_duplicates,
+        callback_reorder=args.callback_reorder,
+        slow_media_s=args.slow_media_s,
+        public_base=args.public_base,
+    )
+    uvicorn.run(create_app(config), host=args.host, port=args.port, log_level=args.log_level.lower())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,150 @@
+"""Admin (`/_sim/...`, no auth) and media routes of the simulator.
+
+Admin: health, config, faults, reset, advance, stats, tasks, callbacks,
+media-sha256. Media: `/_sim/media/{task}.mp4`, `/_sim/media/{task}_{i}.png`,
+`/_sim/media/big/{n}.bin`, `/_sim/media/expired/{anything}` (403).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from simulator import media
+from simulator.config import update_config, update_faults
+
+if TYPE_CHECKING:
+    from simulator.app import Simulator
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+_MP4 = re.compile(r"^[A-Za-z0-9_.-]+\.mp4$")
+_PNG = re.compile(r"^[A-Za-z0-9_.-]+_\d+\.png$")
+MAX_BIG = 20 * 1024**3
+
+
+async def _json_object(request: Request) -> dict[str, Any]:
+    raw = await request.body()
+    if not raw.strip():
+        return {}
+    payload = json.loads(raw)
+    if not isinstance(payload, dict):
+        raise ValueError("expected a JSON object")
+    return payload
+
+
+def _bad(exc: Exception) -> JSONResponse:
+    return JSONResponse({"error": str(exc)}, status_code=400)
+
+
+def admin_routes(sim: Simulator) -> list[Route]:
+    state = sim.state
+
+    async def health(request: Request) -> Response:
+        return JSONResponse({"ok": True, "envelope": sim.config.envelope})
+
+    async def config(request: Request) -> Response:
+        if request.method == "POST":
+            try:
+                update_config(sim.config, await _json_object(request))
+            except ValueError as exc:
+                return _bad(exc)
+        return JSONResponse(sim.config.public_view())
+
+    async def faults(request: Request) -> Response:
+        if request.method == "POST":
+            try:
+                update_faults(state.faults, await _json_object(request))
+            except ValueError as exc:
+                return _bad(exc)
+        return JSONResponse(state.faults.view())
+
+    async def reset(request: Request) -> Response:
+        state.reset()
+        return JSONResponse({"ok": True})
+
+    async def advance(request: Request) -> Response:
+        try:
+            seconds = float((await _json_object(request)).get("seconds", 0))
+        except (ValueError, TypeError) as exc:
+            return _bad(exc)
+        if seconds < 0:
+            return _bad(ValueError("seconds must be >= 0"))
+        state.time_offset += seconds
+        return JSONResponse({"ok": True, "time_offset": state.time_offset})
+
+    async def stats(request: Request) -> Response:
+        return JSONResponse(state.stats())
+
+    async def tasks(request: Request) -> Response:
+        return JSONResponse({"tasks": state.task_rows()})
+
+    async def callbacks(request: Request) -> Response:
+        return JSONResponse({"callbacks": list(state.callback_log)})
+
+    async def media_sha256(request: Request) -> Response:
+        return JSONResponse(dict(media.MEDIA_SHA256))
+
+    async def media_file(request: Request) -> Response:
+        name = request.path_params["name"]
+        if _MP4.match(name):
+            data, ctype = media.MP4_BYTES, "video/mp4"
+        elif _PNG.match(name):
+            data, ctype = media.PNG_BYTES, "image/png"
+        else:
+            return JSONResponse({"error": "no such media"}, status_code=404)
+        if request.method == "HEAD":
+            return Response(headers={"Content-Length": str(len(data))}, media_type=ctype)
+        state.media_downloads += 1
+        if sim.config.slow_media_s > 0:
+            return StreamingResponse(
+                media.trickle(data, sim.config.slow_media_s),
+                media_type=ctype,
+                headers={"Content-Length": str(len(data))},
+            )
+        return Response(data, media_type=ctype)
+
+    async def media_big(request: Request) -> Response:
+        try:
+            n_bytes = int(request.path_params["n"])
+        except ValueError:
+            return JSONResponse({"error": "size must be an integer"}, status_code=404)
+        if not 0 <= n_bytes <= MAX_BIG:
+            return JSONResponse({"error": f"size must be 0..{MAX_BIG}"}, status_code=400)
+        headers = {"Content-Length": str(n_bytes)}
+        if request.method == "HEAD":
+            return Response(headers=headers, media_type="application/octet-stream")
+        state.media_downloads += 1
+        return StreamingResponse(
+            media.stream_big(n_bytes, sim.config.slow_media_s),
+            media_type="application/octet-stream",
+            headers=headers,
+        )
+
+    async def media_expired(request: Request) -> Response:
+        return Response(
+            "<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>",
+            status_code=403,
+            media_type="application/xml",
+        )
+
+    get = ["GET"]
+    return [
+        Route("/_sim/health", health, methods=get),
+        Route("/_sim/config", config, methods=["GET", "POST"]),
+        Route("/_sim/faults", faults, methods=["GET", "POST"]),
+        Route("/_sim/reset", reset, methods=["POST"]),
+        Route("/_sim/advance", advance, methods=["POST"]),
+        Route("/_sim/stats", stats, methods=get),
+        Route("/_sim/tasks", tasks, methods=get),
+        Route("/_sim/callbacks", callbacks, methods=get),
+        Route("/_sim/media-sha256", media_sha256, methods=get),
+        Route("/_sim/media/big/{n}.bin", media_big, methods=get),
+        Route("/_sim/media/expired/{rest:path}", media_expired, methods=get),
+        Route("/_sim/media/{name}", media_file, methods=get),
+    ]

@@ -1,0 +1,197 @@
+"""ASGI app faking the Key4U relay's Kling (style A) endpoints.
+
+`create_app(config)` returns a Starlette app serving:
+  POST /kling/v1/videos/text2video | videos/image2video | images/generations
+  GET  the same paths + /{id}   (id = task id, relay id or external_task_id)
+  GET  the same paths (list, native envelope only)
+plus the admin and media routes of `simulator.admin`. The simulator object is
+reachable as `app.state.sim` (config, state, callback dispatcher).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from simulator import views
+from simulator.admin import admin_routes
+from simulator.callbacks import CallbackDispatcher
+from simulator.config import SimConfig
+from simulator.state import KINDS, SimState, parse_directives
+
+MAX_PROMPT = 2500
+MAX_IMAGES = 9
+
+
+class Simulator:
+    """Bundle of config + state + callback dispatcher shared by all routes."""
+
+    def __init__(self, config: SimConfig) -> None:
+        self.config = config
+        self.state = SimState(config)
+        self.callbacks = CallbackDispatcher(self.state)
+
+    def base_url(self, request: Request) -> str:
+        return (self.config.public_base or str(request.base_url)).rstrip("/")
+
+    def error(self, name: str, message: str, status: int | None = None) -> JSONResponse:
+        http, body = views.error(name, message, self.config.envelope, status)
+        headers = {"Retry-After": "1"} if http == 429 else None
+        return JSONResponse(body, status_code=http, headers=headers)
+
+    async def guard(self, request: Request, route_key: str, is_create: bool = False) -> Response | None:
+        """Count the request, check auth, apply pending faults (may sleep)."""
+        state, faults = self.state, self.state.faults
+        state.requests[route_key] += 1
+        header = request.headers.get("authorization", "")
+        scheme, _, key = header.partition(" ")
+        key = key.strip()
+        if scheme.lower() != "bearer" or not key:
+            state.auth_failures += 1
+            return self.error("auth", "Authorization missing")
+        state.auth_seen = True
+        if self.config.api_key is not None and key != self.config.api_key:
+            state.auth_failures += 1
+            return self.error("auth", "Authorization invalid")
+        if faults.rate_limit_next > 0:
+            faults.rate_limit_next -= 1
+            return self.error("rate_limit", "rate limit")
+        if faults.error_5xx_next > 0 and not (is_create and faults.error_5xx_after_accept):
+            faults.error_5xx_next -= 1
+            return self.error("server", "internal server error", faults.error_5xx_status)
+        if faults.slow_next > 0:
+            faults.slow_next -= 1
+            await asyncio.sleep(faults.slow_delay_s)
+        return None
+
+
+def _validate(kind: str, body: dict[str, Any]) -> str | None:
+    """Error message for an invalid create body, or None."""
+    prompt = body.get("prompt")
+    if prompt is not None and not isinstance(prompt, str):
+        return "prompt must be a string"
+    if kind in ("videos/text2video", "images/generations") and not (prompt or "").strip():
+        return "prompt is required"
+    if prompt and len(prompt) > MAX_PROMPT:
+        return f"prompt must be at most {MAX_PROMPT} characters"
+    if kind == "videos/image2video" and not (body.get("image") or body.get("image_tail")):
+        return "image is required"
+    if kind == "images/generations":
+        n = body.get("n", 1)
+        if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_IMAGES:
+            return f"n must be an integer between 1 and {MAX_IMAGES}"
+    for name in ("external_task_id", "callback_url"):
+        if body.get(name) is not None and not isinstance(body[name], str):
+            return f"{name} must be a string"
+    return None
+
+
+def _create_endpoint(sim: Simulator, kind: str) -> Any:
+    route_key = f"POST /kling/v1/{kind}"
+
+    async def create(request: Request) -> Response:
+        blocked = await sim.guard(request, route_key, is_create=True)
+        if blocked is not None:
+            return blocked
+        try:
+            body = await request.json()
+        except ValueError:
+            return sim.error("invalid", "invalid request body: not JSON")
+        if not isinstance(body, dict):
+            return sim.error("invalid", "invalid request body: expected an object")
+        problem = _validate(kind, body)
+        if problem:
+            return sim.error("invalid", problem)
+        directives = parse_directives(body.get("prompt") or "")
+        if directives.reject:
+            return sim.error("reject", "content safety check failed")
+        ext = body.get("external_task_id") or ""
+        if ext and sim.config.reject_duplicate_external_id and sim.state.find(ext):
+            return sim.error("duplicate", "external_task_id already exists")
+        task = sim.state.create_task(kind, body, directives, sim.base_url(request))
+        faults = sim.state.faults
+        if faults.error_5xx_next > 0 and faults.error_5xx_after_accept:
+            faults.error_5xx_next -= 1
+            return sim.error("server", "internal server error", faults.error_5xx_status)
+        if faults.timeout_after_accept_next > 0:
+            faults.timeout_after_accept_next -= 1
+            await asyncio.sleep(faults.timeout_delay_s)
+        if sim.config.envelope == "native":
+            return JSONResponse(views.native_create(task, sim.state))
+        return JSONResponse(views.newapi_create(task, sim.state))
+
+    return create
+
+
+def _query_endpoint(sim: Simulator, kind: str) -> Any:
+    route_key = f"GET /kling/v1/{kind}/{{id}}"
+
+    async def query(request: Request) -> Response:
+        blocked = await sim.guard(request, route_key)
+        if blocked is not None:
+            return blocked
+        task = sim.state.find(request.path_params["task_id"], kind)
+        if task is None:
+            return sim.error("not_found", "task not found")
+        base = sim.base_url(request)
+        if sim.config.envelope == "native":
+            return JSONResponse(views.native_ok(views.native_task(task, sim.state, sim.state.now(), base)))
+        return JSONResponse(views.newapi_dto(task, sim.state, sim.config, base))
+
+    return query
+
+
+def _list_endpoint(sim: Simulator, kind: str) -> Any:
+    route_key = f"GET /kling/v1/{kind}"
+
+    async def list_tasks(request: Request) -> Response:
+        blocked = await sim.guard(request, route_key)
+        if blocked is not None:
+            return blocked
+        if sim.config.envelope != "native":
+            return JSONResponse({"error": {"message": "Invalid URL", "type": "invalid_request_error"}}, 404)
+        try:
+            page = max(1, int(request.query_params.get("pageNum", "1")))
+            size = min(500, max(1, int(request.query_params.get("pageSize", "30"))))
+        except ValueError:
+            return sim.error("invalid", "pageNum and pageSize must be integers")
+        now, base = sim.state.now(), sim.base_url(request)
+        tasks = [t for t in reversed(sim.state.tasks.values()) if t.kind == kind]
+        chunk = tasks[(page - 1) * size : page * size]
+        return JSONResponse(views.native_ok([views.native_task(t, sim.state, now, base) for t in chunk]))
+
+    return list_tasks
+
+
+def create_app(config: SimConfig | None = None) -> Starlette:
+    """Build the simulator ASGI app. The callback loop runs during the lifespan."""
+    sim = Simulator(config or SimConfig())
+    routes: list[Route] = []
+    for kind in KINDS:
+        path = f"/kling/v1/{kind}"
+        routes.append(Route(path, _create_endpoint(sim, kind), methods=["POST"]))
+        routes.append(Route(path, _list_endpoint(sim, kind), methods=["GET"]))
+        routes.append(Route(path + "/{task_id}", _query_endpoint(sim, kind), methods=["GET"]))
+    routes.extend(admin_routes(sim))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        loop_task = asyncio.create_task(sim.callbacks.run())
+        try:
+            yield
+        finally:
+            loop_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await loop_task
+            await sim.callbacks.aclose()
+
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.sim = sim
+    return app

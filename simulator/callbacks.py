@@ -1,0 +1,134 @@
+"""Kling-style `callback_url` delivery.
+
+A background loop (started by the app's lifespan) wakes every
+`callback_interval_s`, asks `collect_due` which status changes happened since
+the last look, and POSTs the native task object (not enveloped, upstream
+numeric task_id) for each one with httpx. Delivery failures are logged and
+otherwise ignored, like a real provider that does not retry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from simulator.state import PROCESSING, SimState
+from simulator.views import native_task
+
+log = logging.getLogger("simulator.callbacks")
+_LOG_LIMIT = 1000
+
+
+@dataclass
+class Delivery:
+    task_id: str
+    status: str
+    url: str
+    body: dict[str, Any]
+
+
+def collect_due(state: SimState) -> list[list[Delivery]]:
+    """Due callbacks, one ordered list per task; marks them as notified.
+
+    Honours callbacks_enabled (disabled -> dropped), callback_reorder (the
+    'processing' notice is held back and sent after the final one) and
+    callback_duplicates (each notice repeated that many extra times).
+    """
+    config, now = state.config, state.now()
+    batches: list[list[Delivery]] = []
+    for task in state.tasks.values():
+        if not task.callback_url:
+            continue
+        new = [e for e in task.events_until(now) if e not in task.notified]
+        task.notified.extend(new)
+        if not config.callbacks_enabled:
+            state.callbacks_dropped += len(new) + len(task.held)
+            task.held.clear()
+            continue
+        send: list[str] = []
+        for event in new:
+            if event == PROCESSING and config.callback_reorder:
+                task.held.append(event)
+            else:
+                send.append(event)
+        if task.held and (task.final_status in send or not config.callback_reorder):
+            send = send + task.held if config.callback_reorder else task.held + send
+            task.held.clear()
+        base = config.public_base or task.public_base
+        batch = [
+            Delivery(task.task_id, event, task.callback_url, native_task(task, state, task.changed_at(event), base))
+            for event in send
+            for _ in range(1 + config.callback_duplicates)
+        ]
+        if batch:
+            batches.append(batch)
+    return batches
+
+
+class CallbackDispatcher:
+    """Sends due callbacks; `run()` is the periodic background loop."""
+
+    def __init__(self, state: SimState) -> None:
+        self.state = state
+        self._inflight: set[asyncio.Task[None]] = set()
+
+    async def dispatch_once(self, wait: bool = True) -> int:
+        """Collect and send due callbacks. Returns how many POSTs were started."""
+        batches = collect_due(self.state)
+        if not batches:
+            return 0
+        job = asyncio.ensure_future(self._send_batches(batches))
+        if wait:
+            await job
+        else:
+            self._inflight.add(job)
+            job.add_done_callback(self._inflight.discard)
+        return sum(len(b) for b in batches)
+
+    async def _send_batches(self, batches: list[list[Delivery]]) -> None:
+        config = self.state.config
+        async with httpx.AsyncClient(
+            transport=config.callback_transport, timeout=config.callback_timeout_s
+        ) as client:
+            await asyncio.gather(*(self._send_ordered(client, batch) for batch in batches))
+
+    async def _send_ordered(self, client: httpx.AsyncClient, batch: list[Delivery]) -> None:
+        for delivery in batch:
+            await self._post(client, delivery)
+
+    async def _post(self, client: httpx.AsyncClient, delivery: Delivery) -> None:
+        entry: dict[str, Any] = {"task_id": delivery.task_id, "status": delivery.status, "url": delivery.url}
+        try:
+            response = await client.post(delivery.url, json=delivery.body)
+            entry["http_status"] = response.status_code
+            entry["ok"] = response.is_success
+        except Exception as exc:  # delivery problems are the receiver's
+            entry["ok"] = False
+            entry["error"] = f"{type(exc).__name__}: {exc}"
+            log.warning("callback to %s for task %s failed: %s", delivery.url, delivery.task_id, exc)
+        self.state.callbacks_sent += 1
+        if not entry["ok"]:
+            self.state.callbacks_failed += 1
+        self.state.callback_log.append(entry)
+        del self.state.callback_log[:-_LOG_LIMIT]
+
+    async def run(self) -> None:
+        """Background loop: look for due callbacks every callback_interval_s."""
+        while True:
+            try:
+                await self.dispatch_once(wait=False)
+            except Exception:
+                log.exception("callback loop iteration failed")
+            await asyncio.sleep(max(0.01, self.state.config.callback_interval_s))
+
+    async def aclose(self) -> None:
+        for job in list(self._inflight):
+            job.cancel()
+        for job in list(self._inflight):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await job

@@ -1,0 +1,160 @@
+"""Simulator configuration (`SimConfig`) and fault-injection counters (`Faults`).
+
+Both are plain dataclasses. They can be changed at runtime through the admin
+endpoints (`POST /_sim/config`, `POST /_sim/faults`); `update_config` and
+`update_faults` validate those JSON payloads.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from typing import Any
+
+import httpx
+
+ENVELOPES = ("native", "newapi")
+
+# Fields of SimConfig that may be changed through `POST /_sim/config`.
+_RUNTIME_FIELDS: dict[str, type] = {
+    "envelope": str,
+    "queue_s": float,
+    "run_s": float,
+    "legacy_result_in_fail_reason": bool,
+    "callbacks_enabled": bool,
+    "callback_duplicates": int,
+    "callback_reorder": bool,
+    "callback_interval_s": float,
+    "callback_timeout_s": float,
+    "slow_media_s": float,
+    "public_base": str,
+    "api_key": str,
+    "reject_duplicate_external_id": bool,
+}
+
+
+@dataclass
+class SimConfig:
+    """Behaviour of the fake Key4U Kling relay.
+
+    envelope: "native" (Kling official bodies) or "newapi" (new-api DTOs).
+    queue_s / run_s: default time a task spends `submitted` / `processing`.
+    clock: monotonic clock driving the task lifecycle (inject a fake in tests).
+    legacy_result_in_fail_reason: newapi quirk - result URL in `fail_reason`.
+    callbacks_enabled / callback_duplicates / callback_reorder: callback delivery.
+    callback_interval_s: how often the background loop looks for due callbacks.
+    callback_transport: optional httpx transport for callbacks (tests).
+    slow_media_s: spread every media download over roughly this many seconds.
+    public_base: override for the base URL put into result links (default:
+        the base URL of the incoming request).
+    api_key: if set, only this bearer key is accepted (else any non-empty key).
+    reject_duplicate_external_id: refuse a create whose external_task_id exists.
+    """
+
+    envelope: str = "native"
+    queue_s: float = 0.5
+    run_s: float = 2.0
+    clock: Callable[[], float] = time.monotonic
+    legacy_result_in_fail_reason: bool = False
+    callbacks_enabled: bool = True
+    callback_duplicates: int = 0
+    callback_reorder: bool = False
+    callback_interval_s: float = 0.1
+    callback_timeout_s: float = 5.0
+    callback_transport: httpx.AsyncBaseTransport | None = None
+    slow_media_s: float = 0.0
+    public_base: str | None = None
+    api_key: str | None = None
+    reject_duplicate_external_id: bool = False
+
+    def __post_init__(self) -> None:
+        if self.envelope not in ENVELOPES:
+            raise ValueError(f"envelope must be one of {ENVELOPES}, got {self.envelope!r}")
+
+    def public_view(self) -> dict[str, Any]:
+        """JSON-safe view of the runtime-changeable fields (never the api key)."""
+        out: dict[str, Any] = {k: getattr(self, k) for k in _RUNTIME_FIELDS if k != "api_key"}
+        out["api_key_required"] = self.api_key is not None
+        return out
+
+
+def update_config(config: SimConfig, payload: dict[str, Any]) -> None:
+    """Apply a JSON patch to `config`; raises ValueError on bad keys/values."""
+    for key, value in payload.items():
+        kind = _RUNTIME_FIELDS.get(key)
+        if kind is None:
+            raise ValueError(f"unknown or read-only config field: {key}")
+        if value is None and key in ("public_base", "api_key"):
+            setattr(config, key, None)
+            continue
+        if kind is bool and not isinstance(value, bool):
+            raise ValueError(f"{key} must be a boolean")
+        if kind in (int, float) and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise ValueError(f"{key} must be a number")
+        if kind is str and not isinstance(value, str):
+            raise ValueError(f"{key} must be a string")
+        if key == "envelope" and value not in ENVELOPES:
+            raise ValueError(f"envelope must be one of {ENVELOPES}")
+        if kind in (int, float) and value < 0:
+            raise ValueError(f"{key} must be >= 0")
+        setattr(config, key, kind(value))
+
+
+@dataclass
+class Faults:
+    """Pending one-shot faults, each a countdown of requests still to affect."""
+
+    rate_limit_next: int = 0
+    error_5xx_next: int = 0
+    error_5xx_status: int = 500
+    error_5xx_after_accept: bool = False
+    slow_next: int = 0
+    slow_delay_s: float = 2.0
+    timeout_after_accept_next: int = 0
+    timeout_delay_s: float = 30.0
+
+    def view(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+_COUNT_KEYS = ("rate_limit_next", "error_5xx_next", "slow_next", "timeout_after_accept_next")
+
+
+def update_faults(faults: Faults, payload: dict[str, Any]) -> None:
+    """Apply `POST /_sim/faults` JSON.
+
+    Accepted keys: rate_limit_next, error_5xx_next (+ status, after_accept),
+    slow_next (+ delay_s), timeout_after_accept_next (+ delay_s).
+    `delay_s` applies to whichever of slow_next / timeout_after_accept_next is
+    in the same payload.
+    """
+    known = set(_COUNT_KEYS) | {"status", "delay_s", "after_accept"}
+    unknown = set(payload) - known
+    if unknown:
+        raise ValueError(f"unknown fault keys: {sorted(unknown)}")
+    for key in _COUNT_KEYS:
+        if key in payload:
+            value = payload[key]
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"{key} must be a non-negative integer")
+            setattr(faults, key, value)
+    if "status" in payload:
+        status = payload["status"]
+        if isinstance(status, bool) or not isinstance(status, int) or not 500 <= status <= 599:
+            raise ValueError("status must be an integer 500..599")
+        faults.error_5xx_status = status
+    if "after_accept" in payload:
+        if not isinstance(payload["after_accept"], bool):
+            raise ValueError("after_accept must be a boolean")
+        faults.error_5xx_after_accept = payload["after_accept"]
+    if "delay_s" in payload:
+        delay = payload["delay_s"]
+        if isinstance(delay, bool) or not isinstance(delay, (int, float)) or delay < 0:
+            raise ValueError("delay_s must be a non-negative number")
+        if "slow_next" in payload:
+            faults.slow_delay_s = float(delay)
+        if "timeout_after_accept_next" in payload:
+            faults.timeout_delay_s = float(delay)
+        if "slow_next" not in payload and "timeout_after_accept_next" not in payload:
+            faults.slow_delay_s = faults.timeout_delay_s = float(delay)

@@ -1,0 +1,104 @@
+"""Result media served by the simulator: stable PNG/MP4 bytes and big blobs.
+
+* `PNG_BYTES`: 64x64 RGB gradient, zlib "stored" blocks (no compressor
+  involved, so the bytes never depend on the zlib version).
+* `MP4_BYTES`: see `simulator.mp4`.
+* `iter_big(n)`: n deterministic bytes produced chunk by chunk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import struct
+import zlib
+from collections.abc import AsyncIterator, Iterator
+
+from simulator.mp4 import build_mp4
+
+PNG_SIZE = 64
+CHUNK = 64 * 1024
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def _zlib_stored(raw: bytes) -> bytes:
+    """A zlib stream made of uncompressed (stored) deflate blocks."""
+    out = bytearray(b"\x78\x01")
+    pieces = [raw[i : i + 65535] for i in range(0, len(raw), 65535)] or [b""]
+    for i, piece in enumerate(pieces):
+        final = 1 if i == len(pieces) - 1 else 0
+        out += struct.pack("<BHH", final, len(piece), 0xFFFF ^ len(piece)) + piece
+    out += struct.pack(">I", zlib.adler32(raw))
+    return bytes(out)
+
+
+def build_png(size: int = PNG_SIZE) -> bytes:
+    """Deterministic size x size RGB gradient PNG."""
+    rows = bytearray()
+    for y in range(size):
+        rows.append(0)  # filter type: none
+        for x in range(size):
+            rows += bytes((x * 255 // (size - 1), y * 255 // (size - 1), 128))
+    ihdr = struct.pack(">IIBBBBB", size, size, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _png_chunk(b"IHDR", ihdr)
+        + _png_chunk(b"IDAT", _zlib_stored(bytes(rows)))
+        + _png_chunk(b"IEND", b"")
+    )
+
+
+PNG_BYTES = build_png()
+MP4_BYTES = build_mp4()
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+MEDIA_SHA256 = {"mp4": sha256_hex(MP4_BYTES), "png": sha256_hex(PNG_BYTES)}
+
+_BASE_BLOCK = bytes((i * 131 + (i >> 8) * 7 + 13) & 0xFF for i in range(CHUNK))
+
+
+def iter_big(n_bytes: int) -> Iterator[bytes]:
+    """n deterministic bytes in 64 KiB chunks; chunk k is the base block rotated by k*7."""
+    sent, k = 0, 0
+    while sent < n_bytes:
+        r = (k * 7) % CHUNK
+        block = _BASE_BLOCK[r:] + _BASE_BLOCK[:r]
+        piece = block[: min(CHUNK, n_bytes - sent)]
+        sent += len(piece)
+        k += 1
+        yield piece
+
+
+def big_sha256(n_bytes: int) -> str:
+    """sha256 of what `GET /_sim/media/big/{n_bytes}.bin` serves."""
+    digest = hashlib.sha256()
+    for piece in iter_big(n_bytes):
+        digest.update(piece)
+    return digest.hexdigest()
+
+
+async def trickle(data: bytes, total_s: float, pieces: int = 20) -> AsyncIterator[bytes]:
+    """Yield `data` in ~`pieces` parts spread over about `total_s` seconds."""
+    step = max(1, -(-len(data) // pieces))
+    parts = [data[i : i + step] for i in range(0, len(data), step)]
+    for part in parts:
+        await asyncio.sleep(total_s / len(parts))
+        yield part
+
+
+async def stream_big(n_bytes: int, total_s: float = 0.0) -> AsyncIterator[bytes]:
+    """Async version of `iter_big`, optionally spread over `total_s` seconds."""
+    chunks = max(1, -(-n_bytes // CHUNK))
+    for piece in iter_big(n_bytes):
+        if total_s > 0:
+            await asyncio.sleep(total_s / chunks)
+        else:
+            await asyncio.sleep(0)
+        yield piece

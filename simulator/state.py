@@ -1,0 +1,237 @@
+"""Task registry, counters and the task lifecycle as pure functions of time.
+
+A task is `submitted` for `queue_s` seconds, then `processing` for `run_s`
+seconds, then `succeed` (or `failed` when the prompt asked for it). Nothing is
+scheduled: every view is computed from the (injected, monotonic) clock.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import secrets
+import string
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from simulator.config import Faults, SimConfig
+
+SUBMITTED, PROCESSING, SUCCEED, FAILED = "submitted", "processing", "succeed", "failed"
+FINAL_STATUSES = (SUCCEED, FAILED)
+FAIL_MESSAGE = "risk control: content rejected"
+
+# Kind (URL segment after /kling/v1/) -> new-api style action name.
+KINDS: dict[str, str] = {
+    "videos/text2video": "textGenerate",
+    "videos/image2video": "generate",
+    "images/generations": "imageGenerate",
+}
+
+_DIRECTIVE = re.compile(r"\[sim:([a-z_]+)(?:=([^\]]*))?\]")
+_ALNUM = string.ascii_letters + string.digits
+
+
+@dataclass
+class Directives:
+    """Per-task behaviour requested through `[sim:...]` markers in the prompt."""
+
+    fail: bool = False
+    reject: bool = False
+    queue_s: float | None = None
+    run_s: float | None = None
+
+
+def parse_directives(prompt: str) -> Directives:
+    """Read `[sim:fail]`, `[sim:reject]`, `[sim:run=7.5]`, `[sim:queue=1]`."""
+    out = Directives()
+    for name, value in _DIRECTIVE.findall(prompt or ""):
+        if name == "fail":
+            out.fail = True
+        elif name == "reject":
+            out.reject = True
+        elif name in ("run", "queue"):
+            try:
+                seconds = max(0.0, float(value))
+            except ValueError:
+                continue
+            if name == "run":
+                out.run_s = seconds
+            else:
+                out.queue_s = seconds
+    return out
+
+
+@dataclass
+class Task:
+    """One simulated generation task (times are on the monotonic clock)."""
+
+    db_id: int
+    task_id: str  # upstream Kling id (numeric string)
+    relay_id: str  # new-api public id "task_<32 alnum>"
+    kind: str  # key of KINDS
+    model: str
+    prompt: str
+    external_task_id: str
+    callback_url: str | None
+    created: float
+    queue_s: float
+    run_s: float
+    will_fail: bool
+    n: int = 1
+    duration: str = "5"
+    public_base: str = ""
+    notified: list[str] = field(default_factory=list)  # statuses already called back
+    held: list[str] = field(default_factory=list)  # reordered, not yet sent
+
+    @property
+    def started(self) -> float:
+        return self.created + self.queue_s
+
+    @property
+    def finished(self) -> float:
+        return self.created + self.queue_s + self.run_s
+
+    @property
+    def final_status(self) -> str:
+        return FAILED if self.will_fail else SUCCEED
+
+    @property
+    def is_image(self) -> bool:
+        return self.kind.startswith("images/")
+
+    def status_at(self, now: float) -> str:
+        if now < self.started:
+            return SUBMITTED
+        if now < self.finished:
+            return PROCESSING
+        return self.final_status
+
+    def changed_at(self, status: str) -> float:
+        """Monotonic time at which the task entered `status`."""
+        return {SUBMITTED: self.created, PROCESSING: self.started}.get(status, self.finished)
+
+    def progress_at(self, now: float) -> int:
+        """0 while queued, linear 0..99 while processing, 100 when final."""
+        status = self.status_at(now)
+        if status == SUBMITTED:
+            return 0
+        if status == PROCESSING:
+            return min(99, int(99 * (now - self.started) / self.run_s)) if self.run_s else 99
+        return 100
+
+    def events_until(self, now: float) -> list[str]:
+        """Status changes (after creation) that have happened by `now`."""
+        return [s for s in (PROCESSING, self.final_status) if now >= self.changed_at(s)]
+
+
+class SimState:
+    """Everything the simulator remembers between requests."""
+
+    def __init__(self, config: SimConfig) -> None:
+        self.config = config
+        self.time_offset = 0.0  # moved forward by POST /_sim/advance
+        # Wall-clock epoch matching clock()==0, so timestamps follow the fake clock.
+        self._epoch = time.time() - config.clock()
+        self.reset()
+
+    def reset(self) -> None:
+        self.tasks: dict[str, Task] = {}  # by upstream task_id, insertion ordered
+        self.faults = Faults()
+        self.requests: Counter[str] = Counter()
+        self.creates = 0
+        self.callbacks_sent = 0
+        self.callbacks_failed = 0
+        self.callbacks_dropped = 0
+        self.callback_log: list[dict[str, Any]] = []
+        self.media_downloads = 0
+        self.auth_seen = False
+        self.auth_failures = 0
+        self._next_db_id = 1
+
+    # -- time ---------------------------------------------------------------
+    def now(self) -> float:
+        return self.config.clock() + self.time_offset
+
+    def wall_ms(self, mono: float) -> int:
+        return int(round((self._epoch + mono) * 1000))
+
+    def wall_s(self, mono: float) -> int:
+        return int(self._epoch + mono)
+
+    # -- tasks --------------------------------------------------------------
+    def find(self, key: str, kind: str | None = None) -> Task | None:
+        """Find by upstream id, relay `task_...` id or external_task_id."""
+        task = self.tasks.get(key)
+        if task is None:
+            task = next(
+                (t for t in self.tasks.values() if key in (t.relay_id, t.external_task_id) and key),
+                None,
+            )
+        if task is not None and kind is not None and task.kind != kind:
+            return None
+        return task
+
+    def create_task(self, kind: str, body: dict[str, Any], directives: Directives, public_base: str) -> Task:
+        task_id = self._new_upstream_id()
+        relay_id = "task_" + "".join(secrets.choice(_ALNUM) for _ in range(32))
+        n = body.get("n", 1)
+        task = Task(
+            db_id=self._next_db_id,
+            task_id=task_id,
+            relay_id=relay_id,
+            kind=kind,
+            model=str(body.get("model_name") or body.get("model") or "kling-v1"),
+            prompt=str(body.get("prompt") or ""),
+            external_task_id=str(body.get("external_task_id") or ""),
+            callback_url=str(body["callback_url"]) if body.get("callback_url") else None,
+            created=self.now(),
+            queue_s=self.config.queue_s if directives.queue_s is None else directives.queue_s,
+            run_s=self.config.run_s if directives.run_s is None else directives.run_s,
+            will_fail=directives.fail,
+            n=int(n) if kind == "images/generations" else 1,
+            duration=str(body.get("duration") or "5"),
+            public_base=public_base,
+        )
+        self._next_db_id += 1
+        self.tasks[task_id] = task
+        self.creates += 1
+        return task
+
+    def _new_upstream_id(self) -> str:
+        while True:
+            candidate = str(random.randint(700_000_000_000_000_000, 899_999_999_999_999_999))
+            if candidate not in self.tasks:
+                return candidate
+
+    def task_rows(self) -> list[dict[str, Any]]:
+        now = self.now()
+        return [
+            {
+                "task_id": t.task_id,
+                "relay_id": t.relay_id,
+                "external_task_id": t.external_task_id,
+                "kind": t.kind,
+                "model": t.model,
+                "status": t.status_at(now),
+                "progress": t.progress_at(now),
+                "created_at": self.wall_ms(t.created),
+                "callback_url": t.callback_url,
+                "callbacks_notified": list(t.notified),
+            }
+            for t in self.tasks.values()
+        ]
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "requests": dict(self.requests),
+            "creates": self.creates,
+            "tasks": len(self.tasks),
+            "callbacks_sent": self.callbacks_sent,
+            "callbacks_failed": self.callbacks_failed,
+            "callbacks_dropped": self.callbacks_dropped,
+            "media_downloads": self.media_downloads,
+            "auth_seen": self.auth_seen,
+            "auth_failures": self.auth_failures,
+        }

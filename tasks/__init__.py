@@ -1,0 +1,1 @@
+"""Thin Celery tasks: explicit names, ids only, one service call each."""

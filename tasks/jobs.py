@@ -1,0 +1,37 @@
+"""The Celery tasks. Each takes ids (and a version, the fencing token) and calls one service."""
+
+from __future__ import annotations
+
+from workers import dispatch
+from workers.celery_app import app
+from workers.process import runtime
+from workers.services.download import store_outputs
+from workers.services.notify import deliver_notification
+from workers.services.poll import poll_jobs
+from workers.services.submit import submit_job
+from workers.services.sweep import tick as sweep_tick
+
+
+@app.task(name=dispatch.SUBMIT)
+def submit(job_id: str, version: int) -> str:
+    return submit_job(runtime(), job_id, version)
+
+
+@app.task(name=dispatch.POLL)
+def poll(job_ids: list[str]) -> int:
+    return poll_jobs(runtime(), job_ids)
+
+
+@app.task(name=dispatch.DOWNLOAD)
+def download(job_id: str, version: int) -> str:
+    return store_outputs(runtime(), job_id, version)
+
+
+@app.task(name=dispatch.NOTIFY)
+def notify(delivery_id: str, version: int) -> str:
+    return deliver_notification(runtime(), delivery_id, version)
+
+
+@app.task(name=dispatch.TICK)
+def tick() -> dict[str, int]:
+    return sweep_tick(runtime())

@@ -1,0 +1,1 @@
+"""The engine: settings, database, relay client, storage and services. The only I/O below api/."""

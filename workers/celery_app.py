@@ -1,0 +1,50 @@
+"""The Celery app: queues, routes, reliability settings and the beat schedule.
+
+Configured lazily from Settings (nothing reads the environment at import). Tasks are
+idempotent under the DB's fencing, so acks_late is on for all of them; redelivery loops are
+stopped by DB attempt counters, not by the broker.
+"""
+
+from __future__ import annotations
+
+from celery import Celery
+from kombu import Queue
+
+from workers.dispatch import QUEUES, TICK
+from workers.settings import Settings, get_settings
+
+app = Celery("k4u", include=["tasks.jobs"])
+
+
+def configure(celery: Celery, settings: Settings) -> Celery:
+    if not settings.redis_url:
+        from models.errors import ConfigError
+
+        raise ConfigError("K4U_REDIS_URL is not set (or start everything with `k4u dev`, which bundles Redis)")
+    celery.conf.update(
+        broker_url=settings.redis_url,
+        broker_connection_retry_on_startup=True,
+        broker_transport_options={"visibility_timeout": 3600},
+        task_ignore_result=True,
+        result_backend=None,
+        task_serializer="json",
+        accept_content=["json"],
+        task_acks_late=True,
+        task_reject_on_worker_lost=False,
+        worker_prefetch_multiplier=1,
+        worker_send_task_events=True,
+        task_send_sent_event=True,
+        worker_hijack_root_logger=False,
+        task_queues=[Queue(q) for q in sorted(set(QUEUES.values()))],
+        task_routes={name: {"queue": q} for name, q in QUEUES.items()},
+        task_default_queue="sweep",
+        beat_schedule={"k4u-tick": {"task": TICK, "schedule": settings.beat_interval_s, "options": {"queue": "sweep", "expires": 30}}},
+        timezone="UTC",
+    )
+    return celery
+
+
+@app.on_configure.connect
+def _on_configure(sender: Celery, **_: object) -> None:
+    if not sender.conf.broker_url or sender.conf.broker_url.startswith("amqp://guest"):
+        configure(sender, get_settings())

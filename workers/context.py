@@ -1,0 +1,58 @@
+"""The per-process runtime: engine, relay client, fetcher, store, dispatcher, clock.
+
+Built once per worker process (worker_process_init) or API app; tests build their own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import httpx
+from sqlalchemy.engine import Engine
+
+from models.tables import utcnow
+from workers.db import get_engine
+from workers.dispatch import Dispatcher
+from workers.relay import Fetcher, Observer, Relay
+from workers.settings import Settings
+from workers.storage import ObjectStore, open_store
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    engine: Engine
+    relay: Relay
+    fetcher: Fetcher
+    store: ObjectStore
+    dispatcher: Dispatcher
+    clock: Callable[[], datetime] = field(default=utcnow)
+    notify_transport: httpx.BaseTransport | None = None
+
+    def close(self) -> None:
+        self.relay.close()
+        self.fetcher.close()
+
+
+def build_runtime(
+    settings: Settings,
+    dispatcher: Dispatcher,
+    *,
+    relay_transport: httpx.BaseTransport | None = None,
+    fetch_transport: httpx.BaseTransport | None = None,
+    observe: Observer | None = None,
+    store: ObjectStore | None = None,
+) -> Runtime:
+    key = settings.api_key.get_secret_value() if settings.api_key else None
+    return Runtime(
+        settings=settings,
+        engine=get_engine(settings.database_url),
+        relay=Relay(settings.base_url, key, transport=relay_transport, timeout_s=settings.relay_timeout_s,
+                    connect_timeout_s=settings.relay_connect_timeout_s, observe=observe),
+        fetcher=Fetcher(allow_private=settings.allow_private_urls, timeout_s=settings.download_timeout_s,
+                        relay_base_url=settings.base_url, api_key=key, transport=fetch_transport),
+        store=store or open_store(settings.storage_url, s3_endpoint_url=settings.s3_endpoint_url),
+        dispatcher=dispatcher,
+    )

@@ -1,0 +1,43 @@
+"""Enqueueing follow-up work: task names, queues, and the Dispatcher seam.
+
+Messages carry ids and a version (a fencing token), never data or secrets. Services call a
+Dispatcher only after their transaction has committed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+SUBMIT, POLL, DOWNLOAD, NOTIFY, TICK = "k4u.submit", "k4u.poll", "k4u.download", "k4u.notify", "k4u.tick"
+QUEUES = {SUBMIT: "submit", POLL: "poll", DOWNLOAD: "download", NOTIFY: "notify", TICK: "sweep"}
+
+
+class Dispatcher(Protocol):
+    def send(self, task: str, *args: Any) -> None: ...
+
+
+class CeleryDispatcher:
+    def __init__(self, app: Any) -> None:
+        self._app = app
+
+    def send(self, task: str, *args: Any) -> None:
+        self._app.send_task(task, args=list(args), queue=QUEUES[task])
+
+
+class RecordingDispatcher:
+    """Keeps what would have been sent; for service tests."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, tuple[Any, ...]]] = []
+
+    def send(self, task: str, *args: Any) -> None:
+        self.sent.append((task, args))
+
+    def of(self, task: str) -> list[tuple[Any, ...]]:
+        return [a for t, a in self.sent if t == task]
+
+
+def send_all(dispatcher: Dispatcher, followups: Sequence[tuple[str, tuple[Any, ...]]]) -> None:
+    for task, args in followups:
+        dispatcher.send(task, *args)

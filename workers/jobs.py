@@ -1,0 +1,126 @@
+"""Load, claim and transition jobs: the only code that changes Job.status.
+
+Every transition is a compare-and-swap (`UPDATE ... WHERE status = :old [AND version = :v]`)
+that also appends a JobEvent. Only the winner performs the side effect that follows. A lost
+CAS returns False. `version` doubles as a fencing token: task messages carry (id, version)
+and a task first takes its lease with a CAS on that version, so duplicates drop out early.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlmodel import Session
+
+from models.status import JobStatus, can_transition
+from models.tables import Job, JobEvent, utcnow
+from workers.db import is_postgres
+
+
+def new_job_id() -> str:
+    """Time-ordered id: sorts by creation, so it serves as the list cursor."""
+    return f"job_{time.time_ns() // 1_000_000:012x}{secrets.token_hex(8)}"
+
+
+def digest(payload: bytes | None) -> str | None:
+    return hashlib.sha256(payload).hexdigest() if payload else None
+
+
+def get_job(session: Session, job_id: str) -> Job | None:
+    session.expire_all()
+    return session.get(Job, job_id)
+
+
+def transition(
+    session: Session,
+    job: Job,
+    new: JobStatus,
+    *,
+    reason: str,
+    expect_version: int | None = None,
+    payload: bytes | None = None,
+    now: datetime | None = None,
+    **fields: Any,
+) -> bool:
+    """CAS job from its current status to `new`, setting fields; append a JobEvent. False if lost."""
+    old = JobStatus(job.status)
+    if not can_transition(old, new):
+        raise ValueError(f"transition {old} -> {new} is not in the table")
+    now = now or utcnow()
+    values = dict(fields, status=new.value, version=Job.version + 1, updated_at=now)
+    stmt = update(Job).where(Job.id == job.id, Job.status == old.value)
+    if expect_version is not None:
+        stmt = stmt.where(Job.version == expect_version)
+    res = session.execute(stmt.values(**values))
+    if res.rowcount != 1:  # type: ignore[attr-defined]
+        return False
+    append_event(session, job, old, new, reason, now, payload)
+    session.refresh(job)
+    return True
+
+
+def append_event(session: Session, job: Job, old: JobStatus | None, new: JobStatus, reason: str,
+                 now: datetime, payload: bytes | None = None) -> None:
+    session.add(JobEvent(job_id=job.id, old_status=old.value if old else None, new_status=new.value,
+                         reason=reason[:2000], payload_sha256=digest(payload), at=now))
+    session.flush()
+
+
+def take_lease(session: Session, job: Job, version: int, *, lease_s: float, now: datetime | None = None, **fields: Any) -> bool:
+    """CAS on version without a status change: this worker now owns the job's current step."""
+    now = now or utcnow()
+    res = session.execute(
+        update(Job)
+        .where(Job.id == job.id, Job.version == version, Job.status == job.status)
+        .values(version=Job.version + 1, next_at=now + timedelta(seconds=lease_s), updated_at=now, **fields)
+    )
+    if res.rowcount != 1:  # type: ignore[attr-defined]
+        return False
+    session.flush()
+    session.refresh(job)
+    return True
+
+
+def set_fields(session: Session, job_id: str, status: JobStatus, **fields: Any) -> bool:
+    """Update non-status fields (progress, next_at...) while the job is still in `status`."""
+    res = session.execute(update(Job).where(Job.id == job_id, Job.status == status.value).values(updated_at=utcnow(), **fields))
+    return res.rowcount == 1  # type: ignore[attr-defined]
+
+
+def claim_due(
+    session: Session, status: JobStatus, *, now: datetime, lease_s: float, limit: int, provider: str | None = None
+) -> list[tuple[str, str, int]]:
+    """Claim up to `limit` jobs in `status` whose next_at has passed: push next_at out by the lease
+    and bump the version. Returns (job_id, provider, new_version). Safe under concurrent callers:
+    SKIP LOCKED on PostgreSQL, the serialized writer plus the next_at re-check on SQLite."""
+    sub = select(Job.id).where(Job.status == status.value, Job.next_at <= now)
+    if provider is not None:
+        sub = sub.where(Job.provider == provider)
+    sub = sub.order_by(Job.next_at).limit(limit)
+    if is_postgres(session.get_bind()):  # type: ignore[arg-type]
+        sub = sub.with_for_update(skip_locked=True)
+    stmt = (
+        update(Job)
+        .where(Job.id.in_(sub.scalar_subquery()), Job.status == status.value, Job.next_at <= now)  # type: ignore[attr-defined]
+        .values(next_at=now + timedelta(seconds=lease_s), version=Job.version + 1)
+        .returning(Job.id, Job.provider, Job.version)
+        .execution_options(synchronize_session=False)
+    )
+    return [(r[0], r[1], r[2]) for r in session.execute(stmt).all()]
+
+
+def expired_deadlines(session: Session, now: datetime, statuses: Iterable[JobStatus], limit: int) -> Sequence[Job]:
+    return session.scalars(
+        select(Job).where(Job.status.in_([s.value for s in statuses]), Job.deadline_at <= now).limit(limit)  # type: ignore[attr-defined]
+    ).all()
+
+
+def count_by_provider_status(session: Session) -> list[tuple[str, str, int]]:
+    rows = session.execute(select(Job.provider, Job.status, func.count()).group_by(Job.provider, Job.status)).all()
+    return [(r[0], r[1], int(r[2])) for r in rows]

@@ -1,0 +1,75 @@
+"""Cross-process metrics in Redis, exposed by the API at /metrics in Prometheus text.
+
+Workers record relay requests (count and latency histogram by provider call and status);
+the API's collector reads them back, plus job counts by provider and status from the DB.
+Redis is already shared by every process, so no multiprocess directory is needed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+
+log = logging.getLogger("k4u.metrics")
+
+BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+class RelayMetrics:
+    def __init__(self, redis: object, prefix: str = "k4u") -> None:
+        self._r = redis
+        self._count = f"{prefix}:m:relay_count"
+        self._hist = f"{prefix}:m:relay_hist"
+        self._sum = f"{prefix}:m:relay_sum"
+
+    def observe(self, method: str, label: str, status: int, seconds: float) -> None:
+        """Record one relay request (the Relay's observer hook). Metrics never break a job."""
+        call = label if "." in label else f"other.{method}"
+        field = f"{call}|{status}"
+        try:
+            pipe = self._r.pipeline()  # type: ignore[attr-defined]
+            pipe.hincrby(self._count, field, 1)
+            pipe.hincrbyfloat(self._sum, call, seconds)
+            for le in BUCKETS:
+                if seconds <= le:
+                    pipe.hincrby(self._hist, f"{call}|{le}", 1)
+            pipe.hincrby(self._hist, f"{call}|+Inf", 1)
+            pipe.execute()
+        except Exception as exc:  # noqa: BLE001 - a metrics outage must not fail a paid job
+            log.debug("metrics write failed: %s", type(exc).__name__)
+
+    def collect(self) -> Iterator[object]:
+        counts = {k.decode() if isinstance(k, bytes) else k: int(v) for k, v in self._r.hgetall(self._count).items()}  # type: ignore[attr-defined]
+        c = CounterMetricFamily("k4u_relay_requests", "Requests sent to the relay", labels=["provider", "call", "status"])
+        for field, n in sorted(counts.items()):
+            call, status = field.rsplit("|", 1)
+            provider, _, name = call.partition(".")
+            c.add_metric([provider, name, status], n)
+        yield c
+        hist = {k.decode() if isinstance(k, bytes) else k: int(v) for k, v in self._r.hgetall(self._hist).items()}  # type: ignore[attr-defined]
+        sums = {k.decode() if isinstance(k, bytes) else k: float(v) for k, v in self._r.hgetall(self._sum).items()}  # type: ignore[attr-defined]
+        h = HistogramMetricFamily("k4u_relay_request_seconds", "Relay request latency", labels=["provider", "call"])
+        for call in sorted(sums):
+            provider, _, name = call.partition(".")
+            buckets = [(str(le), hist.get(f"{call}|{le}", 0)) for le in BUCKETS] + [("+Inf", hist.get(f"{call}|+Inf", 0))]
+            h.add_metric([provider, name], buckets, sums[call])
+        yield h
+
+
+class JobsCollector:
+    def __init__(self, counts: Callable[[], list[tuple[str, str, int]]], relay: RelayMetrics | None) -> None:
+        self._counts = counts
+        self._relay = relay
+
+    def collect(self) -> Iterator[object]:
+        g = GaugeMetricFamily("k4u_jobs", "Jobs by provider and status", labels=["provider", "status"])
+        for provider, status, n in self._counts():
+            g.add_metric([provider, status], n)
+        yield g
+        if self._relay is not None:
+            try:
+                yield from self._relay.collect()
+            except Exception as exc:  # noqa: BLE001 - /metrics must answer even when Redis is down
+                log.warning("relay metrics unavailable: %s", type(exc).__name__)

@@ -1,0 +1,102 @@
+"""create_job and cancel_job: the API's two writes, validated before anything is written.
+
+Idempotency follows draft-ietf-httpapi-idempotency-key-header: the same key with the same body
+returns the original job; the same key with a different body is a conflict.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from datetime import timedelta
+
+from pydantic import ValidationError
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import select
+
+from models.errors import IdempotencyConflict, JobNotFound, JobStateConflict, RequestInvalid, UnsafeURL
+from models.schemas import JobCreate
+from models.status import TERMINAL, JobStatus
+from models.tables import Job
+from providers.registry import UnknownProvider, get_adapter, resolve_operation, validate_input
+from workers import jobs
+from workers.context import Runtime
+from workers.db import session_scope
+from workers.dispatch import SUBMIT, send_all
+from workers.netguard import check_url
+from workers.services.apply import finish
+
+
+def create_job(rt: Runtime, body: JobCreate, header_key: str | None = None) -> tuple[Job, bool]:
+    """Validate and insert a queued job, then enqueue its submission. Returns (job, created)."""
+    try:
+        operation = resolve_operation(body.provider, body.operation)
+        clean = validate_input(body.provider, operation, body.input)
+    except UnknownProvider as exc:
+        raise RequestInvalid(exc.field, exc.message) from None
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = ".".join(str(p) for p in ("input", *err["loc"]))
+        raise RequestInvalid(loc, f"{loc}: {err['msg']}") from None
+    if body.callback_url:
+        try:
+            check_url(body.callback_url, allow_private=rt.settings.allow_private_urls)
+        except UnsafeURL as exc:
+            raise RequestInvalid("callback_url", f"callback_url: {exc.message}") from None
+    if header_key and body.idempotency_key and header_key != body.idempotency_key:
+        raise RequestInvalid("idempotency_key", "Idempotency-Key header and body idempotency_key differ")
+    key = header_key or body.idempotency_key
+    canonical = body.model_dump(mode="json", exclude={"idempotency_key"}) | {"operation": operation}
+    digest = hashlib.sha256(json.dumps(canonical, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+    if key:
+        existing = _by_key(rt, key)
+        if existing is not None:
+            return _replay(existing, digest), False
+    now = rt.clock()
+    caps = get_adapter(body.provider).capabilities
+    job = Job(
+        id=jobs.new_job_id(), provider=body.provider, operation=operation, status=JobStatus.QUEUED.value,
+        input=clean, meta=body.metadata, batch_id=body.batch_id, callback_url=body.callback_url,
+        callback_token=secrets.token_urlsafe(24), idempotency_key=key, request_hash=digest,
+        created_at=now, updated_at=now, next_at=now + timedelta(seconds=min(rt.settings.lease_s, 15.0)),
+        deadline_at=now + timedelta(seconds=rt.settings.job_deadline_s or caps.deadline_s),
+    )
+    try:
+        with session_scope(rt.engine) as session:
+            session.add(job)
+            session.flush()
+            jobs.append_event(session, job, None, JobStatus.QUEUED, "created", now)
+    except IntegrityError:
+        existing = _by_key(rt, key) if key else None
+        if existing is None:
+            raise
+        return _replay(existing, digest), False
+    rt.dispatcher.send(SUBMIT, job.id, job.version)
+    return job, True
+
+
+def cancel_job(rt: Runtime, job_id: str) -> Job:
+    with session_scope(rt.engine) as session:
+        job = jobs.get_job(session, job_id)
+        if job is None:
+            raise JobNotFound(f"no job {job_id}")
+        if JobStatus(job.status) in TERMINAL:
+            raise JobStateConflict(f"job is already {job.status}")
+        fu = finish(session, job, JobStatus.CANCELLED, settings=rt.settings, now=rt.clock(), reason="cancelled by the caller")
+        if not fu and job.status != JobStatus.CANCELLED:
+            raise JobStateConflict("the job changed state meanwhile; try again")
+    send_all(rt.dispatcher, fu)
+    return job
+
+
+def _by_key(rt: Runtime, key: str) -> Job | None:
+    with session_scope(rt.engine) as session:
+        return session.exec(select(Job).where(Job.idempotency_key == key)).first()
+
+
+def _replay(existing: Job, digest: str) -> Job:
+    if existing.request_hash != digest:
+        raise IdempotencyConflict("this Idempotency-Key was used with a different request body")
+    return existing

@@ -1,0 +1,97 @@
+"""poll_jobs: ask the relay about running jobs (one batch query where the provider has one)
+and fold each answer into its job through apply_status. Polls are idempotent GETs; a 429 or a
+5xx only pushes next_at out (honouring Retry-After), it never fails a job."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import timedelta
+
+from sqlmodel import select
+
+from models.errors import ProviderProtocolError, ProviderUnavailable
+from models.status import JobStatus
+from models.tables import Job
+from providers.base import PollTarget, ProviderStatus
+from providers.registry import get_adapter
+from workers import jobs
+from workers.context import Runtime
+from workers.db import session_scope
+from workers.dispatch import send_all
+from workers.services.apply import Followups, apply_status, next_poll_at
+
+log = logging.getLogger("k4u.poll")
+
+
+def poll_jobs(rt: Runtime, job_ids: Sequence[str]) -> int:
+    """Poll the given jobs; returns how many were still running and asked about."""
+    with session_scope(rt.engine) as session:
+        rows = session.exec(select(Job).where(Job.id.in_(list(job_ids)), Job.status == JobStatus.RUNNING)).all()  # type: ignore[attr-defined]
+    by_provider: dict[str, list[Job]] = {}
+    for job in rows:
+        if job.provider_task_id:
+            by_provider.setdefault(job.provider, []).append(job)
+    asked = 0
+    for provider, group in by_provider.items():
+        adapter = get_adapter(provider)
+        size = max(1, adapter.capabilities.max_batch)
+        for i in range(0, len(group), size):
+            chunk = group[i : i + size]
+            _poll_chunk(rt, provider, chunk)
+            asked += len(chunk)
+    return asked
+
+
+def _poll_chunk(rt: Runtime, provider: str, chunk: list[Job]) -> None:
+    adapter = get_adapter(provider)
+    targets = [PollTarget(j.id, j.provider_task_id or "", j.operation) for j in chunk]
+    try:
+        resp = rt.relay.send(adapter.build_poll(targets), idempotent=True, label=f"{provider}.poll")
+        if resp.status == 429 or resp.status >= 500:
+            raise ProviderUnavailable(f"HTTP {resp.status}", retry_after_s=_retry_after(resp.header("retry-after")))
+        statuses = adapter.parse_poll(resp)
+    except (ProviderUnavailable, ProviderProtocolError) as exc:
+        delay = getattr(exc, "retry_after_s", None)
+        _push_back(rt, chunk, delay)
+        log.warning("%s poll of %d job(s) failed: %s", provider, len(chunk), exc.message)
+        return
+    matched = _match(chunk, statuses)
+    fu: Followups = []
+    now = rt.clock()
+    with session_scope(rt.engine) as session:
+        for job, st in matched:
+            fresh = jobs.get_job(session, job.id)
+            if fresh is not None:
+                fu += apply_status(session, fresh, st, settings=rt.settings, now=now, source="poll", payload=resp.body)
+    send_all(rt.dispatcher, fu)
+
+
+def _match(chunk: list[Job], statuses: list[ProviderStatus]) -> list[tuple[Job, ProviderStatus]]:
+    if len(chunk) == 1 and len(statuses) == 1:
+        return [(chunk[0], statuses[0])]
+    by_task = {j.provider_task_id: j for j in chunk}
+    by_ext = {j.id: j for j in chunk}
+    out = []
+    for st in statuses:
+        job = by_task.get(st.task_id) or by_ext.get(st.external_id or "")
+        if job is not None:
+            out.append((job, st))
+    return out
+
+
+def _push_back(rt: Runtime, chunk: list[Job], retry_after_s: float | None) -> None:
+    now = rt.clock()
+    with session_scope(rt.engine) as session:
+        for job in chunk:
+            at = next_poll_at(job, rt.settings, now)
+            if retry_after_s:
+                at = max(at, now + timedelta(seconds=retry_after_s))
+            jobs.set_fields(session, job.id, JobStatus.RUNNING, next_at=at)
+
+
+def _retry_after(raw: str | None) -> float | None:
+    try:
+        return float(raw) if raw else None
+    except ValueError:
+        return None

@@ -1,0 +1,77 @@
+"""tick: the beat's periodic pass that re-derives all pending work from the database.
+
+Fails jobs past their deadline, then claims due work and sends one message per step: queued
+jobs to submit, submissions whose lease ran out to recovery, running jobs to poll (batched per
+provider), stuck downloads, and due notifications. Losing every broker message loses nothing:
+the next tick finds the same work again once its lease has run out.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+from sqlmodel import Session
+
+from models.status import JobStatus
+from models.tables import Delivery
+from providers.registry import ADAPTERS
+from workers import jobs
+from workers.context import Runtime
+from workers.db import is_postgres, session_scope
+from workers.dispatch import DOWNLOAD, NOTIFY, POLL, SUBMIT, send_all
+from workers.services.apply import Followups, finish
+
+_DEADLINED = (JobStatus.QUEUED, JobStatus.SUBMITTING, JobStatus.RUNNING)
+
+
+def tick(rt: Runtime) -> dict[str, int]:
+    s, now = rt.settings, rt.clock()
+    counts: dict[str, int] = {}
+    fu: Followups = []
+    with session_scope(rt.engine) as session:
+        expired = jobs.expired_deadlines(session, now, _DEADLINED, s.poll_batch_limit)
+        for job in expired:
+            fu += finish(session, job, JobStatus.FAILED, settings=s, now=now, reason="deadline passed",
+                         error=("timeout", "the job did not finish before its deadline", True))
+        counts["timed_out"] = len(expired)
+    send_all(rt.dispatcher, fu)
+
+    for status, task in ((JobStatus.QUEUED, SUBMIT), (JobStatus.SUBMITTING, SUBMIT), (JobStatus.DOWNLOADING, DOWNLOAD)):
+        with session_scope(rt.engine) as session:
+            claimed = jobs.claim_due(session, status, now=now, lease_s=s.lease_s, limit=s.poll_batch_limit)
+        for job_id, _provider, version in claimed:
+            rt.dispatcher.send(task, job_id, version)
+        counts[status.value] = len(claimed)
+
+    polled = 0
+    for name, adapter in ADAPTERS.items():
+        with session_scope(rt.engine) as session:
+            claimed = jobs.claim_due(session, JobStatus.RUNNING, now=now, lease_s=s.lease_s, limit=s.poll_batch_limit, provider=name)
+        ids = [c[0] for c in claimed]
+        size = max(1, adapter.capabilities.max_batch)
+        for i in range(0, len(ids), size):
+            rt.dispatcher.send(POLL, ids[i : i + size])
+        polled += len(ids)
+    counts["running"] = polled
+
+    with session_scope(rt.engine) as session:
+        due = claim_due_deliveries(session, now=now, lease_s=s.lease_s, limit=s.poll_batch_limit)
+    for delivery_id, version in due:
+        rt.dispatcher.send(NOTIFY, delivery_id, version)
+    counts["notify"] = len(due)
+    return counts
+
+
+def claim_due_deliveries(session: Session, *, now: datetime, lease_s: float, limit: int) -> list[tuple[str, int]]:
+    sub = select(Delivery.id).where(Delivery.status == "pending", Delivery.next_at <= now).order_by(Delivery.next_at).limit(limit)  # type: ignore[arg-type,operator]
+    if is_postgres(session.get_bind()):
+        sub = sub.with_for_update(skip_locked=True)
+    stmt = (
+        update(Delivery)
+        .where(Delivery.id.in_(sub.scalar_subquery()), Delivery.status == "pending", Delivery.next_at <= now)  # type: ignore[attr-defined,arg-type,operator]
+        .values(next_at=now + timedelta(seconds=lease_s), version=Delivery.version + 1)
+        .returning(Delivery.id, Delivery.version)
+        .execution_options(synchronize_session=False)
+    )
+    return [(r[0], r[1]) for r in session.execute(stmt).all()]

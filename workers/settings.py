@@ -1,0 +1,127 @@
+"""Settings: the only module that reads the environment (prefix K4U_, optional .env).
+
+`get_settings()` builds them once per process; tests construct `Settings(...)` directly.
+A bad value fails at start with a message naming the variable (`describe_errors`).
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DB = "sqlite:///./data/k4u.db"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="K4U_", env_file=".env", extra="ignore")
+
+    base_url: str = Field("https://api.key4u.shop", description="Relay base URL")
+    api_key: SecretStr | None = Field(None, description="Relay key, sent as Authorization: Bearer")
+    database_url: str = Field(DEFAULT_DB, description="SQLAlchemy URL: sqlite:///... or postgresql+psycopg://...")
+    redis_url: str | None = Field(None, description="Broker URL; unset = bundled Redis under `k4u dev`")
+    storage_url: str = Field("file://./data/objects", description="file://dir, s3://bucket/prefix")
+    s3_endpoint_url: str | None = Field(None, description="S3-compatible endpoint (MinIO, R2...)")
+    public_url: str | None = Field(None, description="External base URL of our API for provider callbacks")
+    api_tokens: SecretStr | None = Field(None, description="Comma-separated bearer tokens for our API; unset = open (dev)")
+    webhook_secret: SecretStr | None = Field(None, description="whsec_... key that signs our notifications")
+    allow_private_urls: bool = Field(False, description="Allow downloads and callbacks to private/loopback addresses")
+
+    data_dir: str = Field("./data", description="Where dev state lives (bundled Redis, beat schedule)")
+    relay_timeout_s: float = Field(30.0, gt=0)
+    relay_connect_timeout_s: float = Field(5.0, gt=0)
+    download_timeout_s: float = Field(600.0, gt=0)
+    download_max_bytes: int = Field(2 * 1024**3, gt=0)
+    download_max_attempts: int = Field(5, ge=1)
+    submit_max_attempts: int = Field(5, ge=1)
+    poll_min_interval_s: float | None = Field(None, gt=0, description="Override the providers' dense poll interval")
+    poll_max_interval_s: float = Field(60.0, gt=0)
+    poll_expected_s: float | None = Field(None, gt=0, description="Override the providers' expected duration")
+    poll_batch_limit: int = Field(200, ge=1, description="Jobs claimed per provider per beat tick")
+    job_deadline_s: float | None = Field(None, gt=0, description="Override the providers' job deadline")
+    lease_s: float = Field(120.0, gt=0, description="How long a claimed step may run before the sweep re-drives it")
+    beat_interval_s: float = Field(1.0, gt=0)
+    notify_max_attempts: int = Field(10, ge=1)
+    notify_timeout_s: float = Field(15.0, gt=0)
+    notify_backoff_s: float = Field(5.0, gt=0, description="First retry delay of a notification; doubles per attempt")
+    presign_expires_s: int = Field(3600, ge=1, le=604800)
+    worker_concurrency: int = Field(4, ge=1)
+
+    @field_validator("base_url", "public_url", "s3_endpoint_url")
+    @classmethod
+    def _http_url(cls, v: str | None) -> str | None:
+        if v is None or v == "":
+            return None
+        if not v.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return v.rstrip("/")
+
+    @field_validator("database_url")
+    @classmethod
+    def _db_url(cls, v: str) -> str:
+        if not v.startswith(("sqlite://", "postgresql")):
+            raise ValueError("must be sqlite:///path or postgresql+psycopg://user@host/db")
+        if v.startswith("postgresql://"):
+            v = "postgresql+psycopg://" + v.removeprefix("postgresql://")
+        return v
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, v: str | None) -> str | None:
+        if v in (None, ""):
+            return None
+        if not v.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must be redis://host:port/db")
+        return v
+
+    @field_validator("storage_url")
+    @classmethod
+    def _storage_url(cls, v: str) -> str:
+        if not v.startswith(("file://", "s3://", "memory://")):
+            raise ValueError("must be file://dir or s3://bucket/prefix")
+        if v.startswith("s3://") and not v.removeprefix("s3://").split("/")[0]:
+            raise ValueError("s3:// URL names no bucket")
+        return v
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _whsec(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is None or not v.get_secret_value():
+            return None
+        if not v.get_secret_value().startswith("whsec_"):
+            raise ValueError("must look like whsec_<base64>")
+        return v
+
+    @model_validator(mode="after")
+    def _no_placeholder_key(self) -> Settings:
+        key = self.api_key.get_secret_value() if self.api_key else ""
+        if key in ("changeme", "sk-xxx", "your-key"):
+            raise ValueError("K4U_API_KEY is a placeholder")
+        return self
+
+    @property
+    def tokens(self) -> frozenset[str]:
+        raw = self.api_tokens.get_secret_value() if self.api_tokens else ""
+        return frozenset(t.strip() for t in raw.split(",") if t.strip())
+
+    @property
+    def sqlite_path(self) -> Path | None:
+        if self.database_url.startswith("sqlite:///"):
+            return Path(self.database_url.removeprefix("sqlite:///"))
+        return None
+
+
+def describe_errors(exc: ValidationError) -> str:
+    """One line per bad setting, naming the environment variable."""
+    lines = []
+    for err in exc.errors():
+        name = "K4U_" + "_".join(str(p) for p in err["loc"]).upper() if err["loc"] else "settings"
+        lines.append(f"{name}: {err['msg']}")
+    return "\n".join(lines)
+
+
+@functools.cache
+def get_settings() -> Settings:
+    return Settings()
