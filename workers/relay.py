@@ -90,7 +90,8 @@ class Fetcher:
 
     def __init__(self, *, allow_private: bool, timeout_s: float, relay_base_url: str, api_key: str | None,
                  transport: httpx.BaseTransport | None = None, max_redirects: int = 5) -> None:
-        self._client = httpx.Client(timeout=httpx.Timeout(timeout_s, connect=10.0), transport=transport, follow_redirects=False)
+        self._client = httpx.Client(timeout=httpx.Timeout(min(timeout_s, 60.0), connect=10.0), transport=transport, follow_redirects=False)
+        self._total_s = timeout_s
         self._allow_private = allow_private
         self._relay = httpx.URL(relay_base_url)
         self._key = api_key
@@ -119,7 +120,7 @@ class Fetcher:
                     yield Download(
                         content_type=r.headers.get("content-type", "application/octet-stream").split(";")[0].strip(),
                         length=int(length) if length and length.isdigit() else None,
-                        chunks=_chunks(r),
+                        chunks=_chunks(r, time.monotonic() + self._total_s),
                     )
                     return
             except httpx.TransportError as exc:
@@ -127,8 +128,12 @@ class Fetcher:
         raise UnsafeURL("too many redirects")
 
 
-def _chunks(r: httpx.Response) -> Iterator[bytes]:
+def _chunks(r: httpx.Response, deadline: float) -> Iterator[bytes]:
+    """The body in chunks, failing once the whole download outlives its time budget."""
     try:
-        yield from r.iter_bytes(chunk_size=256 * 1024)
+        for chunk in r.iter_bytes(chunk_size=256 * 1024):
+            if time.monotonic() > deadline:
+                raise DownloadFailed("download took longer than K4U_DOWNLOAD_TIMEOUT_S")
+            yield chunk
     except httpx.TransportError as exc:
         raise DownloadFailed(f"download interrupted ({type(exc).__name__})") from None
