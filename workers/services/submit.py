@@ -1,7 +1,8 @@
 """submit_job: send a job's paid POST to the relay at most once per known-absent attempt.
 
 Outcomes (architecture.md §6): not sent -> back to queued with backoff; rejected -> failed, or
-queued again when the relay says "later"; accepted -> running with the task id persisted at
+queued again when the relay says "later" (429, 503, Kling 1302/1303: never a failure by itself,
+the deadline bounds it); accepted -> running with the task id persisted at
 once; unknown -> stays `submitting`, and the recovery path looks the task up by its
 external_task_id (our job id) before anything is sent again. A provider without such a lookup
 fails the job with `submit_outcome_unknown` rather than risk a double charge.
@@ -36,12 +37,6 @@ def submit_job(rt: Runtime, job_id: str, version: int) -> str:
             return "stale"
         if job.status == JobStatus.QUEUED:
             recovering = False
-            if job.submit_attempts >= s.submit_max_attempts:
-                fu = finish(session, job, JobStatus.FAILED, settings=s, now=now, reason="submit attempts exhausted",
-                            error=(job.error_code or "submit_failed", job.error_message or "could not submit", True))
-                session.commit()
-                send_all(rt.dispatcher, fu)
-                return "exhausted"
             won = jobs.transition(session, job, JobStatus.SUBMITTING, reason=f"submit attempt {job.submit_attempts + 1}",
                                   expect_version=version, now=now, submit_state="sending",
                                   submit_attempts=job.submit_attempts + 1, next_at=now + timedelta(seconds=s.lease_s))
@@ -60,6 +55,8 @@ def submit_job(rt: Runtime, job_id: str, version: int) -> str:
         outcome = _recover(rt, adapter, job, lease)
         if outcome != "absent":
             return outcome
+        if job.submit_attempts >= s.submit_max_attempts:
+            return _fail(rt, job, lease, ("submit_failed", f"no answer from the relay after {job.submit_attempts} attempts", True))
 
     ctx = SubmitContext(job_id=job.id, external_id=job.id, callback_url=_callback_url(rt, job), now=now)
     req = adapter.build_submit(job.operation, job.input, ctx)
@@ -123,16 +120,12 @@ def _record(rt: Runtime, job: Job, lease: int, result: Submitted | Rejected, bod
 
 
 def _requeue(rt: Runtime, job: Job, lease: int, code: str, message: str, retry_after_s: float | None) -> str:
-    s, now = rt.settings, rt.clock()
+    """The relay did not take the job ("later", or never reached): wait in queued. This never
+    fails a job by itself; the job's deadline bounds the waiting."""
+    now = rt.clock()
     delay = max(retry_after_s or 0.0, backoff(job.submit_attempts, 2.0, 300.0))
     with session_scope(rt.engine) as session:
         job = jobs.get_job(session, job.id)  # type: ignore[assignment]
-        if job.submit_attempts >= s.submit_max_attempts:
-            fu = finish(session, job, JobStatus.FAILED, settings=s, now=now, reason=f"submit failed: {code}",
-                        error=(code, message, True), expect_version=lease)
-            session.commit()
-            send_all(rt.dispatcher, fu)
-            return "exhausted"
         jobs.transition(session, job, JobStatus.QUEUED, reason=f"retry later: {code}: {message}"[:500], expect_version=lease,
                         now=now, submit_state="not_sent", next_at=now + timedelta(seconds=delay),
                         error_code=code, error_message=message, error_retryable=True)
