@@ -1,0 +1,31 @@
+"""Every allowed and every forbidden transition of the table."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from models.status import TERMINAL, TRANSITIONS, JobStatus, can_transition, mermaid
+
+ALLOWED = {
+    ("queued", "submitting"), ("queued", "failed"), ("queued", "cancelled"),
+    ("submitting", "submitting"), ("submitting", "queued"), ("submitting", "running"), ("submitting", "failed"), ("submitting", "cancelled"),
+    ("running", "downloading"), ("running", "failed"), ("running", "cancelled"),
+    ("downloading", "succeeded"), ("downloading", "failed"), ("downloading", "cancelled"),
+}
+
+
+@pytest.mark.parametrize(("old", "new"), list(itertools.product(JobStatus, JobStatus)))
+def test_transition_table(old: JobStatus, new: JobStatus) -> None:
+    assert can_transition(old, new) == ((old.value, new.value) in ALLOWED)
+
+
+def test_terminal_states_have_no_exit_and_every_state_is_listed() -> None:
+    assert set(TRANSITIONS) == set(JobStatus)
+    assert all(not TRANSITIONS[t] for t in TERMINAL)
+
+
+def test_diagram_is_generated_from_the_table() -> None:
+    text = mermaid()
+    assert all(f"{a} --> {b}" in text for a, b in ALLOWED)
