@@ -29,3 +29,10 @@ def test_terminal_states_have_no_exit_and_every_state_is_listed() -> None:
 def test_diagram_is_generated_from_the_table() -> None:
     text = mermaid()
     assert all(f"{a} --> {b}" in text for a, b in ALLOWED)
+
+
+def test_docs_diagram_is_current() -> None:
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "state-machine.md").read_text()
+    assert mermaid() in doc
