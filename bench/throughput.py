@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -48,6 +49,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--callbacks", action="store_true", help="set K4U_PUBLIC_URL so the simulator's callbacks are used")
     p.add_argument("--run-s", type=float, default=2.0, help="simulated generation time per task (default 2.0)")
     p.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for all jobs to be terminal (default 600)")
+    p.add_argument("--keep", action="store_true", help="keep the temp dir (database, files, logs) even on success")
     return p.parse_args()
 
 
@@ -163,10 +165,17 @@ def main() -> int:
             sampler.done.set()
             print(f"peak RSS of the k4u dev process tree (api+worker+beat+redis): {sampler.peak_kib / 1024:.0f} MiB")
         sup.stop()
+    log_lines = dev_log.read_text(errors="replace").splitlines() if dev_log.exists() else []
+    count = {w: sum(bool(re.search(rf"[ :]{w}[ /]", ln)) for ln in log_lines) for w in ("ERROR", "WARNING")}
+    print(f"dev log: {count['ERROR']} ERROR lines, {count['WARNING']} WARNING lines, "
+          f"{sum(ln.startswith('Traceback') for ln in log_lines)} tracebacks")
     if not ok:
-        tail = dev_log.read_text(errors="replace").splitlines()[-60:] if dev_log.exists() else []
+        tail = log_lines[-60:]
         print(f"--- last {len(tail)} lines of {dev_log} (kept for inspection) ---", *tail, sep="\n")
         return 1
+    if args.keep:
+        print(f"kept {tmp}")
+        return 0
     shutil.rmtree(tmp, ignore_errors=True)
     return 0
 

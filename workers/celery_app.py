@@ -1,6 +1,7 @@
 """The Celery app: queues, routes, reliability settings and the beat schedule.
 
-Configured lazily from Settings (nothing reads the environment at import). Tasks are
+Configured explicitly from Settings by whoever starts it (`k4u worker`, `k4u beat`,
+`k4u flower`, `create_app`); nothing reads the environment at import. Tasks are
 idempotent under the DB's fencing, so acks_late is on for all of them; redelivery loops are
 stopped by DB attempt counters, not by the broker.
 """
@@ -11,7 +12,7 @@ from celery import Celery
 from kombu import Queue
 
 from workers.dispatch import QUEUES, TICK
-from workers.settings import Settings, get_settings
+from workers.settings import Settings
 
 app = Celery("k4u", include=["tasks.jobs"])
 
@@ -42,9 +43,3 @@ def configure(celery: Celery, settings: Settings) -> Celery:
         timezone="UTC",
     )
     return celery
-
-
-@app.on_configure.connect
-def _on_configure(sender: Celery, **_: object) -> None:
-    if not sender.conf.broker_url or sender.conf.broker_url.startswith("amqp://guest"):
-        configure(sender, get_settings())

@@ -48,6 +48,9 @@ def test_dev_stack_polling_path(stack_factory) -> None:  # type: ignore[no-untyp
     assert 'k4u_jobs{provider="kling",status="succeeded"} 2.0' in metrics
     assert 'k4u_relay_requests_total{call="submit",provider="kling",status="200"} 2.0' in metrics
     assert httpx.get(f"{stack.api}/readyz").status_code == 200
+    from tests.conftest import SIM_KEY
+
+    assert SIM_KEY not in stack.logs(), "the relay key must never reach a log"
 
 
 def test_callback_path_with_duplicates_and_reordering(stack_factory) -> None:  # type: ignore[no-untyped-def]
@@ -106,3 +109,39 @@ def test_worker_killed_mid_download_finishes_the_job_once(stack_factory) -> None
     # A SIGKILLed write can leave its hidden temp file behind; it is never an object.
     files = [f.name for f in (stack.tmp / "objects" / job["id"]).iterdir() if not f.name.startswith(".")]
     assert files == ["0.mp4"]
+
+
+def test_dev_bundles_redis_and_stops_cleanly_on_sigterm(tmp_path, e2e_db: str) -> None:  # type: ignore[no-untyped-def]
+    """`k4u dev` with K4U_REDIS_URL unset: it starts its own Redis, serves, and on SIGTERM stops
+    every child (API port closed, bundled redis-server gone)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from tests.e2e.conftest import wait_http
+    from tests.servers import free_port
+
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("K4U_")} | {
+        "K4U_DATABASE_URL": e2e_db, "K4U_DATA_DIR": str(tmp_path / "data"), "K4U_STORAGE_URL": f"file://{tmp_path}/objects"}
+    log = open(tmp_path / "dev.log", "wb")  # noqa: SIM115
+    proc = subprocess.Popen([sys.executable, "-m", "cli", "dev", "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_http(f"http://127.0.0.1:{port}/healthz", proc, tmp_path)
+        deadline = time.monotonic() + 30
+        while httpx.get(f"http://127.0.0.1:{port}/readyz").status_code != 200:
+            assert time.monotonic() < deadline, (tmp_path / "dev.log").read_text()
+            time.sleep(0.2)
+        children = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
+        assert len(children) >= 4  # redis, worker, beat, api
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(f"http://127.0.0.1:{port}/healthz")
+        alive = [pid for pid in children if os.path.exists(f"/proc/{pid}") and "zombie" not in open(f"/proc/{pid}/status").read()]
+        assert alive == []
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        log.close()

@@ -208,3 +208,40 @@ def test_no_secret_in_messages_or_job_rows(engine_factory, sim: Sim) -> None:  #
 def _reasons(d, job_id: str) -> list[str]:  # type: ignore[no-untyped-def]
     with session_scope(d.rt.engine) as s:
         return [e.reason for e in s.exec(select(JobEvent).where(JobEvent.job_id == job_id)).all()]
+
+
+def test_s3_store_and_presigned_asset_redirect(db_url: str, sim: Sim, clock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """A job stored into an S3 server on loopback; the API answers the asset with a 307 to a
+    presigned URL that serves the same bytes."""
+    import boto3
+    import httpx
+
+    from api.main import create_app
+    from tests.conftest import Driver, make_settings
+    from tests.s3server import moto_server
+    from tests.servers import serve
+    from workers.context import build_runtime
+    from workers.dispatch import RecordingDispatcher
+
+    for k, v in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}.items():
+        monkeypatch.setenv(k, v)
+    with moto_server() as endpoint:
+        boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket="results")
+        settings = make_settings(db_url, sim.url, tmp_path, storage_url="s3://results/k4u", s3_endpoint_url=endpoint)
+        recorder = RecordingDispatcher()
+        rt = build_runtime(settings, recorder)
+        rt.clock = clock.now
+        d = Driver(rt, recorder, clock)
+        job_id = submit(d)
+        d.run_for(10)
+        assert d.job(job_id).status == "succeeded"
+        (asset,) = assets(d, job_id)
+        assert asset.storage_key == f"{job_id}/0.mp4"
+        head = boto3.client("s3", endpoint_url=endpoint).head_object(Bucket="results", Key=f"k4u/{job_id}/0.mp4")
+        assert head["ContentLength"] == asset.size and head["ContentType"] == "video/mp4"
+        with serve(create_app(settings, dispatcher=RecordingDispatcher())) as url:
+            r = httpx.get(f"{url}/v1/jobs/{job_id}/assets/0")
+            assert r.status_code == 307
+            body = httpx.get(r.headers["location"]).content
+        assert hashlib.sha256(body).hexdigest() == sim.sha256()["mp4"]
+        rt.close()

@@ -25,6 +25,7 @@ import pytest
 
 from simulator import SimConfig, create_app
 from simulator.media import MEDIA_SHA256, big_sha256
+from tests.conftest import FakeClock
 
 KEY = "sk-test-secret-key-123"
 AUTH = {"Authorization": f"Bearer {KEY}"}
@@ -41,22 +42,6 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.t = 1000.0
-
-    def __call__(self) -> float:
-        return self.t
-
-    def advance(self, seconds: float) -> None:
-        self.t += seconds
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
 Factory = Callable[..., Any]
 
 
@@ -65,7 +50,7 @@ async def make(clock: FakeClock) -> AsyncIterator[Factory]:
     clients: list[httpx.AsyncClient] = []
 
     def factory(**overrides: Any) -> tuple[httpx.AsyncClient, Any]:
-        config = SimConfig(clock=clock, **overrides)
+        config = SimConfig(clock=clock.monotonic, **overrides)
         app = create_app(config)
         client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE)
         clients.append(client)
@@ -504,7 +489,7 @@ async def test_callbacks_disabled_and_delivery_failure(make: Factory, clock: Fak
 
 async def test_callback_background_loop(clock: FakeClock) -> None:
     received, transport = _recorder()
-    app = create_app(SimConfig(clock=clock, callback_transport=transport, callback_interval_s=0.02))
+    app = create_app(SimConfig(clock=clock.monotonic, callback_transport=transport, callback_interval_s=0.02))
     async with app.router.lifespan_context(app):
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE) as client:
             body = {"prompt": "a", "callback_url": "http://hook.test/cb"}
