@@ -37,6 +37,7 @@ class AssetPublic(BaseModel):
     sha256: str | None
     url: str | None
     source_url: str
+    metadata: dict[str, Any] = Field(default_factory=dict, description="Provider details: clip id and title, grid or split image...")
 
 
 class JobPublic(BaseModel):
@@ -72,6 +73,7 @@ class JobPublic(BaseModel):
                 AssetPublic(
                     index=a.index, kind=a.kind, content_type=a.content_type, size=a.size, sha256=a.sha256,
                     url=f"{job_url}/assets/{a.index}" if a.stored_at else None, source_url=a.source_url,
+                    metadata=dict(a.meta),
                 )
                 for a in sorted(assets, key=lambda a: a.index)
             ],

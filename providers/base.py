@@ -88,11 +88,32 @@ class Rejected:
 
 
 @dataclass(frozen=True)
+class ParentRef:
+    """An earlier job of ours that a submission builds on (a Midjourney button, a Suno continuation)."""
+
+    job_id: str
+    task_id: str | None
+    operation: str
+    status: str
+    result: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class ParentSpec:
+    """What an input refers to: `field` names it in errors; `statuses` are the job statuses it may be in."""
+
+    field: str
+    job_id: str
+    statuses: frozenset[str]
+
+
+@dataclass(frozen=True)
 class SubmitContext:
     job_id: str
     external_id: str
     callback_url: str | None
     now: datetime
+    parent: ParentRef | None = None
 
 
 @dataclass(frozen=True)
@@ -112,7 +133,9 @@ class Operation:
 @dataclass(frozen=True)
 class Capabilities:
     max_batch: int = 1
-    callback_trust: str = "token"  # token: our per-job URL token authenticates the hint
+    # token: our per-job URL token authenticates the notice, which is applied like a poll;
+    # hint: the notice only makes the job due for a poll now (polling stays the truth).
+    callback_trust: str = "token"
     result_ttl_s: int | None = None
     expected_s: float = 60.0  # typical submit -> done time, centre of the dense polling window
     deadline_s: float = 3600.0
@@ -124,9 +147,21 @@ class Adapter(Protocol):
     operations: Mapping[str, Operation]
     capabilities: Capabilities
 
+    def parent_of(self, operation: str, input: Mapping[str, Any]) -> ParentSpec | None:
+        """The earlier job this input builds on, if any (resolved by the engine into ctx.parent)."""
+        ...
+
+    def check_parent(self, operation: str, input: Mapping[str, Any], parent: ParentRef) -> None:
+        """Raise ValueError with a message for the caller when the parent cannot serve this input."""
+        ...
+
     def build_submit(self, operation: str, input: Mapping[str, Any], ctx: SubmitContext) -> HttpRequest: ...
     def parse_submit(self, resp: HttpResponse) -> Submitted | Rejected: ...
-    def build_poll(self, targets: Sequence[PollTarget]) -> HttpRequest: ...
+    def build_poll(self, targets: Sequence[PollTarget], *, batch: bool = True) -> HttpRequest:
+        """One request for the targets: the batch query when batch is True and the family has one
+        (len(targets) <= capabilities.max_batch), else the single-task query (one target)."""
+        ...
+
     def parse_poll(self, resp: HttpResponse) -> list[ProviderStatus]: ...
     def build_lookup(self, operation: str, external_id: str) -> HttpRequest | None: ...
     def parse_lookup(self, resp: HttpResponse) -> Submitted | None: ...

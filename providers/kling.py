@@ -23,6 +23,8 @@ from providers.base import (
     HttpResponse,
     Operation,
     OutputRef,
+    ParentRef,
+    ParentSpec,
     PollTarget,
     ProviderStatus,
     Rejected,
@@ -121,6 +123,12 @@ class KlingAdapter:
         deadline_s=3600.0, can_lookup_by_external_id=True,
     )
 
+    def parent_of(self, operation: str, input: Mapping[str, Any]) -> ParentSpec | None:
+        return None
+
+    def check_parent(self, operation: str, input: Mapping[str, Any], parent: ParentRef) -> None:
+        return None
+
     def build_submit(self, operation: str, input: Mapping[str, Any], ctx: SubmitContext) -> HttpRequest:
         body = dict(input)
         body["external_task_id"] = ctx.external_id
@@ -153,7 +161,7 @@ class KlingAdapter:
             raise ProviderProtocolError("submit answer carries no task id")
         return Submitted(str(task_id))
 
-    def build_poll(self, targets: Sequence[PollTarget]) -> HttpRequest:
+    def build_poll(self, targets: Sequence[PollTarget], *, batch: bool = True) -> HttpRequest:
         if len(targets) != 1:
             raise ValueError("Kling has no batch query; poll one task at a time")
         t = targets[0]

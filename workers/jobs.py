@@ -20,6 +20,7 @@ from sqlmodel import Session
 
 from models.status import JobStatus, can_transition
 from models.tables import Job, JobEvent, utcnow
+from providers.base import ParentRef
 from workers.db import is_postgres
 
 
@@ -119,6 +120,13 @@ def expired_deadlines(session: Session, now: datetime, statuses: Iterable[JobSta
     return session.scalars(
         select(Job).where(Job.status.in_([s.value for s in statuses]), Job.deadline_at <= now).limit(limit)  # type: ignore[attr-defined]
     ).all()
+
+
+def parent_ref(session: Session, job_id: str) -> ParentRef | None:
+    job = session.get(Job, job_id)
+    if job is None:
+        return None
+    return ParentRef(job_id=job.id, task_id=job.provider_task_id, operation=job.operation, status=job.status, result=dict(job.result or {}))
 
 
 def count_by_provider_status(session: Session) -> list[tuple[str, str, int]]:

@@ -36,6 +36,8 @@ def handle_callback(rt: Runtime, provider: str, job_id: str, token: str, headers
         except ProviderProtocolError as exc:
             raise CallbackInvalid(exc.message) from None
         matches = st.external_id == job.id or (st.task_id is not None and st.task_id == job.provider_task_id)
+        if adapter.capabilities.callback_trust == "hint":
+            matches = False  # the family's notices are only hints: poll now, polling stays the truth
         if job.status == JobStatus.RUNNING and matches:
             fu = apply_status(session, job, st, settings=rt.settings, now=now, source="callback", payload=body)
             outcome = "applied"

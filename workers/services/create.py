@@ -39,6 +39,7 @@ def create_job(rt: Runtime, body: JobCreate, header_key: str | None = None) -> t
         err = exc.errors()[0]
         loc = ".".join(str(p) for p in ("input", *err["loc"]))
         raise RequestInvalid(loc, f"{loc}: {err['msg']}") from None
+    _check_parent(rt, body.provider, operation, clean)
     if body.callback_url:
         try:
             check_url(body.callback_url, allow_private=rt.settings.allow_private_urls)
@@ -75,6 +76,27 @@ def create_job(rt: Runtime, body: JobCreate, header_key: str | None = None) -> t
         return _replay(existing, digest), False
     rt.dispatcher.send(SUBMIT, job.id, job.version)
     return job, True
+
+
+def _check_parent(rt: Runtime, provider: str, operation: str, clean: dict[str, object]) -> None:
+    """An input that builds on an earlier job (a Midjourney button, a Suno continuation) must name
+    one of ours, of the same provider, in a status that allows it."""
+    adapter = get_adapter(provider)
+    spec = adapter.parent_of(operation, clean)
+    if spec is None:
+        return
+    field = f"input.{spec.field}"
+    with session_scope(rt.engine) as session:
+        parent = jobs.parent_ref(session, spec.job_id)
+        provider_of = session.get(Job, spec.job_id).provider if parent else None  # type: ignore[union-attr]
+    if parent is None or provider_of != provider:
+        raise RequestInvalid(field, f"{field}: no {provider} job {spec.job_id}")
+    if parent.status not in spec.statuses:
+        raise RequestInvalid(field, f"{field}: job {spec.job_id} is {parent.status}; needs {' or '.join(sorted(spec.statuses))}")
+    try:
+        adapter.check_parent(operation, clean, parent)
+    except ValueError as exc:
+        raise RequestInvalid(field, f"{field}: {exc}") from None
 
 
 def cancel_job(rt: Runtime, job_id: str) -> Job:

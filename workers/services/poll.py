@@ -1,10 +1,12 @@
 """poll_jobs: ask the relay about running jobs (one batch query where the provider has one)
-and fold each answer into its job through apply_status. Polls are idempotent GETs; a 429 or a
-5xx only pushes next_at out (honouring Retry-After), it never fails a job."""
+and fold each answer into its job through apply_status. Polls are idempotent; a 429 or a 5xx
+only pushes next_at out (honouring Retry-After), it never fails a job. When a relay answers the
+batch route with 404/405/501, this process polls that family one task at a time for a while."""
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from datetime import timedelta
 
@@ -13,15 +15,28 @@ from sqlmodel import select
 from models.errors import ProviderProtocolError, ProviderUnavailable
 from models.status import JobStatus
 from models.tables import Job
-from providers.base import PollTarget, ProviderStatus
+from providers.base import Adapter, PollTarget, ProviderStatus
 from providers.registry import get_adapter
 from workers import jobs
 from workers.context import Runtime
 from workers.db import session_scope
 from workers.dispatch import send_all
 from workers.services.apply import Followups, apply_status, next_poll_at
+from workers.settings import Settings
 
 log = logging.getLogger("k4u.poll")
+
+_BATCH_OFF_S = 600.0
+_batch_off_until: dict[str, float] = {}  # provider -> monotonic time; per process
+
+
+def chunk_size(adapter: Adapter, settings: Settings) -> int:
+    """Task ids per poll request: the batch size where batch polling is on and available, else 1."""
+    if not settings.batch_polling or adapter.capabilities.max_batch <= 1:
+        return 1
+    if _batch_off_until.get(adapter.name, 0.0) > time.monotonic():
+        return 1
+    return max(1, min(settings.poll_batch_size, adapter.capabilities.max_batch))
 
 
 def poll_jobs(rt: Runtime, job_ids: Sequence[str]) -> int:
@@ -35,19 +50,26 @@ def poll_jobs(rt: Runtime, job_ids: Sequence[str]) -> int:
     asked = 0
     for provider, group in by_provider.items():
         adapter = get_adapter(provider)
-        size = max(1, adapter.capabilities.max_batch)
+        size = chunk_size(adapter, rt.settings)
         for i in range(0, len(group), size):
             chunk = group[i : i + size]
-            _poll_chunk(rt, provider, chunk)
+            _poll_chunk(rt, provider, chunk, batch=size > 1)
             asked += len(chunk)
     return asked
 
 
-def _poll_chunk(rt: Runtime, provider: str, chunk: list[Job]) -> None:
+def _poll_chunk(rt: Runtime, provider: str, chunk: list[Job], *, batch: bool) -> None:
     adapter = get_adapter(provider)
     targets = [PollTarget(j.id, j.provider_task_id or "", j.operation) for j in chunk]
     try:
-        resp = rt.relay.send(adapter.build_poll(targets), idempotent=True, label=f"{provider}.poll")
+        label = f"{provider}.poll_batch" if batch else f"{provider}.poll"
+        resp = rt.relay.send(adapter.build_poll(targets, batch=batch), idempotent=True, label=label)
+        if batch and resp.status in (404, 405, 501):
+            log.warning("%s batch query answered HTTP %d; polling one task at a time for %.0fs", provider, resp.status, _BATCH_OFF_S)
+            _batch_off_until[provider] = time.monotonic() + _BATCH_OFF_S
+            for job in chunk:
+                _poll_chunk(rt, provider, [job], batch=False)
+            return
         if resp.status == 429 or resp.status >= 500:
             raise ProviderUnavailable(f"HTTP {resp.status}", retry_after_s=_retry_after(resp.header("retry-after")))
         statuses = adapter.parse_poll(resp)

@@ -16,7 +16,7 @@ from datetime import timedelta
 from models.errors import ProviderProtocolError, ProviderUnavailable, SubmitOutcomeUnknown
 from models.status import JobStatus
 from models.tables import Job
-from providers.base import Adapter, Rejected, SubmitContext, Submitted
+from providers.base import Adapter, ParentRef, Rejected, SubmitContext, Submitted
 from providers.registry import get_adapter
 from workers import jobs
 from workers.context import Runtime
@@ -58,7 +58,7 @@ def submit_job(rt: Runtime, job_id: str, version: int) -> str:
         if job.submit_attempts >= s.submit_max_attempts:
             return _fail(rt, job, lease, ("submit_failed", f"no answer from the relay after {job.submit_attempts} attempts", True))
 
-    ctx = SubmitContext(job_id=job.id, external_id=job.id, callback_url=_callback_url(rt, job), now=now)
+    ctx = SubmitContext(job_id=job.id, external_id=job.id, callback_url=_callback_url(rt, job), now=now, parent=_parent(rt, adapter, job))
     req = adapter.build_submit(job.operation, job.input, ctx)
     try:
         resp = rt.relay.send(req, idempotent=False, label=f"{job.provider}.submit")
@@ -138,6 +138,14 @@ def _fail(rt: Runtime, job: Job, lease: int, error: tuple[str, str, bool]) -> st
         fu = finish(session, job, JobStatus.FAILED, settings=rt.settings, now=rt.clock(), reason=error[0], error=error, expect_version=lease)
     send_all(rt.dispatcher, fu)
     return "failed"
+
+
+def _parent(rt: Runtime, adapter: Adapter, job: Job) -> ParentRef | None:
+    spec = adapter.parent_of(job.operation, job.input)
+    if spec is None:
+        return None
+    with session_scope(rt.engine) as session:
+        return jobs.parent_ref(session, spec.job_id)
 
 
 def _callback_url(rt: Runtime, job: Job) -> str | None:

@@ -21,6 +21,7 @@ from workers.context import Runtime
 from workers.db import is_postgres, session_scope
 from workers.dispatch import DOWNLOAD, NOTIFY, POLL, SUBMIT, send_all
 from workers.services.apply import Followups, finish
+from workers.services.poll import chunk_size
 
 _DEADLINED = (JobStatus.QUEUED, JobStatus.SUBMITTING, JobStatus.RUNNING)
 
@@ -49,7 +50,7 @@ def tick(rt: Runtime) -> dict[str, int]:
         with session_scope(rt.engine) as session:
             claimed = jobs.claim_due(session, JobStatus.RUNNING, now=now, lease_s=s.lease_s, limit=s.poll_batch_limit, provider=name)
         ids = [c[0] for c in claimed]
-        size = max(1, adapter.capabilities.max_batch)
+        size = chunk_size(adapter, s)
         for i in range(0, len(ids), size):
             rt.dispatcher.send(POLL, ids[i : i + size])
         polled += len(ids)
