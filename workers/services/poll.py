@@ -87,18 +87,25 @@ def _poll_chunk(rt: Runtime, provider: str, chunk: list[Job], *, batch: bool) ->
             if fresh is not None:
                 fu += apply_status(session, fresh, st, settings=rt.settings, now=now, source="poll", payload=resp.body)
     send_all(rt.dispatcher, fu)
+    answered = {job.id for job, _ in matched}
+    missing = [j for j in chunk if j.id not in answered]
+    if missing:  # a batch answer omits unknown ids: ask again at the normal interval
+        _push_back(rt, missing, None)
 
 
 def _match(chunk: list[Job], statuses: list[ProviderStatus]) -> list[tuple[Job, ProviderStatus]]:
+    """Pair answers with jobs by task id, then by our id echoed back. Several jobs may share one
+    provider task (a Midjourney modal job and the parked task it finishes)."""
     if len(chunk) == 1 and len(statuses) == 1:
         return [(chunk[0], statuses[0])]
-    by_task = {j.provider_task_id: j for j in chunk}
+    by_task: dict[str, list[Job]] = {}
+    for j in chunk:
+        by_task.setdefault(j.provider_task_id or "", []).append(j)
     by_ext = {j.id: j for j in chunk}
     out = []
     for st in statuses:
-        job = by_task.get(st.task_id) or by_ext.get(st.external_id or "")
-        if job is not None:
-            out.append((job, st))
+        found = by_task.get(st.task_id or "") or ([by_ext[st.external_id]] if st.external_id in by_ext else [])
+        out += [(job, st) for job in found]
     return out
 
 
