@@ -1,4 +1,5 @@
-"""Key4U relay simulator: a standalone fake of the relay's Kling (style A) endpoints.
+"""Key4U relay simulator: a standalone fake of the relay's Kling (style A),
+Midjourney (midjourney-proxy) and Suno (Suno-API) endpoints.
 
 Independent oracle for tests and demos; imports nothing from the rest of the
 project. Entry points: `create_app(config)` and `python -m simulator --port 9100`.

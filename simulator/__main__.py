@@ -12,7 +12,9 @@ from simulator.config import ENVELOPES, SimConfig
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m simulator", description="Fake Key4U relay (Kling endpoints).")
+    p = argparse.ArgumentParser(
+        prog="python -m simulator", description="Fake Key4U relay (Kling, Midjourney, Suno endpoints)."
+    )
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=9100)
     p.add_argument("--envelope", choices=ENVELOPES, default="native")
@@ -25,6 +27,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--callback-reorder", action="store_true")
     p.add_argument("--slow-media-s", type=float, default=0.0)
     p.add_argument("--public-base", default=None, help="base URL put into result links")
+    p.add_argument("--no-mj-list", action="store_true", help="POST /mj/task/list-by-condition answers 404")
+    p.add_argument("--no-mj-dedupe", action="store_true", help="never answer code 21 for a repeated imagine")
+    p.add_argument("--mj-newapi-codes", action="store_true", help="rewrite MJ submit codes 22/21 to 1 like new-api")
+    p.add_argument("--no-suno-batch", action="store_true", help="POST /suno/fetch answers 404")
+    p.add_argument("--suno-notify", action="store_true", help="POST Suno task objects to notify_hook")
     p.add_argument("--log-level", default="info")
     return p.parse_args(argv)
 
@@ -43,6 +50,11 @@ def main(argv: list[str] | None = None) -> None:
         callback_reorder=args.callback_reorder,
         slow_media_s=args.slow_media_s,
         public_base=args.public_base,
+        mj_list_enabled=not args.no_mj_list,
+        mj_dedupe_code21=not args.no_mj_dedupe,
+        mj_newapi_codes=args.mj_newapi_codes,
+        suno_batch_enabled=not args.no_suno_batch,
+        suno_notify_enabled=args.suno_notify,
     )
     uvicorn.run(create_app(config), host=args.host, port=args.port, log_level=args.log_level.lower())
 

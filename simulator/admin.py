@@ -2,6 +2,9 @@
 
 Admin: health, config, faults, reset, advance, stats, tasks, callbacks,
 media-sha256. Media: `/_sim/media/{task}.mp4`, `/_sim/media/{task}_{i}.png`,
+`/_sim/media/{clip}.mp3`, `/_sim/media/{clip}.jpeg` (or .jpg),
+`/_sim/media/stream/{clip}.mp3` (partial MP3 of a streaming Suno clip),
+`/_sim/media/preview/{task}_{n}.png` (Midjourney in-progress preview),
 `/_sim/media/big/{n}.bin`, `/_sim/media/expired/{anything}` (403).
 """
 
@@ -23,8 +26,18 @@ if TYPE_CHECKING:
     from simulator.app import Simulator
 
 Endpoint = Callable[[Request], Awaitable[Response]]
-_MP4 = re.compile(r"^[A-Za-z0-9_.-]+\.mp4$")
-_PNG = re.compile(r"^[A-Za-z0-9_.-]+_\d+\.png$")
+_NAME = r"^[A-Za-z0-9_.-]+"
+# (file name pattern, bytes, content type) per media folder.
+_MEDIA: dict[str, list[tuple[re.Pattern[str], bytes, str]]] = {
+    "": [
+        (re.compile(_NAME + r"\.mp4$"), media.MP4_BYTES, "video/mp4"),
+        (re.compile(_NAME + r"_\d+\.png$"), media.PNG_BYTES, "image/png"),
+        (re.compile(_NAME + r"\.mp3$"), media.MP3_BYTES, "audio/mpeg"),
+        (re.compile(_NAME + r"\.jpe?g$"), media.JPEG_BYTES, "image/jpeg"),
+    ],
+    "stream": [(re.compile(_NAME + r"\.mp3$"), media.MP3_STREAM_BYTES, "audio/mpeg")],
+    "preview": [(re.compile(_NAME + r"_\d+\.png$"), media.PNG_PREVIEW_BYTES, "image/png")],
+}
 MAX_BIG = 20 * 1024**3
 
 
@@ -92,12 +105,11 @@ def admin_routes(sim: Simulator) -> list[Route]:
 
     async def media_file(request: Request) -> Response:
         name = request.path_params["name"]
-        if _MP4.match(name):
-            data, ctype = media.MP4_BYTES, "video/mp4"
-        elif _PNG.match(name):
-            data, ctype = media.PNG_BYTES, "image/png"
-        else:
+        folder = request.path_params.get("folder", "")
+        found = next(((d, t) for pattern, d, t in _MEDIA.get(folder, []) if pattern.match(name)), None)
+        if found is None:
             return JSONResponse({"error": "no such media"}, status_code=404)
+        data, ctype = found
         if request.method == "HEAD":
             return Response(headers={"Content-Length": str(len(data))}, media_type=ctype)
         state.media_downloads += 1
@@ -146,5 +158,6 @@ def admin_routes(sim: Simulator) -> list[Route]:
         Route("/_sim/media-sha256", media_sha256, methods=get),
         Route("/_sim/media/big/{n}.bin", media_big, methods=get),
         Route("/_sim/media/expired/{rest:path}", media_expired, methods=get),
+        Route("/_sim/media/{folder:str}/{name}", media_file, methods=get),
         Route("/_sim/media/{name}", media_file, methods=get),
     ]

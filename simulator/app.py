@@ -1,9 +1,11 @@
-"""ASGI app faking the Key4U relay's Kling (style A) endpoints.
+"""ASGI app faking the Key4U relay's Kling (style A), Midjourney and Suno endpoints.
 
 `create_app(config)` returns a Starlette app serving:
   POST /kling/v1/videos/text2video | videos/image2video | images/generations
   GET  the same paths + /{id}   (id = task id, relay id or external_task_id)
   GET  the same paths (list, native envelope only)
+the Midjourney routes of `simulator.mj_routes` (`/mj/...`, `/{mode}/mj/...`),
+the Suno routes of `simulator.suno_routes` (`/suno/...`),
 plus the admin and media routes of `simulator.admin`. The simulator object is
 reachable as `app.state.sim` (config, state, callback dispatcher).
 """
@@ -12,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from starlette.applications import Starlette
@@ -24,8 +26,11 @@ from simulator import views
 from simulator.admin import admin_routes
 from simulator.callbacks import CallbackDispatcher
 from simulator.config import SimConfig
+from simulator.mj_routes import mj_routes
 from simulator.state import KINDS, SimState, parse_directives
+from simulator.suno_routes import suno_routes
 
+ErrorFn = Callable[[str, str, int | None], Response]
 MAX_PROMPT = 2500
 MAX_IMAGES = 9
 
@@ -46,29 +51,46 @@ class Simulator:
         headers = {"Retry-After": "1"} if http == 429 else None
         return JSONResponse(body, status_code=http, headers=headers)
 
-    async def guard(self, request: Request, route_key: str, is_create: bool = False) -> Response | None:
-        """Count the request, check auth, apply pending faults (may sleep)."""
+    async def guard(
+        self, request: Request, route_key: str, is_create: bool = False, fail: ErrorFn | None = None
+    ) -> Response | None:
+        """Count the request, check auth, apply pending faults (may sleep).
+
+        `fail(name, message, status)` builds the error response (default: Kling shapes).
+        """
         state, faults = self.state, self.state.faults
+        fail = fail or self.error
         state.requests[route_key] += 1
         header = request.headers.get("authorization", "")
         scheme, _, key = header.partition(" ")
         key = key.strip()
         if scheme.lower() != "bearer" or not key:
             state.auth_failures += 1
-            return self.error("auth", "Authorization missing")
+            return fail("auth", "Authorization missing", None)
         state.auth_seen = True
         if self.config.api_key is not None and key != self.config.api_key:
             state.auth_failures += 1
-            return self.error("auth", "Authorization invalid")
+            return fail("auth", "Authorization invalid", None)
         if faults.rate_limit_next > 0:
             faults.rate_limit_next -= 1
-            return self.error("rate_limit", "rate limit")
+            return fail("rate_limit", "rate limit", None)
         if faults.error_5xx_next > 0 and not (is_create and faults.error_5xx_after_accept):
             faults.error_5xx_next -= 1
-            return self.error("server", "internal server error", faults.error_5xx_status)
+            return fail("server", "internal server error", faults.error_5xx_status)
         if faults.slow_next > 0:
             faults.slow_next -= 1
             await asyncio.sleep(faults.slow_delay_s)
+        return None
+
+    async def after_accept(self, fail: ErrorFn) -> Response | None:
+        """Faults that hit a create after the task exists: 5xx (after_accept) or a hang."""
+        faults = self.state.faults
+        if faults.error_5xx_next > 0 and faults.error_5xx_after_accept:
+            faults.error_5xx_next -= 1
+            return fail("server", "internal server error", faults.error_5xx_status)
+        if faults.timeout_after_accept_next > 0:
+            faults.timeout_after_accept_next -= 1
+            await asyncio.sleep(faults.timeout_delay_s)
         return None
 
 
@@ -179,6 +201,8 @@ def create_app(config: SimConfig | None = None) -> Starlette:
         routes.append(Route(path, _create_endpoint(sim, kind), methods=["POST"]))
         routes.append(Route(path, _list_endpoint(sim, kind), methods=["GET"]))
         routes.append(Route(path + "/{task_id}", _query_endpoint(sim, kind), methods=["GET"]))
+    routes.extend(mj_routes(sim))
+    routes.extend(suno_routes(sim))
     routes.extend(admin_routes(sim))
 
     @contextlib.asynccontextmanager

@@ -1,23 +1,29 @@
-"""Kling-style `callback_url` delivery.
+"""Provider callbacks: Kling `callback_url`, Midjourney `notifyHook`, Suno `notify_hook`.
 
 A background loop (started by the app's lifespan) wakes every
-`callback_interval_s`, asks `collect_due` which status changes happened since
-the last look, and POSTs the native task object (not enveloped, upstream
-numeric task_id) for each one with httpx. Delivery failures are logged and
-otherwise ignored, like a real provider that does not retry.
+`callback_interval_s`, asks `collect_due` which changes happened since the
+last look, and POSTs a task object for each one with httpx: Kling's native
+task object (not enveloped, upstream numeric task_id) on status changes, the
+full Midjourney task object on every status *or progress* change, the Suno
+task object likewise (only when `suno_notify_enabled`). Delivery failures are
+logged and otherwise ignored, like a real provider that does not retry.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
+from simulator import mj_views, suno
 from simulator.state import PROCESSING, SimState
+from simulator.timeline import Event, HookCursor, Timeline
 from simulator.views import native_task
 
 log = logging.getLogger("simulator.callbacks")
@@ -67,7 +73,77 @@ def collect_due(state: SimState) -> list[list[Delivery]]:
         ]
         if batch:
             batches.append(batch)
-    return batches
+    return batches + _timeline_batches(state)
+
+
+def _timeline_batches(state: SimState) -> list[list[Delivery]]:
+    """Due Midjourney / Suno callbacks (one ordered list per task)."""
+    config, batches = state.config, []
+    for mj_task in state.mj.tasks.values():
+        if mj_task.hook.url and not mj_task.hook.done:
+            batch = _timeline_due(
+                state,
+                mj_task.id,
+                mj_task.tl,
+                mj_task.hook,
+                functools.partial(mj_views.task_view, mj_task, state, config=config),
+            )
+            batches.append(batch)
+    for suno_task in state.suno.tasks.values():
+        if suno_task.hook.url and not suno_task.hook.done:
+            batch = _timeline_due(
+                state,
+                suno_task.id,
+                suno_task.tl,
+                suno_task.hook,
+                functools.partial(suno.task_view, suno_task, state, config=config),
+                silent=not config.suno_notify_enabled,
+            )
+            batches.append(batch)
+    return [b for b in batches if b]
+
+
+def _timeline_due(
+    state: SimState,
+    task_id: str,
+    tl: Timeline,
+    cursor: HookCursor,
+    body: Callable[[float], dict[str, Any]],
+    silent: bool = False,
+) -> list[Delivery]:
+    """New events of one task since the last look, as deliveries.
+
+    The creation event is never sent. silent: consume the events without
+    sending or counting them (a relay that drops the hook). callbacks_enabled,
+    callback_reorder (non-final events held back until after the final one)
+    and callback_duplicates apply as for Kling.
+    """
+    config = state.config
+    due = [e for e in tl.events()[1:] if e.at <= state.now()]
+    new, cursor.sent = due[cursor.sent :], len(due)
+    if any(e.final for e in new):
+        cursor.done = True
+    if silent:
+        return []
+    if not config.callbacks_enabled:
+        state.callbacks_dropped += len(new) + len(cursor.held)
+        cursor.held.clear()
+        return []
+    send: list[Event] = []
+    for event in new:
+        if config.callback_reorder and not event.final:
+            cursor.held.append(event)
+        else:
+            send.append(event)
+    if cursor.held and (any(e.final for e in send) or not config.callback_reorder):
+        send = send + cursor.held if config.callback_reorder else cursor.held + send
+        cursor.held.clear()
+    assert cursor.url is not None
+    return [
+        Delivery(task_id, f"{event.status}:{event.progress}%", cursor.url, body(event.at))
+        for event in send
+        for _ in range(1 + config.callback_duplicates)
+    ]
 
 
 class CallbackDispatcher:

@@ -31,12 +31,18 @@ _RUNTIME_FIELDS: dict[str, type] = {
     "public_base": str,
     "api_key": str,
     "reject_duplicate_external_id": bool,
+    "mj_dedupe_code21": bool,
+    "mj_list_enabled": bool,
+    "mj_image_urls": bool,
+    "mj_newapi_codes": bool,
+    "suno_notify_enabled": bool,
+    "suno_batch_enabled": bool,
 }
 
 
 @dataclass
 class SimConfig:
-    """Behaviour of the fake Key4U Kling relay.
+    """Behaviour of the fake Key4U relay (Kling, Midjourney, Suno).
 
     envelope: "native" (Kling official bodies) or "newapi" (new-api DTOs).
     queue_s / run_s: default time a task spends `submitted` / `processing`.
@@ -50,6 +56,14 @@ class SimConfig:
         the base URL of the incoming request).
     api_key: if set, only this bearer key is accepted (else any non-empty key).
     reject_duplicate_external_id: refuse a create whose external_task_id exists.
+    mj_dedupe_code21: an imagine whose prompt equals a finished imagine's (and a
+        repeated button press) answers code 21 with the existing task.
+    mj_list_enabled: serve `POST /mj/task/list-by-condition` (else HTTP 404).
+    mj_image_urls: finished grid tasks also carry `imageUrls` (4 split images).
+    mj_newapi_codes: rewrite submit codes like new-api (22 -> 1, and 21 -> 1
+        except for modal actions); default off = raw proxy codes.
+    suno_notify_enabled: POST Suno task objects to `notify_hook` (new-api drops it).
+    suno_batch_enabled: serve `POST /suno/fetch` (else HTTP 404).
     """
 
     envelope: str = "native"
@@ -67,6 +81,12 @@ class SimConfig:
     public_base: str | None = None
     api_key: str | None = None
     reject_duplicate_external_id: bool = False
+    mj_dedupe_code21: bool = True
+    mj_list_enabled: bool = True
+    mj_image_urls: bool = True
+    mj_newapi_codes: bool = False
+    suno_notify_enabled: bool = False
+    suno_batch_enabled: bool = True
 
     def __post_init__(self) -> None:
         if self.envelope not in ENVELOPES:
@@ -113,19 +133,21 @@ class Faults:
     slow_delay_s: float = 2.0
     timeout_after_accept_next: int = 0
     timeout_delay_s: float = 30.0
+    mj_queue_full_next: int = 0  # Midjourney submits answered with code 23
 
     def view(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
-_COUNT_KEYS = ("rate_limit_next", "error_5xx_next", "slow_next", "timeout_after_accept_next")
+_COUNT_KEYS = ("rate_limit_next", "error_5xx_next", "slow_next", "timeout_after_accept_next", "mj_queue_full_next")
 
 
 def update_faults(faults: Faults, payload: dict[str, Any]) -> None:
     """Apply `POST /_sim/faults` JSON.
 
     Accepted keys: rate_limit_next, error_5xx_next (+ status, after_accept),
-    slow_next (+ delay_s), timeout_after_accept_next (+ delay_s).
+    slow_next (+ delay_s), timeout_after_accept_next (+ delay_s),
+    mj_queue_full_next.
     `delay_s` applies to whichever of slow_next / timeout_after_accept_next is
     in the same payload.
     """

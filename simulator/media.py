@@ -2,7 +2,10 @@
 
 * `PNG_BYTES`: 64x64 RGB gradient, zlib "stored" blocks (no compressor
   involved, so the bytes never depend on the zlib version).
+* `PNG_PREVIEW_BYTES`: 16x16 version, served as a Midjourney in-progress preview.
 * `MP4_BYTES`: see `simulator.mp4`.
+* `MP3_BYTES` / `MP3_STREAM_BYTES` (first 20 frames: a Suno clip while
+  streaming) and `JPEG_BYTES`: see `simulator.codecs`.
 * `iter_big(n)`: n deterministic bytes produced chunk by chunk.
 """
 
@@ -14,6 +17,7 @@ import struct
 import zlib
 from collections.abc import AsyncIterator, Iterator
 
+from simulator.codecs import build_jpeg, build_mp3
 from simulator.mp4 import build_mp4
 
 PNG_SIZE = 64
@@ -52,14 +56,25 @@ def build_png(size: int = PNG_SIZE) -> bytes:
 
 
 PNG_BYTES = build_png()
+PNG_PREVIEW_BYTES = build_png(16)
 MP4_BYTES = build_mp4()
+MP3_BYTES = build_mp3(50)
+MP3_STREAM_BYTES = MP3_BYTES[: len(MP3_BYTES) * 2 // 5]  # 20 of 50 frames, still a valid MP3
+JPEG_BYTES = build_jpeg()
 
 
 def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-MEDIA_SHA256 = {"mp4": sha256_hex(MP4_BYTES), "png": sha256_hex(PNG_BYTES)}
+MEDIA_SHA256 = {
+    "mp4": sha256_hex(MP4_BYTES),
+    "png": sha256_hex(PNG_BYTES),
+    "png_preview": sha256_hex(PNG_PREVIEW_BYTES),
+    "mp3": sha256_hex(MP3_BYTES),
+    "mp3_stream": sha256_hex(MP3_STREAM_BYTES),
+    "jpg": sha256_hex(JPEG_BYTES),
+}
 
 _BASE_BLOCK = bytes((i * 131 + (i >> 8) * 7 + 13) & 0xFF for i in range(CHUNK))
 

@@ -1,4 +1,7 @@
-"""Task registry, counters and the task lifecycle as pure functions of time.
+"""Task registry, counters and the Kling task lifecycle as pure functions of time.
+
+Midjourney and Suno tasks live in `SimState.mj` / `SimState.suno`
+(`simulator.mj`, `simulator.suno`); their lifecycle is `simulator.timeline`.
 
 A task is `submitted` for `queue_s` seconds, then `processing` for `run_s`
 seconds, then `succeed` (or `failed` when the prompt asked for it). Nothing is
@@ -17,6 +20,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from simulator.config import Faults, SimConfig
+from simulator.mj import MjStore
+from simulator.suno import SunoStore
 
 SUBMITTED, PROCESSING, SUCCEED, FAILED = "submitted", "processing", "succeed", "failed"
 FINAL_STATUSES = (SUCCEED, FAILED)
@@ -141,6 +146,9 @@ class SimState:
         self.faults = Faults()
         self.requests: Counter[str] = Counter()
         self.creates = 0
+        self.creates_by_family: Counter[str] = Counter()
+        self.mj = MjStore()
+        self.suno = SunoStore()
         self.callbacks_sent = 0
         self.callbacks_failed = 0
         self.callbacks_dropped = 0
@@ -196,8 +204,12 @@ class SimState:
         )
         self._next_db_id += 1
         self.tasks[task_id] = task
-        self.creates += 1
+        self.count_create("kling")
         return task
+
+    def count_create(self, family: str) -> None:
+        self.creates += 1
+        self.creates_by_family[family] += 1
 
     def _new_upstream_id(self) -> str:
         while True:
@@ -219,15 +231,59 @@ class SimState:
                 "created_at": self.wall_ms(t.created),
                 "callback_url": t.callback_url,
                 "callbacks_notified": list(t.notified),
+                "family": "kling",
             }
             for t in self.tasks.values()
-        ]
+        ] + self._timeline_rows(now)
+
+    def _timeline_rows(self, now: float) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = []
+        for family, items in (("mj", self.mj.tasks.values()), ("suno", self.suno.tasks.values())):
+            for t in items:
+                event = t.tl.at(now)
+                rows.append(
+                    {
+                        "family": family,
+                        "task_id": t.id,
+                        "action": t.action,
+                        "status": event.status,
+                        "progress": event.progress,
+                        "created_at": self.wall_ms(t.tl.created),
+                        "callback_url": t.hook.url,
+                        "callbacks_notified": t.hook.sent,
+                    }
+                )
+        return rows
+
+    def polls(self) -> dict[str, int]:
+        """Status-query requests per family and kind, summed from the request counters."""
+        out: Counter[str] = Counter()
+        for key, n in self.requests.items():
+            method, _, path = key.partition(" ")
+            if method == "GET" and path.startswith("/kling/") and path.endswith("/{id}"):
+                out["kling_single"] += n
+            elif method == "GET" and path.endswith("/mj/task/{id}/fetch"):
+                out["mj_single"] += n
+            elif method == "POST" and path.endswith("/mj/task/list-by-condition"):
+                out["mj_batch"] += n
+            elif method == "GET" and path == "/suno/fetch/{id}":
+                out["suno_single"] += n
+            elif method == "POST" and path == "/suno/fetch":
+                out["suno_batch"] += n
+        return dict(out)
 
     def stats(self) -> dict[str, Any]:
         return {
             "requests": dict(self.requests),
             "creates": self.creates,
-            "tasks": len(self.tasks),
+            "creates_by_family": dict(self.creates_by_family),
+            "tasks": len(self.tasks) + len(self.mj.tasks) + len(self.suno.tasks),
+            "tasks_by_family": {"kling": len(self.tasks), "mj": len(self.mj.tasks), "suno": len(self.suno.tasks)},
+            "polls": (polls := self.polls()),
+            "poll_requests": sum(polls.values()),
+            "mj_submit_codes": dict(self.mj.codes),
+            "mj_uploads": self.mj.uploads,
+            "suno_submit_codes": dict(self.suno.codes),
             "callbacks_sent": self.callbacks_sent,
             "callbacks_failed": self.callbacks_failed,
             "callbacks_dropped": self.callbacks_dropped,
