@@ -6,8 +6,9 @@ from typing import Any
 
 from providers.base import Adapter
 from providers.kling import KlingAdapter
+from providers.suno import SunoAdapter
 
-ADAPTERS: dict[str, Adapter] = {a.name: a for a in (KlingAdapter(),)}
+ADAPTERS: dict[str, Adapter] = {a.name: a for a in (KlingAdapter(), SunoAdapter())}
 
 
 class UnknownProvider(LookupError):

@@ -137,7 +137,8 @@ def test_cancel_then_cancel_again(api) -> None:  # type: ignore[no-untyped-def]
 
 def test_providers_publish_input_schemas(api) -> None:  # type: ignore[no-untyped-def]
     client, _ = api
-    (kling,) = client.get("/v1/providers").json()["providers"]
+    providers = {p["name"]: p for p in client.get("/v1/providers").json()["providers"]}
+    kling = providers["kling"]
     ops = {o["name"]: o for o in kling["operations"]}
     assert set(ops) == {"text2video", "image2video", "image"}
     assert "prompt" in ops["text2video"]["input_schema"]["required"]

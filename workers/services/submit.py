@@ -59,7 +59,10 @@ def submit_job(rt: Runtime, job_id: str, version: int) -> str:
             return _fail(rt, job, lease, ("submit_failed", f"no answer from the relay after {job.submit_attempts} attempts", True))
 
     ctx = SubmitContext(job_id=job.id, external_id=job.id, callback_url=_callback_url(rt, job), now=now, parent=_parent(rt, adapter, job))
-    req = adapter.build_submit(job.operation, job.input, ctx)
+    try:
+        req = adapter.build_submit(job.operation, job.input, ctx)
+    except ValueError as exc:  # an input the adapter cannot send (e.g. its parent job vanished)
+        return _fail(rt, job, lease, ("invalid_input", str(exc), False))
     try:
         resp = rt.relay.send(req, idempotent=False, label=f"{job.provider}.submit")
         result = adapter.parse_submit(resp)
