@@ -6,9 +6,10 @@ from typing import Any
 
 from providers.base import Adapter
 from providers.kling import KlingAdapter
+from providers.midjourney import MidjourneyAdapter
 from providers.suno import SunoAdapter
 
-ADAPTERS: dict[str, Adapter] = {a.name: a for a in (KlingAdapter(), SunoAdapter())}
+ADAPTERS: dict[str, Adapter] = {a.name: a for a in (KlingAdapter(), MidjourneyAdapter(), SunoAdapter())}
 
 
 class UnknownProvider(LookupError):

@@ -30,6 +30,8 @@ class Runtime:
     dispatcher: Dispatcher
     clock: Callable[[], datetime] = field(default=utcnow)
     notify_transport: httpx.BaseTransport | None = None
+    # provider -> monotonic time until which its batch status route is treated as unavailable
+    batch_off_until: dict[str, float] = field(default_factory=dict)
 
     def close(self) -> None:
         self.relay.close()

@@ -22,21 +22,19 @@ from workers.context import Runtime
 from workers.db import session_scope
 from workers.dispatch import send_all
 from workers.services.apply import Followups, apply_status, next_poll_at
-from workers.settings import Settings
 
 log = logging.getLogger("k4u.poll")
 
 _BATCH_OFF_S = 600.0
-_batch_off_until: dict[str, float] = {}  # provider -> monotonic time; per process
 
 
-def chunk_size(adapter: Adapter, settings: Settings) -> int:
+def chunk_size(rt: Runtime, adapter: Adapter) -> int:
     """Task ids per poll request: the batch size where batch polling is on and available, else 1."""
-    if not settings.batch_polling or adapter.capabilities.max_batch <= 1:
+    if not rt.settings.batch_polling or adapter.capabilities.max_batch <= 1:
         return 1
-    if _batch_off_until.get(adapter.name, 0.0) > time.monotonic():
+    if rt.batch_off_until.get(adapter.name, 0.0) > time.monotonic():
         return 1
-    return max(1, min(settings.poll_batch_size, adapter.capabilities.max_batch))
+    return max(1, min(rt.settings.poll_batch_size, adapter.capabilities.max_batch))
 
 
 def poll_jobs(rt: Runtime, job_ids: Sequence[str]) -> int:
@@ -50,7 +48,7 @@ def poll_jobs(rt: Runtime, job_ids: Sequence[str]) -> int:
     asked = 0
     for provider, group in by_provider.items():
         adapter = get_adapter(provider)
-        size = chunk_size(adapter, rt.settings)
+        size = chunk_size(rt, adapter)
         for i in range(0, len(group), size):
             chunk = group[i : i + size]
             _poll_chunk(rt, provider, chunk, batch=size > 1)
@@ -66,7 +64,7 @@ def _poll_chunk(rt: Runtime, provider: str, chunk: list[Job], *, batch: bool) ->
         resp = rt.relay.send(adapter.build_poll(targets, batch=batch), idempotent=True, label=label)
         if batch and resp.status in (404, 405, 501):
             log.warning("%s batch query answered HTTP %d; polling one task at a time for %.0fs", provider, resp.status, _BATCH_OFF_S)
-            _batch_off_until[provider] = time.monotonic() + _BATCH_OFF_S
+            rt.batch_off_until[provider] = time.monotonic() + _BATCH_OFF_S
             for job in chunk:
                 _poll_chunk(rt, provider, [job], batch=False)
             return

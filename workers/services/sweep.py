@@ -50,7 +50,7 @@ def tick(rt: Runtime) -> dict[str, int]:
         with session_scope(rt.engine) as session:
             claimed = jobs.claim_due(session, JobStatus.RUNNING, now=now, lease_s=s.lease_s, limit=s.poll_batch_limit, provider=name)
         ids = [c[0] for c in claimed]
-        size = chunk_size(adapter, s)
+        size = chunk_size(rt, adapter)
         for i in range(0, len(ids), size):
             rt.dispatcher.send(POLL, ids[i : i + size])
         polled += len(ids)
