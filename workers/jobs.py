@@ -94,6 +94,12 @@ def set_fields(session: Session, job_id: str, status: JobStatus, **fields: Any) 
     return res.rowcount == 1  # type: ignore[attr-defined]
 
 
+def count_polls(session: Session, job_ids: Sequence[str]) -> None:
+    """One more answered poll for each job (poll_count: how often the relay was asked about it)."""
+    if job_ids:
+        session.execute(update(Job).where(Job.id.in_(list(set(job_ids)))).values(poll_count=Job.poll_count + 1))  # type: ignore[attr-defined]
+
+
 def claim_due(
     session: Session, status: JobStatus, *, now: datetime, lease_s: float, limit: int, provider: str | None = None
 ) -> list[tuple[str, str, int]]:

@@ -48,7 +48,7 @@ def apply_status(session: Session, job: Job, st: ProviderStatus, *, settings: Se
             if st.result_data:  # e.g. a Midjourney task parked in MODAL, awaiting input
                 extra["result"] = dict(job.result or {}) | dict(st.result_data)
             jobs.set_fields(session, job.id, JobStatus.RUNNING, progress=min(progress, 99),
-                            next_at=next_poll_at(job, settings, now), poll_count=Job.poll_count + 1, **extra)
+                            next_at=next_poll_at(job, settings, now), **extra)
             return []
         case State.SUCCEEDED:
             result = dict(job.result or {}) | dict(st.result_data)

@@ -80,6 +80,7 @@ def _poll_chunk(rt: Runtime, provider: str, chunk: list[Job], *, batch: bool) ->
     fu: Followups = []
     now = rt.clock()
     with session_scope(rt.engine) as session:
+        jobs.count_polls(session, [job.id for job, _ in matched])
         for job, st in matched:
             fresh = jobs.get_job(session, job.id)
             if fresh is not None:
