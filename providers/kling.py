@@ -17,6 +17,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from models.errors import ProviderProtocolError
+from providers.wire import error_message, is_not_found, json_or_none, str_or_none
 from providers.base import (
     Capabilities,
     HttpRequest,
@@ -137,8 +138,8 @@ class KlingAdapter:
         return HttpRequest("POST", PATHS[operation], json=body)
 
     def parse_submit(self, resp: HttpResponse) -> Submitted | Rejected:
-        data = _json_or_none(resp)
-        message = _message(data)
+        data = json_or_none(resp)
+        message = error_message(data)
         if resp.status >= 300:
             rejected = reject_for_http(resp, message)
             if rejected is None:
@@ -168,16 +169,16 @@ class KlingAdapter:
         return HttpRequest("GET", f"{PATHS[t.operation]}/{t.task_id}")
 
     def parse_poll(self, resp: HttpResponse) -> list[ProviderStatus]:
-        data = _json_or_none(resp)
-        if resp.status in (400, 404) and _is_not_found(data):
-            return [ProviderStatus(None, State.UNKNOWN, error_message=_message(data))]
+        data = json_or_none(resp)
+        if resp.status in (400, 404) and is_not_found(data):
+            return [ProviderStatus(None, State.UNKNOWN, error_message=error_message(data))]
         if resp.status >= 300:
-            raise ProviderProtocolError(f"HTTP {resp.status} on query: {_message(data)[:200]}")
+            raise ProviderProtocolError(f"HTTP {resp.status} on query: {error_message(data)[:200]}")
         if not isinstance(data, dict):
             raise ProviderProtocolError("query answer is not a JSON object")
         code = data.get("code")
         if isinstance(code, int) and not isinstance(code, bool) and code != 0:
-            raise ProviderProtocolError(f"Kling code {code}: {_message(data)[:200]}")
+            raise ProviderProtocolError(f"Kling code {code}: {error_message(data)[:200]}")
         return [parse_task(data)]
 
     def build_lookup(self, operation: str, external_id: str) -> HttpRequest | None:
@@ -185,8 +186,8 @@ class KlingAdapter:
         return HttpRequest("GET", f"{PATHS[operation]}/{external_id}")
 
     def parse_lookup(self, resp: HttpResponse) -> Submitted | None:
-        data = _json_or_none(resp)
-        if resp.status in (400, 404) and _is_not_found(data):
+        data = json_or_none(resp)
+        if resp.status in (400, 404) and is_not_found(data):
             return None
         statuses = self.parse_poll(resp)
         st = statuses[0]
@@ -195,7 +196,7 @@ class KlingAdapter:
         return Submitted(st.task_id, st)
 
     def parse_callback(self, headers: Mapping[str, str], body: bytes) -> ProviderStatus:
-        data = _json_or_none(HttpResponse(200, headers, body))
+        data = json_or_none(HttpResponse(200, headers, body))
         if not isinstance(data, dict):
             raise ProviderProtocolError("callback body is not a JSON object")
         return parse_task(data)
@@ -237,8 +238,8 @@ def _native(d: Mapping[str, Any]) -> ProviderStatus:
         msg = str(d.get("task_status_msg") or "") or None
     result_data = {k: d[k] for k in ("final_unit_deduction", "task_status_msg") if d.get(k) not in (None, "")}
     return ProviderStatus(
-        task_id=_str_or_none(d.get("task_id")), state=state, progress=100 if state is State.SUCCEEDED else None,
-        outputs=outputs, result_data=result_data, external_id=_str_or_none(ext),
+        task_id=str_or_none(d.get("task_id")), state=state, progress=100 if state is State.SUCCEEDED else None,
+        outputs=outputs, result_data=result_data, external_id=str_or_none(ext),
         error_code="provider_failed" if failed else None, error_message=msg if failed else None,
     )
 
@@ -260,7 +261,7 @@ def _newapi_dto(d: Mapping[str, Any]) -> ProviderStatus:
     if state is State.SUCCEEDED and not outputs:
         state, failed, fail_reason = State.FAILED, True, "task succeeded without any result URL"
     return ProviderStatus(
-        task_id=_str_or_none(d.get("task_id")), state=state,
+        task_id=str_or_none(d.get("task_id")), state=state,
         progress=100 if state is State.SUCCEEDED else parse_progress(d.get("progress")),
         outputs=outputs, result_data=dict(upstream.result_data) if upstream else {},
         external_id=upstream.external_id if upstream else None,
@@ -279,32 +280,8 @@ def _video_object(d: Mapping[str, Any]) -> ProviderStatus:
         state, failed = State.FAILED, True
         err = {"message": "task succeeded without any result URL"}
     return ProviderStatus(
-        task_id=_str_or_none(d.get("id") or d.get("task_id")), state=state,
+        task_id=str_or_none(d.get("id") or d.get("task_id")), state=state,
         progress=100 if state is State.SUCCEEDED else parse_progress(d.get("progress")), outputs=outputs,
         error_code="provider_failed" if failed else None,
         error_message=str(err.get("message") or "failed") if failed else None,
     )
-
-
-def _json_or_none(resp: HttpResponse) -> Any:
-    try:
-        return resp.json()
-    except ProviderProtocolError:
-        return None
-
-
-def _message(data: Any) -> str:
-    if isinstance(data, dict):
-        if isinstance(data.get("error"), dict):
-            return str(data["error"].get("message") or "")
-        return str(data.get("message") or data.get("msg") or "")
-    return ""
-
-
-def _is_not_found(data: Any) -> bool:
-    text = f"{data.get('code', '')} {_message(data)}".lower() if isinstance(data, dict) else ""
-    return "not_exist" in text or "not found" in text or "not_found" in text or "不存在" in text
-
-
-def _str_or_none(v: object) -> str | None:
-    return None if v in (None, "") else str(v)

@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from models.errors import ProviderProtocolError
+from providers.wire import error_message, is_not_found, json_or_none, str_or_none
 from providers.base import (
     HttpResponse,
     OutputRef,
@@ -49,8 +50,8 @@ _KEYCAP = re.compile(r"^\s*(?:\d\ufe0f?\u20e3|\d+[.)])\s*")  # "1️⃣ " / "1. 
 
 def parse_submit(resp: HttpResponse) -> Submitted | Rejected:
     """Submitted(task id[, immediate status]) or Rejected; ProviderProtocolError when unreadable."""
-    data = _json_or_none(resp) if resp.status >= 300 else resp.json()
-    message = _message(data)
+    data = json_or_none(resp) if resp.status >= 300 else resp.json()
+    message = error_message(data)
     if resp.status >= 300:
         rejected = reject_for_http(resp, message)
         if rejected is None:
@@ -69,7 +70,7 @@ def parse_submit(resp: HttpResponse) -> Submitted | Rejected:
     result = data.get("result")
     if isinstance(result, list) and code == 1:
         return _uploaded(result)
-    task_id = _str_or_none(result)
+    task_id = str_or_none(result)
     if task_id is None:
         raise ProviderProtocolError(f"submit code {code} without a task id in result")
     return Submitted(task_id, _existing(task_id, data) if code == 21 else None)
@@ -113,10 +114,10 @@ def _existing(task_id: str, data: Mapping[str, Any]) -> ProviderStatus | None:
 def parse_poll(resp: HttpResponse) -> list[ProviderStatus]:
     """A list-by-condition array or one fetched task; unknown ids are simply absent (§3.3)."""
     if resp.status >= 300:
-        data = _json_or_none(resp)
-        if resp.status == 404 or (resp.status == 400 and _not_found(data)):
-            return [ProviderStatus(None, State.UNKNOWN, error_message=_message(data) or "task not found")]
-        raise ProviderProtocolError(f"HTTP {resp.status} on query: {_message(data)[:200]}")
+        data = json_or_none(resp)
+        if resp.status == 404 or (resp.status == 400 and is_not_found(data)):
+            return [ProviderStatus(None, State.UNKNOWN, error_message=error_message(data) or "task not found")]
+        raise ProviderProtocolError(f"HTTP {resp.status} on query: {error_message(data)[:200]}")
     data = resp.json()
     if data is None:
         return []  # midjourney-proxy answers an unknown id with an empty body
@@ -127,9 +128,9 @@ def parse_poll(resp: HttpResponse) -> list[ProviderStatus]:
     if isinstance(data, Mapping):
         if "id" in data or "status" in data:
             return [parse_task(data)]
-        if _not_found(data):
-            return [ProviderStatus(None, State.UNKNOWN, error_message=_message(data))]
-    raise ProviderProtocolError(f"unrecognised Midjourney query answer: {_message(data)[:200]}")
+        if is_not_found(data):
+            return [ProviderStatus(None, State.UNKNOWN, error_message=error_message(data))]
+    raise ProviderProtocolError(f"unrecognised Midjourney query answer: {error_message(data)[:200]}")
 
 
 def parse_callback(body: bytes) -> ProviderStatus:
@@ -145,7 +146,7 @@ def parse_task(d: Mapping[str, Any]) -> ProviderStatus:
     raw = str(d.get("status") or "").upper()
     state = _STATE.get(raw, State.UNKNOWN)
     action = str(d.get("action") or "").upper()
-    task_id, ext = _str_or_none(d.get("id")), _str_or_none(d.get("state"))
+    task_id, ext = str_or_none(d.get("id")), str_or_none(d.get("state"))
     reason = str(d.get("failReason") or "") or None
     if state is State.SUCCEEDED:
         outputs = _outputs(d, action)
@@ -217,17 +218,11 @@ def parse_seed(resp: HttpResponse) -> str | None:
     """The seed from `{code: 1, result: "<seed>"}`; None when the relay has none (§3.3)."""
     if resp.status >= 300:
         return None
-    data = _json_or_none(resp)
+    data = json_or_none(resp)
     if not isinstance(data, Mapping) or _code(data) != 1:
         return None
-    return _str_or_none(data.get("result"))
+    return str_or_none(data.get("result"))
 
-
-def _json_or_none(resp: HttpResponse) -> Any:
-    try:
-        return resp.json()
-    except ProviderProtocolError:
-        return None
 
 
 def _code(data: Any) -> int | None:
@@ -246,20 +241,3 @@ def _list(v: object) -> list[Any]:
 def _props(data: Any) -> Mapping[str, Any]:
     props = data.get("properties") if isinstance(data, Mapping) else None
     return props if isinstance(props, Mapping) else {}
-
-
-def _message(data: Any) -> str:
-    if not isinstance(data, Mapping):
-        return ""
-    if isinstance(data.get("error"), Mapping):
-        return str(data["error"].get("message") or "")
-    return str(data.get("description") or data.get("message") or "")
-
-
-def _not_found(data: Any) -> bool:
-    text = f"{_message(data)} {data.get('code', '') if isinstance(data, Mapping) else ''}".lower()
-    return any(s in text for s in ("task_no_found", "not_found", "not found", "not_exist", "not exist"))
-
-
-def _str_or_none(v: object) -> str | None:
-    return None if v in (None, "") or isinstance(v, (list, dict)) else str(v)

@@ -40,16 +40,8 @@ from providers.base import (
     reject_for_http,
 )
 from providers.suno.inputs import LyricsInput, MusicInput, infer_mode
-from providers.suno.parse import (
-    CLIP_ERROR,
-    LATER,
-    code_of,
-    is_not_found,
-    json_or_none,
-    message_of,
-    parse_task,
-    unknown,
-)
+from providers.suno.parse import CLIP_ERROR, LATER, code_of, parse_task, unknown
+from providers.wire import error_message, is_not_found, json_or_none
 
 __all__ = ["FETCH_PATH", "SUBMIT_PATHS", "LyricsInput", "MusicInput", "SunoAdapter", "parse_task"]
 
@@ -100,7 +92,7 @@ class SunoAdapter:
 
     def parse_submit(self, resp: HttpResponse) -> Submitted | Rejected:
         data = json_or_none(resp)
-        code, message = code_of(data), message_of(data)
+        code, message = code_of(data), error_message(data)
         if resp.status >= 300:
             rejected = reject_for_http(resp, message or code)
             if rejected is None:
@@ -130,12 +122,12 @@ class SunoAdapter:
     def parse_poll(self, resp: HttpResponse) -> list[ProviderStatus]:
         data = json_or_none(resp)
         if resp.status == 404 or (resp.status == 400 and is_not_found(data)):
-            return [unknown(message_of(data) or f"HTTP {resp.status}")]
+            return [unknown(error_message(data) or f"HTTP {resp.status}")]
         if resp.status >= 300:
-            raise ProviderProtocolError(f"HTTP {resp.status} on fetch: {message_of(data)[:200]}")
+            raise ProviderProtocolError(f"HTTP {resp.status} on fetch: {error_message(data)[:200]}")
         if isinstance(data, dict) and ("code" in data or "error" in data):
             if code_of(data) != "success":
-                return [unknown(message_of(data) or code_of(data))]
+                return [unknown(error_message(data) or code_of(data))]
             data = data.get("data")
         if isinstance(data, list):
             return [parse_task(t) for t in data if isinstance(t, Mapping)]

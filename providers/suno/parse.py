@@ -9,8 +9,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from models.errors import ProviderProtocolError
-from providers.base import HttpResponse, OutputRef, ProviderStatus, State, parse_progress
+from providers.base import OutputRef, ProviderStatus, State, parse_progress
+from providers.wire import error_message, str_or_none
 
 # Refusal codes (or messages) that mean "not now" rather than "never".
 LATER = re.compile(r"rate[\s_-]?limit|busy|time[\s_-]?out|timed out|queue|429|too[\s_-]?many|concurren|overload", re.I)
@@ -25,7 +25,7 @@ CLIP_ERROR = frozenset({"error", "failed", "failure"})
 
 def parse_task(t: Mapping[str, Any]) -> ProviderStatus:
     """One task, native or new-api DTO, of either action."""
-    task_id = _str_or_none(t.get("task_id"))
+    task_id = str_or_none(t.get("task_id"))
     state = _TASK_STATE.get(str(t.get("status") or "").upper(), State.UNKNOWN)
     raw = t.get("data")
     if isinstance(raw, Mapping) and "text" not in raw:  # an upstream object nested in the DTO's `data`
@@ -106,12 +106,6 @@ def unknown(message: str) -> ProviderStatus:
     return ProviderStatus(None, State.UNKNOWN, error_message=message or None)
 
 
-def json_or_none(resp: HttpResponse) -> Any:
-    try:
-        return resp.json()
-    except ProviderProtocolError:
-        return None
-
 
 def code_of(data: Any) -> str:
     """The business code: `code` (new-api / Suno-API) or the OpenAI-style error's type."""
@@ -124,20 +118,3 @@ def code_of(data: Any) -> str:
     if isinstance(err, dict):
         return str(err.get("code") or err.get("type") or "error")
     return ""
-
-
-def message_of(data: Any) -> str:
-    if isinstance(data, dict):
-        if isinstance(data.get("error"), dict):
-            return str(data["error"].get("message") or "")
-        return str(data.get("message") or data.get("msg") or "")
-    return ""
-
-
-def is_not_found(data: Any) -> bool:
-    text = f"{data.get('code', '')} {message_of(data)}".lower() if isinstance(data, dict) else ""
-    return "not_exist" in text or "not exist" in text or "not found" in text or "not_found" in text
-
-
-def _str_or_none(v: object) -> str | None:
-    return None if v in (None, "") else str(v)

@@ -8,36 +8,18 @@ from pathlib import Path
 
 import pytest
 
-from models.errors import ProviderProtocolError
-from providers.base import HttpResponse, PollTarget, Rejected, SubmitContext, Submitted
+from providers.base import HttpResponse, PollTarget, SubmitContext
 from providers.kling import KlingAdapter
+from tests.payload_cases import cases, check_submit_or_protocol_error, load
 
-CASES = sorted(p for p in (Path(__file__).parent.parent / "payloads" / "kling").iterdir() if p.is_dir())
+CASES = cases("kling")
 kling = KlingAdapter()
-
-
-def load(case: Path) -> tuple[HttpResponse, dict]:  # type: ignore[type-arg]
-    meta = json.loads((case / "response.json").read_text())
-    return HttpResponse(meta["status"], meta["headers"], (case / "body").read_bytes()), json.loads((case / "expected.json").read_text())
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_recorded_payload(case: Path) -> None:
     resp, want = load(case)
-    if want.get("result") == "protocol_error":
-        with pytest.raises(ProviderProtocolError):
-            (kling.parse_submit if want["kind"] == "submit" else kling.parse_poll)(resp)
-        return
-    if want["kind"] == "submit":
-        got = kling.parse_submit(resp)
-        if want["result"] == "submitted":
-            assert got == Submitted(want["task_id"])
-        else:
-            assert isinstance(got, Rejected)
-            assert (got.code, got.retryable) == (want["code"], want["retryable"])
-            assert got.message
-            if "retry_after_s" in want:
-                assert got.retry_after_s == want["retry_after_s"]
+    if check_submit_or_protocol_error(kling, resp, want):
         return
     st = kling.parse_poll(resp)[0] if want["kind"] == "poll" else kling.parse_callback(resp.headers, resp.body)
     assert st.state.value == want["state"]

@@ -14,16 +14,12 @@ from pydantic import ValidationError
 from models.errors import ProviderProtocolError
 from providers.base import HttpResponse, ParentRef, PollTarget, ProviderStatus, Rejected, State, SubmitContext, Submitted
 from providers.midjourney import MidjourneyAdapter, build_seed, describe_prompts, parse_seed
+from tests.payload_cases import cases, check_submit_or_protocol_error, load
 
-PAYLOADS = Path(__file__).parent.parent / "payloads" / "midjourney"
-CASES = sorted(p for p in PAYLOADS.iterdir() if p.is_dir())
+CASES = cases("midjourney")
+PAYLOADS = CASES[0].parent
 mj = MidjourneyAdapter()
 HOOK = "https://jobs.example.com/v1/webhooks/midjourney/job_new/tok"
-
-
-def load(case: Path) -> tuple[HttpResponse, dict[str, Any]]:
-    meta = json.loads((case / "response.json").read_text())
-    return HttpResponse(meta["status"], meta["headers"], (case / "body").read_bytes()), json.loads((case / "expected.json").read_text())
 
 
 def check_status(st: ProviderStatus, want: dict[str, Any]) -> None:
@@ -39,25 +35,7 @@ def check_status(st: ProviderStatus, want: dict[str, Any]) -> None:
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_recorded_payload(case: Path) -> None:
     resp, want = load(case)
-    if want.get("result") == "protocol_error":
-        with pytest.raises(ProviderProtocolError):
-            (mj.parse_submit if want["kind"] == "submit" else mj.parse_poll)(resp)
-        return
-    if want["kind"] == "submit":
-        got = mj.parse_submit(resp)
-        if want["result"] == "submitted":
-            assert isinstance(got, Submitted)
-            assert got.task_id == want["task_id"] if "task_id" in want else got.task_id.startswith(want["task_id_prefix"])
-            if "status" in want:
-                assert got.status is not None
-                check_status(got.status, {"task_id": got.task_id} | want["status"])
-            else:
-                assert got.status is None
-        else:
-            assert isinstance(got, Rejected)
-            assert (got.code, got.retryable) == (want["code"], want["retryable"])
-            assert got.message
-            assert want.get("message_contains", "") in got.message
+    if check_submit_or_protocol_error(mj, resp, want, check_status):
         return
     statuses = mj.parse_poll(resp) if want["kind"] == "poll" else [mj.parse_callback(resp.headers, resp.body)]
     assert len(statuses) == len(want["statuses"])

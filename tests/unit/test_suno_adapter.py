@@ -14,17 +14,13 @@ from pydantic import ValidationError
 from models.errors import ProviderProtocolError
 from providers.base import HttpResponse, ParentRef, ParentSpec, PollTarget, ProviderStatus, Rejected, State, SubmitContext, Submitted
 from providers.suno import SunoAdapter, parse_task
+from tests.payload_cases import cases, check_submit_or_protocol_error, load
 
-CASES = sorted(p for p in (Path(__file__).parent.parent / "payloads" / "suno").iterdir() if p.is_dir())
+CASES = cases("suno")
 suno = SunoAdapter()
 NOW = datetime(2025, 3, 14, 9, 30, tzinfo=UTC)
 HOOK = "https://jobs.example.com/v1/webhooks/suno/job_1/tok"
 CLIP_A, CLIP_B = "4c3b2a1f-8e7d-4f6a-9b5c-0d1e2f3a4b5c", "9f8e7d6c-5b4a-4c3d-8e2f-1a0b9c8d7e6f"
-
-
-def load(case: Path) -> tuple[HttpResponse, dict[str, Any]]:
-    meta = json.loads((case / "response.json").read_text())
-    return HttpResponse(meta["status"], meta["headers"], (case / "body").read_bytes()), json.loads((case / "expected.json").read_text())
 
 
 def validate(operation: str, raw: dict[str, Any]) -> dict[str, Any]:
@@ -56,20 +52,7 @@ def as_dict(st: ProviderStatus) -> dict[str, Any]:
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_recorded_payload(case: Path) -> None:
     resp, want = load(case)
-    if want.get("result") == "protocol_error":
-        with pytest.raises(ProviderProtocolError):
-            (suno.parse_submit if want["kind"] == "submit" else suno.parse_poll)(resp)
-        return
-    if want["kind"] == "submit":
-        got = suno.parse_submit(resp)
-        if want["result"] == "submitted":
-            assert got == Submitted(want["task_id"])
-        else:
-            assert isinstance(got, Rejected)
-            assert (got.code, got.retryable) == (want["code"], want["retryable"])
-            assert got.message
-            if "retry_after_s" in want:
-                assert got.retry_after_s == want["retry_after_s"]
+    if check_submit_or_protocol_error(suno, resp, want):
         return
     statuses = suno.parse_poll(resp) if want["kind"] == "poll" else [suno.parse_callback(resp.headers, resp.body)]
     assert len(statuses) == len(want["statuses"])

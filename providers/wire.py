@@ -1,0 +1,38 @@
+"""Reading relay bodies the same way in every family: JSON or nothing, the error message in any of
+the shapes the relays use, "task not found" in any of their spellings."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from models.errors import ProviderProtocolError
+from providers.base import HttpResponse
+
+_NOT_FOUND = ("task_no_found", "task_not_exist", "not_found", "not found", "not_exist", "not exist", "不存在")
+
+
+def json_or_none(resp: HttpResponse) -> Any:
+    try:
+        return resp.json()
+    except ProviderProtocolError:
+        return None
+
+
+def error_message(data: Any) -> str:
+    """`{error: {message}}` (OpenAI style), `description` (midjourney-proxy), `message` / `msg`."""
+    if not isinstance(data, Mapping):
+        return ""
+    if isinstance(data.get("error"), Mapping):
+        return str(data["error"].get("message") or "")
+    return str(data.get("description") or data.get("message") or data.get("msg") or "")
+
+
+def is_not_found(data: Any) -> bool:
+    code = data.get("code", "") if isinstance(data, Mapping) else ""
+    text = f"{code} {error_message(data)}".lower()
+    return any(s in text for s in _NOT_FOUND)
+
+
+def str_or_none(v: object) -> str | None:
+    return None if v in (None, "") or isinstance(v, (list, dict)) else str(v)
