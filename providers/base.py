@@ -167,6 +167,15 @@ class Adapter(Protocol):
     def parse_lookup(self, resp: HttpResponse) -> Submitted | None: ...
     def parse_callback(self, headers: Mapping[str, str], body: bytes) -> ProviderStatus: ...
 
+    def build_result_extra(self, operation: str, task_id: str) -> HttpRequest | None:
+        """An optional read made once a task has succeeded, for result data its status lacks
+        (the Midjourney seed); None when the family has nothing to add."""
+        ...
+
+    def parse_result_extra(self, resp: HttpResponse) -> Mapping[str, Any]:
+        """What that read adds to job.result; {} when the relay has nothing (never an error)."""
+        ...
+
 
 def reject_for_http(resp: HttpResponse, message: str) -> Rejected | None:
     """The HTTP-level part of submit classification shared by every family.

@@ -49,6 +49,9 @@ __all__ = [
 ]
 
 
+_SEEDED = frozenset({"imagine", "action", "blend", "modal"})
+
+
 class MidjourneyAdapter:
     name = "midjourney"
     operations: Mapping[str, Operation] = {
@@ -93,6 +96,16 @@ class MidjourneyAdapter:
     def parse_callback(self, headers: Mapping[str, str], body: bytes) -> ProviderStatus:
         return parse.parse_callback(body)
 
-    # Seed needs its own call (§3.3); the engine does not make it yet.
+    def build_result_extra(self, operation: str, task_id: str) -> HttpRequest | None:
+        """The seed of an image task needs its own call, `GET /mj/task/{id}/image-seed` (§3.3)."""
+        if operation not in _SEEDED or task_id.startswith("upload-"):
+            return None
+        return build_seed(task_id)
+
+    def parse_result_extra(self, resp: HttpResponse) -> Mapping[str, Any]:
+        seed = parse_seed(resp)
+        return {"seed": seed} if seed else {}
+
+    # Also usable directly:
     build_seed = staticmethod(build_seed)
     parse_seed = staticmethod(parse_seed)

@@ -143,6 +143,12 @@ class SunoAdapter:
     def parse_lookup(self, resp: HttpResponse) -> Submitted | None:
         return None
 
+    def build_result_extra(self, operation: str, task_id: str) -> HttpRequest | None:
+        return None
+
+    def parse_result_extra(self, resp: HttpResponse) -> Mapping[str, Any]:
+        return {}
+
     def parse_callback(self, headers: Mapping[str, str], body: bytes) -> ProviderStatus:
         data = json_or_none(HttpResponse(200, headers, body))
         if not isinstance(data, dict):

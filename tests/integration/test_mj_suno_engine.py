@@ -47,6 +47,7 @@ def test_imagine_then_actions_chained_by_job_id(d, sim: Sim) -> None:  # type: i
     assert all(a["sha256"] == sha["png"] for a in job["assets"])
     labels = {b["label"] for b in job["result"]["buttons"]}
     assert {"U1", "V3"} <= labels
+    assert job["result"]["seed"], "the seed comes from /mj/task/{id}/image-seed"
     up = new(d, "midjourney", "action", {"job_id": grid, "button": "U1"})
     var = new(d, "midjourney", "action", {"job_id": grid, "button": "v3"})
     d.run_for(10)

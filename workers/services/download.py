@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import logging
 import mimetypes
+from collections.abc import Mapping
+from typing import Any
 from datetime import timedelta
 from urllib.parse import urlsplit
 
 from sqlmodel import select
 
-from models.errors import DownloadFailed, StorageError
+from models.errors import DownloadFailed, ProviderProtocolError, ProviderUnavailable, StorageError
 from models.status import JobStatus
-from models.tables import Asset
+from models.tables import Asset, Job
+from providers.registry import get_adapter
 from workers import jobs
 from workers.context import Runtime
 from workers.db import session_scope
@@ -46,16 +49,33 @@ def store_outputs(rt: Runtime, job_id: str, version: int) -> str:
             _store_one(rt, asset)
     except (DownloadFailed, StorageError) as exc:
         return _failed(rt, job_id, lease, exc)
+    extra = _result_extra(rt, job)
     now = rt.clock()
     with session_scope(rt.engine) as session:
         job = jobs.get_job(session, job_id)
         if job is None:
             return "stale"
+        if extra:
+            jobs.set_fields(session, job_id, JobStatus.DOWNLOADING, result=dict(job.result or {}) | dict(extra))
         n = len(session.exec(select(Asset.id).where(Asset.job_id == job_id)).all())
         fu = finish(session, job, JobStatus.SUCCEEDED, settings=s, now=now, reason=f"stored {n} asset(s)", expect_version=lease)
         won = job.status == JobStatus.SUCCEEDED
     send_all(rt.dispatcher, fu)
     return "succeeded" if won else "lost"
+
+
+def _result_extra(rt: Runtime, job: Job) -> Mapping[str, Any]:
+    """One optional read for result data the final status lacks (the Midjourney seed). A relay
+    that cannot answer it costs the job nothing: the data is simply left out."""
+    adapter = get_adapter(job.provider)
+    req = adapter.build_result_extra(job.operation, job.provider_task_id) if job.provider_task_id else None
+    if req is None:
+        return {}
+    try:
+        return adapter.parse_result_extra(rt.relay.send(req, idempotent=True, label=f"{job.provider}.result_extra"))
+    except (ProviderUnavailable, ProviderProtocolError) as exc:
+        log.info("no extra result data for %s: %s", job.id, exc.message)
+        return {}
 
 
 def _store_one(rt: Runtime, asset: Asset) -> None:
