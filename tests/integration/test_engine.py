@@ -245,3 +245,20 @@ def test_s3_store_and_presigned_asset_redirect(db_url: str, sim: Sim, clock, tmp
             body = httpx.get(r.headers["location"]).content
         assert hashlib.sha256(body).hexdigest() == sim.sha256()["mp4"]
         rt.close()
+
+
+def test_job_created_while_the_broker_is_down_is_submitted_by_the_sweep(engine_factory, sim: Sim) -> None:  # type: ignore[no-untyped-def]
+    d = engine_factory()
+    real_send = d.recorder.send
+
+    def broker_down(task, *args):  # type: ignore[no-untyped-def]
+        raise ConnectionError("redis is down")
+
+    d.recorder.send = broker_down  # type: ignore[method-assign]
+    job, created = create_job(d.rt, JobCreate(provider="kling", operation="text2video", input={"prompt": "x"}))
+    assert created and d.job(job.id).status == "queued"
+    d.recorder.send = real_send  # type: ignore[method-assign]
+    d.run_for(10)
+    assert d.job(job.id).status == "queued", "not before its grace period"
+    d.run_for(20)
+    assert d.job(job.id).status == "succeeded" and sim.stats()["creates"] == 1

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import secrets
 from datetime import timedelta
 
@@ -26,6 +27,8 @@ from workers.db import session_scope
 from workers.dispatch import SUBMIT, send_all
 from workers.netguard import check_url
 from workers.services.apply import finish
+
+log = logging.getLogger("k4u.create")
 
 
 def create_job(rt: Runtime, body: JobCreate, header_key: str | None = None) -> tuple[Job, bool]:
@@ -74,7 +77,10 @@ def create_job(rt: Runtime, body: JobCreate, header_key: str | None = None) -> t
         if existing is None:
             raise
         return _replay(existing, digest), False
-    rt.dispatcher.send(SUBMIT, job.id, job.version)
+    try:
+        rt.dispatcher.send(SUBMIT, job.id, job.version)
+    except Exception as exc:  # noqa: BLE001 - the job is stored; the beat tick submits it once next_at passes
+        log.warning("could not enqueue the submission of %s (%s); the sweep will pick it up", job.id, type(exc).__name__)
     return job, True
 
 
