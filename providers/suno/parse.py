@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from providers.base import OutputRef, ProviderStatus, State, parse_progress
-from providers.wire import error_message, str_or_none
+from providers.wire import str_or_none
 
 # Refusal codes (or messages) that mean "not now" rather than "never".
 LATER = re.compile(r"rate[\s_-]?limit|busy|time[\s_-]?out|timed out|queue|429|too[\s_-]?many|concurren|overload", re.I)
