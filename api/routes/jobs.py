@@ -12,9 +12,10 @@ from api.deps import Authed, BaseUrlDep, RuntimeDep
 from models.errors import JobNotFound
 from models.schemas import JobCreate, JobPublic, JobsPublic
 from models.status import JobStatus
-from models.tables import Asset, Job, JobEvent
+from models.tables import Asset, Delivery, DeliveryAttempt, Job, JobEvent
 from workers.db import session_scope
 from workers.services.create import cancel_job, create_job
+from workers.services.notify import replay_notifications
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], dependencies=[Authed])
 
@@ -101,3 +102,28 @@ def get_events(job_id: str, rt: RuntimeDep) -> list[dict[str, object]]:
     with session_scope(rt.engine) as session:
         rows = session.exec(select(JobEvent).where(JobEvent.job_id == job_id).order_by(col(JobEvent.id))).all()
     return [{"from": e.old_status, "to": e.new_status, "reason": e.reason, "at": e.at.isoformat()} for e in rows]
+
+
+@router.get("/{job_id}/notifications")
+def get_notifications(job_id: str, rt: RuntimeDep) -> list[dict[str, object]]:
+    """The job's notifications to its callback_url, with every delivery attempt."""
+    _load(rt, job_id)
+    with session_scope(rt.engine) as session:
+        deliveries = session.exec(select(Delivery).where(Delivery.job_id == job_id)).all()
+        attempts = session.exec(select(DeliveryAttempt).where(col(DeliveryAttempt.delivery_id).in_([d.id for d in deliveries]))
+                                .order_by(col(DeliveryAttempt.id))).all() if deliveries else []
+    return [
+        {"webhook_id": d.id, "event": d.event, "url": d.url, "status": d.status, "attempts": d.attempts,
+         "last_error": d.last_error, "delivered_at": d.delivered_at.isoformat() if d.delivered_at else None,
+         "next_attempt_at": d.next_at.isoformat() if d.next_at and d.status == "pending" else None,
+         "history": [{"attempt": a.attempt, "status_code": a.status_code, "error": a.error, "duration_ms": a.duration_ms,
+                      "at": a.at.isoformat()} for a in attempts if a.delivery_id == d.id]}
+        for d in deliveries
+    ]
+
+
+@router.post("/{job_id}/notifications/replay", status_code=202)
+def post_replay(job_id: str, rt: RuntimeDep) -> dict[str, list[str]]:
+    """Send the job's notifications again (same webhook-id and body), e.g. after fixing a receiver."""
+    _load(rt, job_id)
+    return {"replayed": replay_notifications(rt, job_id)}

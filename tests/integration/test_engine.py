@@ -262,3 +262,30 @@ def test_job_created_while_the_broker_is_down_is_submitted_by_the_sweep(engine_f
     assert d.job(job.id).status == "queued", "not before its grace period"
     d.run_for(20)
     assert d.job(job.id).status == "succeeded" and sim.stats()["creates"] == 1
+
+
+def test_failed_notification_can_be_replayed_through_the_api(engine_factory, sim: Sim) -> None:  # type: ignore[no-untyped-def]
+    import httpx
+
+    from api.main import create_app
+    from tests.servers import serve
+
+    with webhook_receiver() as hook:
+        hook.script = [500, 500, 500]  # then 200
+        d = engine_factory(notify_max_attempts=2, notify_backoff_s=1.0)
+        job_id = submit(d, callback_url=hook.url)
+        d.run_for(20)
+        assert len(hook.wait(2)) == 2
+        with serve(create_app(d.rt.settings, runtime=d.rt)) as url:
+            (note,) = httpx.get(f"{url}/v1/jobs/{job_id}/notifications").json()
+            assert note["status"] == "failed" and [h["status_code"] for h in note["history"]] == [500, 500]
+            r = httpx.post(f"{url}/v1/jobs/{job_id}/notifications/replay")
+            assert r.status_code == 202 and r.json()["replayed"] == [note["webhook_id"]]
+        d.drain()
+        d.run_for(5)
+        got = hook.wait(4)
+        assert len({g.headers["webhook-id"] for g in got}) == 1 and got[-1].body == got[0].body
+        with serve(create_app(d.rt.settings, runtime=d.rt)) as url:
+            (note,) = httpx.get(f"{url}/v1/jobs/{job_id}/notifications").json()
+        assert note["status"] == "delivered"
+        assert [h["status_code"] for h in note["history"]] == [500, 500, 500, 200]

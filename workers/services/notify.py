@@ -11,12 +11,14 @@ from datetime import timedelta
 
 import httpx
 from sqlalchemy import update
+from sqlmodel import select
 
 from models.errors import UnsafeURL
 from models.tables import Delivery, DeliveryAttempt
 from workers import signing
 from workers.context import Runtime
 from workers.db import session_scope
+from workers.dispatch import NOTIFY
 from workers.netguard import check_url
 from workers.services.schedule import backoff
 
@@ -68,3 +70,22 @@ def deliver_notification(rt: Runtime, delivery_id: str, version: int) -> str:
     if not ok:
         log.warning("notification %s attempt %d failed: %s", delivery_id, attempt, error or f"HTTP {status_code}")
     return "delivered" if ok else "retry"
+
+
+def replay_notifications(rt: Runtime, job_id: str) -> list[str]:
+    """Send a job's notifications again (same webhook-id and body, so receivers can dedupe):
+    every delivery that is not pending gets a fresh schedule. Returns the delivery ids queued."""
+    now = rt.clock()
+    queued: list[tuple[str, int]] = []
+    with session_scope(rt.engine) as session:
+        rows = session.exec(select(Delivery.id, Delivery.version).where(Delivery.job_id == job_id, Delivery.status != "pending")).all()
+        for delivery_id, version in rows:
+            res = session.execute(
+                update(Delivery).where(Delivery.id == delivery_id, Delivery.version == version)  # type: ignore[arg-type]
+                .values(status="pending", attempts=0, next_at=now + timedelta(seconds=rt.settings.lease_s), version=version + 1)
+            )
+            if res.rowcount == 1:  # type: ignore[attr-defined]
+                queued.append((delivery_id, version + 1))
+    for delivery_id, version in queued:
+        rt.dispatcher.send(NOTIFY, delivery_id, version)
+    return [d for d, _ in queued]
