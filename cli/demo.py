@@ -15,7 +15,7 @@ from rich.table import Table
 from cli.procs import Supervisor, free_port, k4u_cmd, wait_http
 from workers.settings import get_settings
 
-console = Console(width=max(Console().width, 130))
+console = Console(width=max(Console().width, 170))
 TERMINAL = {"succeeded", "failed", "cancelled"}
 
 REQUESTS = [
@@ -72,10 +72,9 @@ def _wait(client: httpx.Client, ids: list[str], timeout_s: float) -> list[dict]:
 
 def _report(jobs: list[dict], expected: dict[str, str], storage_url: str, wall_s: float) -> int:  # type: ignore[type-arg]
     table = Table(title="Key4U Jobs demo: Kling through the built-in simulator")
-    for col in ("job id", "operation", "status", "seconds", "asset", "size", "sha256", "match"):
-        table.add_column(col, no_wrap=col in ("job id", "sha256"))
-    root = storage_url.removeprefix("file://") if storage_url.startswith("file://") else None
-    files: list[str] = []
+    for col in ("job id", "operation", "status", "seconds", "stored file", "size", "sha256", "match"):
+        table.add_column(col, no_wrap=True)
+    root = Path(storage_url.removeprefix("file://")).resolve() if storage_url.startswith("file://") else None
     all_ok = True
     for j in jobs:
         secs = _seconds(j)
@@ -86,14 +85,10 @@ def _report(jobs: list[dict], expected: dict[str, str], storage_url: str, wall_s
             want = expected.get("mp4" if a["kind"] == "video" else "png")
             ok = a["sha256"] is not None and a["sha256"] == want
             all_ok &= ok and j["status"] == "succeeded"
-            table.add_row(j["id"], j["operation"], _status(j), secs, f"{a['index']} {a['kind']}", str(a["size"]),
-                          (a["sha256"] or "-")[:12], "yes" if ok else "NO")
-            ext = ".mp4" if a["kind"] == "video" else ".png"
-            files.append(str(Path(root, j["id"], f"{a['index']}{ext}").resolve()) if root else str(a["url"]))
+            stored = f"{j['id']}/{a['index']}{'.mp4' if a['kind'] == 'video' else '.png'}" if root else str(a["url"])
+            table.add_row(j["id"], j["operation"], _status(j), secs, stored, str(a["size"]), (a["sha256"] or "-")[:12], "yes" if ok else "NO")
     console.print(table)
-    console.print("stored files (sha256 checked against the bytes the simulator served):")
-    for f in files:
-        console.print(f"  {f}", soft_wrap=True)
+    console.print(f"stored files are under {root or storage_url}; sha256 checked against the bytes the simulator served")
     console.print(f"wall time {wall_s:.1f}s")
     if not all_ok:
         console.print("[red]some jobs did not succeed with matching files[/red]")
