@@ -15,6 +15,7 @@ from sqlalchemy.engine import Engine
 from models.tables import utcnow
 from workers.db import get_engine
 from workers.dispatch import Dispatcher
+from workers.limits import SubmitGate
 from workers.relay import Fetcher, Observer, Relay
 from workers.settings import Settings
 from workers.storage import ObjectStore, open_store
@@ -29,6 +30,7 @@ class Runtime:
     store: ObjectStore
     dispatcher: Dispatcher
     clock: Callable[[], datetime] = field(default=utcnow)
+    gate: SubmitGate | None = None
     notify_transport: httpx.BaseTransport | None = None
     # provider -> monotonic time until which its batch status route is treated as unavailable
     batch_off_until: dict[str, float] = field(default_factory=dict)
@@ -57,4 +59,5 @@ def build_runtime(
                         relay_base_url=settings.base_url, api_key=key, transport=fetch_transport),
         store=store or open_store(settings.storage_url, s3_endpoint_url=settings.s3_endpoint_url),
         dispatcher=dispatcher,
+        gate=SubmitGate.from_settings(settings.submit_rate_limits, settings.max_in_flight, settings.redis_url),
     )

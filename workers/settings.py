@@ -50,6 +50,8 @@ class Settings(BaseSettings):
     notify_backoff_s: float = Field(5.0, gt=0, description="First retry delay of a notification; doubles per attempt")
     presign_expires_s: int = Field(3600, ge=1, le=604800)
     worker_concurrency: int = Field(4, ge=1)
+    submit_rate_limits: str | None = Field(None, description='Submits per provider, shared by all workers: "kling=5/second,*=20/second"')
+    max_in_flight: str | None = Field(None, description='Jobs submitting or running per provider: "kling=50,*=500"')
 
     @field_validator("base_url", "public_url", "s3_endpoint_url")
     @classmethod
@@ -95,6 +97,13 @@ class Settings(BaseSettings):
         if not v.get_secret_value().startswith("whsec_"):
             raise ValueError("must look like whsec_<base64>")
         return v
+
+    @model_validator(mode="after")
+    def _limits_parse(self) -> Settings:
+        from workers.limits import SubmitGate
+
+        SubmitGate.from_settings(self.submit_rate_limits, self.max_in_flight, None)  # ConfigError names the variable
+        return self
 
     @model_validator(mode="after")
     def _no_placeholder_key(self) -> Settings:

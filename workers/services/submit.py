@@ -37,6 +37,10 @@ def submit_job(rt: Runtime, job_id: str, version: int) -> str:
             return "stale"
         if job.status == JobStatus.QUEUED:
             recovering = False
+            wait_s = rt.gate.wait_s(session, job.provider) if rt.gate is not None else None
+            if wait_s is not None:  # over a provider limit: wait in queued, never fail for it
+                jobs.set_fields(session, job.id, JobStatus.QUEUED, next_at=now + timedelta(seconds=wait_s))
+                return "throttled"
             won = jobs.transition(session, job, JobStatus.SUBMITTING, reason=f"submit attempt {job.submit_attempts + 1}",
                                   expect_version=version, now=now, submit_state="sending",
                                   submit_attempts=job.submit_attempts + 1, next_at=now + timedelta(seconds=s.lease_s))
