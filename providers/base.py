@@ -177,6 +177,28 @@ class Adapter(Protocol):
         ...
 
 
+class AdapterDefaults:
+    """No-op answers to the adapter protocol's optional hooks; a family overrides what it has."""
+
+    def parent_of(self, operation: str, input: Mapping[str, Any]) -> ParentSpec | None:
+        return None
+
+    def check_parent(self, operation: str, input: Mapping[str, Any], parent: ParentRef) -> None:
+        return None
+
+    def build_lookup(self, operation: str, external_id: str) -> HttpRequest | None:
+        return None
+
+    def parse_lookup(self, resp: HttpResponse) -> Submitted | None:
+        return None
+
+    def build_result_extra(self, operation: str, task_id: str) -> HttpRequest | None:
+        return None
+
+    def parse_result_extra(self, resp: HttpResponse) -> Mapping[str, Any]:
+        return {}
+
+
 def reject_for_http(resp: HttpResponse, message: str) -> Rejected | None:
     """The HTTP-level part of submit classification shared by every family.
 

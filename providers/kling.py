@@ -19,13 +19,12 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from models.errors import ProviderProtocolError
 from providers.wire import error_message, is_not_found, json_or_none, str_or_none
 from providers.base import (
+    AdapterDefaults,
     Capabilities,
     HttpRequest,
     HttpResponse,
     Operation,
     OutputRef,
-    ParentRef,
-    ParentSpec,
     PollTarget,
     ProviderStatus,
     Rejected,
@@ -111,7 +110,7 @@ _VIDEO_STATE = {
 }
 
 
-class KlingAdapter:
+class KlingAdapter(AdapterDefaults):
     name = "kling"
     operations: Mapping[str, Operation] = {
         "text2video": Operation("text2video", Text2VideoInput, "Text to video (/kling/v1/videos/text2video)"),
@@ -124,11 +123,7 @@ class KlingAdapter:
         deadline_s=3600.0, can_lookup_by_external_id=True,
     )
 
-    def parent_of(self, operation: str, input: Mapping[str, Any]) -> ParentSpec | None:
-        return None
 
-    def check_parent(self, operation: str, input: Mapping[str, Any], parent: ParentRef) -> None:
-        return None
 
     def build_submit(self, operation: str, input: Mapping[str, Any], ctx: SubmitContext) -> HttpRequest:
         body = dict(input)
@@ -195,11 +190,7 @@ class KlingAdapter:
             return None
         return Submitted(st.task_id, st)
 
-    def build_result_extra(self, operation: str, task_id: str) -> HttpRequest | None:
-        return None
 
-    def parse_result_extra(self, resp: HttpResponse) -> Mapping[str, Any]:
-        return {}
 
     def parse_callback(self, headers: Mapping[str, str], body: bytes) -> ProviderStatus:
         data = json_or_none(HttpResponse(200, headers, body))

@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from providers.base import (
+    AdapterDefaults,
     Capabilities,
     HttpRequest,
     HttpResponse,
@@ -52,7 +53,7 @@ __all__ = [
 _SEEDED = frozenset({"imagine", "action", "blend", "modal"})
 
 
-class MidjourneyAdapter:
+class MidjourneyAdapter(AdapterDefaults):
     name = "midjourney"
     operations: Mapping[str, Operation] = {
         "imagine": Operation("imagine", ImagineInput, "Text (+ reference images) to a 2x2 grid (/mj/submit/imagine)"),
@@ -87,11 +88,7 @@ class MidjourneyAdapter:
     def parse_poll(self, resp: HttpResponse) -> list[ProviderStatus]:
         return parse.parse_poll(resp)
 
-    def build_lookup(self, operation: str, external_id: str) -> HttpRequest | None:
-        return None  # no query by our id (§12)
 
-    def parse_lookup(self, resp: HttpResponse) -> Submitted | None:
-        return None
 
     def parse_callback(self, headers: Mapping[str, str], body: bytes) -> ProviderStatus:
         return parse.parse_callback(body)

@@ -26,6 +26,7 @@ from urllib.parse import quote
 
 from models.errors import ProviderProtocolError
 from providers.base import (
+    AdapterDefaults,
     Capabilities,
     HttpRequest,
     HttpResponse,
@@ -49,7 +50,7 @@ SUBMIT_PATHS = {"music": "/suno/submit/music", "lyrics": "/suno/submit/lyrics"}
 FETCH_PATH = "/suno/fetch"
 
 
-class SunoAdapter:
+class SunoAdapter(AdapterDefaults):
     name = "suno"
     operations: Mapping[str, Operation] = {
         "music": Operation("music", MusicInput, "Songs (normally 2 clips) in inspiration, custom or continuation "
@@ -137,17 +138,9 @@ class SunoAdapter:
             return [unknown("the relay returned no task")]
         raise ProviderProtocolError("fetch answer is neither a task nor a list of tasks")
 
-    def build_lookup(self, operation: str, external_id: str) -> HttpRequest | None:
-        return None
 
-    def parse_lookup(self, resp: HttpResponse) -> Submitted | None:
-        return None
 
-    def build_result_extra(self, operation: str, task_id: str) -> HttpRequest | None:
-        return None
 
-    def parse_result_extra(self, resp: HttpResponse) -> Mapping[str, Any]:
-        return {}
 
     def parse_callback(self, headers: Mapping[str, str], body: bytes) -> ProviderStatus:
         data = json_or_none(HttpResponse(200, headers, body))

@@ -16,7 +16,6 @@ import subprocess
 import sys
 import time
 import zlib
-from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,7 @@ import pytest
 from simulator import SimConfig, create_app
 from simulator.media import MEDIA_SHA256, big_sha256
 from tests.conftest import FakeClock
+from tests.unit.conftest import Factory
 
 KEY = "sk-test-secret-key-123"
 AUTH = {"Authorization": f"Bearer {KEY}"}
@@ -35,30 +35,6 @@ I2V = "/kling/v1/videos/image2video"
 IMG = "/kling/v1/images/generations"
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-Factory = Callable[..., Any]
-
-
-@pytest.fixture
-async def make(clock: FakeClock) -> AsyncIterator[Factory]:
-    clients: list[httpx.AsyncClient] = []
-
-    def factory(**overrides: Any) -> tuple[httpx.AsyncClient, Any]:
-        config = SimConfig(clock=clock.monotonic, **overrides)
-        app = create_app(config)
-        client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE)
-        clients.append(client)
-        return client, app.state.sim
-
-    yield factory
-    for client in clients:
-        await client.aclose()
 
 
 # -- native envelope ---------------------------------------------------------

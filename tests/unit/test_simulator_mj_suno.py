@@ -11,16 +11,15 @@ import hashlib
 import json
 import re
 import struct
-from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
 import pytest
 
-from simulator import SimConfig, create_app
 from simulator.codecs import MP3_FRAME_BYTES, jpeg_block_levels
 from simulator.media import MEDIA_SHA256
 from tests.conftest import FakeClock
+from tests.unit.conftest import Factory
 
 AUTH = {"Authorization": "Bearer sk-test-mj-suno"}
 BASE = "http://sim.test"
@@ -29,27 +28,8 @@ pytestmark = pytest.mark.anyio
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-Factory = Callable[..., Any]
-
-
-@pytest.fixture
-async def make(clock: FakeClock) -> AsyncIterator[Factory]:
-    clients: list[httpx.AsyncClient] = []
-
-    def factory(**overrides: Any) -> tuple[httpx.AsyncClient, Any]:
-        settings: dict[str, Any] = {"queue_s": 1.0, "run_s": 4.0, **overrides}
-        app = create_app(SimConfig(clock=clock.monotonic, **settings))
-        client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE)
-        clients.append(client)
-        return client, app.state.sim
-
-    yield factory
-    for client in clients:
-        await client.aclose()
+def sim_defaults() -> dict[str, Any]:
+    return {"queue_s": 1.0, "run_s": 4.0}
 
 
 async def mj(client: httpx.AsyncClient, name: str, body: dict[str, Any], prefix: str = "") -> httpx.Response:
