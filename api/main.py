@@ -8,7 +8,7 @@ import redis as redis_lib
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
-from api import errors
+from api import errors, logs
 from api.routes import health, jobs, providers, webhooks
 from workers.context import Runtime, build_runtime
 from workers.db import session_scope
@@ -41,6 +41,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     registry.register(JobsCollector(counts, RelayMetrics(app.state.redis) if app.state.redis else None))  # type: ignore[arg-type]
     app.state.registry = registry
     errors.install(app)
+    logs.install()
     for r in (jobs.router, providers.router, webhooks.router, health.router):
         app.include_router(r)
     if not settings.tokens:

@@ -5,6 +5,7 @@ reordered callbacks, and a worker killed mid-download that still finishes the jo
 from __future__ import annotations
 
 import json
+import re
 import time
 
 import httpx
@@ -66,6 +67,9 @@ def test_callback_path_with_duplicates_and_reordering(stack_factory) -> None:  #
         assert len(hook.received) == 1
     stats = stack.sim_admin("/_sim/stats")
     assert stats["callbacks_sent"] >= 6
+    logs = stack.logs()
+    assert f"/v1/webhooks/kling/{job['id']}/***" in logs, "the API's access log shows callbacks..."
+    assert not re.search(r"/v1/webhooks/kling/[^/\s]+/(?!\*\*\*)[^/\s\"]+", logs), "...with their tokens redacted"
     assert stats["requests"].get(f"GET /kling/v1/videos/text2video/{done['provider_task_id']}", 0) == 0
     assert transitions(stack, job["id"]).count(("running", "downloading")) == 1
     ts = int(note.headers["webhook-timestamp"])

@@ -1,0 +1,27 @@
+"""Access-log redaction: provider callback URLs carry a per-job token, which never reaches a log."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+_WEBHOOK = re.compile(r"(/v1/webhooks/[^/\s]+/[^/\s]+/)[^/\s?]+")
+
+
+def redact(text: str) -> str:
+    return _WEBHOOK.sub(r"\1***", text)
+
+
+class RedactTokens(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(redact(a) if isinstance(a, str) else a for a in record.args)
+        elif isinstance(record.msg, str):
+            record.msg = redact(record.msg)
+        return True
+
+
+def install() -> None:
+    logger = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, RedactTokens) for f in logger.filters):
+        logger.addFilter(RedactTokens())
