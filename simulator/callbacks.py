@@ -79,27 +79,15 @@ def collect_due(state: SimState) -> list[list[Delivery]]:
 def _timeline_batches(state: SimState) -> list[list[Delivery]]:
     """Due Midjourney / Suno callbacks (one ordered list per task)."""
     config, batches = state.config, []
-    for mj_task in state.mj.tasks.values():
-        if mj_task.hook.url and not mj_task.hook.done:
-            batch = _timeline_due(
-                state,
-                mj_task.id,
-                mj_task.tl,
-                mj_task.hook,
-                functools.partial(mj_views.task_view, mj_task, state, config=config),
-            )
-            batches.append(batch)
-    for suno_task in state.suno.tasks.values():
-        if suno_task.hook.url and not suno_task.hook.done:
-            batch = _timeline_due(
-                state,
-                suno_task.id,
-                suno_task.tl,
-                suno_task.hook,
-                functools.partial(suno.task_view, suno_task, state, config=config),
-                silent=not config.suno_notify_enabled,
-            )
-            batches.append(batch)
+    families: list[tuple[Any, Callable[..., dict[str, Any]], bool]] = [
+        (state.mj.tasks, mj_views.task_view, False),
+        (state.suno.tasks, suno.task_view, not config.suno_notify_enabled),
+    ]
+    for tasks, view, silent in families:
+        for task in tasks.values():
+            if task.hook.url and not task.hook.done:
+                body = functools.partial(view, task, state, config=config)
+                batches.append(_timeline_due(state, task.id, task.tl, task.hook, body, silent=silent))
     return [b for b in batches if b]
 
 

@@ -9,7 +9,6 @@ counters in `/_sim/stats` show which one a client used.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +19,7 @@ from starlette.routing import Route
 from simulator import mj_views as v
 from simulator.mj import MODES
 from simulator.mj_submit import SUBMITS, Ctx
+from simulator.bodies import json_object
 from simulator.timeline import SUCCESS
 
 if TYPE_CHECKING:
@@ -28,13 +28,6 @@ if TYPE_CHECKING:
 CREATES = ("imagine", "action", "blend", "describe", "video")
 Endpoint = Callable[[Request], Awaitable[Response]]
 
-
-async def _json_object(request: Request) -> dict[str, Any] | None:
-    try:
-        payload = json.loads(await request.body() or b"{}")
-    except ValueError:
-        return None
-    return payload if isinstance(payload, dict) else None
 
 
 def mj_routes(sim: Simulator) -> list[Route]:
@@ -62,7 +55,7 @@ def _submit(sim: Simulator, path: str, mode: str, name: str, handler: Handler) -
         blocked = await sim.guard(request, f"POST {path}", is_create=name in CREATES, fail=v.guard_error)
         if blocked is not None:
             return blocked
-        body = await _json_object(request)
+        body = await json_object(request)
         if body is None:
             return v.relay_error("invalid_request: body must be a JSON object")
         before = len(sim.state.mj.tasks)
@@ -112,7 +105,7 @@ def _list(sim: Simulator, path: str) -> Endpoint:
         blocked = await sim.guard(request, f"POST {path}", fail=v.guard_error)
         if blocked is not None:
             return blocked
-        body = await _json_object(request) or {}
+        body = await json_object(request) or {}
         ids = body.get("ids")
         wanted = list(dict.fromkeys(i for i in ids if isinstance(i, str))) if isinstance(ids, list) else []
         now, tasks = sim.state.now(), sim.state.mj.tasks

@@ -12,7 +12,6 @@ errors are `{code:"fail", message, data:null}` with HTTP 200.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +21,7 @@ from starlette.routing import Route
 
 from simulator import suno as s
 from simulator.mj_views import invalid_url
+from simulator.bodies import json_object
 from simulator.timeline import QUEUED, SUBMITTED, HookCursor, Timeline, directive_seconds, directives
 
 if TYPE_CHECKING:
@@ -120,13 +120,6 @@ def build_lyrics(sim: Simulator, body: dict[str, Any], base: str) -> s.SunoTask 
     )
 
 
-async def _json_object(request: Request) -> dict[str, Any] | None:
-    try:
-        payload = json.loads(await request.body() or b"{}")
-    except ValueError:
-        return None
-    return payload if isinstance(payload, dict) else None
-
 
 def _submit(sim: Simulator, action: str, build: Builder) -> Endpoint:
     route_key = f"POST /suno/submit/{action}"
@@ -136,7 +129,7 @@ def _submit(sim: Simulator, action: str, build: Builder) -> Endpoint:
         if blocked is not None:
             return blocked
         store = sim.state.suno
-        body = await _json_object(request)
+        body = await json_object(request)
         if body is None:
             store.codes["invalid_request"] += 1
             return s.fail("request body must be a JSON object", "invalid_request", 400)
@@ -184,7 +177,7 @@ def _batch(sim: Simulator) -> Endpoint:
         blocked = await sim.guard(request, "POST /suno/fetch", fail=s.guard_error)
         if blocked is not None:
             return blocked
-        body = await _json_object(request) or {}
+        body = await json_object(request) or {}
         ids, action = body.get("ids"), body.get("action")
         wanted = list(dict.fromkeys(i for i in ids if isinstance(i, str))) if isinstance(ids, list) else []
         now, tasks = sim.state.now(), sim.state.suno.tasks
