@@ -205,7 +205,7 @@ def reject_for_http(resp: HttpResponse, message: str) -> Rejected | None:
     429 and 503 mean the relay did not take the task (retry later); other 4xx are a final no.
     Returns None for 2xx and for 500/502/504, which the relay client treats as an unknown outcome.
     """
-    retry_after = _retry_after(resp)
+    retry_after = retry_after_s(resp)
     if resp.status == 429:
         return Rejected("rate_limited", message or "relay rate limit", True, retry_after)
     if resp.status == 503:
@@ -217,7 +217,8 @@ def reject_for_http(resp: HttpResponse, message: str) -> Rejected | None:
     return None
 
 
-def _retry_after(resp: HttpResponse) -> float | None:
+def retry_after_s(resp: HttpResponse) -> float | None:
+    """The Retry-After header in seconds (the delta form), or None."""
     raw = resp.header("retry-after")
     if raw is None:
         return None

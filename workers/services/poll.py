@@ -15,7 +15,7 @@ from sqlmodel import select
 from models.errors import ProviderProtocolError, ProviderUnavailable
 from models.status import JobStatus
 from models.tables import Job
-from providers.base import Adapter, PollTarget, ProviderStatus
+from providers.base import Adapter, PollTarget, ProviderStatus, retry_after_s
 from providers.registry import get_adapter
 from workers import jobs
 from workers.context import Runtime
@@ -69,7 +69,7 @@ def _poll_chunk(rt: Runtime, provider: str, chunk: list[Job], *, batch: bool) ->
                 _poll_chunk(rt, provider, [job], batch=False)
             return
         if resp.status == 429 or resp.status >= 500:
-            raise ProviderUnavailable(f"HTTP {resp.status}", retry_after_s=_retry_after(resp.header("retry-after")))
+            raise ProviderUnavailable(f"HTTP {resp.status}", retry_after_s=retry_after_s(resp))
         statuses = adapter.parse_poll(resp)
     except (ProviderUnavailable, ProviderProtocolError) as exc:
         delay = getattr(exc, "retry_after_s", None)
@@ -116,10 +116,3 @@ def _push_back(rt: Runtime, chunk: list[Job], retry_after_s: float | None) -> No
             if retry_after_s:
                 at = max(at, now + timedelta(seconds=retry_after_s))
             jobs.set_fields(session, job.id, JobStatus.RUNNING, next_at=at)
-
-
-def _retry_after(raw: str | None) -> float | None:
-    try:
-        return float(raw) if raw else None
-    except ValueError:
-        return None
