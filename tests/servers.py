@@ -3,7 +3,6 @@ receiver that records what it is sent and answers with scripted status codes."""
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -14,11 +13,7 @@ from typing import Any
 
 import uvicorn
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from cli.procs import free_port
 
 
 @contextmanager

@@ -17,7 +17,8 @@ import httpx
 import pytest
 
 from tests.conftest import SIM_KEY
-from tests.servers import free_port
+from cli import procs
+from cli.procs import free_port
 
 WEBHOOK_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 TOKEN = "e2e-token"
@@ -82,16 +83,11 @@ class Stack:
 
 
 def wait_http(url: str, proc: subprocess.Popen[bytes], tmp: Path, timeout_s: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"{url}: process exited\n" + "\n".join(p.read_text()[-3000:] for p in tmp.glob("*.log")))
-        try:
-            httpx.get(url, timeout=1)
-            return
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    raise AssertionError(f"{url} did not come up")
+    """cli.procs.wait_http, failing the test with the tails of the processes' logs."""
+    try:
+        procs.wait_http(url, timeout_s, proc)
+    except RuntimeError as exc:
+        raise AssertionError(f"{exc}\n" + "\n".join(p.read_text()[-3000:] for p in tmp.glob("*.log"))) from None
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -124,7 +124,7 @@ def test_dev_bundles_redis_and_stops_cleanly_on_sigterm(tmp_path, e2e_db: str) -
     import sys
 
     from tests.e2e.conftest import wait_http
-    from tests.servers import free_port
+    from cli.procs import free_port
 
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("K4U_")} | {

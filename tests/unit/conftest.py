@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -40,3 +41,14 @@ async def make(clock: FakeClock, sim_defaults: dict[str, Any]) -> AsyncIterator[
     yield factory
     for client in clients:
         await client.aclose()
+
+
+def callback_recorder() -> tuple[list[dict[str, Any]], httpx.MockTransport]:
+    """A transport for the simulator's callbacks that keeps each one (its URL and JSON body)."""
+    received: list[dict[str, Any]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        received.append({"url": str(request.url), **json.loads(request.content)})
+        return httpx.Response(200)
+
+    return received, httpx.MockTransport(handler)

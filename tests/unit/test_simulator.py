@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import re
-import socket
 import struct
 import subprocess
 import sys
@@ -24,8 +22,9 @@ import pytest
 
 from simulator import SimConfig, create_app
 from simulator.media import MEDIA_SHA256, big_sha256
+from cli.procs import free_port
 from tests.conftest import FakeClock
-from tests.unit.conftest import Factory
+from tests.unit.conftest import Factory, callback_recorder
 
 KEY = "sk-test-secret-key-123"
 AUTH = {"Authorization": f"Bearer {KEY}"}
@@ -396,18 +395,8 @@ async def test_media_big_expired_and_slow(make: Factory) -> None:
 # -- callbacks --------------------------------------------------------------------
 
 
-def _recorder() -> tuple[list[dict[str, Any]], httpx.MockTransport]:
-    received: list[dict[str, Any]] = []
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        received.append({"url": str(request.url), **json.loads(request.content)})
-        return httpx.Response(200)
-
-    return received, httpx.MockTransport(handler)
-
-
 async def test_callbacks_sent_on_status_change(make: Factory, clock: FakeClock) -> None:
-    received, transport = _recorder()
+    received, transport = callback_recorder()
     client, sim = make(callback_transport=transport, queue_s=1, run_s=2)
     body = {"prompt": "a", "callback_url": "http://hook.test/cb", "external_task_id": "cb-1"}
     task_id = (await client.post(T2V, json=body, headers=AUTH)).json()["data"]["task_id"]
@@ -427,7 +416,7 @@ async def test_callbacks_sent_on_status_change(make: Factory, clock: FakeClock) 
 
 
 async def test_callbacks_duplicates_reorder_newapi(make: Factory, clock: FakeClock) -> None:
-    received, transport = _recorder()
+    received, transport = callback_recorder()
     client, sim = make(
         envelope="newapi", callback_transport=transport, callback_duplicates=1, callback_reorder=True
     )
@@ -464,7 +453,7 @@ async def test_callbacks_disabled_and_delivery_failure(make: Factory, clock: Fak
 
 
 async def test_callback_background_loop(clock: FakeClock) -> None:
-    received, transport = _recorder()
+    received, transport = callback_recorder()
     app = create_app(SimConfig(clock=clock.monotonic, callback_transport=transport, callback_interval_s=0.02))
     async with app.router.lifespan_context(app):
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE) as client:
@@ -510,14 +499,8 @@ async def test_runtime_config_and_advance(make: Factory) -> None:
     assert d["status"] == "SUCCESS"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_python_dash_m_simulator_serves() -> None:
-    port = _free_port()
+    port = free_port()
     root = Path(__file__).resolve().parents[2]
     proc = subprocess.Popen(
         [sys.executable, "-m", "simulator", "--port", str(port), "--log-level", "warning"],

@@ -8,7 +8,6 @@ queue_s=1 and run_s=4 an MJ task is SUBMITTED for 1 s, then IN_PROGRESS at
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 import struct
 from typing import Any
@@ -19,7 +18,7 @@ import pytest
 from simulator.codecs import MP3_FRAME_BYTES, jpeg_block_levels
 from simulator.media import MEDIA_SHA256
 from tests.conftest import FakeClock
-from tests.unit.conftest import Factory
+from tests.unit.conftest import Factory, callback_recorder
 
 AUTH = {"Authorization": "Bearer sk-test-mj-suno"}
 BASE = "http://sim.test"
@@ -368,18 +367,8 @@ async def test_mj_errors_auth_seed_and_faults(make: Factory, clock: FakeClock) -
 # -- Midjourney: notifyHook ------------------------------------------------------------------
 
 
-def _recorder() -> tuple[list[dict[str, Any]], httpx.MockTransport]:
-    received: list[dict[str, Any]] = []
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        received.append({"url": str(request.url), **json.loads(request.content)})
-        return httpx.Response(200)
-
-    return received, httpx.MockTransport(handler)
-
-
 async def test_mj_notify_hook_every_status_and_progress(make: Factory, clock: FakeClock) -> None:
-    received, transport = _recorder()
+    received, transport = callback_recorder()
     client, sim = make(callback_transport=transport)
     body = {"prompt": "hooked", "notifyHook": "http://hook.test/mj", "state": "corr-1"}
     task_id = await mj_ok(client, "imagine", body)
@@ -398,7 +387,7 @@ async def test_mj_notify_hook_every_status_and_progress(make: Factory, clock: Fa
 
 
 async def test_mj_notify_reorder_duplicates_modal_and_disabled(make: Factory, clock: FakeClock) -> None:
-    received, transport = _recorder()
+    received, transport = callback_recorder()
     client, sim = make(callback_transport=transport, callback_reorder=True, callback_duplicates=1)
     await mj_ok(client, "imagine", {"prompt": "r [sim:fail]", "notifyHook": "http://hook.test/mj"})
     clock.advance(2.5)
@@ -578,7 +567,7 @@ async def test_suno_errors(make: Factory) -> None:
 
 
 async def test_suno_notify_hook_only_when_enabled(make: Factory, clock: FakeClock) -> None:
-    received, transport = _recorder()
+    received, transport = callback_recorder()
     client, sim = make(callback_transport=transport)
     body = {"gpt_description_prompt": "hook", "notify_hook": "http://hook.test/suno"}
     await suno_submit(client, body)
