@@ -1,16 +1,22 @@
-"""Dependencies: the runtime, bearer-token auth, and the base URL for links."""
+"""Dependencies: the runtime, bearer-token auth, job-id and text checks, and the base URL for links."""
 
 from __future__ import annotations
 
 import hmac
+import re
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from models.errors import JobNotFound
 from workers.context import Runtime
 
 _bearer = HTTPBearer(auto_error=False)
+
+JOB_ID_PATTERN = r"^job_[0-9a-f]{1,36}$"  # workers.jobs.new_job_id: job_ + 28 hex digits
+PLAIN_TEXT = r"^[^\x00-\x1f\x7f]*$"  # query and header values we filter on or store: no NUL or control chars
+_JOB_ID = re.compile(JOB_ID_PATTERN)
 
 
 def get_runtime(request: Request) -> Runtime:
@@ -34,5 +40,13 @@ def base_url(request: Request) -> str:
     return rt.settings.public_url or str(request.base_url).rstrip("/")
 
 
+async def known_job_id(request: Request) -> None:
+    """A {job_id} that no job of ours can have is a 404 without touching the database."""
+    job_id = request.path_params.get("job_id")
+    if job_id is not None and not _JOB_ID.fullmatch(job_id):
+        raise JobNotFound("no job with that id")
+
+
 Authed = Depends(require_token)
+JobIdChecked = Depends(known_job_id)
 BaseUrlDep = Annotated[str, Depends(base_url)]

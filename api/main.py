@@ -9,11 +9,13 @@ from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
 from api import errors, logs
+from api.limits import BodyLimits, body_caps
 from api.routes import health, jobs, providers, webhooks
 from workers.context import Runtime, build_runtime
 from workers.db import session_scope
 from workers.dispatch import CeleryDispatcher, Dispatcher
 from workers.jobs import count_by_provider_status
+from models.schemas import SizeLimits
 from workers.metrics import JobsCollector, RelayMetrics
 from workers.settings import Settings, get_settings
 
@@ -41,6 +43,8 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     registry.register(JobsCollector(counts, RelayMetrics(app.state.redis) if app.state.redis else None))  # type: ignore[arg-type]
     app.state.registry = registry
     errors.install(app)
+    app.add_middleware(BodyLimits, default_cap=settings.max_body_bytes, caps=body_caps(settings),
+                       sizes=SizeLimits(settings.max_input_bytes, settings.max_metadata_bytes))
     logs.install()
     for r in (jobs.router, providers.router, webhooks.router, health.router):
         app.include_router(r)

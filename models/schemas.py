@@ -2,13 +2,100 @@
 
 from __future__ import annotations
 
+import json
+import math
+import re
+from contextvars import ContextVar
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from models.status import JobStatus
 from models.tables import Asset, Job
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_URL_BAD = re.compile(r"[\x00-\x20\x7f]")
+
+
+@dataclass(frozen=True)
+class SizeLimits:
+    """Caps on the serialized `input` and `metadata` of a job (K4U_MAX_INPUT_BYTES, K4U_MAX_METADATA_BYTES)."""
+
+    input_bytes: int = 256 * 1024
+    metadata_bytes: int = 16 * 1024
+
+
+# The API sets this per request from its settings; anything else validates against the defaults.
+size_limits: ContextVar[SizeLimits] = ContextVar("k4u_size_limits", default=SizeLimits())
+
+
+def text_problem(value: str, *, controls: bool = True) -> str | None:
+    """Why a string cannot be stored as is (NUL, control characters, lone surrogates), or None."""
+    if "\x00" in value:
+        return "must not contain NUL bytes"
+    if controls and _CONTROL.search(value):
+        return "must not contain control characters"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return "must be valid Unicode (no lone surrogates)"
+    return None
+
+
+def _json_problem(value: Any) -> str | None:
+    """First value in a JSON document that no database column takes (NUL, lone surrogates, NaN)."""
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, str):
+            if problem := text_problem(v, controls=False):
+                return f"strings {problem}"
+        elif isinstance(v, float):
+            if not math.isfinite(v):
+                return "numbers must be finite (no NaN or Infinity)"
+        elif isinstance(v, dict):
+            for k, item in v.items():
+                if not isinstance(k, str) or (problem := text_problem(k, controls=False)):
+                    return f"keys {problem or 'must be strings'}"
+                stack.append(item)
+        elif isinstance(v, list | tuple):
+            stack.extend(v)
+    return None
+
+
+def _check_document(v: dict[str, Any], cap: int) -> dict[str, Any]:
+    if problem := _json_problem(v):
+        raise ValueError(problem)
+    size = len(json.dumps(v, separators=(",", ":"), ensure_ascii=False).encode())
+    if size > cap:
+        raise ValueError(f"is {size} bytes as JSON; the limit is {cap}")
+    return v
+
+
+def check_callback_url(v: str) -> str:
+    """An absolute http(s) URL with a host and a port in 1-65535 (the SSRF guard runs later)."""
+    if _URL_BAD.search(v) or text_problem(v):
+        raise ValueError("must not contain spaces or control characters")
+    try:
+        parts = urlsplit(v)
+        port = parts.port
+    except ValueError as exc:
+        raise ValueError(f"is not a valid URL ({exc})") from None
+    if parts.scheme not in ("http", "https"):
+        raise ValueError("must be an absolute http:// or https:// URL")
+    if not parts.hostname:
+        raise ValueError("has no host")
+    if not parts.netloc.endswith("]") and ":" not in parts.hostname:
+        try:
+            parts.hostname.encode("idna")
+        except UnicodeError:
+            raise ValueError("host is not a valid host name") from None
+    if port is not None and not 1 <= port <= 65535:
+        raise ValueError("port must be between 1 and 65535")
+    return v
 
 
 class JobCreate(BaseModel):
@@ -21,6 +108,28 @@ class JobCreate(BaseModel):
     idempotency_key: str | None = Field(None, min_length=1, max_length=255)
     metadata: dict[str, Any] = Field(default_factory=dict, description="Yours; echoed back untouched")
     batch_id: str | None = Field(None, max_length=64)
+
+    @field_validator("provider", "operation", "idempotency_key", "batch_id")
+    @classmethod
+    def _plain_text(cls, v: str | None) -> str | None:
+        if v is not None and (problem := text_problem(v)):
+            raise ValueError(problem)
+        return v
+
+    @field_validator("callback_url")
+    @classmethod
+    def _callback_url(cls, v: str | None) -> str | None:
+        return None if v is None else check_callback_url(v)
+
+    @field_validator("input")
+    @classmethod
+    def _input(cls, v: dict[str, Any]) -> dict[str, Any]:
+        return _check_document(v, size_limits.get().input_bytes)
+
+    @field_validator("metadata")
+    @classmethod
+    def _metadata(cls, v: dict[str, Any]) -> dict[str, Any]:
+        return _check_document(v, size_limits.get().metadata_bytes)
 
 
 class ErrorPublic(BaseModel):
@@ -45,6 +154,7 @@ class JobPublic(BaseModel):
     provider: str
     operation: str
     status: JobStatus
+    attempt: int = 1  # 2, 3, ... after POST /v1/jobs/{id}/retry
     progress: int
     provider_task_id: str | None
     input: dict[str, Any]
@@ -67,7 +177,7 @@ class JobPublic(BaseModel):
             error = ErrorPublic(code=job.error_code, message=job.error_message or "", retryable=bool(job.error_retryable))
         return cls(
             id=job.id, provider=job.provider, operation=job.operation, status=JobStatus(job.status),
-            progress=job.progress, provider_task_id=job.provider_task_id, input=job.input, metadata=job.meta,
+            attempt=job.attempt, progress=job.progress, provider_task_id=job.provider_task_id, input=job.input, metadata=job.meta,
             batch_id=job.batch_id, error=error,
             assets=[
                 AssetPublic(

@@ -6,10 +6,13 @@ Dispatcher only after their transaction has committed.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any, Protocol
 
 SUBMIT, POLL, DOWNLOAD, NOTIFY, TICK = "k4u.submit", "k4u.poll", "k4u.download", "k4u.notify", "k4u.tick"
+log = logging.getLogger("k4u.dispatch")
+
 QUEUES = {SUBMIT: "submit", POLL: "poll", DOWNLOAD: "download", NOTIFY: "notify", TICK: "sweep"}
 
 
@@ -39,5 +42,10 @@ class RecordingDispatcher:
 
 
 def send_all(dispatcher: Dispatcher, followups: Sequence[tuple[str, tuple[Any, ...]]]) -> None:
+    """Send follow-ups of a committed change. A failing send (broker down) is logged, not raised:
+    the change carries a `next_at`, so the beat's sweep re-derives the work from the database."""
     for task, args in followups:
-        dispatcher.send(task, *args)
+        try:
+            dispatcher.send(task, *args)
+        except Exception as exc:  # noqa: BLE001 - the committed change stands; the sweep carries it out
+            log.warning("could not enqueue %s (%s); the sweep will pick it up", task, type(exc).__name__)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import PurePosixPath
 from typing import Annotated
 
-from fastapi import APIRouter, Header, HTTPException, Query, Response
+from fastapi import APIRouter, Header, HTTPException, Path, Query, Response
 from fastapi.responses import RedirectResponse, StreamingResponse
 from sqlmodel import col, select
 
-from api.deps import Authed, BaseUrlDep, RuntimeDep
+from api.deps import JOB_ID_PATTERN, PLAIN_TEXT, Authed, BaseUrlDep, JobIdChecked, RuntimeDep
 from models.errors import JobNotFound
 from models.schemas import JobCreate, JobPublic, JobsPublic
 from models.status import JobStatus
@@ -16,8 +17,10 @@ from models.tables import Asset, Delivery, DeliveryAttempt, Job, JobEvent
 from workers.db import session_scope
 from workers.services.create import cancel_job, create_job
 from workers.services.notify import replay_notifications
+from workers.services.retry import retry_job
 
-router = APIRouter(prefix="/v1/jobs", tags=["jobs"], dependencies=[Authed])
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"], dependencies=[Authed, JobIdChecked])
+MAX_ASSET_INDEX = 9999
 
 
 def _public(rt: RuntimeDep, job: Job, base: str) -> JobPublic:
@@ -36,7 +39,7 @@ def _load(rt: RuntimeDep, job_id: str) -> Job:
 
 @router.post("", status_code=202, response_model=JobPublic, responses={200: {"description": "Replay of an earlier request with the same Idempotency-Key"}, 409: {}, 422: {}})
 def post_job(body: JobCreate, rt: RuntimeDep, base: BaseUrlDep, response: Response,
-             idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)] = None) -> JobPublic:
+             idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", min_length=1, max_length=255, pattern=PLAIN_TEXT)] = None) -> JobPublic:
     """Create a durable job; answers at once with its id and status_url."""
     job, created = create_job(rt, body, idempotency_key)
     response.status_code = 202 if created else 200
@@ -50,8 +53,11 @@ def get_job(job_id: str, rt: RuntimeDep, base: BaseUrlDep) -> JobPublic:
 
 
 @router.get("", response_model=JobsPublic)
-def list_jobs(rt: RuntimeDep, base: BaseUrlDep, status: JobStatus | None = None, provider: str | None = None,
-              batch_id: str | None = None, limit: Annotated[int, Query(ge=1, le=500)] = 50, cursor: str | None = None) -> JobsPublic:
+def list_jobs(rt: RuntimeDep, base: BaseUrlDep, status: JobStatus | None = None,
+              provider: Annotated[str | None, Query(max_length=40, pattern=PLAIN_TEXT)] = None,
+              batch_id: Annotated[str | None, Query(max_length=64, pattern=PLAIN_TEXT)] = None,
+              limit: Annotated[int, Query(ge=1, le=500)] = 50,
+              cursor: Annotated[str | None, Query(pattern=JOB_ID_PATTERN, description="next_cursor of the previous page")] = None) -> JobsPublic:
     """Newest first; pass next_cursor back as cursor for the next page."""
     q = select(Job)
     if status is not None:
@@ -81,8 +87,17 @@ def post_cancel(job_id: str, rt: RuntimeDep, base: BaseUrlDep) -> JobPublic:
     return _public(rt, cancel_job(rt, job_id), base)
 
 
-@router.get("/{job_id}/assets/{index}", responses={200: {"content": {"application/octet-stream": {}}}, 307: {}, 404: {}})
-def get_asset(job_id: str, index: int, rt: RuntimeDep) -> Response:
+@router.post("/{job_id}/retry", status_code=202, response_model=JobPublic,
+             responses={404: {}, 409: {"description": "the job has not failed"}})
+def post_retry(job_id: str, rt: RuntimeDep, base: BaseUrlDep) -> JobPublic:
+    """Submit a failed job again: same input, a new attempt (the old relay task id stays in the
+    events). The answer to `submit_outcome_unknown`, where the first attempt may have been charged:
+    retry only if you accept a second charge. 409 unless the job failed."""
+    return _public(rt, retry_job(rt, job_id), base)
+
+
+@router.get("/{job_id}/assets/{index}", responses={200: {"content": {"application/octet-stream": {}}}, 307: {}, 404: {}, 410: {}})
+def get_asset(job_id: str, index: Annotated[int, Path(ge=0, le=MAX_ASSET_INDEX)], rt: RuntimeDep) -> Response:
     """The stored bytes, or a redirect to a presigned URL when the store is S3."""
     with session_scope(rt.engine) as session:
         asset = session.exec(select(Asset).where(Asset.job_id == job_id, Asset.index == index)).first()
@@ -91,7 +106,12 @@ def get_asset(job_id: str, index: int, rt: RuntimeDep) -> Response:
     url = rt.store.presign(asset.storage_key, rt.settings.presign_expires_s)
     if url is not None:
         return RedirectResponse(url, status_code=307)
+    if not rt.store.exists(asset.storage_key):  # removed from the store behind our back
+        raise HTTPException(status_code=410, detail="the stored file of this asset is gone from storage")
     headers = {"Content-Length": str(asset.size), "ETag": f'"{asset.sha256}"'} if asset.size is not None else {}
+    # Served from our origin: never let a browser sniff or render it (RFC 6266 attachment, ASCII name).
+    ext = "".join(c for c in PurePosixPath(asset.storage_key).suffix if c.isascii() and (c.isalnum() or c == "."))[:10]
+    headers |= {"X-Content-Type-Options": "nosniff", "Content-Disposition": f'attachment; filename="{job_id}-{index}{ext}"'}
     return StreamingResponse(rt.store.open(asset.storage_key), media_type=asset.content_type, headers=headers)
 
 

@@ -1,0 +1,143 @@
+"""Request bounds enforced before routing, auth and parsing: body size and JSON nesting depth.
+
+`BodyLimits` is a pure ASGI middleware. It refuses a declared `Content-Length` over the cap with
+413 before reading anything, and counts the bytes of a streamed (chunked) body, answering 413 as
+soon as the count passes the cap without reading further. A body within the cap is handed on
+whole; one that looks like JSON is scanned first (brackets outside strings) and refused with 422
+when nested deeper than `MAX_JSON_DEPTH`, before any `json.loads` can recurse that deep.
+It also sets the per-request size caps that `JobCreate` checks `input` and `metadata` against.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from models.schemas import SizeLimits, size_limits
+from workers.settings import Settings
+
+MAX_JSON_DEPTH = 64
+
+_TOKEN = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]', re.DOTALL)
+
+
+def body_caps(settings: Settings) -> dict[str, int]:
+    """Per-path-prefix caps (longest prefix wins); every other path gets K4U_MAX_BODY_BYTES.
+    A route that needs its own cap (e.g. a batch submit) adds its prefix here."""
+    return {"/v1/jobs": settings.max_body_bytes, "/v1/webhooks/": settings.max_body_bytes}
+
+
+def too_deep(body: bytes, limit: int = MAX_JSON_DEPTH) -> str | None:
+    """None when the JSON text nests at most `limit` arrays/objects; else the top-level key under
+    which it goes too deep ("body" when that cannot be told). Brackets inside strings do not count."""
+    if body.count(b"[") + body.count(b"{") <= limit:
+        return None  # the common case, at C speed
+    depth, key = 0, None
+    in_object = body.lstrip()[:1] == b"{"
+    for m in _TOKEN.finditer(body):
+        tok = m.group()
+        if tok[0] == 0x22:  # a string: in the top-level object the latest one before a nested value is its key
+            if depth == 1 and in_object:
+                key = tok
+            continue
+        if tok in (b"[", b"{"):
+            depth += 1
+            if depth > limit:
+                return _field_name(key)
+        else:
+            depth -= 1
+            if depth == 1:
+                key = None
+    return None
+
+
+def _field_name(key: bytes | None) -> str:
+    if key is None:
+        return "body"
+    try:
+        name = json.loads(key)
+    except ValueError:
+        return "body"
+    return name if isinstance(name, str) and name.isidentifier() and len(name) <= 40 else "body"
+
+
+class BodyLimits:
+    def __init__(self, app: ASGIApp, *, default_cap: int, caps: Mapping[str, int] | None = None,
+                 sizes: SizeLimits | None = None, max_depth: int = MAX_JSON_DEPTH) -> None:
+        self.app = app
+        self.default_cap = default_cap
+        self.caps = sorted((caps or {}).items(), key=lambda kv: -len(kv[0]))
+        self.sizes = sizes or SizeLimits()
+        self.max_depth = max_depth
+
+    def cap_for(self, path: str) -> int:
+        for prefix, cap in self.caps:
+            if path.startswith(prefix):
+                return cap
+        return self.default_cap
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        cap = self.cap_for(scope.get("path", ""))
+        declared = [v for k, v in scope.get("headers", []) if k.lower() == b"content-length"]
+        if declared:
+            if len(declared) > 1 or not declared[0].strip().isdigit():
+                await _answer(send, 400, {"detail": "invalid Content-Length header"})
+                return
+            if int(declared[0]) > cap:
+                await _answer(send, 413, _too_large(cap))
+                return
+        chunks: list[bytes] = []
+        total, more = 0, True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return  # the client left; nobody to answer
+            chunk = message.get("body", b"")
+            total += len(chunk)
+            if total > cap:
+                await _answer(send, 413, _too_large(cap))
+                return
+            chunks.append(chunk)
+            more = message.get("more_body", False)
+        body = b"".join(chunks)
+        if body.lstrip()[:1] in (b"{", b"["):
+            field = too_deep(body, self.max_depth)
+            if field is not None:
+                await _answer(send, 422, {"detail": [{"loc": ["body", field], "type": "value_error",
+                                                      "msg": f"JSON nested deeper than {self.max_depth} levels"}]})
+                return
+
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        token = size_limits.set(self.sizes)
+        try:
+            await self.app(scope, replay, send)
+        finally:
+            size_limits.reset(token)
+
+
+def _too_large(cap: int) -> dict[str, Any]:
+    return {"detail": f"request body is larger than the limit of {cap} bytes (K4U_MAX_BODY_BYTES)", "limit_bytes": cap}
+
+
+async def _answer(send: Send, status: int, content: dict[str, Any]) -> None:
+    body = json.dumps(content).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    if status == 413:
+        headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
