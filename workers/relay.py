@@ -9,6 +9,7 @@ Messages never contain the key or request headers.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -19,7 +20,8 @@ import httpx
 
 from models.errors import DownloadFailed, ProviderUnavailable, SubmitOutcomeUnknown, UnsafeURL
 from providers.base import HttpRequest, HttpResponse
-from workers.netguard import check_url
+from workers.netguard import GuardedTransport, check_url
+from workers.outbound import CallDeadline
 
 Observer = Callable[[str, str, int, float], None]  # (method, path template, status or 0, seconds)
 
@@ -84,12 +86,28 @@ class Download:
     chunks: Iterator[bytes]
 
 
+# RFC 6838: type and subtype are restricted names (127 characters at most; we keep it shorter,
+# well inside the 200-character asset column).
+_MEDIA_TYPE = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]{0,63}/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}")
+
+
+def safe_content_type(header: str | None) -> str:
+    """The media type of a third party's Content-Type, lower-cased; application/octet-stream when
+    it is missing, malformed or too long. Nothing else from their headers reaches the database."""
+    value = (header or "").split(";", 1)[0].strip().lower()
+    return value if _MEDIA_TYPE.fullmatch(value) else "application/octet-stream"
+
+
 class Fetcher:
     """Streams result URLs. Redirects are followed by hand so every hop passes the SSRF check;
-    the relay key is attached only to URLs on the relay's own host when asked (needs_auth)."""
+    the relay key is attached only to URLs on the relay's own host when asked (needs_auth).
+    A whole fetch, redirects and body included, is cut at `timeout_s` however slowly the peer
+    answers. Without K4U_ALLOW_PRIVATE_URLS, connections go through the netguard transport."""
 
     def __init__(self, *, allow_private: bool, timeout_s: float, relay_base_url: str, api_key: str | None,
                  transport: httpx.BaseTransport | None = None, max_redirects: int = 5) -> None:
+        if transport is None and not allow_private:
+            transport = GuardedTransport()
         self._client = httpx.Client(timeout=httpx.Timeout(min(timeout_s, 60.0), connect=10.0), transport=transport, follow_redirects=False)
         self._total_s = timeout_s
         self._allow_private = allow_private
@@ -102,38 +120,60 @@ class Fetcher:
 
     @contextmanager
     def open(self, url: str, *, needs_auth: bool = False) -> Iterator[Download]:
-        for _hop in range(self._max_redirects + 1):
-            check_url(url, allow_private=self._allow_private)
-            headers = {}
-            if needs_auth and self._key and httpx.URL(url).host == self._relay.host:
-                headers["authorization"] = f"Bearer {self._key}"
-            try:
-                with self._client.stream("GET", url, headers=headers) as r:
-                    if r.is_redirect and "location" in r.headers:
-                        url = urljoin(url, r.headers["location"])
-                        continue
-                    if r.status_code in (403, 404, 410):
-                        raise DownloadFailed(f"result URL answered HTTP {r.status_code} (expired or gone)", code="result_expired", retryable=False)
-                    if r.status_code >= 400:
-                        raise DownloadFailed(f"result URL answered HTTP {r.status_code}")
-                    length = r.headers.get("content-length")
-                    yield Download(
-                        content_type=r.headers.get("content-type", "application/octet-stream").split(";")[0].strip(),
-                        length=int(length) if length and length.isdigit() else None,
-                        chunks=_chunks(r, time.monotonic() + self._total_s),
-                    )
-                    return
-            except httpx.TransportError as exc:
-                raise DownloadFailed(f"download failed ({type(exc).__name__})") from None
-        raise UnsafeURL("too many redirects")
+        with CallDeadline(self._total_s) as cut:
+            for _hop in range(self._max_redirects + 1):
+                target = _result_url(url)
+                check_url(url, allow_private=self._allow_private, resolve=False)  # the transport resolves and checks
+                headers = {}
+                if needs_auth and self._key and target.host == self._relay.host:
+                    headers["authorization"] = f"Bearer {self._key}"
+                try:
+                    with self._client.stream("GET", target, headers=headers, extensions=cut.extensions) as r:
+                        if r.is_redirect and "location" in r.headers:
+                            url = urljoin(url, r.headers["location"])
+                            continue
+                        if r.status_code in (403, 404, 410):
+                            raise DownloadFailed(f"result URL answered HTTP {r.status_code} (expired or gone)", code="result_expired", retryable=False)
+                        if r.status_code >= 400:
+                            raise DownloadFailed(f"result URL answered HTTP {r.status_code}")
+                        yield Download(content_type=safe_content_type(r.headers.get("content-type")),
+                                       length=_length(r.headers.get("content-length")), chunks=_chunks(r, cut))
+                        return
+                except httpx.TransportError as exc:
+                    raise DownloadFailed(_why(exc, cut, "download failed")) from None
+            raise UnsafeURL("too many redirects")
 
 
-def _chunks(r: httpx.Response, deadline: float) -> Iterator[bytes]:
+def _result_url(url: str) -> httpx.URL:
+    """The URL parsed, or a non-retryable DownloadFailed: a malformed URL will not heal by itself."""
+    try:
+        target = httpx.URL(url)
+        port = target.port
+    except (httpx.InvalidURL, ValueError, TypeError):
+        raise DownloadFailed("result URL is not a valid URL", code="invalid_result_url", retryable=False) from None
+    if port is not None and not 0 < port < 65536:
+        raise DownloadFailed(f"result URL has an invalid port ({port})", code="invalid_result_url", retryable=False)
+    if not target.host:
+        raise DownloadFailed("result URL has no host", code="invalid_result_url", retryable=False)
+    return target
+
+
+def _length(header: str | None) -> int | None:
+    return int(header) if header and header.isdigit() and len(header) <= 18 else None
+
+
+def _why(exc: httpx.TransportError, cut: CallDeadline, what: str) -> str:
+    if cut.expired:
+        return f"{what}: not finished within K4U_DOWNLOAD_TIMEOUT_S ({cut.seconds:.0f} s)"
+    return f"{what} ({type(exc).__name__})"
+
+
+def _chunks(r: httpx.Response, cut: CallDeadline) -> Iterator[bytes]:
     """The body in chunks, failing once the whole download outlives its time budget."""
     try:
         for chunk in r.iter_bytes(chunk_size=256 * 1024):
-            if time.monotonic() > deadline:
-                raise DownloadFailed("download took longer than K4U_DOWNLOAD_TIMEOUT_S")
+            if cut.expired or cut.remaining() <= 0:
+                raise DownloadFailed(f"download took longer than K4U_DOWNLOAD_TIMEOUT_S ({cut.seconds:.0f} s)")
             yield chunk
     except httpx.TransportError as exc:
-        raise DownloadFailed(f"download interrupted ({type(exc).__name__})") from None
+        raise DownloadFailed(_why(exc, cut, "download interrupted")) from None

@@ -2,8 +2,15 @@
 
 Keys are deterministic (`<job_id>/<index><ext>`), so a re-run after a crash overwrites the
 same objects: a job is stored exactly once whatever happens to the worker. The job becomes
-`succeeded` only when every asset has its sha256 and size. Retryable failures wait in next_at
-(the sweep re-drives them); after `download_max_attempts` the job fails with the error's code.
+`succeeded` only when every asset has its sha256 and size.
+
+The results are paid for, so retries are bounded by time, not by a handful of attempts: the
+first attempt sets `download_deadline_at` (K4U_DOWNLOAD_WINDOW_S, or sooner when the provider's
+URLs expire sooner). Until then our own storage's errors and the source's transient ones wait
+in next_at with backoff (the sweep re-drives them); past it the job fails `download_timeout`
+naming the last error. A source that says the result is gone fails `result_expired` at once, too
+large `too_large`, a malformed URL `invalid_result_url`, and an error that is none of ours (a
+bug, bad data) `download_error` rather than a re-drive loop.
 """
 
 from __future__ import annotations
@@ -12,12 +19,13 @@ import logging
 import mimetypes
 from collections.abc import Mapping
 from typing import Any
-from datetime import timedelta
+from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
-from sqlmodel import select
+from sqlalchemy import exc as sa_exc
+from sqlmodel import Session, select
 
-from models.errors import DownloadFailed, ProviderProtocolError, ProviderUnavailable, StorageError
+from models.errors import DownloadFailed, ProviderError, StorageError
 from models.status import JobStatus
 from models.tables import Asset, Job
 from providers.registry import get_adapter
@@ -25,22 +33,36 @@ from workers import jobs
 from workers.context import Runtime
 from workers.db import session_scope
 from workers.dispatch import send_all
-from workers.services.apply import finish
+from workers.relay import safe_content_type
+from workers.services.apply import Followups, finish
 from workers.services.schedule import backoff
+from workers.settings import Settings
 
 log = logging.getLogger("k4u.download")
+
+# The database itself is unreachable or busy: nothing to decide now; the sweep re-drives the step.
+_DB_UNAVAILABLE = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError, sa_exc.DisconnectionError)
+BACKOFF_BASE_S, BACKOFF_CAP_S = 2.0, 600.0
 
 _EXT = {"video/mp4": ".mp4", "image/png": ".png", "image/jpeg": ".jpg", "image/webp": ".webp", "audio/mpeg": ".mp3", "video/webm": ".webm"}
 
 
 def store_outputs(rt: Runtime, job_id: str, version: int) -> str:
-    s = rt.settings
+    s, now = rt.settings, rt.clock()
     with session_scope(rt.engine) as session:
         job = jobs.get_job(session, job_id)
         if job is None or job.status != JobStatus.DOWNLOADING or job.version != version:
             return "stale"
-        if not jobs.take_lease(session, job, version, lease_s=max(s.lease_s, s.download_timeout_s), now=rt.clock(),
-                               download_attempts=job.download_attempts + 1):
+        deadline = job.download_deadline_at
+        if job.download_attempts == 0 or deadline is None:  # the first attempt (of this job attempt) opens the window
+            deadline = now + timedelta(seconds=download_window_s(job, s))
+        elif now >= deadline:
+            fu = finish(session, job, JobStatus.FAILED, settings=s, now=now, reason="download deadline passed",
+                        error=timeout_error(job.error_code, job.error_message), expect_version=version)
+            send_all(rt.dispatcher, fu)
+            return "failed"
+        if not jobs.take_lease(session, job, version, lease_s=max(s.lease_s, s.download_timeout_s), now=now,
+                               download_attempts=job.download_attempts + 1, download_deadline_at=deadline):
             return "lost"
         lease = job.version
         pending = list(session.exec(select(Asset).where(Asset.job_id == job_id, Asset.stored_at.is_(None)).order_by(Asset.index)).all())  # type: ignore[union-attr]
@@ -49,6 +71,11 @@ def store_outputs(rt: Runtime, job_id: str, version: int) -> str:
             _store_one(rt, asset)
     except (DownloadFailed, StorageError) as exc:
         return _failed(rt, job_id, lease, exc)
+    except _DB_UNAVAILABLE:
+        raise
+    except Exception as exc:  # not one of ours: re-driving would only repeat it, so the job fails, saying what
+        log.exception("unexpected error while storing the results of %s", job_id)
+        return _failed(rt, job_id, lease, DownloadFailed(f"unexpected error: {_describe(exc)}", code="download_error", retryable=False))
     extra = _result_extra(rt, job)
     now = rt.clock()
     with session_scope(rt.engine) as session:
@@ -73,14 +100,42 @@ def _result_extra(rt: Runtime, job: Job) -> Mapping[str, Any]:
         return {}
     try:
         return adapter.parse_result_extra(rt.relay.send(req, idempotent=True, label=f"{job.provider}.result_extra"))
-    except (ProviderUnavailable, ProviderProtocolError) as exc:
+    except ProviderError as exc:
         log.info("no extra result data for %s: %s", job.id, exc.message)
         return {}
+    except Exception:  # optional data: a bug reading it must not throw away the stored, paid results
+        log.exception("no extra result data for %s: unexpected error", job.id)
+        return {}
+
+
+def download_window_s(job: Job, settings: Settings) -> float:
+    """K4U_DOWNLOAD_WINDOW_S, or the provider's result lifetime when that is shorter."""
+    ttl = get_adapter(job.provider).capabilities.result_ttl_s
+    return min(settings.download_window_s, float(ttl)) if ttl else settings.download_window_s
+
+
+def timeout_error(last_code: str | None, last_message: str | None) -> tuple[str, str, bool]:
+    last = f"{last_code}: {last_message}" if last_code else "none recorded"
+    return ("download_timeout", f"the results were not stored before the download deadline (K4U_DOWNLOAD_WINDOW_S); last error: {last}", False)
+
+
+def fail_expired_downloads(session: Session, *, settings: Settings, now: datetime, limit: int) -> Followups:
+    """For the sweep: fail downloading jobs past their download deadline whose step is not running
+    (next_at, the lease of a running attempt, has passed too), naming the last error."""
+    expired = session.exec(select(Job).where(
+        Job.status == JobStatus.DOWNLOADING.value, Job.download_attempts > 0,
+        Job.download_deadline_at <= now, Job.next_at <= now,  # type: ignore[operator]
+    ).limit(limit)).all()
+    fu: Followups = []
+    for job in expired:
+        fu += finish(session, job, JobStatus.FAILED, settings=settings, now=now, reason="download deadline passed",
+                     error=timeout_error(job.error_code, job.error_message), expect_version=job.version)
+    return fu
 
 
 def _store_one(rt: Runtime, asset: Asset) -> None:
     with rt.fetcher.open(asset.source_url, needs_auth=asset.needs_auth) as dl:
-        content_type = dl.content_type if dl.content_type != "application/octet-stream" else _guess_type(asset.source_url)
+        content_type = safe_content_type(dl.content_type if dl.content_type != "application/octet-stream" else _guess_type(asset.source_url))
         if dl.length is not None and dl.length > rt.settings.download_max_bytes:
             raise DownloadFailed(f"result is {dl.length} bytes, over the {rt.settings.download_max_bytes} cap", code="too_large", retryable=False)
         key = f"{asset.job_id}/{asset.index}{_ext(content_type, asset.source_url)}"
@@ -95,21 +150,39 @@ def _store_one(rt: Runtime, asset: Asset) -> None:
 
 
 def _failed(rt: Runtime, job_id: str, lease: int, exc: DownloadFailed | StorageError) -> str:
+    """Retry within the download window, or finish the job failed. Our own storage's errors are
+    always retried: they say nothing about the paid result, which is still at its source."""
     s, now = rt.settings, rt.clock()
+    retry = isinstance(exc, StorageError) or exc.retryable
     with session_scope(rt.engine) as session:
         job = jobs.get_job(session, job_id)
         if job is None or job.version != lease:
             return "lost"
-        if exc.retryable and job.download_attempts < s.download_max_attempts:
-            delay = backoff(job.download_attempts, 2.0, 600.0)
-            jobs.set_fields(session, job_id, JobStatus.DOWNLOADING, next_at=now + timedelta(seconds=delay),
+        deadline = job.download_deadline_at
+        error: tuple[str, str, bool] = (exc.code, exc.message, False)
+        if retry and job.download_attempts >= s.download_max_attempts:
+            error = ("download_attempts_exhausted", f"gave up after {job.download_attempts} download attempts "
+                     f"(K4U_DOWNLOAD_MAX_ATTEMPTS); last error: {exc.code}: {exc.message}", False)
+        elif retry and deadline is not None and now >= deadline:
+            error = timeout_error(exc.code, exc.message)
+        elif retry:
+            at = now + timedelta(seconds=backoff(job.download_attempts, BACKOFF_BASE_S, BACKOFF_CAP_S))
+            at = min(at, deadline) if deadline is not None else at
+            jobs.set_fields(session, job_id, JobStatus.DOWNLOADING, next_at=at,
                             error_code=exc.code, error_message=exc.message, error_retryable=True)
-            log.warning("download of %s failed (attempt %d), retrying in %.0fs: %s", job_id, job.download_attempts, delay, exc.message)
+            log.warning("download of %s failed (attempt %d), retrying in %.0fs: %s: %s", job_id, job.download_attempts,
+                        (at - now).total_seconds(), exc.code, exc.message)
             return "retry"
-        fu = finish(session, job, JobStatus.FAILED, settings=s, now=now, reason=f"download failed: {exc.code}",
-                    error=(exc.code, exc.message, False), expect_version=lease)
+        fu = finish(session, job, JobStatus.FAILED, settings=s, now=now, reason=f"download failed: {error[0]}",
+                    error=error, expect_version=lease)
     send_all(rt.dispatcher, fu)
     return "failed"
+
+
+def _describe(exc: BaseException) -> str:
+    """Type and first line of an unexpected error (SQL and its parameters stay out)."""
+    first = (str(exc).strip().splitlines() or [""])[0][:300]
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
 
 
 def _guess_type(url: str) -> str:

@@ -1,7 +1,10 @@
 """deliver_notification: POST a job's terminal event to its callback_url, signed per Standard
-Webhooks. 2xx is success; anything else (3xx included: redirects are not followed) retries with
-exponential backoff and jitter until notify_max_attempts. Every attempt is a DeliveryAttempt row.
-The body and webhook-id are fixed when the Delivery is created, so retries and replays match."""
+Webhooks. 2xx is success; anything else (3xx included: redirects are not followed; n8n's early
+404 and 409 too) retries with exponential backoff and jitter until notify_max_attempts; 410 gives
+up. An attempt is bounded: K4U_NOTIFY_TIMEOUT_S of wall-clock time in all, however slowly the
+receiver answers, and at most 64 KiB of its answer is read (the status code is what counts).
+Every attempt is a DeliveryAttempt row. The body and webhook-id are fixed when the Delivery is
+created, so retries and replays match."""
 
 from __future__ import annotations
 
@@ -18,11 +21,14 @@ from models.tables import Delivery, DeliveryAttempt
 from workers import signing
 from workers.context import Runtime
 from workers.db import session_scope
-from workers.dispatch import NOTIFY
-from workers.netguard import check_url
+from workers.dispatch import NOTIFY, send_all
+from workers.netguard import GuardedTransport, check_url
+from workers.outbound import CallDeadline, read_capped
 from workers.services.schedule import backoff
 
 log = logging.getLogger("k4u.notify")
+
+ANSWER_READ_CAP = 64 * 1024
 
 
 def deliver_notification(rt: Runtime, delivery_id: str, version: int) -> str:
@@ -40,18 +46,9 @@ def deliver_notification(rt: Runtime, delivery_id: str, version: int) -> str:
         session.refresh(d)
         url, body, attempt, new_version = d.url, d.payload.encode(), d.attempts, d.version
 
-    status_code, error = None, None
     started = time.perf_counter()
-    try:
-        check_url(url, allow_private=s.allow_private_urls)
-        secret = s.webhook_secret.get_secret_value() if s.webhook_secret else None
-        headers = signing.headers(secret, delivery_id, int(time.time()), body)
-        with httpx.Client(timeout=s.notify_timeout_s, follow_redirects=False, transport=rt.notify_transport) as client:
-            status_code = client.post(url, content=body, headers=headers).status_code
-    except UnsafeURL as exc:
-        error = exc.message
-    except httpx.HTTPError as exc:
-        error = f"{type(exc).__name__}"
+    secret = s.webhook_secret.get_secret_value() if s.webhook_secret else None
+    status_code, error = _post(rt, url, body, signing.headers(secret, delivery_id, int(time.time()), body))
     ms = int((time.perf_counter() - started) * 1000)
     ok = status_code is not None and 200 <= status_code < 300
     now = rt.clock()
@@ -72,6 +69,36 @@ def deliver_notification(rt: Runtime, delivery_id: str, version: int) -> str:
     return "delivered" if ok else "retry"
 
 
+def _post(rt: Runtime, url: str, body: bytes, headers: dict[str, str]) -> tuple[int | None, str | None]:
+    """One bounded POST: (status code, None) once the receiver's status line is in, or (None, why)."""
+    s = rt.settings
+    transport = rt.notify_transport
+    if transport is None and not s.allow_private_urls:
+        transport = GuardedTransport()  # connects only to the public address it checked
+    status_code: int | None = None
+    try:
+        check_url(url, allow_private=s.allow_private_urls, resolve=False)
+        with CallDeadline(s.notify_timeout_s) as cut, httpx.Client(
+            timeout=httpx.Timeout(s.notify_timeout_s, connect=min(s.notify_timeout_s, 10.0)),
+            follow_redirects=False, transport=transport,
+        ) as client:
+            try:
+                with client.stream("POST", url, content=body, headers=headers, extensions=cut.extensions) as r:
+                    status_code = r.status_code
+                    read_capped(r, ANSWER_READ_CAP)
+            except httpx.HTTPError as exc:
+                if status_code is not None:  # the answer's body broke off or was cut: its status stands
+                    return status_code, None
+                if cut.expired:
+                    return None, f"no answer within K4U_NOTIFY_TIMEOUT_S ({s.notify_timeout_s:g} s)"
+                return None, type(exc).__name__
+    except UnsafeURL as exc:
+        return None, exc.message
+    except (httpx.InvalidURL, ValueError, OverflowError) as exc:  # a URL no client can use: recorded, retried, given up
+        return None, f"invalid callback URL ({type(exc).__name__})"
+    return status_code, None
+
+
 def replay_notifications(rt: Runtime, job_id: str) -> list[str]:
     """Send a job's notifications again (same webhook-id and body, so receivers can dedupe):
     every delivery that is not pending gets a fresh schedule. Returns the delivery ids queued."""
@@ -86,6 +113,6 @@ def replay_notifications(rt: Runtime, job_id: str) -> list[str]:
             )
             if res.rowcount == 1:  # type: ignore[attr-defined]
                 queued.append((delivery_id, version + 1))
-    for delivery_id, version in queued:
-        rt.dispatcher.send(NOTIFY, delivery_id, version)
+    # Broker down: the deliveries are pending with a next_at, so the beat's sweep sends them.
+    send_all(rt.dispatcher, [(NOTIFY, q) for q in queued])
     return [d for d, _ in queued]

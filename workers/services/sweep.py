@@ -1,9 +1,10 @@
 """tick: the beat's periodic pass that re-derives all pending work from the database.
 
-Fails jobs past their deadline, then claims due work and sends one message per step: queued
-jobs to submit, submissions whose lease ran out to recovery, running jobs to poll (batched per
-provider), stuck downloads, and due notifications. Losing every broker message loses nothing:
-the next tick finds the same work again once its lease has run out.
+Fails jobs past their deadline (downloads: past their download deadline), then claims due work
+and sends one message per step: queued jobs to submit, submissions whose lease ran out to
+recovery, running jobs to poll (batched per provider), stuck downloads, and due notifications.
+Losing every broker message loses nothing: the next tick finds the same work again once its
+lease has run out.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from workers.context import Runtime
 from workers.db import is_postgres, session_scope
 from workers.dispatch import DOWNLOAD, NOTIFY, POLL, SUBMIT, send_all
 from workers.services.apply import Followups, finish
+from workers.services.download import fail_expired_downloads
 from workers.services.poll import chunk_size
 
 _DEADLINED = (JobStatus.QUEUED, JobStatus.SUBMITTING, JobStatus.RUNNING)
@@ -36,6 +38,7 @@ def tick(rt: Runtime) -> dict[str, int]:
             fu += finish(session, job, JobStatus.FAILED, settings=s, now=now, reason="deadline passed",
                          error=("timeout", "the job did not finish before its deadline", True))
         counts["timed_out"] = len(expired)
+        fu += fail_expired_downloads(session, settings=s, now=now, limit=s.poll_batch_limit)
     send_all(rt.dispatcher, fu)
 
     for status, task in ((JobStatus.QUEUED, SUBMIT), (JobStatus.SUBMITTING, SUBMIT), (JobStatus.DOWNLOADING, DOWNLOAD)):

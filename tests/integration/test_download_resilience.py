@@ -1,0 +1,203 @@
+"""Downloads keep paid results: our own storage's outages are waited out, the source's word
+decides, the download window bounds it all, and bad data fails a job at once with its own
+code instead of a re-drive loop. Real databases (SQLite and PostgreSQL), the simulator and
+a scripted result server on loopback, a fake clock."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from datetime import timedelta
+from typing import Any
+
+from sqlmodel import select
+
+from models.errors import StorageError
+from models.schemas import JobCreate
+from models.status import JobStatus
+from models.tables import Asset, JobEvent
+from providers.base import OutputRef, ProviderStatus, State
+from tests.conftest import FakeClock, Sim
+from workers.db import session_scope
+from workers.jobs import get_job, set_fields
+from workers.services.apply import apply_status
+from workers.services.create import create_job
+from workers.storage.base import ObjectStore, StoredObject
+
+
+def downloading(d, urls: list[str]) -> str:  # type: ignore[no-untyped-def]
+    """A Kling job whose provider reported these result URLs; its first download attempt has run."""
+    job, _ = create_job(d.rt, JobCreate(provider="kling", operation="text2video", input={"prompt": "a fox"}))
+    d.drain()
+    with session_scope(d.rt.engine) as s:
+        row = get_job(s, job.id)
+        assert row is not None and row.status == "running"
+        fu = apply_status(s, row, ProviderStatus(row.provider_task_id, State.SUCCEEDED, outputs=[OutputRef(u, "video") for u in urls]),
+                          settings=d.rt.settings, now=d.clock.now(), source="test")
+    d.recorder.sent.extend(fu)
+    d.drain()
+    return job.id
+
+
+class OutageStore:
+    """Our own store, down (disk full, S3 unreachable) until the fake clock reaches `until`."""
+
+    def __init__(self, inner: ObjectStore, clock: FakeClock, until: float) -> None:
+        self.inner, self.clock, self.until = inner, clock, until
+        self.refused = 0
+
+    def put_stream(self, key: str, chunks: Iterable[bytes], content_type: str, max_bytes: int) -> StoredObject:
+        if self.clock.t < self.until:
+            self.refused += 1
+            raise StorageError(f"write failed for {key}: No space left on device")
+        return self.inner.put_stream(key, chunks, content_type, max_bytes)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+class BrokenStore(OutageStore):
+    """A store whose code has a bug: not one of our errors."""
+
+    def put_stream(self, key: str, chunks: Iterable[bytes], content_type: str, max_bytes: int) -> StoredObject:
+        raise ValueError("unexpected None in part list")
+
+
+@contextmanager
+def result_server(status: int = 200, content_type: str = "video/mp4", body: bytes = b"\x00\x00\x00\x18ftypmp42") -> Iterator[dict[str, Any]]:
+    """A CDN on loopback answering every GET with the given status, Content-Type and body."""
+    state: dict[str, Any] = {"gets": 0}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            state["gets"] += 1
+            self.send_response(status)
+            self.send_header("content-type", content_type)
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    state["url"] = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        yield state
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_storage_outage_longer_than_the_old_attempt_budget_does_not_fail_the_job(engine_factory, sim: Sim, clock: FakeClock) -> None:  # type: ignore[no-untyped-def]
+    d = engine_factory()
+    store = d.rt.store = OutageStore(d.rt.store, clock, until=clock.t + 120)  # the old budget gave up after ~31 s
+    job_id = downloading(d, [f"{sim.url}/_sim/media/outage.mp4"])
+    job = d.job(job_id)
+    assert job.status == "downloading" and job.error_code == "storage_error" and job.error_retryable
+    assert job.download_deadline_at is not None
+    d.run_for(60, step=5)
+    assert d.job(job_id).status == "downloading", "still inside the outage: waiting, not failed"
+    d.run_for(400, step=5)
+    job = d.job(job_id)
+    assert job.status == "succeeded", (job.error_code, job.error_message)
+    assert store.refused >= 6 and job.download_attempts == store.refused + 1
+    with session_scope(d.rt.engine) as s:
+        (asset,) = s.exec(select(Asset).where(Asset.job_id == job_id)).all()
+    assert asset.sha256 == sim.sha256()["mp4"]
+
+
+def test_a_storage_outage_past_the_download_window_fails_download_timeout_naming_the_last_error(engine_factory, sim: Sim, clock: FakeClock) -> None:  # type: ignore[no-untyped-def]
+    d = engine_factory(download_window_s=300)
+    d.rt.store = OutageStore(d.rt.store, clock, until=clock.t + 10_000)
+    job_id = downloading(d, [f"{sim.url}/_sim/media/outage.mp4"])
+    d.run_for(280, step=10)
+    assert d.job(job_id).status == "downloading"
+    d.run_for(60, step=10)
+    job = d.job(job_id)
+    assert job.status == "failed" and job.error_code == "download_timeout"
+    assert "storage_error" in (job.error_message or "") and "No space left on device" in (job.error_message or "")
+
+
+def test_a_source_that_keeps_failing_is_retried_until_the_window_closes(engine_factory, clock: FakeClock) -> None:  # type: ignore[no-untyped-def]
+    with result_server(status=503) as cdn:
+        d = engine_factory(download_window_s=600)
+        job_id = downloading(d, [f"{cdn['url']}/clip.mp4"])
+        d.run_for(550, step=10)
+        assert d.job(job_id).status == "downloading"
+        d.run_for(100, step=10)
+        job = d.job(job_id)
+    assert job.status == "failed" and job.error_code == "download_timeout" and "HTTP 503" in (job.error_message or "")
+    assert 5 <= cdn["gets"] <= 15, "exponential backoff, not a request per tick"
+
+
+def test_a_gone_source_fails_result_expired_at_once(engine_factory) -> None:  # type: ignore[no-untyped-def]
+    with result_server(status=404) as cdn:
+        d = engine_factory()
+        job_id = downloading(d, [f"{cdn['url']}/clip.mp4"])
+    job = d.job(job_id)
+    assert job.status == "failed" and job.error_code == "result_expired" and job.download_attempts == 1
+
+
+def test_a_bad_port_fails_at_once_with_a_clear_code(engine_factory) -> None:  # type: ignore[no-untyped-def]
+    d = engine_factory()
+    job_id = downloading(d, ["http://cdn.example:99999/x.mp4"])
+    job = d.job(job_id)
+    assert job.status == "failed" and job.error_code == "invalid_result_url", (job.error_code, job.error_message)
+    d.run_for(300, step=30)
+    assert d.job(job_id).download_attempts == 1, "no re-drive loop"
+
+
+def test_an_unexpected_error_fails_the_job_instead_of_a_re_drive_loop(engine_factory, sim: Sim, clock: FakeClock) -> None:  # type: ignore[no-untyped-def]
+    d = engine_factory()
+    d.rt.store = BrokenStore(d.rt.store, clock, until=0)
+    job_id = downloading(d, [f"{sim.url}/_sim/media/bug.mp4"])
+    job = d.job(job_id)
+    assert job.status == "failed" and job.error_code == "download_error"
+    assert "ValueError" in (job.error_message or "") and job.download_attempts == 1
+    d.run_for(300, step=30)
+    assert d.job(job_id).download_attempts == 1
+
+
+def test_a_long_content_type_is_clamped_before_it_reaches_the_database(engine_factory) -> None:  # type: ignore[no-untyped-def]
+    with result_server(content_type="video/" + "x" * 300) as cdn:
+        d = engine_factory()
+        job_id = downloading(d, [f"{cdn['url']}/clip"])
+    job = d.job(job_id)
+    assert job.status == "succeeded", (job.error_code, job.error_message)
+    with session_scope(d.rt.engine) as s:
+        (asset,) = s.exec(select(Asset).where(Asset.job_id == job_id)).all()
+    assert asset.content_type == "application/octet-stream"
+
+
+def test_a_download_whose_worker_died_past_the_window_is_failed_by_the_sweep(engine_factory, sim: Sim, clock: FakeClock) -> None:  # type: ignore[no-untyped-def]
+    """Every download message is lost from now on (a worker killed each time): once the window
+    has closed and no attempt holds the job, the sweep fails it."""
+    d = engine_factory(download_window_s=900, download_timeout_s=120)
+    d.rt.store = OutageStore(d.rt.store, clock, until=clock.t + 10_000)
+    job_id = downloading(d, [f"{sim.url}/_sim/media/lost.mp4"])
+    d.recorder.send = lambda *a, **k: None  # type: ignore[method-assign]  # every message from now on is lost
+    d.run_for(850, step=50)
+    assert d.job(job_id).status == "downloading"
+    d.run_for(300, step=50)
+    job = d.job(job_id)
+    assert job.status == "failed" and job.error_code == "download_timeout"
+    with session_scope(d.rt.engine) as s:
+        reasons = [e.reason for e in s.exec(select(JobEvent).where(JobEvent.job_id == job_id)).all()]
+    assert reasons[-1] == "download deadline passed"
+
+
+def test_the_sweep_leaves_a_download_in_progress_alone_past_the_window(engine_factory, sim: Sim, clock: FakeClock) -> None:  # type: ignore[no-untyped-def]
+    d = engine_factory()
+    d.rt.store = OutageStore(d.rt.store, clock, until=clock.t + 10_000)
+    job_id = downloading(d, [f"{sim.url}/_sim/media/slow.mp4"])
+    with session_scope(d.rt.engine) as s:  # an attempt holds the job (its lease runs 10 min more); the window closed
+        set_fields(s, job_id, JobStatus.DOWNLOADING, next_at=clock.now() + timedelta(seconds=600), download_deadline_at=clock.now() - timedelta(seconds=1))
+    d.tick()
+    assert d.job(job_id).status == "downloading"
+    d.run_for(600, step=60)
+    job = d.job(job_id)
+    assert job.status == "failed" and job.error_code == "download_timeout"
