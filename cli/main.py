@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import sys
@@ -21,6 +22,14 @@ app.add_typer(db_app, name="db")
 err = Console(stderr=True)
 
 QUEUES = "submit,poll,download,notify,sweep"
+# role -> (queues, pool). Downloads and notifications wait on other people's servers, so each has
+# its own queue and thread pool: a slow CDN or a tarpit callback_url never holds submit and poll.
+ROLES: dict[str, tuple[str, str]] = {
+    "engine": ("submit,poll,sweep", "prefork"),
+    "download": ("download", "threads"),
+    "notify": ("notify", "threads"),
+    "all": (QUEUES, "prefork"),
+}
 
 
 def load_settings() -> Settings:
@@ -42,6 +51,26 @@ def _need_redis(settings: Settings) -> None:
         raise typer.Exit(2)
 
 
+def is_loopback(host: str) -> bool:
+    """127.0.0.0/8, ::1 and localhost; anything else (0.0.0.0 included) is reachable from outside."""
+    name = host.strip().strip("[]").lower()
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def _refuse_open_api(host: str, settings: Settings) -> None:
+    if settings.tokens or settings.allow_open_api or is_loopback(host):
+        return
+    err.print(f"[red]refusing to serve the API on {host} without K4U_API_TOKENS[/red]: anyone who reaches it could "
+              "create paid jobs. Set K4U_API_TOKENS, listen on 127.0.0.1, or set K4U_ALLOW_OPEN_API=true "
+              "(only behind a gateway that authenticates).")
+    raise typer.Exit(2)
+
+
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Apply the Alembic migrations to K4U_DATABASE_URL."""
@@ -61,6 +90,7 @@ def api(host: str = "127.0.0.1", port: int = 8000, migrate_db: Annotated[bool, t
     from workers.db import migrate
 
     settings = load_settings()
+    _refuse_open_api(host, settings)
     _need_redis(settings)
     _logging()
     if migrate_db:
@@ -70,19 +100,28 @@ def api(host: str = "127.0.0.1", port: int = 8000, migrate_db: Annotated[bool, t
 
 @app.command()
 def worker(
-    queues: Annotated[str, typer.Option(help="Comma-separated queues")] = QUEUES,
-    concurrency: Annotated[int | None, typer.Option(help="Worker processes (default K4U_WORKER_CONCURRENCY)")] = None,
-    pool: Annotated[str, typer.Option(help="prefork, threads or solo")] = "prefork",
-    name: Annotated[str, typer.Option(help="Node name")] = "k4u@%h",
+    role: Annotated[str, typer.Option(help="engine (submit,poll,sweep; prefork, K4U_WORKER_CONCURRENCY), download (threads, "
+                                           "K4U_DOWNLOAD_CONCURRENCY), notify (threads, K4U_NOTIFY_CONCURRENCY) or all")] = "all",
+    queues: Annotated[str | None, typer.Option(help="Comma-separated queues (default: the role's)")] = None,
+    concurrency: Annotated[int | None, typer.Option(help="Processes or threads (default: the role's setting)")] = None,
+    pool: Annotated[str | None, typer.Option(help="prefork, threads or solo (default: the role's)")] = None,
+    name: Annotated[str | None, typer.Option(help="Node name (default k4u-<role>@%h)")] = None,
 ) -> None:
-    """Run a Celery worker (sends task events for Flower)."""
+    """Run a Celery worker (sends task events for Flower). Run one per role in production:
+    `--role engine`, `--role download` and `--role notify` each have their own queue and pool."""
     from workers.celery_app import app as celery_app, configure
 
+    if role not in ROLES:
+        err.print(f"[red]--role must be one of {', '.join(ROLES)}, not {role!r}[/red]")
+        raise typer.Exit(2)
     settings = load_settings()
     _need_redis(settings)
     configure(celery_app, settings)
-    n = concurrency or settings.worker_concurrency
-    celery_app.worker_main(["worker", "-Q", queues, "-c", str(n), "-P", pool, "-E", "-n", name, "--loglevel=INFO", "--without-gossip", "--without-mingle"])
+    role_queues, role_pool = ROLES[role]
+    default_n = {"download": settings.download_concurrency, "notify": settings.notify_concurrency}.get(role, settings.worker_concurrency)
+    n = concurrency or default_n
+    celery_app.worker_main(["worker", "-Q", queues or role_queues, "-c", str(n), "-P", pool or role_pool, "-E",
+                            "-n", name or f"k4u-{role}@%h", "--loglevel=INFO", "--without-gossip", "--without-mingle"])
 
 
 @app.command()
@@ -125,12 +164,18 @@ def simulator(port: int = 9100, host: str = "127.0.0.1",
 
 @app.command()
 def dev(host: str = "127.0.0.1", port: int = 8000,
-        concurrency: Annotated[int | None, typer.Option(help="Worker processes")] = None) -> None:
-    """API + worker + beat in one foreground command; bundles Redis when K4U_REDIS_URL is unset."""
+        concurrency: Annotated[int | None, typer.Option(help="Engine worker processes (default K4U_WORKER_CONCURRENCY)")] = None) -> None:
+    """API, beat and three workers in one foreground command: the engine (submit, poll, sweep;
+    K4U_WORKER_CONCURRENCY processes), downloads (K4U_DOWNLOAD_CONCURRENCY threads) and
+    notifications (K4U_NOTIFY_CONCURRENCY threads), each on its own queue, so slow CDNs or callback
+    receivers never hold submits and polls. Bundles Redis when K4U_REDIS_URL is unset. A child that
+    dies is started again (at most 5 times a minute); Ctrl-C stops everything; if `k4u dev` is
+    killed, its children die with it."""
     from cli.procs import Supervisor, k4u_cmd, start_bundled_redis, wait_http
     from workers.db import migrate
 
     settings = load_settings()
+    _refuse_open_api(host, settings)
     sup = Supervisor()
     sup.install_signals()
     env = dict(os.environ)
@@ -142,13 +187,19 @@ def dev(host: str = "127.0.0.1", port: int = 8000,
             env["K4U_REDIS_URL"] = url
             err.print(f"bundled Redis at {url}")
         migrate(settings.database_url)
-        worker_args = ["worker"] + (["--concurrency", str(concurrency)] if concurrency else [])
-        sup.start("worker", k4u_cmd(*worker_args), env)
+        engine_args = ["--concurrency", str(concurrency)] if concurrency else []
+        sup.start("worker", k4u_cmd("worker", "--role", "engine", "--name", f"engine-{port}@%h", *engine_args), env)
+        sup.start("worker-download", k4u_cmd("worker", "--role", "download", "--name", f"download-{port}@%h"), env)
+        sup.start("worker-notify", k4u_cmd("worker", "--role", "notify", "--name", f"notify-{port}@%h"), env)
         sup.start("beat", k4u_cmd("beat"), env)
         api_proc = sup.start("api", k4u_cmd("api", "--host", host, "--port", str(port), "--no-migrate"), env)
         wait_http(f"http://{host}:{port}/healthz", 60, api_proc)
         err.print(f"[green]Key4U Jobs is up[/green]: http://{host}:{port}/docs  (Ctrl-C stops everything)")
-        name = sup.wait_any()
+        while True:  # a dead worker, beat or API comes back (the database holds all the work)
+            name = sup.wait_any()
+            if name == "redis" or not sup.restart(name):
+                break
+            err.print(f"[yellow]{name} exited; restarted it[/yellow]")
         err.print(f"[red]{name} exited; stopping[/red]")
         code = 1
     except KeyboardInterrupt:
@@ -168,6 +219,11 @@ def demo(jobs: Annotated[int, typer.Option(help="Extra text2video jobs beyond th
     from cli.demo import run_demo
 
     raise typer.Exit(run_demo(extra=jobs, timeout_s=timeout))
+
+
+from cli import job_commands  # noqa: E402 - registered last: its commands use load_settings above
+
+job_commands.register(app)
 
 
 def main() -> None:

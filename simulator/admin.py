@@ -1,7 +1,8 @@
 """Admin (`/_sim/...`, no auth) and media routes of the simulator.
 
-Admin: health, config, faults, reset, advance, stats, tasks, callbacks,
-media-sha256. Media: `/_sim/media/{task}.mp4`, `/_sim/media/{task}_{i}.png`,
+Admin: health, config, faults, reset, advance, stats, tasks, paid (every created,
+billed task with its prompt), callbacks, media-sha256.
+Media: `/_sim/media/{task}.mp4`, `/_sim/media/{task}_{i}.png`,
 `/_sim/media/{clip}.mp3`, `/_sim/media/{clip}.jpeg` (or .jpg),
 `/_sim/media/stream/{clip}.mp3` (partial MP3 of a streaming Suno clip),
 `/_sim/media/preview/{task}_{n}.png` (Midjourney in-progress preview),
@@ -13,6 +14,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
@@ -20,7 +22,9 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from simulator import media
+from simulator.chaos import RATE_FIELDS, CutResponse
 from simulator.config import update_config, update_faults
+from simulator.timeline import directive_seconds, directives
 
 if TYPE_CHECKING:
     from simulator.app import Simulator
@@ -55,16 +59,27 @@ def _bad(exc: Exception) -> JSONResponse:
     return JSONResponse({"error": str(exc)}, status_code=400)
 
 
+def _task_slow_media_s(sim: Simulator, name: str) -> float | None:
+    """`[sim:slow_media=N]` in a Kling task's prompt: that task's media trickle over about N s."""
+    task = sim.state.tasks.get(re.split(r"[._]", name, maxsplit=1)[0])
+    return directive_seconds(directives(task.prompt), "slow_media") if task is not None else None
+
+
 def admin_routes(sim: Simulator) -> list[Route]:
     state = sim.state
 
     async def health(request: Request) -> Response:
         return JSONResponse({"ok": True, "envelope": sim.config.envelope})
 
+    def set_config(payload: dict[str, Any]) -> None:
+        update_config(sim.config, payload)
+        if "fault_seed" in payload:
+            state.dice.reseed(sim.config.fault_seed)
+
     async def config(request: Request) -> Response:
         if request.method == "POST":
             try:
-                update_config(sim.config, await _json_object(request))
+                set_config(await _json_object(request))
             except ValueError as exc:
                 return _bad(exc)
         return JSONResponse(sim.config.public_view())
@@ -72,10 +87,14 @@ def admin_routes(sim: Simulator) -> list[Route]:
     async def faults(request: Request) -> Response:
         if request.method == "POST":
             try:
-                update_faults(state.faults, await _json_object(request))
+                payload = await _json_object(request)
+                rates = {k: payload.pop(k) for k in (*RATE_FIELDS, "fault_seed") if k in payload}
+                update_config(replace(sim.config), rates)  # validate before changing anything
+                update_faults(state.faults, payload)
+                set_config(rates)
             except ValueError as exc:
                 return _bad(exc)
-        return JSONResponse(state.faults.view())
+        return JSONResponse(state.faults.view() | {k: getattr(sim.config, k) for k in (*RATE_FIELDS, "fault_seed")})
 
     async def reset(request: Request) -> Response:
         state.reset()
@@ -97,6 +116,9 @@ def admin_routes(sim: Simulator) -> list[Route]:
     async def tasks(request: Request) -> Response:
         return JSONResponse({"tasks": state.task_rows()})
 
+    async def paid(request: Request) -> Response:
+        return JSONResponse({"count": len(state.paid.rows), "paid": state.paid.rows})
+
     async def callbacks(request: Request) -> Response:
         return JSONResponse({"callbacks": list(state.callback_log)})
 
@@ -113,9 +135,13 @@ def admin_routes(sim: Simulator) -> list[Route]:
         if request.method == "HEAD":
             return Response(headers={"Content-Length": str(len(data))}, media_type=ctype)
         state.media_downloads += 1
-        if sim.config.slow_media_s > 0:
+        if state.dice.roll(sim.config.media_cut_rate):
+            state.paid.fired["media_cut"] += 1
+            return CutResponse(data, int(len(data) * state.dice.fraction(0.1, 0.9)), ctype)
+        slow_s = _task_slow_media_s(sim, name) or sim.config.slow_media_s
+        if slow_s > 0:
             return StreamingResponse(
-                media.trickle(data, sim.config.slow_media_s),
+                media.trickle(data, slow_s),
                 media_type=ctype,
                 headers={"Content-Length": str(len(data))},
             )
@@ -154,6 +180,7 @@ def admin_routes(sim: Simulator) -> list[Route]:
         Route("/_sim/advance", advance, methods=["POST"]),
         Route("/_sim/stats", stats, methods=get),
         Route("/_sim/tasks", tasks, methods=get),
+        Route("/_sim/paid", paid, methods=get),
         Route("/_sim/callbacks", callbacks, methods=get),
         Route("/_sim/media-sha256", media_sha256, methods=get),
         Route("/_sim/media/big/{n}.bin", media_big, methods=get),

@@ -20,7 +20,7 @@ from tests.conftest import SIM_KEY
 from cli import procs
 from cli.procs import free_port
 
-WEBHOOK_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+WEBHOOK_SECRET = "whsec_ZfUyTg5gSBswdDJt94lKEl5sQYBWuo7n"
 TOKEN = "e2e-token"
 
 

@@ -40,3 +40,25 @@ def test_key_is_secret_in_reprs(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("K4U_API_KEY", "sk-live-very-secret")
     s = Settings()
     assert "sk-live-very-secret" not in repr(s) and "sk-live-very-secret" not in str(s.model_dump())
+
+
+@pytest.mark.parametrize(("var", "value"), [
+    ("K4U_API_TOKENS", "changeme"), ("K4U_API_TOKENS", "change-this-token"), ("K4U_API_TOKENS", "real-token-1, Secret"),
+    ("K4U_API_TOKENS", "PLACEHOLDER"), ("K4U_WEBHOOK_SECRET", "whsec_changeme"), ("K4U_WEBHOOK_SECRET", "whsec_example"),
+    ("K4U_WEBHOOK_SECRET", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),  # the Standard Webhooks documentation key
+])
+def test_placeholder_secrets_are_refused_and_named(monkeypatch: pytest.MonkeyPatch, var: str, value: str) -> None:
+    monkeypatch.setenv(var, value)
+    with pytest.raises(ValidationError) as exc:
+        Settings()
+    message = describe_errors(exc.value)
+    assert var in message and "placeholder" in message
+    assert value not in message  # the refused value itself is not echoed
+
+
+def test_random_secrets_pass(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("K4U_API_TOKENS", "k4u_3q8Zr1xVb0,secretary-of-state")
+    monkeypatch.setenv("K4U_WEBHOOK_SECRET", "whsec_ZfUyTg5gSBswdDJt94lKEl5sQYBWuo7n")
+    s = Settings()
+    assert s.tokens == {"k4u_3q8Zr1xVb0", "secretary-of-state"} and s.webhook_secret is not None
+    assert s.allow_open_api is False
