@@ -25,6 +25,7 @@ from starlette.routing import Route
 from simulator import views
 from simulator.admin import admin_routes
 from simulator.callbacks import CallbackDispatcher
+from simulator.chaos import STATUSES_5XX
 from simulator.config import SimConfig
 from simulator.mj_routes import mj_routes
 from simulator.state import KINDS, SimState, parse_directives
@@ -80,16 +81,29 @@ class Simulator:
         if faults.slow_next > 0:
             faults.slow_next -= 1
             await asyncio.sleep(faults.slow_delay_s)
+        if state.dice.roll(self.config.rate_limit_rate):
+            state.paid.fired["rate_limit"] += 1
+            return fail("rate_limit", "rate limit", None)
+        if state.dice.roll(self.config.error_5xx_rate):
+            state.paid.fired["error_5xx"] += 1
+            return fail("server", "internal server error", state.dice.choice(STATUSES_5XX))
         return None
 
     async def after_accept(self, fail: ErrorFn) -> Response | None:
-        """Faults that hit a create after the task exists: 5xx (after_accept) or a hang."""
-        faults = self.state.faults
+        """Faults that hit a create after the task exists (it will run and is paid): a one-shot
+        5xx (after_accept), an `accept_502_rate` 502, or a hang. The paid ledger notes the answer."""
+        state, faults = self.state, self.state.faults
         if faults.error_5xx_next > 0 and faults.error_5xx_after_accept:
             faults.error_5xx_next -= 1
+            state.paid.mark_last(faults.error_5xx_status)
             return fail("server", "internal server error", faults.error_5xx_status)
+        if state.dice.roll(self.config.accept_502_rate):
+            state.paid.fired["accept_502"] += 1
+            state.paid.mark_last(502)
+            return fail("server", "bad gateway", 502)
         if faults.timeout_after_accept_next > 0:
             faults.timeout_after_accept_next -= 1
+            state.paid.mark_last("timeout")
             await asyncio.sleep(faults.timeout_delay_s)
         return None
 
@@ -138,13 +152,9 @@ def _create_endpoint(sim: Simulator, kind: str) -> Any:
         if ext and sim.config.reject_duplicate_external_id and sim.state.find(ext):
             return sim.error("duplicate", "external_task_id already exists")
         task = sim.state.create_task(kind, body, directives, sim.base_url(request))
-        faults = sim.state.faults
-        if faults.error_5xx_next > 0 and faults.error_5xx_after_accept:
-            faults.error_5xx_next -= 1
-            return sim.error("server", "internal server error", faults.error_5xx_status)
-        if faults.timeout_after_accept_next > 0:
-            faults.timeout_after_accept_next -= 1
-            await asyncio.sleep(faults.timeout_delay_s)
+        late = await sim.after_accept(sim.error)
+        if late is not None:
+            return late
         if sim.config.envelope == "native":
             return JSONResponse(views.native_create(task, sim.state))
         return JSONResponse(views.newapi_create(task, sim.state))

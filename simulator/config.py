@@ -14,6 +14,8 @@ from typing import Any
 
 import httpx
 
+from simulator.chaos import RATE_FIELDS
+
 ENVELOPES = ("native", "newapi")
 
 # Fields of SimConfig that may be changed through `POST /_sim/config`.
@@ -37,6 +39,11 @@ _RUNTIME_FIELDS: dict[str, type] = {
     "mj_newapi_codes": bool,
     "suno_notify_enabled": bool,
     "suno_batch_enabled": bool,
+    "fault_seed": int,
+    "error_5xx_rate": float,
+    "rate_limit_rate": float,
+    "accept_502_rate": float,
+    "media_cut_rate": float,
 }
 
 
@@ -64,6 +71,12 @@ class SimConfig:
         except for modal actions); default off = raw proxy codes.
     suno_notify_enabled: POST Suno task objects to `notify_hook` (new-api drops it).
     suno_batch_enabled: serve `POST /suno/fetch` (else HTTP 404).
+    fault_seed: seed of the RNG behind the *_rate faults (`simulator.chaos`).
+    error_5xx_rate: share of relay requests answered 500/502/503/504, not processed.
+    rate_limit_rate: share of relay requests answered 429 with Retry-After, not processed.
+    accept_502_rate: share of creates (Kling, Midjourney, Suno) that make the task, which
+        will run and is paid, and are then answered 502.
+    media_cut_rate: share of media downloads cut mid-stream (full Content-Length announced).
     """
 
     envelope: str = "native"
@@ -87,10 +100,18 @@ class SimConfig:
     mj_newapi_codes: bool = False
     suno_notify_enabled: bool = False
     suno_batch_enabled: bool = True
+    fault_seed: int = 0
+    error_5xx_rate: float = 0.0
+    rate_limit_rate: float = 0.0
+    accept_502_rate: float = 0.0
+    media_cut_rate: float = 0.0
 
     def __post_init__(self) -> None:
         if self.envelope not in ENVELOPES:
             raise ValueError(f"envelope must be one of {ENVELOPES}, got {self.envelope!r}")
+        for name in RATE_FIELDS:
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be between 0 and 1")
 
     def public_view(self) -> dict[str, Any]:
         """JSON-safe view of the runtime-changeable fields (never the api key)."""
@@ -118,6 +139,10 @@ def update_config(config: SimConfig, payload: dict[str, Any]) -> None:
             raise ValueError(f"envelope must be one of {ENVELOPES}")
         if kind in (int, float) and value < 0:
             raise ValueError(f"{key} must be >= 0")
+        if key in RATE_FIELDS and value > 1:
+            raise ValueError(f"{key} must be between 0 and 1")
+        if key == "fault_seed" and value != int(value):
+            raise ValueError("fault_seed must be an integer")
         setattr(config, key, kind(value))
 
 
@@ -150,6 +175,8 @@ def update_faults(faults: Faults, payload: dict[str, Any]) -> None:
     mj_queue_full_next.
     `delay_s` applies to whichever of slow_next / timeout_after_accept_next is
     in the same payload.
+    The probabilistic faults (`simulator.chaos.RATE_FIELDS` and `fault_seed`) are SimConfig
+    fields: the admin endpoint passes them to `update_config`.
     """
     known = set(_COUNT_KEYS) | {"status", "delay_s", "after_accept"}
     unknown = set(payload) - known

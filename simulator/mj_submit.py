@@ -124,7 +124,7 @@ class Ctx:
             parent_id=parent.id if parent else None,
             mode=self.mode,
         )
-        state.count_create("mj")
+        state.count_create("mj", task.id, action, prompt, self.now, state=task.state)
         return state.mj.add(task)
 
 

@@ -19,6 +19,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from simulator.chaos import Dice, PaidLedger
 from simulator.config import Faults, SimConfig
 from simulator.mj import MjStore
 from simulator.suno import SunoStore
@@ -144,6 +145,8 @@ class SimState:
     def reset(self) -> None:
         self.tasks: dict[str, Task] = {}  # by upstream task_id, insertion ordered
         self.faults = Faults()
+        self.dice = Dice(self.config.fault_seed)
+        self.paid = PaidLedger()
         self.requests: Counter[str] = Counter()
         self.creates = 0
         self.creates_by_family: Counter[str] = Counter()
@@ -204,12 +207,15 @@ class SimState:
         )
         self._next_db_id += 1
         self.tasks[task_id] = task
-        self.count_create("kling")
+        self.count_create("kling", task_id, kind, task.prompt, task.created, external_id=task.external_task_id)
         return task
 
-    def count_create(self, family: str) -> None:
+    def count_create(self, family: str, task_id: str, kind: str, prompt: str, created: float,
+                     external_id: str | None = None, state: str | None = None) -> None:
+        """Count a created (paid) task and add it to the paid ledger."""
         self.creates += 1
         self.creates_by_family[family] += 1
+        self.paid.record(family, task_id, kind, prompt, self.wall_ms(created), external_id, state)
 
     def _new_upstream_id(self) -> str:
         while True:
@@ -288,6 +294,8 @@ class SimState:
             "callbacks_failed": self.callbacks_failed,
             "callbacks_dropped": self.callbacks_dropped,
             "media_downloads": self.media_downloads,
+            "paid_tasks": len(self.paid.rows),
+            "faults_fired": dict(self.paid.fired),
             "auth_seen": self.auth_seen,
             "auth_failures": self.auth_failures,
         }

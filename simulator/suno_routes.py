@@ -139,7 +139,8 @@ def _submit(sim: Simulator, action: str, build: Builder) -> Endpoint:
             return task
         store.tasks[task.id] = task
         store.codes["success"] += 1
-        sim.state.count_create("suno")
+        prompt = str(body.get("gpt_description_prompt") or body.get("prompt") or "")
+        sim.state.count_create("suno", task.id, task.action, prompt, task.tl.created)
         late = await sim.after_accept(s.guard_error)
         return late if late is not None else JSONResponse(s.ok(task.id))
 
