@@ -30,10 +30,13 @@ TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
     R: frozenset({D, KO, CX}),
     D: frozenset({OK, KO, CX}),
     OK: frozenset(),
-    KO: frozenset(),
+    # failed -> queued: only by an explicit decision (POST /v1/jobs/{id}/retry), never by the
+    # engine; it starts a new attempt of the same input (the answer to submit_outcome_unknown).
+    KO: frozenset({Q}),
     CX: frozenset(),
 }
 
+# Terminal: the engine does no more work on the job (a failed job may still be retried by a caller).
 TERMINAL: frozenset[JobStatus] = frozenset({OK, KO, CX})
 ACTIVE: frozenset[JobStatus] = frozenset({Q, S, R, D})
 

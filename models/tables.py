@@ -69,6 +69,10 @@ class Job(SQLModel, table=True):
     error_retryable: bool | None = None
     submit_state: str = Field(default="not_sent", max_length=20)  # not_sent | unknown | accepted
     submit_attempts: int = 0
+    # Resends after an unknown outcome whose lookup proved the task absent (K4U_SUBMIT_MAX_ATTEMPTS).
+    submit_resends: int = 0
+    # 1 for the first run; POST /v1/jobs/{id}/retry starts attempt 2, 3, ... of a failed job.
+    attempt: int = 1
     download_attempts: int = 0
     poll_count: int = 0
     created_at: datetime = _ts(nullable=False)
@@ -77,6 +81,8 @@ class Job(SQLModel, table=True):
     finished_at: datetime | None = _ts(nullable=True)
     next_at: datetime | None = _ts(nullable=True)
     deadline_at: datetime | None = _ts(nullable=True)
+    # Set by the first download attempt: until then a paid result's source and storage errors are retried.
+    download_deadline_at: datetime | None = _ts(nullable=True)
 
 
 class Asset(SQLModel, table=True):
@@ -114,13 +120,14 @@ class Delivery(SQLModel, table=True):
 
     __tablename__ = "delivery"
     __table_args__ = (
-        UniqueConstraint("job_id", "event", name="uq_delivery_job_event"),
+        UniqueConstraint("job_id", "event", "job_attempt", name="uq_delivery_job_event_attempt"),
         Index("ix_delivery_due", "status", "next_at"),
     )
 
     id: str = Field(primary_key=True, max_length=80)  # the webhook-id: stable per job + event
     job_id: str = Field(foreign_key="job.id", index=True, max_length=40)
     event: str = Field(max_length=40)
+    job_attempt: int = 1  # the job's attempt this event belongs to (a retried job notifies again)
     url: str = Field(max_length=2000)
     payload: str  # the exact body, so every retry and replay signs the same bytes
     status: str = Field(default="pending", max_length=20)  # pending | delivered | failed

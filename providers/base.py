@@ -140,6 +140,9 @@ class Capabilities:
     expected_s: float = 60.0  # typical submit -> done time, centre of the dense polling window
     deadline_s: float = 3600.0
     can_lookup_by_external_id: bool = False
+    # The family's callbacks carry the task id and echo our external id (Midjourney `state`), so a
+    # submission whose answer was lost may wait a little for a callback to reveal its task.
+    callback_reveals_task: bool = False
 
 
 class Adapter(Protocol):

@@ -126,7 +126,7 @@ def sim(clock: FakeClock) -> Iterator[Sim]:
 def make_settings(db_url: str, sim_url: str, tmp_path: Path, **extra: Any) -> Settings:
     values: dict[str, Any] = dict(
         database_url=db_url, base_url=sim_url, api_key=SIM_KEY, storage_url=f"file://{tmp_path}/objects",
-        allow_private_urls=True, webhook_secret="whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", lease_s=60.0,
+        allow_private_urls=True, webhook_secret="whsec_" + "ZfUyTg5gSBswdDJt94lKEl5sQYBWuo7n", lease_s=60.0,
         poll_expected_s=5.0, poll_min_interval_s=1.0, data_dir=str(tmp_path),
     )
     values.update(extra)
@@ -174,10 +174,11 @@ class Driver:
 def engine_factory(db_url: str, sim: Sim, clock: FakeClock, tmp_path: Path) -> Iterator[Callable[..., Driver]]:
     made: list[Runtime] = []
 
-    def make(**extra: Any) -> Driver:
+    def make(relay_transport: httpx.BaseTransport | None = None, **extra: Any) -> Driver:
+        """A driver on these settings; `relay_transport` stands in for the network to the relay (faults)."""
         settings = make_settings(db_url, sim.url, tmp_path, **extra)
         recorder = RecordingDispatcher()
-        rt = build_runtime(settings, recorder, store=LocalStore(str(tmp_path / "objects")))
+        rt = build_runtime(settings, recorder, relay_transport=relay_transport, store=LocalStore(str(tmp_path / "objects")))
         rt.clock = clock.now
         made.append(rt)
         return Driver(rt, recorder, clock)

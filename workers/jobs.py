@@ -29,6 +29,13 @@ def new_job_id() -> str:
     return f"job_{time.time_ns() // 1_000_000:012x}{secrets.token_hex(8)}"
 
 
+def external_id(job: Job) -> str:
+    """The id the relay knows this attempt of the job by (Kling external_task_id, Midjourney
+    state): the job id, suffixed from the second attempt on so that a lookup never finds the task
+    of an earlier attempt."""
+    return job.id if job.attempt <= 1 else f"{job.id}-a{job.attempt}"
+
+
 def digest(payload: bytes | None) -> str | None:
     return hashlib.sha256(payload).hexdigest() if payload else None
 

@@ -34,8 +34,11 @@ class Settings(BaseSettings):
     relay_connect_timeout_s: float = Field(5.0, gt=0)
     download_timeout_s: float = Field(600.0, gt=0)
     download_max_bytes: int = Field(2 * 1024**3, gt=0)
-    download_max_attempts: int = Field(5, ge=1)
+    download_max_attempts: int = Field(200, ge=1, description="Safety bound on download attempts; the window below is the real bound")
+    download_window_s: float = Field(6 * 3600.0, gt=0, description="How long a job may stay downloading, retrying source and storage errors (shorter when the provider's result URLs expire sooner)")
     submit_max_attempts: int = Field(5, ge=1)
+    submit_callback_grace_s: float = Field(60.0, ge=0, description="How long a submission whose answer was lost waits for "
+                                           "the provider's callback to reveal its task (Midjourney notifyHook) before it fails")
     poll_min_interval_s: float | None = Field(None, gt=0, description="Override the providers' dense poll interval")
     poll_max_interval_s: float = Field(60.0, gt=0)
     poll_expected_s: float | None = Field(None, gt=0, description="Override the providers' expected duration")
@@ -50,10 +53,18 @@ class Settings(BaseSettings):
     notify_backoff_s: float = Field(5.0, gt=0, description="First retry delay of a notification; doubles per attempt")
     presign_expires_s: int = Field(3600, ge=1, le=604800)
     worker_concurrency: int = Field(4, ge=1)
+    download_concurrency: int = Field(16, ge=1, description="Threads of the download worker (its own pool and queue)")
+    notify_concurrency: int = Field(32, ge=1, description="Threads of the notification worker (its own pool and queue)")
+    allow_open_api: bool = Field(False, description="Let `k4u api` listen on a non-loopback address without K4U_API_TOKENS")
     submit_rate_limits: str | None = Field(None, description='Submits per provider, shared by all workers: "kling=5/second,*=20/second"')
     max_in_flight: str | None = Field(None, description='Jobs submitting or running per provider: "kling=50,*=500"')
+    api_url: str | None = Field(None, description="CLI commands on jobs (`k4u retry`...) talk to this running API; unset = the local database")
+    api_token: SecretStr | None = Field(None, description="Bearer token the CLI sends to K4U_API_URL")
+    max_body_bytes: int = Field(1024 * 1024, ge=1, description="Largest request body the API reads (413 beyond)")
+    max_input_bytes: int = Field(256 * 1024, ge=1, description="Largest serialized `input` of a job (422 beyond)")
+    max_metadata_bytes: int = Field(16 * 1024, ge=1, description="Largest serialized `metadata` of a job (422 beyond)")
 
-    @field_validator("base_url", "public_url", "s3_endpoint_url")
+    @field_validator("base_url", "public_url", "s3_endpoint_url", "api_url")
     @classmethod
     def _http_url(cls, v: str | None) -> str | None:
         if v is None or v == "":
@@ -89,11 +100,20 @@ class Settings(BaseSettings):
             raise ValueError("s3:// URL names no bucket")
         return v
 
+    @field_validator("api_tokens")
+    @classmethod
+    def _no_placeholder_tokens(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is not None and any(is_placeholder(t) for t in v.get_secret_value().split(",") if t.strip()):
+            raise ValueError("holds a placeholder token: set random ones (openssl rand -hex 32)")
+        return v
+
     @field_validator("webhook_secret")
     @classmethod
     def _whsec(cls, v: SecretStr | None) -> SecretStr | None:
         if v is None or not v.get_secret_value():
             return None
+        if is_placeholder(v.get_secret_value()):
+            raise ValueError("is a placeholder or a published example secret: generate a random whsec_<base64>")
         if not v.get_secret_value().startswith("whsec_"):
             raise ValueError("must look like whsec_<base64>")
         return v
@@ -122,6 +142,21 @@ class Settings(BaseSettings):
         if self.database_url.startswith("sqlite:///"):
             return Path(self.database_url.removeprefix("sqlite:///"))
         return None
+
+
+# Values found in templates and docs (the Standard Webhooks example key among them): a deployment
+# that kept one has a secret the whole world knows.
+_PLACEHOLDERS = frozenset({
+    "changeme", "changethis", "changethistoken", "changethispassword", "changethissecret", "example", "placeholder",
+    "secret", "password", "token", "apitoken", "yourtoken", "yoursecret", "xxx", "todo", "test", "replaceme",
+    "mfkq9r8gkyqrtwjupd8ilpzio2lalasw",
+})
+
+
+def is_placeholder(value: str) -> bool:
+    """True for template values such as `changeme`, `change-this-token`, `whsec_changeme`."""
+    core = value.strip().lower().removeprefix("whsec_")
+    return "".join(c for c in core if c.isalnum()) in _PLACEHOLDERS
 
 
 def describe_errors(exc: ValidationError) -> str:

@@ -67,7 +67,7 @@ class MidjourneyAdapter(AdapterDefaults):
     # Discord CDN links expire in about a day (§3.5); a FAST imagine takes 25-30 s (§3.7).
     capabilities = Capabilities(
         max_batch=build.MAX_BATCH, callback_trust="token", result_ttl_s=86400, expected_s=40.0,
-        deadline_s=3600.0, can_lookup_by_external_id=False,
+        deadline_s=3600.0, can_lookup_by_external_id=False, callback_reveals_task=True,
     )
 
     def parent_of(self, operation: str, input: Mapping[str, Any]) -> ParentSpec | None:

@@ -13,6 +13,7 @@ ALLOWED = {
     ("submitting", "submitting"), ("submitting", "queued"), ("submitting", "running"), ("submitting", "failed"), ("submitting", "cancelled"),
     ("running", "downloading"), ("running", "failed"), ("running", "cancelled"),
     ("downloading", "succeeded"), ("downloading", "failed"), ("downloading", "cancelled"),
+    ("failed", "queued"),  # an explicit retry only
 }
 
 
@@ -21,9 +22,9 @@ def test_transition_table(old: JobStatus, new: JobStatus) -> None:
     assert can_transition(old, new) == ((old.value, new.value) in ALLOWED)
 
 
-def test_terminal_states_have_no_exit_and_every_state_is_listed() -> None:
+def test_terminal_states_have_no_exit_but_retry_and_every_state_is_listed() -> None:
     assert set(TRANSITIONS) == set(JobStatus)
-    assert all(not TRANSITIONS[t] for t in TERMINAL)
+    assert {(t.value, n.value) for t in TERMINAL for n in TRANSITIONS[t]} == {("failed", "queued")}
 
 
 def test_diagram_is_generated_from_the_table() -> None:

@@ -89,7 +89,8 @@ def queue_notification(session: Session, job: Job, *, settings: Settings, now: d
     assets = list(session.exec(select(Asset).where(Asset.job_id == job.id)).all())
     note = Notification(type=event, timestamp=now, data=JobPublic.from_rows(job, assets, settings.public_url or ""))  # type: ignore[arg-type]
     body = json.dumps(note.model_dump(mode="json"), separators=(",", ":"), sort_keys=True)
-    delivery = Delivery(id=f"msg_{job.id}_{event.split('.')[1]}", job_id=job.id, event=event, url=job.callback_url,
+    suffix = "" if job.attempt <= 1 else f"_a{job.attempt}"  # a retried job notifies its new attempt's outcome too
+    delivery = Delivery(id=f"msg_{job.id}_{event.split('.')[1]}{suffix}", job_id=job.id, event=event, job_attempt=job.attempt, url=job.callback_url,
                         payload=body, next_at=now + timedelta(seconds=settings.lease_s), created_at=now)
     session.add(delivery)
     session.flush()

@@ -13,12 +13,15 @@ from collections.abc import Mapping
 
 from models.errors import CallbackInvalid, ProviderProtocolError
 from models.status import JobStatus
+from models.tables import Job
+from providers.base import ProviderStatus
 from providers.registry import UnknownProvider, get_adapter
 from workers import jobs
 from workers.context import Runtime
 from workers.db import session_scope
 from workers.dispatch import send_all
 from workers.services.apply import apply_status
+from workers.services.submit import adopt_task
 
 
 def handle_callback(rt: Runtime, provider: str, job_id: str, token: str, headers: Mapping[str, str], body: bytes) -> str:
@@ -35,16 +38,38 @@ def handle_callback(rt: Runtime, provider: str, job_id: str, token: str, headers
             st = adapter.parse_callback(headers, body)
         except ProviderProtocolError as exc:
             raise CallbackInvalid(exc.message) from None
-        matches = st.external_id == job.id or (st.task_id is not None and st.task_id == job.provider_task_id)
+        matches = st.external_id == jobs.external_id(job) or (st.task_id is not None and st.task_id == job.provider_task_id)
         if adapter.capabilities.callback_trust == "hint":
             matches = False  # the family's notices are only hints: poll now, polling stays the truth
-        if job.status == JobStatus.RUNNING and matches:
+        if job.status == JobStatus.SUBMITTING and adapter.capabilities.callback_reveals_task and _reveals_lost_task(job, st, True):
+            # The submission's answer was lost (or has not come back yet): the callback names the task.
+            fu = adopt_task(session, job, st.task_id, st, settings=rt.settings, now=now, reason="recovered from the provider's callback",  # type: ignore[arg-type]
+                            source="callback", payload=body, expect_version=None) or []
+            outcome = "adopted"
+        elif job.status == JobStatus.RUNNING and matches:
             fu = apply_status(session, job, st, settings=rt.settings, now=now, source="callback", payload=body)
             outcome = "applied"
         elif job.status == JobStatus.RUNNING:
             jobs.set_fields(session, job.id, JobStatus.RUNNING, next_at=now)
             fu, outcome = [], "hint"
+        elif job.status == JobStatus.FAILED and job.error_code == "submit_outcome_unknown" and _reveals_lost_task(job, st):
+            # The submission's answer was lost and the job failed rather than risk a second charge;
+            # the relay now shows that it did create the task. Record it for whoever decides on a retry.
+            jobs.set_fields(session, job.id, JobStatus.FAILED, provider_task_id=st.task_id)
+            jobs.append_event(session, job, JobStatus.FAILED, JobStatus.FAILED, now=now, payload=body,
+                              reason=f"callback: the relay did create task {st.task_id} for this job (it was charged)")
+            fu, outcome = [], "recorded"
         else:
             fu, outcome = [], "ignored"
     send_all(rt.dispatcher, fu)
     return outcome
+
+
+def _reveals_lost_task(job: Job, st: ProviderStatus, echo_required: bool = False) -> bool:
+    """The notice names a task for a job that has none recorded; to adopt it (not just note it) the
+    notice must echo this attempt's external id."""
+    if job.provider_task_id is not None or st.task_id is None:
+        return False
+    if echo_required:
+        return st.external_id == jobs.external_id(job)
+    return st.external_id in (None, jobs.external_id(job))

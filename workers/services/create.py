@@ -115,7 +115,7 @@ def cancel_job(rt: Runtime, job_id: str) -> Job:
         fu = finish(session, job, JobStatus.CANCELLED, settings=rt.settings, now=rt.clock(), reason="cancelled by the caller")
         if not fu and job.status != JobStatus.CANCELLED:
             raise JobStateConflict("the job changed state meanwhile; try again")
-    send_all(rt.dispatcher, fu)
+    send_all(rt.dispatcher, fu)  # never raises: a notification the broker missed is sent by the sweep
     return job
 
 

@@ -1,22 +1,31 @@
-"""submit_job: send a job's paid POST to the relay at most once per known-absent attempt.
+"""submit_job: send a job's paid POST to the relay; at most one paid relay task per job.
 
-Outcomes (architecture.md §6): not sent -> back to queued with backoff; rejected -> failed, or
-queued again when the relay says "later" (429, 503, Kling 1302/1303: never a failure by itself,
-the deadline bounds it); accepted -> running with the task id persisted at
-once; unknown -> stays `submitting`, and the recovery path looks the task up by its
-external_task_id (our job id) before anything is sent again. A provider without such a lookup
-fails the job with `submit_outcome_unknown` rather than risk a double charge.
+Outcomes (architecture.md §6):
+- not sent (connect error) -> back to queued with backoff;
+- rejected -> failed, or queued again when the relay says "later" (429, 503, Kling 1302/1303,
+  Midjourney 23: never a failure by itself, the deadline bounds it);
+- accepted -> running, the task id logged with the job id the moment the relay answers and
+  persisted at once;
+- unknown (a timeout or 5xx after sending, a body we cannot read, a worker killed mid-POST, a DB
+  write that failed after the relay accepted) -> never resent blindly. A family with a lookup
+  (Kling: the single-task query takes our external_task_id) looks the task up first; only a lookup
+  that proves it absent allows a resend, and each resend is counted against
+  K4U_SUBMIT_MAX_ATTEMPTS and recorded as a job event. A family with no way to find the task
+  fails the job with `submit_outcome_unknown` (it may have been charged); a person or a workflow
+  decides with POST /v1/jobs/{id}/retry.
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
+
+from sqlmodel import Session
 
 from models.errors import ProviderProtocolError, ProviderUnavailable, SubmitOutcomeUnknown
 from models.status import JobStatus
 from models.tables import Job
-from providers.base import Adapter, ParentRef, Rejected, SubmitContext, Submitted
+from providers.base import Adapter, ParentRef, ProviderStatus, Rejected, SubmitContext, Submitted
 from providers.registry import get_adapter
 from workers import jobs
 from workers.context import Runtime
@@ -24,6 +33,7 @@ from workers.db import session_scope
 from workers.dispatch import send_all
 from workers.services.apply import Followups, apply_status, finish, next_poll_at
 from workers.services.schedule import backoff
+from workers.settings import Settings
 
 log = logging.getLogger("k4u.submit")
 
@@ -36,7 +46,7 @@ def submit_job(rt: Runtime, job_id: str, version: int) -> str:
         if job is None or job.version != version:
             return "stale"
         if job.status == JobStatus.QUEUED:
-            recovering = False
+            recovering, prior = False, job.submit_state
             wait_s = rt.gate.wait_s(session, job.provider) if rt.gate is not None else None
             if wait_s is not None:  # over a provider limit: wait in queued, never fail for it
                 jobs.set_fields(session, job.id, JobStatus.QUEUED, next_at=now + timedelta(seconds=wait_s))
@@ -45,8 +55,9 @@ def submit_job(rt: Runtime, job_id: str, version: int) -> str:
                                   expect_version=version, now=now, submit_state="sending",
                                   submit_attempts=job.submit_attempts + 1, next_at=now + timedelta(seconds=s.lease_s))
         elif job.status == JobStatus.SUBMITTING:
-            # The sweep re-drives a submission whose lease ran out: the previous POST may have landed.
-            recovering = True
+            # The sweep re-drives a submission whose lease ran out (unknown outcome, or a worker
+            # that died mid-POST or before its DB write): the previous POST may have landed.
+            recovering, prior = True, job.submit_state
             won = jobs.take_lease(session, job, version, lease_s=s.lease_s, now=now, submit_state="recovering")
         else:
             return "not-submittable"
@@ -56,13 +67,17 @@ def submit_job(rt: Runtime, job_id: str, version: int) -> str:
     adapter = get_adapter(job.provider)
 
     if recovering:
-        outcome = _recover(rt, adapter, job, lease)
+        outcome = _recover(rt, adapter, job, lease, prior)
         if outcome != "absent":
             return outcome
-        if job.submit_attempts >= s.submit_max_attempts:
-            return _fail(rt, job, lease, ("submit_failed", f"no answer from the relay after {job.submit_attempts} attempts", True))
+        if job.submit_resends >= s.submit_max_attempts:
+            return _fail(rt, job, lease, ("submit_failed", f"the relay did not take the job: {job.submit_resends} resend(s) after "
+                                          "unknown outcomes, each lookup found no task (nothing was charged)", True))
+        lease = _begin_resend(rt, job, lease)
+        if lease is None:
+            return "lost"
 
-    ctx = SubmitContext(job_id=job.id, external_id=job.id, callback_url=_callback_url(rt, job), now=now, parent=_parent(rt, adapter, job))
+    ctx = SubmitContext(job_id=job.id, external_id=jobs.external_id(job), callback_url=_callback_url(rt, job), now=now, parent=_parent(rt, adapter, job))
     try:
         req = adapter.build_submit(job.operation, job.input, ctx)
     except ValueError as exc:  # an input the adapter cannot send (e.g. its parent job vanished)
@@ -73,31 +88,65 @@ def submit_job(rt: Runtime, job_id: str, version: int) -> str:
     except ProviderUnavailable as exc:
         return _requeue(rt, job, lease, "not_sent", exc.message, exc.retry_after_s)
     except (SubmitOutcomeUnknown, ProviderProtocolError) as exc:
+        log.warning("submit outcome unknown for %s: %s", job.id, exc.message)
+        caps = adapter.capabilities
+        if not caps.can_lookup_by_external_id:
+            if not (caps.callback_reveals_task and ctx.callback_url and s.submit_callback_grace_s > 0):
+                return _fail(rt, job, lease, _unknown_error(job.id, exc.message))
+            with session_scope(rt.engine) as session:  # a callback may still reveal the task (handle_callback adopts it)
+                jobs.set_fields(session, job.id, JobStatus.SUBMITTING, submit_state="awaiting_callback",
+                                next_at=rt.clock() + timedelta(seconds=s.submit_callback_grace_s))
+            return "awaiting-callback"
         with session_scope(rt.engine) as session:
             # Keep the lease short: the recovery lookup should start soon.
             jobs.set_fields(session, job.id, JobStatus.SUBMITTING, submit_state="unknown",
                             next_at=rt.clock() + timedelta(seconds=min(s.lease_s, 10.0)))
-        log.warning("submit outcome unknown for %s: %s", job.id, exc.message)
         return "unknown"
+    if isinstance(result, Submitted):  # before any DB write: a crash now still leaves the task id in the log
+        log.info("relay accepted job %s (%s.%s) as task %s", job.id, job.provider, job.operation, result.task_id)
     return _record(rt, job, lease, result, resp.body)
 
 
-def _recover(rt: Runtime, adapter: Adapter, job: Job, lease: int) -> str:
-    req = adapter.build_lookup(job.operation, job.id) if adapter.capabilities.can_lookup_by_external_id else None
+def _unknown_error(job_id: str, detail: str) -> tuple[str, str, bool]:
+    return ("submit_outcome_unknown",
+            f"the relay may have accepted (and charged) this job, but its answer was lost ({detail[:200]}); this provider "
+            f"offers no lookup to check, so it was not resent. POST /v1/jobs/{job_id}/retry (or `k4u retry {job_id}`) "
+            "submits it again if you decide to.", False)
+
+
+def _recover(rt: Runtime, adapter: Adapter, job: Job, lease: int, prior: str) -> str:
+    """Find out whether an earlier POST of this job created a relay task: 'absent' only when a
+    lookup proved it; a family without a lookup fails the job instead (no blind resend)."""
+    req = adapter.build_lookup(job.operation, jobs.external_id(job)) if adapter.capabilities.can_lookup_by_external_id else None
     if req is None:
-        if job.submit_state in ("sending", "unknown"):
-            return _fail(rt, job, lease, ("submit_outcome_unknown", "the relay may have accepted the job, and it "
-                                          "offers no lookup to check; not resubmitting to avoid a double charge", False))
-        return "absent"
+        why = (f"no callback revealed the task within {rt.settings.submit_callback_grace_s:.0f} s" if prior == "awaiting_callback"
+               else "no answer recorded for the last submission")
+        return _fail(rt, job, lease, _unknown_error(job.id, why))
     try:
         resp = rt.relay.send(req, idempotent=True, label=f"{job.provider}.lookup")
         found = adapter.parse_lookup(resp)
     except (ProviderUnavailable, ProviderProtocolError) as exc:
         log.warning("lookup for %s failed, will retry: %s", job.id, exc.message)
-        return "lookup-failed"  # the lease runs out and the sweep tries again
+        return "lookup-failed"  # the lease runs out and the sweep tries again (the deadline bounds it)
     if found is None:
         return "absent"
+    log.info("lookup found job %s as task %s", job.id, found.task_id)
     return _record(rt, job, lease, found, resp.body, reason="recovered by external_task_id lookup")
+
+
+def _begin_resend(rt: Runtime, job: Job, lease: int) -> int | None:
+    """Record the resend as an event (submitting -> submitting) and count it; the new lease, or None."""
+    with session_scope(rt.engine) as session:
+        current = jobs.get_job(session, job.id)
+        if current is None or not jobs.transition(
+            session, current, JobStatus.SUBMITTING, expect_version=lease, now=rt.clock(),
+            reason=f"resend {current.submit_resends + 1} of {rt.settings.submit_max_attempts}: the lookup by external_task_id found no task",
+            submit_state="sending", submit_resends=current.submit_resends + 1, submit_attempts=current.submit_attempts + 1,
+            next_at=rt.clock() + timedelta(seconds=rt.settings.lease_s),
+        ):
+            return None
+        job.submit_resends, job.submit_attempts = current.submit_resends, current.submit_attempts
+        return current.version
 
 
 def _record(rt: Runtime, job: Job, lease: int, result: Submitted | Rejected, body: bytes, reason: str = "relay accepted") -> str:
@@ -109,21 +158,30 @@ def _record(rt: Runtime, job: Job, lease: int, result: Submitted | Rejected, bod
         job = jobs.get_job(session, job.id)  # type: ignore[assignment]
         match result:
             case Submitted(task_id=task_id, status=st):
-                if not jobs.transition(session, job, JobStatus.RUNNING, reason=f"{reason}: task {task_id}", expect_version=lease,
-                                       payload=body, now=now, provider_task_id=task_id, submitted_at=now,
-                                       submit_state="accepted", error_code=None, error_message=None, error_retryable=None):
+                adopted = adopt_task(session, job, task_id, st, settings=s, now=now, reason=reason, source="lookup",
+                                     payload=body, expect_version=lease)
+                if adopted is None:
                     log.warning("job %s accepted as %s but its lease was lost", job.id, task_id)
                     return "lost-after-accept"
-                jobs.set_fields(session, job.id, JobStatus.RUNNING, next_at=next_poll_at(job, s, now))
-                if st is not None:
-                    fu = apply_status(session, job, st, settings=s, now=now, source="lookup", payload=body)
-                outcome = "accepted"
+                fu, outcome = adopted, "accepted"
             case Rejected() as r:
                 fu = finish(session, job, JobStatus.FAILED, settings=s, now=now, reason=f"relay rejected: {r.code}",
                             payload=body, error=(r.code, r.message, False), expect_version=lease)
                 outcome = "rejected"
     send_all(rt.dispatcher, fu)
     return outcome
+
+
+def adopt_task(session: Session, job: Job, task_id: str, st: ProviderStatus | None, *, settings: Settings, now: datetime,
+               reason: str, source: str, payload: bytes | None, expect_version: int | None) -> Followups | None:
+    """submitting -> running with the relay's task (from the submit answer, a lookup or a callback),
+    then fold in the status that came with it. None when the CAS was lost."""
+    if not jobs.transition(session, job, JobStatus.RUNNING, reason=f"{reason}: task {task_id}", expect_version=expect_version,
+                           payload=payload, now=now, provider_task_id=task_id, submitted_at=now,
+                           submit_state="accepted", error_code=None, error_message=None, error_retryable=None):
+        return None
+    jobs.set_fields(session, job.id, JobStatus.RUNNING, next_at=next_poll_at(job, settings, now))
+    return apply_status(session, job, st, settings=settings, now=now, source=source, payload=payload) if st is not None else []
 
 
 def _requeue(rt: Runtime, job: Job, lease: int, code: str, message: str, retry_after_s: float | None) -> str:

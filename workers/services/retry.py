@@ -1,0 +1,51 @@
+"""retry_job: a caller's explicit decision to submit a failed job again.
+
+This is the answer to `submit_outcome_unknown` (the relay may have charged the first attempt; only
+a person or a workflow may accept the risk of a second charge) and to any other failure worth
+another try. The job keeps its id; it starts attempt N+1 with the same input from `queued`, and
+the earlier attempt's relay task id, error and assets' sources stay in its events. The relay sees
+a new external id (`<job id>-a<N>`), so a lookup never mistakes the old task for the new one.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import delete
+
+from models.errors import JobNotFound, JobStateConflict
+from models.status import JobStatus
+from models.tables import Asset, Job
+from providers.registry import get_adapter
+from workers import jobs
+from workers.context import Runtime
+from workers.db import session_scope
+from workers.dispatch import SUBMIT, send_all
+
+
+def retry_job(rt: Runtime, job_id: str) -> Job:
+    """Move a failed job back to queued as a new attempt; JobStateConflict unless it failed."""
+    now = rt.clock()
+    with session_scope(rt.engine) as session:
+        job = jobs.get_job(session, job_id)
+        if job is None:
+            raise JobNotFound(f"no job {job_id}")
+        if job.status != JobStatus.FAILED:
+            raise JobStateConflict(f"only a failed job can be retried; this one is {job.status}")
+        caps = get_adapter(job.provider).capabilities
+        task = f"relay task {job.provider_task_id}" if job.provider_task_id else "no relay task known"
+        reason = (f"retry requested: attempt {job.attempt + 1}; attempt {job.attempt} failed with "
+                  f"{job.error_code or 'an error'} ({task})")
+        session.execute(delete(Asset).where(Asset.job_id == job.id))  # type: ignore[arg-type]
+        won = jobs.transition(
+            session, job, JobStatus.QUEUED, reason=reason, expect_version=job.version, now=now,
+            attempt=job.attempt + 1, provider_task_id=None, submit_state="not_sent", submit_attempts=0, submit_resends=0,
+            download_attempts=0, progress=0, result=None, error_code=None, error_message=None, error_retryable=None,
+            submitted_at=None, finished_at=None, next_at=now,
+            deadline_at=now + timedelta(seconds=rt.settings.job_deadline_s or caps.deadline_s),
+        )
+        if not won:
+            raise JobStateConflict("the job changed state meanwhile; try again")
+    # After the commit; if the broker is down the beat's tick submits the job (next_at is now).
+    send_all(rt.dispatcher, [(SUBMIT, (job.id, job.version))])
+    return job
