@@ -171,7 +171,7 @@ def _why(exc: httpx.TransportError, cut: CallDeadline, what: str) -> str:
 def _chunks(r: httpx.Response, cut: CallDeadline) -> Iterator[bytes]:
     """The body in chunks, failing once the whole download outlives its time budget."""
     try:
-        for chunk in r.iter_bytes(chunk_size=256 * 1024):
+        for chunk in r.iter_bytes():
             if cut.expired or cut.remaining() <= 0:
                 raise DownloadFailed(f"download took longer than K4U_DOWNLOAD_TIMEOUT_S ({cut.seconds:.0f} s)")
             yield chunk

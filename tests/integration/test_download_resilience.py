@@ -201,3 +201,69 @@ def test_the_sweep_leaves_a_download_in_progress_alone_past_the_window(engine_fa
     d.run_for(600, step=60)
     job = d.job(job_id)
     assert job.status == "failed" and job.error_code == "download_timeout"
+
+
+@contextmanager
+def trickle_server(chunks: int = 100, every_s: float = 0.2) -> Iterator[str]:
+    """A CDN that sends a 1 KiB chunk every `every_s` seconds (about 20 s for the whole file)."""
+    import time as _time
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            self.send_response(200)
+            self.send_header("content-type", "video/mp4")
+            self.send_header("content-length", str(chunks * 1024))
+            self.end_headers()
+            try:
+                for _ in range(chunks):
+                    self.wfile.write(b"\x00" * 1024)
+                    self.wfile.flush()
+                    _time.sleep(every_s)
+            except OSError:
+                pass
+
+        def log_message(self, *_: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/slow.mp4"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_download_keeps_its_short_lease_alive_and_stops_when_the_job_is_cancelled(engine_factory, sim: Sim) -> None:  # type: ignore[no-untyped-def]
+    """The lease is K4U_LEASE_S (kept alive by a heartbeat while bytes flow), not the whole
+    download timeout; a cancel moves the version on, and the heartbeat stops the stream."""
+    import time
+
+    from workers.services.create import cancel_job
+    from workers.services.download import store_outputs
+
+    d = engine_factory(lease_s=3.0, download_timeout_s=600.0)
+    with trickle_server() as url:
+        job, _ = create_job(d.rt, JobCreate(provider="kling", operation="text2video", input={"prompt": "a fox"}))
+        d.drain()
+        with session_scope(d.rt.engine) as s:
+            row = get_job(s, job.id)
+            assert row is not None
+            fu = apply_status(s, row, ProviderStatus(row.provider_task_id, State.SUCCEEDED, outputs=[OutputRef(url, "video")]),
+                              settings=d.rt.settings, now=d.clock.now(), source="test")
+        ((_, (job_id, version)),) = fu
+        result: list[str] = []
+        worker = threading.Thread(target=lambda: result.append(store_outputs(d.rt, job_id, version)))
+        started = time.monotonic()
+        worker.start()
+        time.sleep(1.0)
+        with session_scope(d.rt.engine) as s:
+            row = get_job(s, job_id)
+            assert row is not None and row.next_at is not None
+            assert row.next_at <= d.clock.now() + timedelta(seconds=3.5), "the lease is K4U_LEASE_S, not the download timeout"
+        cancel_job(d.rt, job_id)
+        worker.join(15)
+        assert result == ["lost"] and time.monotonic() - started < 12, "the heartbeat must stop a cancelled download"
+        with session_scope(d.rt.engine) as s:
+            assert [a.stored_at for a in s.exec(select(Asset).where(Asset.job_id == job_id)).all()] == [None]
+            assert get_job(s, job_id).status == "cancelled"  # type: ignore[union-attr]

@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import logging
 import mimetypes
-from collections.abc import Mapping
+import time
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
 from sqlalchemy import exc as sa_exc
+from sqlalchemy import update
 from sqlmodel import Session, select
 
 from models.errors import DownloadFailed, ProviderError, StorageError
@@ -61,16 +63,23 @@ def store_outputs(rt: Runtime, job_id: str, version: int) -> str:
                         error=timeout_error(job.error_code, job.error_message), expect_version=version)
             send_all(rt.dispatcher, fu)
             return "failed"
-        if not jobs.take_lease(session, job, version, lease_s=max(s.lease_s, s.download_timeout_s), now=now,
+        # A short lease kept alive while bytes flow (_Heartbeat): a worker killed mid-download
+        # delays the job by about K4U_LEASE_S, not by the whole K4U_DOWNLOAD_TIMEOUT_S.
+        if not jobs.take_lease(session, job, version, lease_s=s.lease_s, now=now,
                                download_attempts=job.download_attempts + 1, download_deadline_at=deadline):
             return "lost"
         lease = job.version
         pending = list(session.exec(select(Asset).where(Asset.job_id == job_id, Asset.stored_at.is_(None)).order_by(Asset.index)).all())  # type: ignore[union-attr]
+    beat = _Heartbeat(rt, job_id, lease)
+    stored = 0
     try:
         for asset in pending:
-            _store_one(rt, asset)
+            _store_one(rt, asset, beat)
+            stored += 1
+    except _LeaseLost:
+        return "lost"  # cancelled meanwhile, or the sweep gave the step to another worker
     except (DownloadFailed, StorageError) as exc:
-        return _failed(rt, job_id, lease, exc)
+        return _failed(rt, job_id, lease, exc, progressed=stored > 0)
     except _DB_UNAVAILABLE:
         raise
     except Exception as exc:  # not one of ours: re-driving would only repeat it, so the job fails, saying what
@@ -133,13 +142,43 @@ def fail_expired_downloads(session: Session, *, settings: Settings, now: datetim
     return fu
 
 
-def _store_one(rt: Runtime, asset: Asset) -> None:
+class _LeaseLost(Exception):
+    """The job is no longer this attempt's (its version moved on): stop streaming."""
+
+
+class _Heartbeat:
+    """Pushes the download's lease (next_at) out while it streams, about every third of
+    K4U_LEASE_S, fenced on the attempt's version."""
+
+    def __init__(self, rt: Runtime, job_id: str, lease: int) -> None:
+        self._rt, self._job_id, self._lease = rt, job_id, lease
+        self._every = max(1.0, rt.settings.lease_s / 3)
+        self._next = time.monotonic() + self._every
+
+    def chunks(self, source: Iterable[bytes]) -> Iterator[bytes]:
+        for chunk in source:
+            if time.monotonic() >= self._next:
+                self.beat()
+            yield chunk
+
+    def beat(self) -> None:
+        self._next = time.monotonic() + self._every
+        now = self._rt.clock()
+        with session_scope(self._rt.engine) as session:
+            res = session.execute(update(Job).where(Job.id == self._job_id, Job.version == self._lease,  # type: ignore[arg-type]
+                                                    Job.status == JobStatus.DOWNLOADING.value)
+                                  .values(next_at=now + timedelta(seconds=self._rt.settings.lease_s)))
+            if res.rowcount != 1:  # type: ignore[attr-defined]
+                raise _LeaseLost()
+
+
+def _store_one(rt: Runtime, asset: Asset, beat: _Heartbeat) -> None:
     with rt.fetcher.open(asset.source_url, needs_auth=asset.needs_auth) as dl:
         content_type = safe_content_type(dl.content_type if dl.content_type != "application/octet-stream" else _guess_type(asset.source_url))
         if dl.length is not None and dl.length > rt.settings.download_max_bytes:
             raise DownloadFailed(f"result is {dl.length} bytes, over the {rt.settings.download_max_bytes} cap", code="too_large", retryable=False)
         key = f"{asset.job_id}/{asset.index}{_ext(content_type, asset.source_url)}"
-        obj = rt.store.put_stream(key, dl.chunks, content_type, rt.settings.download_max_bytes)
+        obj = rt.store.put_stream(key, beat.chunks(dl.chunks), content_type, rt.settings.download_max_bytes)
     with session_scope(rt.engine) as session:
         row = session.get(Asset, asset.id)
         if row is not None:
@@ -147,11 +186,13 @@ def _store_one(rt: Runtime, asset: Asset) -> None:
             row.content_type, row.stored_at = obj.content_type, rt.clock()
             session.add(row)
     log.info("stored %s (%d bytes)", obj.key, obj.size)
+    beat.beat()
 
 
-def _failed(rt: Runtime, job_id: str, lease: int, exc: DownloadFailed | StorageError) -> str:
+def _failed(rt: Runtime, job_id: str, lease: int, exc: DownloadFailed | StorageError, *, progressed: bool = False) -> str:
     """Retry within the download window, or finish the job failed. Our own storage's errors are
-    always retried: they say nothing about the paid result, which is still at its source."""
+    always retried: they say nothing about the paid result, which is still at its source. An
+    attempt that stored some assets before failing retries soon (the backoff starts again)."""
     s, now = rt.settings, rt.clock()
     retry = isinstance(exc, StorageError) or exc.retryable
     with session_scope(rt.engine) as session:
@@ -166,7 +207,7 @@ def _failed(rt: Runtime, job_id: str, lease: int, exc: DownloadFailed | StorageE
         elif retry and deadline is not None and now >= deadline:
             error = timeout_error(exc.code, exc.message)
         elif retry:
-            at = now + timedelta(seconds=backoff(job.download_attempts, BACKOFF_BASE_S, BACKOFF_CAP_S))
+            at = now + timedelta(seconds=backoff(1 if progressed else job.download_attempts, BACKOFF_BASE_S, BACKOFF_CAP_S))
             at = min(at, deadline) if deadline is not None else at
             jobs.set_fields(session, job_id, JobStatus.DOWNLOADING, next_at=at,
                             error_code=exc.code, error_message=exc.message, error_retryable=True)
