@@ -28,7 +28,12 @@ _TOKEN = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]', re.DOTALL)
 def body_caps(settings: Settings) -> dict[str, int]:
     """Per-path-prefix caps (longest prefix wins); every other path gets K4U_MAX_BODY_BYTES.
     A route that needs its own cap (e.g. a batch submit) adds its prefix here."""
-    return {"/v1/jobs": settings.max_body_bytes, "/v1/webhooks/": settings.max_body_bytes}
+    return {"/v1/jobs": settings.max_body_bytes, "/v1/webhooks/": settings.max_body_bytes,
+            "/v1/batches": settings.max_batch_body_bytes}
+
+
+# The setting behind a prefix's own cap, named in its 413 (every other cap is K4U_MAX_BODY_BYTES).
+CAP_SETTINGS = {"/v1/batches": "K4U_MAX_BATCH_BODY_BYTES"}
 
 
 def too_deep(body: bytes, limit: int = MAX_JSON_DEPTH) -> str | None:
@@ -91,7 +96,7 @@ class BodyLimits:
                 await _answer(send, 400, {"detail": "invalid Content-Length header"})
                 return
             if int(declared[0]) > cap:
-                await _answer(send, 413, _too_large(cap))
+                await _answer(send, 413, _too_large(cap, scope.get("path", "")))
                 return
         chunks: list[bytes] = []
         total, more = 0, True
@@ -102,7 +107,7 @@ class BodyLimits:
             chunk = message.get("body", b"")
             total += len(chunk)
             if total > cap:
-                await _answer(send, 413, _too_large(cap))
+                await _answer(send, 413, _too_large(cap, scope.get("path", "")))
                 return
             chunks.append(chunk)
             more = message.get("more_body", False)
@@ -130,8 +135,9 @@ class BodyLimits:
             size_limits.reset(token)
 
 
-def _too_large(cap: int) -> dict[str, Any]:
-    return {"detail": f"request body is larger than the limit of {cap} bytes (K4U_MAX_BODY_BYTES)", "limit_bytes": cap}
+def _too_large(cap: int, path: str) -> dict[str, Any]:
+    name = next((v for k, v in CAP_SETTINGS.items() if path.startswith(k)), "K4U_MAX_BODY_BYTES")
+    return {"detail": f"request body is larger than the limit of {cap} bytes ({name})", "limit_bytes": cap}
 
 
 async def _answer(send: Send, status: int, content: dict[str, Any]) -> None:

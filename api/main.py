@@ -10,7 +10,7 @@ from prometheus_client import CollectorRegistry
 
 from api import errors, logs
 from api.limits import BodyLimits, body_caps
-from api.routes import health, jobs, providers, webhooks
+from api.routes import batches, health, jobs, providers, webhooks
 from workers.context import Runtime, build_runtime
 from workers.db import session_scope
 from workers.dispatch import CeleryDispatcher, Dispatcher
@@ -46,7 +46,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.add_middleware(BodyLimits, default_cap=settings.max_body_bytes, caps=body_caps(settings),
                        sizes=SizeLimits(settings.max_input_bytes, settings.max_metadata_bytes))
     logs.install()
-    for r in (jobs.router, providers.router, webhooks.router, health.router):
+    for r in (jobs.router, batches.router, providers.router, webhooks.router, health.router):
         app.include_router(r)
     if not settings.tokens:
         log.warning("K4U_API_TOKENS is not set: the API accepts requests without a token")

@@ -1,4 +1,4 @@
-"""API schemas (pydantic): JobCreate in, JobPublic out, and the notification envelope."""
+"""API schemas (pydantic): JobCreate / BatchCreate in, JobPublic / BatchPublic out, and the notification envelopes."""
 
 from __future__ import annotations
 
@@ -201,6 +201,48 @@ class Notification(BaseModel):
     type: Literal["job.succeeded", "job.failed", "job.cancelled"]
     timestamp: datetime
     data: JobPublic
+
+
+class BatchCreate(BaseModel):
+    """Many jobs in one request: validated together (one bad item rejects the batch), created together."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    jobs: list[JobCreate] = Field(..., min_length=1, description="Job requests, as for POST /v1/jobs (without batch_id); "
+                                  "an idempotency_key per item makes a re-sent batch create nothing twice")
+    callback_url: str | None = Field(None, max_length=2000, description="Where batch.completed is POSTed once every job is terminal")
+    metadata: dict[str, Any] = Field(default_factory=dict, description="Yours; echoed back untouched")
+
+    @field_validator("callback_url")
+    @classmethod
+    def _callback_url(cls, v: str | None) -> str | None:
+        return None if v is None else check_callback_url(v)
+
+    @field_validator("metadata")
+    @classmethod
+    def _metadata(cls, v: dict[str, Any]) -> dict[str, Any]:
+        return _check_document(v, size_limits.get().metadata_bytes)
+
+
+class BatchPublic(BaseModel):
+    id: str
+    total: int = Field(description="Jobs created by the batch")
+    counts: dict[str, int] = Field(description="Jobs per status (every status, zeros included)")
+    status: Literal["running", "completed"] = Field(description="running while any job is not terminal")
+    metadata: dict[str, Any]
+    created_at: datetime
+    finished_at: datetime | None = Field(description="When every job had become terminal (set once)")
+
+
+class BatchCreated(BatchPublic):
+    job_ids: list[str] = Field(description="The job of each item, in item order (an item whose idempotency_key "
+                               "was used before with the same body maps to that job)")
+
+
+class BatchNotification(BaseModel):
+    type: Literal["batch.completed"]
+    timestamp: datetime
+    data: BatchPublic
 
 
 class OperationPublic(BaseModel):

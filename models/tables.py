@@ -1,4 +1,4 @@
-"""SQLModel tables: jobs, assets, job events, notification deliveries and their attempts.
+"""SQLModel tables: jobs, batches, assets, job events, notification deliveries and their attempts.
 
 The job row is the truth. `next_at` is when the engine should next look at a job (submit,
 poll, or re-drive a stuck step); `version` makes every transition a compare-and-swap.
@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, Index, UniqueConstraint
+from sqlalchemy import JSON, Column, DateTime, Index, UniqueConstraint, text
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
@@ -42,10 +42,15 @@ def _ts(**kw: Any) -> Any:
     return Field(sa_column=Column(UTCDateTime(), **kw))
 
 
+_IN_FLIGHT = "status IN ('queued', 'submitting', 'running')"
+
+
 class Job(SQLModel, table=True):
     __tablename__ = "job"
     __table_args__ = (
         Index("ix_job_due", "status", "next_at"),
+        # The tick's deadline check, in-flight jobs only (bench/inflight.py, migration 0005).
+        Index("ix_job_deadline", "deadline_at", postgresql_where=text(_IN_FLIGHT), sqlite_where=text(_IN_FLIGHT)),
         Index("ix_job_provider_task", "provider", "provider_task_id"),
     )
 
@@ -115,8 +120,23 @@ class JobEvent(SQLModel, table=True):
     at: datetime = _ts(nullable=False)
 
 
+class Batch(SQLModel, table=True):
+    """Jobs created by one POST /v1/batches (their `batch_id`). Counts are read from the jobs;
+    `finished_at` is set once, by compare-and-swap, when every job is terminal."""
+
+    __tablename__ = "batch"
+
+    id: str = Field(primary_key=True, max_length=40)
+    total: int
+    callback_url: str | None = Field(default=None, max_length=2000)
+    meta: dict[str, Any] = Field(default_factory=dict, sa_column=Column("metadata", JSON, nullable=False))
+    created_at: datetime = _ts(nullable=False)
+    finished_at: datetime | None = _ts(nullable=True, index=True)
+
+
 class Delivery(SQLModel, table=True):
-    """One notification (job + event) to the caller's callback_url, retried until 2xx or given up."""
+    """One notification (job + event, or batch + batch.completed) to the caller's callback_url,
+    retried until 2xx or given up. Exactly one of job_id and batch_id is set."""
 
     __tablename__ = "delivery"
     __table_args__ = (
@@ -125,7 +145,8 @@ class Delivery(SQLModel, table=True):
     )
 
     id: str = Field(primary_key=True, max_length=80)  # the webhook-id: stable per job + event
-    job_id: str = Field(foreign_key="job.id", index=True, max_length=40)
+    job_id: str | None = Field(default=None, foreign_key="job.id", index=True, max_length=40)
+    batch_id: str | None = Field(default=None, foreign_key="batch.id", index=True, max_length=40)
     event: str = Field(max_length=40)
     job_attempt: int = 1  # the job's attempt this event belongs to (a retried job notifies again)
     url: str = Field(max_length=2000)

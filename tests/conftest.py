@@ -31,7 +31,7 @@ from workers.services.sweep import tick
 from workers.settings import Settings, get_settings
 from workers.storage.local import LocalStore
 
-TABLES = ("delivery_attempt", "delivery", "job_event", "asset", "job")
+TABLES = ("delivery_attempt", "delivery", "job_event", "asset", "job", "batch")
 SIM_KEY = "sk-test-relay-key-0123456789"
 
 

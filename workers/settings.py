@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(1024 * 1024, ge=1, description="Largest request body the API reads (413 beyond)")
     max_input_bytes: int = Field(256 * 1024, ge=1, description="Largest serialized `input` of a job (422 beyond)")
     max_metadata_bytes: int = Field(16 * 1024, ge=1, description="Largest serialized `metadata` of a job (422 beyond)")
+    max_batch_body_bytes: int = Field(32 * 1024**2, ge=1, description="Largest request body on /v1/batches (413 beyond)")
+    max_batch_jobs: int = Field(10_000, ge=1, description="Most jobs in one POST /v1/batches (422 naming `jobs` beyond)")
+    longpoll_interval_s: float = Field(0.5, gt=0, le=10, description="How often GET /v1/jobs/{id}?wait= looks at the job")
 
     @field_validator("base_url", "public_url", "s3_endpoint_url", "api_url")
     @classmethod

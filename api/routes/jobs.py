@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import PurePosixPath
 from typing import Annotated
 
-from fastapi import APIRouter, Header, HTTPException, Path, Query, Response
+from fastapi import APIRouter, Header, HTTPException, Path, Query, Request, Response
 from fastapi.responses import RedirectResponse, StreamingResponse
 from sqlmodel import col, select
+from starlette.concurrency import run_in_threadpool
 
 from api.deps import JOB_ID_PATTERN, PLAIN_TEXT, Authed, BaseUrlDep, JobIdChecked, RuntimeDep
 from models.errors import JobNotFound
@@ -16,6 +17,7 @@ from models.status import JobStatus
 from models.tables import Asset, Delivery, DeliveryAttempt, Job, JobEvent
 from workers.db import session_scope
 from workers.services.create import cancel_job, create_job
+from workers.services.longpoll import MAX_WAIT_S, wait_for_job_async
 from workers.services.notify import replay_notifications
 from workers.services.retry import retry_job
 
@@ -48,8 +50,14 @@ def post_job(body: JobCreate, rt: RuntimeDep, base: BaseUrlDep, response: Respon
 
 
 @router.get("/{job_id}", response_model=JobPublic)
-def get_job(job_id: str, rt: RuntimeDep, base: BaseUrlDep) -> JobPublic:
-    return _public(rt, _load(rt, job_id), base)
+async def get_job(job_id: str, rt: RuntimeDep, base: BaseUrlDep, request: Request,
+                  wait: Annotated[float, Query(ge=0, le=MAX_WAIT_S, allow_inf_nan=False, description=(
+                      "Long-poll: answer once the job is terminal or after this many seconds (at most 60), "
+                      "whichever comes first; the job as it is then, 200 either way"))] = 0) -> JobPublic:
+    """The job. With `wait`, for tools that cannot take a callback: holds the request (no thread)
+    until the job is succeeded, failed or cancelled, or the wait is over."""
+    job = await wait_for_job_async(rt, job_id, wait, gone=request.is_disconnected)
+    return await run_in_threadpool(_public, rt, job, base)
 
 
 @router.get("", response_model=JobsPublic)

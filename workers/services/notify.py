@@ -13,7 +13,7 @@ import time
 from datetime import timedelta
 
 import httpx
-from sqlalchemy import update
+from sqlalchemy import ColumnElement, update
 from sqlmodel import select
 
 from models.errors import UnsafeURL
@@ -102,10 +102,19 @@ def _post(rt: Runtime, url: str, body: bytes, headers: dict[str, str]) -> tuple[
 def replay_notifications(rt: Runtime, job_id: str) -> list[str]:
     """Send a job's notifications again (same webhook-id and body, so receivers can dedupe):
     every delivery that is not pending gets a fresh schedule. Returns the delivery ids queued."""
+    return _replay(rt, Delivery.job_id == job_id)  # type: ignore[arg-type]
+
+
+def replay_batch_notifications(rt: Runtime, batch_id: str) -> list[str]:
+    """replay_notifications for a batch's own notification (batch.completed)."""
+    return _replay(rt, Delivery.batch_id == batch_id)  # type: ignore[arg-type]
+
+
+def _replay(rt: Runtime, of: ColumnElement[bool]) -> list[str]:
     now = rt.clock()
     queued: list[tuple[str, int]] = []
     with session_scope(rt.engine) as session:
-        rows = session.exec(select(Delivery.id, Delivery.version).where(Delivery.job_id == job_id, Delivery.status != "pending")).all()
+        rows = session.exec(select(Delivery.id, Delivery.version).where(of, Delivery.status != "pending")).all()
         for delivery_id, version in rows:
             res = session.execute(
                 update(Delivery).where(Delivery.id == delivery_id, Delivery.version == version)  # type: ignore[arg-type]

@@ -1,6 +1,7 @@
 """tick: the beat's periodic pass that re-derives all pending work from the database.
 
-Fails jobs past their deadline (downloads: past their download deadline), then claims due work
+Fails jobs past their deadline (downloads: past their download deadline), finishes batches whose
+jobs are all terminal (their batch.completed notification), then claims due work
 and sends one message per step: queued jobs to submit, submissions whose lease ran out to
 recovery, running jobs to poll (batched per provider), stuck downloads, and due notifications.
 Losing every broker message loses nothing: the next tick finds the same work again once its
@@ -22,6 +23,7 @@ from workers.context import Runtime
 from workers.db import is_postgres, session_scope
 from workers.dispatch import DOWNLOAD, NOTIFY, POLL, SUBMIT, send_all
 from workers.services.apply import Followups, finish
+from workers.services.batches import finish_done_batches
 from workers.services.download import fail_expired_downloads
 from workers.services.poll import chunk_size
 
@@ -40,6 +42,7 @@ def tick(rt: Runtime) -> dict[str, int]:
         counts["timed_out"] = len(expired)
         fu += fail_expired_downloads(session, settings=s, now=now, limit=s.poll_batch_limit)
     send_all(rt.dispatcher, fu)
+    counts["batches_finished"] = finish_done_batches(rt)
 
     for status, task in ((JobStatus.QUEUED, SUBMIT), (JobStatus.SUBMITTING, SUBMIT), (JobStatus.DOWNLOADING, DOWNLOAD)):
         with session_scope(rt.engine) as session:

@@ -1,0 +1,378 @@
+"""Batches: many jobs in one request, their counts, cancel, and the one batch.completed notification.
+
+Service functions (plain signatures; the API and the CLI's local-database mode both call them):
+
+    create_batch(rt, body: BatchCreate) -> tuple[Batch, list[Job], bool]
+        Validate every item first (RequestInvalid naming `jobs.<index>.<field>`; nothing written),
+        then one INSERT per table. The jobs (in item order; an item whose idempotency_key exists
+        with the same body maps to the existing job) start `queued` with next_at = now, so the
+        beat's tick submits them as the provider limits allow. created is False when every item
+        was an existing job of one batch (a re-sent batch): that batch is returned.
+        IdempotencyConflict naming the index when a key exists with another body.
+    get_batch(rt, batch_id) -> BatchPublic        JobNotFound for an unknown id
+    cancel_batch(rt, batch_id) -> BatchPublic     cancels every non-terminal job; never needs the broker
+    finish_done_batches(rt) -> int                the tick's part: CAS-finish batches whose jobs are all
+                                                  terminal; the winner inserts the batch.completed Delivery
+
+`wait_for_job(rt, job_id, timeout_s) -> Job` (sync, for the CLI) lives in workers/services/longpoll.py.
+
+The new jobs create_batch returns are plain Job objects (not bound to a session). A batch's status
+is read from its jobs (`running` while any is active); `finished_at` and batch.completed happen
+once: a failed job retried after that makes the batch `running` again but notifies nothing more.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+from pydantic import ValidationError
+from sqlalchemy import JSON, exists, func, insert, inspect, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col
+
+from models.errors import IdempotencyConflict, JobNotFound, RequestInvalid, UnsafeURL
+from models.schemas import BatchCreate, BatchNotification, BatchPublic, JobCreate
+from models.status import ACTIVE, TERMINAL, JobStatus
+from models.tables import Asset, Batch, Delivery, DeliveryAttempt, Job, JobEvent
+from providers.base import ParentRef, ParentSpec
+from providers.registry import UnknownProvider, get_adapter, resolve_operation, validate_input
+from workers import jobs
+from workers.context import Runtime
+from workers.db import session_scope
+from workers.dispatch import NOTIFY, send_all
+from workers.netguard import check_url
+from workers.services.apply import Followups, notification_delivery
+from workers.settings import Settings
+
+BATCH_ID_PATTERN = r"^batch_[0-9a-f]{1,36}$"
+_IN_CHUNK = 500  # ids per IN (...) list: far below SQLite's and PostgreSQL's bound-parameter limits
+_ACTIVE = [s.value for s in ACTIVE]
+
+
+class BatchItemInvalid(RequestInvalid):
+    """A refused batch; `loc` is the FastAPI-style path of the bad value, e.g. ("jobs", 3, "input", "prompt")."""
+
+    def __init__(self, loc: tuple[str | int, ...], message: str) -> None:
+        super().__init__(".".join(str(p) for p in loc), f"{'.'.join(str(p) for p in loc)}: {message}")
+        self.loc, self.reason = loc, message
+
+
+@dataclass
+class _Item:
+    body: JobCreate
+    operation: str
+    clean: dict[str, Any]
+    digest: str
+
+
+def new_batch_id() -> str:
+    return f"batch_{time.time_ns() // 1_000_000:012x}{secrets.token_hex(8)}"
+
+
+def _job_ids(n: int) -> list[str]:
+    """Ids like workers.jobs.new_job_id (time first), then a per-batch random part, then the item
+    index: they sort in item order, so a batch's jobs list pages in the order they were sent."""
+    prefix = f"job_{time.time_ns() // 1_000_000:012x}{secrets.token_hex(4)}"
+    return [f"{prefix}{i:08x}" for i in range(n)]
+
+
+def request_digest(body: JobCreate, operation: str) -> str:
+    """The same digest as create_job's, so a key sent to POST /v1/jobs and in a batch item agree."""
+    canonical = body.model_dump(mode="json", exclude={"idempotency_key"}) | {"operation": operation}
+    return hashlib.sha256(json.dumps(canonical, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def _validate(rt: Runtime, body: BatchCreate) -> list[_Item]:
+    """Every item checked before anything is written; the first problem found names its item."""
+    if len(body.jobs) > rt.settings.max_batch_jobs:
+        raise BatchItemInvalid(("jobs",), f"{len(body.jobs)} items; the limit is {rt.settings.max_batch_jobs} (K4U_MAX_BATCH_JOBS)")
+    hosts: dict[tuple[str, str | None, int | None], str | None] = {}
+    if body.callback_url and (problem := _url_problem(rt, body.callback_url, hosts)):
+        raise BatchItemInvalid(("callback_url",), problem)
+    items: list[_Item] = []
+    keys: dict[str, int] = {}
+    parents: list[tuple[int, str, str, dict[str, Any], ParentSpec]] = []
+    for i, job in enumerate(body.jobs):
+        if job.batch_id is not None:
+            raise BatchItemInvalid(("jobs", i, "batch_id"), "is set by the batch; leave it out")
+        try:
+            operation = resolve_operation(job.provider, job.operation)
+            clean = validate_input(job.provider, operation, job.input)
+        except UnknownProvider as exc:
+            raise BatchItemInvalid(("jobs", i, exc.field), exc.message) from None
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            raise BatchItemInvalid(("jobs", i, "input", *err["loc"]), err["msg"]) from None
+        if job.callback_url and (problem := _url_problem(rt, job.callback_url, hosts)):
+            raise BatchItemInvalid(("jobs", i, "callback_url"), problem)
+        if job.idempotency_key is not None:
+            if (first := keys.setdefault(job.idempotency_key, i)) != i:
+                raise BatchItemInvalid(("jobs", i, "idempotency_key"), f"repeats the idempotency_key of jobs.{first}")
+        spec = get_adapter(job.provider).parent_of(operation, clean)
+        if spec is not None:
+            parents.append((i, job.provider, operation, clean, spec))
+        items.append(_Item(job, operation, clean, request_digest(job, operation)))
+    _check_parents(rt, parents)
+    return items
+
+
+def _url_problem(rt: Runtime, url: str, seen: dict[tuple[str, str | None, int | None], str | None]) -> str | None:
+    """The SSRF check of create_job, once per scheme, host and port (10,000 items, a few hosts)."""
+    parts = urlsplit(url)
+    try:
+        where = (parts.scheme, parts.hostname, parts.port)
+    except ValueError:
+        where = (parts.scheme, parts.hostname, -1)
+    if where not in seen:
+        try:
+            check_url(url, allow_private=rt.settings.allow_private_urls)
+            seen[where] = None
+        except UnsafeURL as exc:
+            seen[where] = exc.message
+    return seen[where]
+
+
+def _check_parents(rt: Runtime, parents: list[tuple[int, str, str, dict[str, Any], ParentSpec]]) -> None:
+    """Items that build on an earlier job (a Midjourney button, a Suno continuation): one query for all."""
+    if not parents:
+        return
+    wanted = sorted({p[4].job_id for p in parents})
+    found: dict[str, Job] = {}
+    with session_scope(rt.engine) as session:
+        for chunk in _chunks(wanted):
+            found |= {j.id: j for j in session.scalars(select(Job).where(col(Job.id).in_(chunk)))}
+    for i, provider, operation, clean, spec in parents:
+        loc: tuple[str | int, ...] = ("jobs", i, "input", *spec.field.split("."))
+        parent = found.get(spec.job_id)
+        if parent is None or parent.provider != provider:
+            raise BatchItemInvalid(loc, f"no {provider} job {spec.job_id}")
+        if parent.status not in spec.statuses:
+            raise BatchItemInvalid(loc, f"job {spec.job_id} is {parent.status}; needs {' or '.join(sorted(spec.statuses))}")
+        ref = ParentRef(job_id=parent.id, task_id=parent.provider_task_id, operation=parent.operation,
+                        status=parent.status, result=dict(parent.result or {}))
+        try:
+            get_adapter(provider).check_parent(operation, clean, ref)
+        except ValueError as exc:
+            raise BatchItemInvalid(loc, str(exc)) from None
+
+
+def create_batch(rt: Runtime, body: BatchCreate) -> tuple[Batch, list[Job], bool]:
+    """Validate all items, then insert the batch, its queued jobs and their events (one INSERT
+    each). Returns (batch, the job of each item in item order, created)."""
+    items = _validate(rt, body)
+    try:
+        return _insert(rt, body, items)
+    except IntegrityError:
+        if not any(it.body.idempotency_key for it in items):
+            raise
+        return _insert(rt, body, items)  # a concurrent request took some of our keys: map them this time
+
+
+def _insert(rt: Runtime, body: BatchCreate, items: list[_Item]) -> tuple[Batch, list[Job], bool]:
+    now = rt.clock()
+    with session_scope(rt.engine) as session:
+        existing = _by_keys(session, [it.body.idempotency_key for it in items if it.body.idempotency_key])
+        for i, it in enumerate(items):
+            old = existing.get(it.body.idempotency_key or "")
+            if old is not None and old.request_hash != it.digest:
+                raise IdempotencyConflict(f"jobs.{i}.idempotency_key was used before with a different request body")
+        fresh = [it for it in items if (it.body.idempotency_key or "") not in existing]
+        if not fresh:  # a re-sent batch: every item is a job we have
+            batch_ids = {existing[it.body.idempotency_key or ""].batch_id for it in items}
+            only = batch_ids.pop() if len(batch_ids) == 1 else None
+            batch = session.get(Batch, only) if only is not None else None
+            if batch is None:
+                raise IdempotencyConflict("every item's idempotency_key belongs to an existing job, and those jobs are "
+                                          "not one batch of ours: nothing to create")
+            return batch, [existing[it.body.idempotency_key or ""] for it in items], False
+        batch = Batch(id=new_batch_id(), total=len(fresh), callback_url=body.callback_url, meta=body.metadata, created_at=now)
+        session.add(batch)
+        session.flush()
+        rows = _job_rows(rt, batch.id, fresh, now)
+        session.execute(insert(Job.__table__), rows)  # type: ignore[attr-defined]
+        session.execute(insert(JobEvent.__table__), [  # type: ignore[attr-defined]
+            {"job_id": r["id"], "old_status": None, "new_status": JobStatus.QUEUED.value, "reason": "created", "payload_sha256": None, "at": now}
+            for r in rows])
+    made = iter(_as_jobs(rows))
+    return batch, [existing.get(it.body.idempotency_key or "") or next(made) for it in items], True
+
+
+def _job_rows(rt: Runtime, batch_id: str, items: list[_Item], now: datetime) -> list[dict[str, Any]]:
+    """Column values of the new jobs: queued with next_at = now, so the beat's tick submits them
+    as the provider limits allow (no broker message per job from the request)."""
+    deadline = {name: now + timedelta(seconds=rt.settings.job_deadline_s or get_adapter(name).capabilities.deadline_s)
+                for name in {it.body.provider for it in items}}
+    # One Job built the usual way gives every column its model default; each row then differs only
+    # in its own values (building 10,000 Job objects would cost more than the inserts).
+    template = Job(id="", provider="", operation="", status=JobStatus.QUEUED.value, batch_id=batch_id, callback_token="",
+                   created_at=now, updated_at=now, next_at=now)
+    # Columns left NULL are left out of the INSERT (less to bind per row), except JSON ones, where
+    # None is stored as JSON null, as the ORM stores it for create_job.
+    defaults = {c: v for a, c in _columns() if (v := getattr(template, a)) is not None or isinstance(Job.__table__.c[c].type, JSON)}  # type: ignore[attr-defined]
+    return [
+        defaults | {"id": job_id, "provider": it.body.provider, "operation": it.operation, "input": it.clean,
+                    "metadata": it.body.metadata, "callback_url": it.body.callback_url, "callback_token": secrets.token_urlsafe(24),
+                    "idempotency_key": it.body.idempotency_key, "request_hash": it.digest, "deadline_at": deadline[it.body.provider]}
+        for job_id, it in zip(_job_ids(len(items)), items, strict=True)
+    ]
+
+
+def _as_jobs(rows: list[dict[str, Any]]) -> list[Job]:
+    """Plain (not session-bound) Job objects of the inserted rows; model_construct, since the values
+    were validated above and building them the usual way costs more than the INSERT."""
+    columns = _columns()
+    return [Job.model_construct(**{a: r.get(c) for a, c in columns}) for r in rows]
+
+
+def _columns() -> list[tuple[str, str]]:
+    """(attribute, column name) of every Job column (the `meta` attribute is the `metadata` column)."""
+    return [(attr.key, attr.columns[0].name) for attr in inspect(Job).column_attrs]
+
+
+def _by_keys(session: Session, keys: list[str]) -> dict[str, Job]:
+    found: dict[str, Job] = {}
+    for chunk in _chunks(keys):
+        for job in session.scalars(select(Job).where(col(Job.idempotency_key).in_(chunk))):
+            found[job.idempotency_key] = job
+    return found
+
+
+def _chunks(values: Sequence[str]) -> list[Sequence[str]]:
+    return [values[i : i + _IN_CHUNK] for i in range(0, len(values), _IN_CHUNK)]
+
+
+def _counts(session: Session, batch_id: str) -> dict[str, int]:
+    """Jobs per status: one GROUP BY over the batch's jobs; every status is present."""
+    rows = session.execute(select(Job.status, func.count()).where(Job.batch_id == batch_id).group_by(Job.status)).all()  # type: ignore[arg-type]
+    return {s.value: 0 for s in JobStatus} | {r[0]: int(r[1]) for r in rows}
+
+
+def _public(batch: Batch, counts: dict[str, int]) -> BatchPublic:
+    running = any(counts.get(s, 0) for s in _ACTIVE)
+    return BatchPublic(id=batch.id, total=batch.total, counts=counts, status="running" if running else "completed",
+                       metadata=batch.meta, created_at=batch.created_at, finished_at=batch.finished_at)
+
+
+def _load(session: Session, batch_id: str) -> Batch:
+    session.expire_all()
+    batch = session.get(Batch, batch_id)
+    if batch is None:
+        raise JobNotFound(f"no batch {batch_id}")
+    return batch
+
+
+def get_batch(rt: Runtime, batch_id: str) -> BatchPublic:
+    """The batch with its counts; finishes it (once) if every job has become terminal since the last tick."""
+    with session_scope(rt.engine) as session:
+        batch = _load(session, batch_id)
+        counts = _counts(session, batch_id)
+        fu: Followups = []
+        if batch.finished_at is None and not any(counts[s] for s in _ACTIVE):
+            fu = _finish(session, batch, settings=rt.settings, now=rt.clock())
+            counts = _counts(session, batch_id)
+        public = _public(batch, counts)
+    send_all(rt.dispatcher, fu)
+    return public
+
+
+def cancel_batch(rt: Runtime, batch_id: str) -> BatchPublic:
+    """Cancel every job of the batch that is not terminal: one UPDATE per status, one INSERT of
+    events, their notifications left for the tick (no broker message per job)."""
+    now = rt.clock()
+    with session_scope(rt.engine) as session:
+        batch = _load(session, batch_id)
+        cancelled: list[str] = []
+        for status in (JobStatus.QUEUED, JobStatus.SUBMITTING, JobStatus.RUNNING, JobStatus.DOWNLOADING):
+            cancelled += jobs.transition_batch(session, batch_id, status, JobStatus.CANCELLED, reason="batch cancelled by the caller",
+                                               now=now, finished_at=now, next_at=None)
+        _queue_job_notifications(session, cancelled, settings=rt.settings, now=now)
+        fu = _finish(session, batch, settings=rt.settings, now=now) if batch.finished_at is None else []
+        public = _public(batch, _counts(session, batch_id))
+    send_all(rt.dispatcher, fu)  # never raises: the delivery is stored, the tick sends it
+    return public
+
+
+def _queue_job_notifications(session: Session, job_ids: list[str], *, settings: Settings, now: datetime) -> None:
+    """The job.cancelled Delivery of each job that has a callback_url, due now (the tick sends them)."""
+    for chunk in _chunks(job_ids):
+        rows = list(session.scalars(select(Job).where(col(Job.id).in_(chunk), col(Job.callback_url).is_not(None))))
+        if not rows:
+            continue
+        assets: dict[str, list[Asset]] = {}
+        for a in session.scalars(select(Asset).where(col(Asset.job_id).in_([j.id for j in rows]))):
+            assets.setdefault(a.job_id, []).append(a)
+        session.add_all([notification_delivery(j, assets.get(j.id, []), settings=settings, now=now, next_at=now) for j in rows])
+    session.flush()
+
+
+def _finish(session: Session, batch: Batch, *, settings: Settings, now: datetime) -> Followups:
+    """CAS the batch to finished (finished_at IS NULL and no job active); the winner alone inserts
+    the batch.completed Delivery, so it is sent once whoever notices first (tick, read, cancel)."""
+    any_active = exists().where(Job.batch_id == batch.id, col(Job.status).in_(_ACTIVE))
+    res = session.execute(update(Batch).where(col(Batch.id) == batch.id, col(Batch.finished_at).is_(None), ~any_active)
+                          .values(finished_at=now).execution_options(synchronize_session=False))
+    if res.rowcount != 1:  # type: ignore[attr-defined]
+        return []
+    session.refresh(batch)
+    if not batch.callback_url:
+        return []
+    note = BatchNotification(type="batch.completed", timestamp=now, data=_public(batch, _counts(session, batch.id)))
+    body = json.dumps(note.model_dump(mode="json"), separators=(",", ":"), sort_keys=True)
+    delivery = Delivery(id=f"msg_{batch.id}_completed", batch_id=batch.id, event="batch.completed", url=batch.callback_url,
+                        payload=body, next_at=now + timedelta(seconds=settings.lease_s), created_at=now)
+    session.add(delivery)
+    session.flush()
+    return [(NOTIFY, (delivery.id, 0))]
+
+
+def finish_done_batches(rt: Runtime) -> int:
+    """The tick's part: finish open batches whose jobs are all terminal. Returns how many it finished."""
+    now, limit = rt.clock(), rt.settings.poll_batch_limit
+    fu: Followups = []
+    finished = 0
+    with session_scope(rt.engine) as session:
+        any_active = exists().where(Job.batch_id == Batch.id, col(Job.status).in_(_ACTIVE))
+        done = list(session.scalars(select(Batch).where(col(Batch.finished_at).is_(None), ~any_active).limit(limit)))
+        for batch in done:
+            before = batch.finished_at
+            fu += _finish(session, batch, settings=rt.settings, now=now)
+            finished += int(before is None and batch.finished_at is not None)
+    send_all(rt.dispatcher, fu)
+    return finished
+
+
+def list_batch_jobs(rt: Runtime, batch_id: str, *, status: JobStatus | None, limit: int,
+                    cursor: str | None) -> tuple[list[Job], dict[str, list[Asset]], str | None]:
+    """A page of the batch's jobs in item order: (jobs, their assets by job id, next cursor)."""
+    with session_scope(rt.engine) as session:
+        _load(session, batch_id)
+        q = select(Job).where(Job.batch_id == batch_id)
+        if status is not None:
+            q = q.where(Job.status == status.value)
+        if cursor is not None:
+            q = q.where(col(Job.id) > cursor)
+        rows = list(session.scalars(q.order_by(col(Job.id)).limit(limit + 1)))
+        page = rows[:limit]
+        assets: dict[str, list[Asset]] = {}
+        if page:
+            for a in session.scalars(select(Asset).where(col(Asset.job_id).in_([j.id for j in page]))):
+                assets.setdefault(a.job_id, []).append(a)
+    return page, assets, page[-1].id if len(rows) > limit else None
+
+
+def batch_deliveries(rt: Runtime, batch_id: str) -> list[tuple[Delivery, list[DeliveryAttempt]]]:
+    """The batch's own notifications with their attempts, oldest first."""
+    with session_scope(rt.engine) as session:
+        _load(session, batch_id)
+        deliveries = list(session.scalars(select(Delivery).where(Delivery.batch_id == batch_id)))
+        attempts = list(session.scalars(select(DeliveryAttempt).where(col(DeliveryAttempt.delivery_id).in_([d.id for d in deliveries]))
+                                     .order_by(col(DeliveryAttempt.id)))) if deliveries else []
+    return [(d, [a for a in attempts if a.delivery_id == d.id]) for d in deliveries]
