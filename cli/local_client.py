@@ -1,0 +1,139 @@
+"""The CLI on the local database (no --api): the same calls as ApiClient, made on the services.
+
+Jobs come back as the API's JSON (JobPublic), each stored asset with its `path` in the store.
+Follow-up work goes to the broker when K4U_REDIS_URL is set; otherwise the running stack's beat
+picks it up from the database (every change carries a `next_at`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+from sqlmodel import col, select
+
+from cli.api_client import CliError
+from models.errors import IdempotencyConflict, JobNotFound, JobStateConflict, K4UError, RequestInvalid
+from models.schemas import JobCreate, JobPublic
+from models.tables import Asset, Job
+from workers.context import Runtime, build_runtime
+from workers.db import migrate, session_scope
+from workers.dispatch import CeleryDispatcher, Dispatcher, RecordingDispatcher
+from workers.settings import Settings
+
+
+class LocalClient:
+    """Service calls on K4U_DATABASE_URL; errors of our tree become CliError."""
+
+    def __init__(self, settings: Settings) -> None:
+        dispatcher: Dispatcher = RecordingDispatcher()  # no broker: the running stack's tick does the work
+        if settings.redis_url:
+            from workers.celery_app import app as celery_app, configure
+
+            dispatcher = CeleryDispatcher(configure(celery_app, settings))
+        migrate(settings.database_url)
+        self.rt: Runtime = build_runtime(settings, dispatcher)
+        self.base_url = settings.public_url or ""
+
+    def close(self) -> None:
+        self.rt.close()
+
+    def public(self, job: Job) -> dict[str, Any]:
+        return self.publics([job])[0]
+
+    def publics(self, rows: list[Job]) -> list[dict[str, Any]]:
+        """The jobs as JobPublic JSON, each stored asset with its `path` in the store."""
+        with session_scope(self.rt.engine) as session:
+            assets = list(session.exec(select(Asset).where(col(Asset.job_id).in_([j.id for j in rows])))) if rows else []
+        by_job: dict[str, list[Asset]] = {}
+        for a in assets:
+            by_job.setdefault(a.job_id, []).append(a)
+        out = []
+        for job in rows:
+            mine = by_job.get(job.id, [])
+            public = JobPublic.from_rows(job, mine, self.base_url).model_dump(mode="json")
+            keys = {a.index: a.storage_key for a in mine}
+            for a in public["assets"]:
+                key = keys.get(a["index"])
+                a["path"] = self.rt.store.describe(key) if key and a["url"] else None
+            out.append(public)
+        return out
+
+    def _run(self, fn: Any, *args: Any) -> Any:
+        try:
+            return fn(self.rt, *args)
+        except JobNotFound as exc:
+            raise CliError(f"unknown job: {exc.message}") from None
+        except (JobStateConflict, IdempotencyConflict) as exc:
+            raise CliError(f"conflict: {exc.message}", status=409) from None
+        except RequestInvalid as exc:  # a batch item's names its location (jobs.3.input.prompt) and reason apart
+            reason = getattr(exc, "reason", exc.message)
+            raise CliError(f"invalid request: {exc.message}", fields=[(exc.field, reason)]) from None
+        except K4UError as exc:
+            raise CliError(f"{exc.code}: {exc.message}") from None
+
+    def create_job(self, body: dict[str, Any]) -> dict[str, Any]:
+        from workers.services.create import create_job
+
+        try:
+            model = JobCreate.model_validate(body)
+        except ValidationError as exc:
+            fields = [(".".join(str(p) for p in e["loc"]), e["msg"]) for e in exc.errors()]
+            raise CliError("invalid request: " + "; ".join(f"{f}: {m}" for f, m in fields), fields=fields) from None
+        job, _ = self._run(create_job, model)
+        return self.public(job)
+
+    def get_job(self, job_id: str) -> dict[str, Any]:
+        with session_scope(self.rt.engine) as session:
+            job = session.get(Job, job_id)
+        if job is None:
+            raise CliError(f"unknown job: no job {job_id}")
+        return self.public(job)
+
+    def cancel_job(self, job_id: str) -> dict[str, Any]:
+        from workers.services.create import cancel_job
+
+        return self.public(self._run(cancel_job, job_id))
+
+    def retry_job(self, job_id: str) -> dict[str, Any]:
+        from workers.services.retry import retry_job
+
+        return self.public(self._run(retry_job, job_id))
+
+    def wait_job(self, job_id: str, timeout_s: float) -> dict[str, Any]:
+        """The job once terminal, or as it is after timeout_s (reads the row every K4U_LONGPOLL_INTERVAL_S)."""
+        from workers.services.longpoll import wait_for_job
+
+        return self.public(self._run(wait_for_job, job_id, timeout_s))
+
+    def fetch_asset(self, job: dict[str, Any], asset: dict[str, Any], dest: Path) -> None:
+        with session_scope(self.rt.engine) as session:
+            row = session.exec(select(Asset).where(Asset.job_id == job["id"], Asset.index == asset["index"])).first()
+        if row is None or row.storage_key is None:
+            raise CliError(f"asset {asset['index']} of {job['id']} is not stored")
+        try:
+            with dest.open("wb") as f:
+                for chunk in self.rt.store.open(row.storage_key):
+                    f.write(chunk)
+        except K4UError as exc:
+            raise CliError(f"cannot read asset {asset['index']} of {job['id']}: {exc.message}") from None
+
+    # batches (workers/services/batches.py)
+    def create_batch(self, body: dict[str, Any]) -> dict[str, Any]:
+        from models.schemas import BatchCreate
+        from workers.services.batches import create_batch
+
+        try:
+            model = BatchCreate.model_validate(body)
+        except ValidationError as exc:
+            fields = [(".".join(str(p) for p in e["loc"]), e["msg"]) for e in exc.errors()]
+            raise CliError("invalid request: " + "; ".join(f"{f}: {m}" for f, m in fields), fields=fields) from None
+        batch, jobs, _ = self._run(create_batch, model)
+        return {"id": batch.id, "job_ids": [j.id for j in jobs]}
+
+    def batch_jobs(self, batch_id: str) -> list[dict[str, Any]]:
+        with session_scope(self.rt.engine) as session:
+            rows = list(session.exec(select(Job).where(Job.batch_id == batch_id)).all())
+        return self.publics(rows)
+
