@@ -8,9 +8,9 @@ picks it up from the database (every change carries a `next_at`).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from sqlmodel import col, select
 
 from cli.api_client import CliError
@@ -21,6 +21,8 @@ from workers.context import Runtime, build_runtime
 from workers.db import migrate, session_scope
 from workers.dispatch import CeleryDispatcher, Dispatcher, RecordingDispatcher
 from workers.settings import Settings
+
+M = TypeVar("M", bound=BaseModel)
 
 
 class LocalClient:
@@ -76,20 +78,13 @@ class LocalClient:
     def create_job(self, body: dict[str, Any]) -> dict[str, Any]:
         from workers.services.create import create_job
 
-        try:
-            model = JobCreate.model_validate(body)
-        except ValidationError as exc:
-            fields = [(".".join(str(p) for p in e["loc"]), e["msg"]) for e in exc.errors()]
-            raise CliError("invalid request: " + "; ".join(f"{f}: {m}" for f, m in fields), fields=fields) from None
-        job, _ = self._run(create_job, model)
+        job, _ = self._run(create_job, _validated(JobCreate, body))
         return self.public(job)
 
     def get_job(self, job_id: str) -> dict[str, Any]:
-        with session_scope(self.rt.engine) as session:
-            job = session.get(Job, job_id)
-        if job is None:
-            raise CliError(f"unknown job: no job {job_id}")
-        return self.public(job)
+        from workers.services.longpoll import load_job
+
+        return self.public(self._run(load_job, job_id))
 
     def cancel_job(self, job_id: str) -> dict[str, Any]:
         from workers.services.create import cancel_job
@@ -124,12 +119,7 @@ class LocalClient:
         from models.schemas import BatchCreate
         from workers.services.batches import create_batch
 
-        try:
-            model = BatchCreate.model_validate(body)
-        except ValidationError as exc:
-            fields = [(".".join(str(p) for p in e["loc"]), e["msg"]) for e in exc.errors()]
-            raise CliError("invalid request: " + "; ".join(f"{f}: {m}" for f, m in fields), fields=fields) from None
-        batch, jobs, _ = self._run(create_batch, model)
+        batch, jobs, _ = self._run(create_batch, _validated(BatchCreate, body))
         return {"id": batch.id, "job_ids": [j.id for j in jobs]}
 
     def batch_jobs(self, batch_id: str) -> list[dict[str, Any]]:
@@ -137,3 +127,12 @@ class LocalClient:
             rows = list(session.exec(select(Job).where(Job.batch_id == batch_id)).all())
         return self.publics(rows)
 
+
+
+def _validated(model: type[M], body: dict[str, Any]) -> M:
+    """The request body as the API would read it; a CliError naming every bad field otherwise."""
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        fields = [(".".join(str(p) for p in e["loc"]), e["msg"]) for e in exc.errors()]
+        raise CliError("invalid request: " + "; ".join(f"{f}: {m}" for f, m in fields), fields=fields) from None

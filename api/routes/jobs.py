@@ -11,13 +11,12 @@ from sqlmodel import col, select
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import JOB_ID_PATTERN, PLAIN_TEXT, Authed, BaseUrlDep, JobIdChecked, RuntimeDep
-from models.errors import JobNotFound
 from models.schemas import JobCreate, JobPublic, JobsPublic
 from models.status import JobStatus
 from models.tables import Asset, Delivery, DeliveryAttempt, Job, JobEvent
 from workers.db import session_scope
 from workers.services.create import cancel_job, create_job
-from workers.services.longpoll import MAX_WAIT_S, wait_for_job_async
+from workers.services.longpoll import MAX_WAIT_S, load_job, wait_for_job_async
 from workers.services.notify import replay_notifications
 from workers.services.retry import retry_job
 
@@ -29,14 +28,6 @@ def _public(rt: RuntimeDep, job: Job, base: str) -> JobPublic:
     with session_scope(rt.engine) as session:
         assets = list(session.exec(select(Asset).where(Asset.job_id == job.id)).all())
     return JobPublic.from_rows(job, assets, base)
-
-
-def _load(rt: RuntimeDep, job_id: str) -> Job:
-    with session_scope(rt.engine) as session:
-        job = session.get(Job, job_id)
-    if job is None:
-        raise JobNotFound(f"no job {job_id}")
-    return job
 
 
 @router.post("", status_code=202, response_model=JobPublic, responses={200: {"description": "Replay of an earlier request with the same Idempotency-Key"}, 409: {}, 422: {}})
@@ -127,7 +118,7 @@ def get_asset(job_id: str, index: Annotated[int, Path(ge=0, le=MAX_ASSET_INDEX)]
 @router.get("/{job_id}/events")
 def get_events(job_id: str, rt: RuntimeDep) -> list[dict[str, object]]:
     """The job's history: every transition with its reason."""
-    _load(rt, job_id)
+    load_job(rt, job_id)
     with session_scope(rt.engine) as session:
         rows = session.exec(select(JobEvent).where(JobEvent.job_id == job_id).order_by(col(JobEvent.id))).all()
     return [{"from": e.old_status, "to": e.new_status, "reason": e.reason, "at": e.at.isoformat()} for e in rows]
@@ -136,7 +127,7 @@ def get_events(job_id: str, rt: RuntimeDep) -> list[dict[str, object]]:
 @router.get("/{job_id}/notifications")
 def get_notifications(job_id: str, rt: RuntimeDep) -> list[dict[str, object]]:
     """The job's notifications to its callback_url, with every delivery attempt."""
-    _load(rt, job_id)
+    load_job(rt, job_id)
     with session_scope(rt.engine) as session:
         deliveries = session.exec(select(Delivery).where(Delivery.job_id == job_id)).all()
         attempts = session.exec(select(DeliveryAttempt).where(col(DeliveryAttempt.delivery_id).in_([d.id for d in deliveries]))
@@ -154,5 +145,5 @@ def get_notifications(job_id: str, rt: RuntimeDep) -> list[dict[str, object]]:
 @router.post("/{job_id}/notifications/replay", status_code=202)
 def post_replay(job_id: str, rt: RuntimeDep) -> dict[str, list[str]]:
     """Send the job's notifications again (same webhook-id and body), e.g. after fixing a receiver."""
-    _load(rt, job_id)
+    load_job(rt, job_id)
     return {"replayed": replay_notifications(rt, job_id)}

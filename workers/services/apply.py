@@ -36,6 +36,11 @@ def next_poll_at(job: Job, settings: Settings, now: datetime) -> datetime:
     return now + timedelta(seconds=poll_interval(age, expected, min_s, settings.poll_max_interval_s))
 
 
+def deadline_at(provider: str, settings: Settings, now: datetime) -> datetime:
+    """When a job (or a new attempt of one) started now must be finished: K4U_JOB_DEADLINE_S or the provider's."""
+    return now + timedelta(seconds=settings.job_deadline_s or get_adapter(provider).capabilities.deadline_s)
+
+
 def apply_status(session: Session, job: Job, st: ProviderStatus, *, settings: Settings, now: datetime,
                  source: str, payload: bytes | None = None) -> Followups:
     """Fold one normalized provider status into the job; returns the follow-up tasks to send."""

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import secrets
 from datetime import timedelta
 
@@ -26,9 +25,8 @@ from workers.context import Runtime
 from workers.db import session_scope
 from workers.dispatch import SUBMIT, send_all
 from workers.netguard import check_url
-from workers.services.apply import finish
+from workers.services.apply import deadline_at, finish
 
-log = logging.getLogger("k4u.create")
 
 
 def create_job(rt: Runtime, body: JobCreate, header_key: str | None = None) -> tuple[Job, bool]:
@@ -59,13 +57,12 @@ def create_job(rt: Runtime, body: JobCreate, header_key: str | None = None) -> t
         if existing is not None:
             return _replay(existing, digest), False
     now = rt.clock()
-    caps = get_adapter(body.provider).capabilities
     job = Job(
         id=jobs.new_job_id(), provider=body.provider, operation=operation, status=JobStatus.QUEUED.value,
         input=clean, meta=body.metadata, batch_id=body.batch_id, callback_url=body.callback_url,
         callback_token=secrets.token_urlsafe(24), idempotency_key=key, request_hash=digest,
         created_at=now, updated_at=now, next_at=now + timedelta(seconds=min(rt.settings.lease_s, 15.0)),
-        deadline_at=now + timedelta(seconds=rt.settings.job_deadline_s or caps.deadline_s),
+        deadline_at=deadline_at(body.provider, rt.settings, now),
     )
     try:
         with session_scope(rt.engine) as session:
@@ -77,10 +74,7 @@ def create_job(rt: Runtime, body: JobCreate, header_key: str | None = None) -> t
         if existing is None:
             raise
         return _replay(existing, digest), False
-    try:
-        rt.dispatcher.send(SUBMIT, job.id, job.version)
-    except Exception as exc:  # noqa: BLE001 - the job is stored; the beat tick submits it once next_at passes
-        log.warning("could not enqueue the submission of %s (%s); the sweep will pick it up", job.id, type(exc).__name__)
+    send_all(rt.dispatcher, [(SUBMIT, (job.id, job.version))])  # broker down: the tick submits it once next_at passes
     return job, True
 
 

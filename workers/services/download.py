@@ -157,9 +157,12 @@ class _Heartbeat:
 
     def chunks(self, source: Iterable[bytes]) -> Iterator[bytes]:
         for chunk in source:
-            if time.monotonic() >= self._next:
-                self.beat()
+            self.beat_if_due()
             yield chunk
+
+    def beat_if_due(self) -> None:
+        if time.monotonic() >= self._next:
+            self.beat()
 
     def beat(self) -> None:
         self._next = time.monotonic() + self._every
@@ -186,7 +189,7 @@ def _store_one(rt: Runtime, asset: Asset, beat: _Heartbeat) -> None:
             row.content_type, row.stored_at = obj.content_type, rt.clock()
             session.add(row)
     log.info("stored %s (%d bytes)", obj.key, obj.size)
-    beat.beat()
+    beat.beat_if_due()
 
 
 def _failed(rt: Runtime, job_id: str, lease: int, exc: DownloadFailed | StorageError, *, progressed: bool = False) -> str:

@@ -9,18 +9,16 @@ a new external id (`<job id>-a<N>`), so a lookup never mistakes the old task for
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from sqlalchemy import delete
 
 from models.errors import JobNotFound, JobStateConflict
 from models.status import JobStatus
 from models.tables import Asset, Job
-from providers.registry import get_adapter
 from workers import jobs
 from workers.context import Runtime
 from workers.db import session_scope
 from workers.dispatch import SUBMIT, send_all
+from workers.services.apply import deadline_at
 
 
 def retry_job(rt: Runtime, job_id: str) -> Job:
@@ -32,7 +30,6 @@ def retry_job(rt: Runtime, job_id: str) -> Job:
             raise JobNotFound(f"no job {job_id}")
         if job.status != JobStatus.FAILED:
             raise JobStateConflict(f"only a failed job can be retried; this one is {job.status}")
-        caps = get_adapter(job.provider).capabilities
         task = f"relay task {job.provider_task_id}" if job.provider_task_id else "no relay task known"
         reason = (f"retry requested: attempt {job.attempt + 1}; attempt {job.attempt} failed with "
                   f"{job.error_code or 'an error'} ({task})")
@@ -42,7 +39,7 @@ def retry_job(rt: Runtime, job_id: str) -> Job:
             attempt=job.attempt + 1, provider_task_id=None, submit_state="not_sent", submit_attempts=0, submit_resends=0,
             download_attempts=0, progress=0, result=None, error_code=None, error_message=None, error_retryable=None,
             submitted_at=None, finished_at=None, next_at=now,
-            deadline_at=now + timedelta(seconds=rt.settings.job_deadline_s or caps.deadline_s),
+            deadline_at=deadline_at(job.provider, rt.settings, now),
         )
         if not won:
             raise JobStateConflict("the job changed state meanwhile; try again")

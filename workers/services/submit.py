@@ -45,8 +45,9 @@ def submit_job(rt: Runtime, job_id: str, version: int) -> str:
         job = jobs.get_job(session, job_id)
         if job is None or job.version != version:
             return "stale"
+        prior = job.submit_state  # what the previous holder of the step left (awaiting_callback, unknown, ...)
         if job.status == JobStatus.QUEUED:
-            recovering, prior = False, job.submit_state
+            recovering = False
             wait_s = rt.gate.wait_s(session, job.provider) if rt.gate is not None else None
             if wait_s is not None:  # over a provider limit: wait in queued, never fail for it
                 jobs.set_fields(session, job.id, JobStatus.QUEUED, next_at=now + timedelta(seconds=wait_s))
@@ -57,7 +58,7 @@ def submit_job(rt: Runtime, job_id: str, version: int) -> str:
         elif job.status == JobStatus.SUBMITTING:
             # The sweep re-drives a submission whose lease ran out (unknown outcome, or a worker
             # that died mid-POST or before its DB write): the previous POST may have landed.
-            recovering, prior = True, job.submit_state
+            recovering = True
             won = jobs.take_lease(session, job, version, lease_s=s.lease_s, now=now, submit_state="recovering")
         else:
             return "not-submittable"
