@@ -49,7 +49,7 @@ from workers.context import Runtime
 from workers.db import session_scope
 from workers.dispatch import NOTIFY, send_all
 from workers.netguard import check_url
-from workers.services.apply import Followups, notification_delivery
+from workers.services.apply import Followups, deadline_at, notification_delivery
 from workers.settings import Settings
 
 BATCH_ID_PATTERN = r"^batch_[0-9a-f]{1,36}$"
@@ -208,8 +208,7 @@ def _insert(rt: Runtime, body: BatchCreate, items: list[_Item]) -> tuple[Batch, 
 def _job_rows(rt: Runtime, batch_id: str, items: list[_Item], now: datetime) -> list[dict[str, Any]]:
     """Column values of the new jobs: queued with next_at = now, so the beat's tick submits them
     as the provider limits allow (no broker message per job from the request)."""
-    deadline = {name: now + timedelta(seconds=rt.settings.job_deadline_s or get_adapter(name).capabilities.deadline_s)
-                for name in {it.body.provider for it in items}}
+    deadline = {name: deadline_at(name, rt.settings, now) for name in {it.body.provider for it in items}}
     # One Job built the usual way gives every column its model default; each row then differs only
     # in its own values (building 10,000 Job objects would cost more than the inserts).
     template = Job(id="", provider="", operation="", status=JobStatus.QUEUED.value, batch_id=batch_id, callback_token="",
