@@ -43,7 +43,7 @@ def install(app: FastAPI) -> None:
             return SafeJSONResponse(status_code=422, content={"detail": [{"loc": loc, "msg": exc.message, "type": "value_error"}]})
         status = {IdempotencyConflict: 409, JobStateConflict: 409, JobNotFound: 404, CallbackInvalid: 404}.get(type(exc), 500)
         if isinstance(exc, CallbackInvalid) and exc.message != "unknown callback URL":
-            status = 400
+            status = 401 if exc.code == "callback_refused" else 400
         if status == 500:
             log.error("unhandled %s on a request (code %s)", type(exc).__name__, exc.code)
             return SafeJSONResponse(status_code=500, content={"detail": "internal error", "code": exc.code})

@@ -6,7 +6,7 @@ due, plus as many finished jobs with their delivered notifications, then times t
 queries many times at a fixed `now`, each in a transaction that is rolled back so every
 repetition sees the same rows: `claim_due` for RUNNING per provider and for QUEUED, SUBMITTING
 and DOWNLOADING, `expired_deadlines` (and the ORDER BY deadline_at form proposed with migration
-0005), `fail_expired_downloads`, `claim_due_deliveries`, and the whole `tick()` (committed, then
+0005), `fail_expired_downloads`, `deliveries.claim_due`, and the whole `tick()` (committed, then
 the claimed rows are made due again). It prints p50/p99 per query and level, and
 `EXPLAIN (ANALYZE, BUFFERS)` of the exact SQL each call sent.
 
@@ -32,16 +32,15 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from stack import percentile, pg_database  # noqa: E402
-
 from sqlalchemy import event, select, text  # noqa: E402
 from sqlalchemy.engine import Engine  # noqa: E402
 from sqlmodel import Session  # noqa: E402
+from stack import percentile, pg_database  # noqa: E402
 
 from models.status import JobStatus  # noqa: E402
 from models.tables import Job, utcnow  # noqa: E402
 from providers.registry import ADAPTERS  # noqa: E402
-from workers import jobs  # noqa: E402
+from workers import deliveries, jobs  # noqa: E402
 from workers.db import get_engine, migrate  # noqa: E402
 from workers.dispatch import RecordingDispatcher  # noqa: E402
 from workers.services import sweep  # noqa: E402
@@ -135,7 +134,7 @@ def queries(s: Settings, now: datetime) -> dict[str, Callable[[Session], Any]]:
     out["expired_deadlines"] = lambda ss: jobs.expired_deadlines(ss, now, sweep._DEADLINED, lim)
     out["expired_deadlines ORDER BY (new)"] = lambda ss: expired_by_deadline(ss, now, lim)
     out["fail_expired_downloads"] = lambda ss: fail_expired_downloads(ss, settings=s, now=now, limit=lim)
-    out["claim_due_deliveries"] = lambda ss: sweep.claim_due_deliveries(ss, now=now, lease_s=lease, limit=lim)
+    out["claim_due_deliveries"] = lambda ss: deliveries.claim_due(ss, now=now, lease_s=lease, limit=lim)
     return out
 
 

@@ -5,7 +5,8 @@
     │   ├── ProviderRejected        the relay said no (4xx, or HTTP 200 with an error code)
     │   ├── ProviderUnavailable     429, 5xx, connect errors: the request was not accepted
     │   ├── SubmitOutcomeUnknown    a paid POST may have reached the relay; never resend blindly
-    │   └── ProviderProtocolError   a payload we cannot read
+    │   ├── ProviderProtocolError   a payload we cannot read
+    │   └── BatchUnsupported        the relay does not route a family's batch query (poll one by one)
     ├── CallbackInvalid
     ├── DownloadFailed
     │   ├── UnsafeURL               private / loopback / link-local target
@@ -57,6 +58,11 @@ class SubmitOutcomeUnknown(ProviderError):
 
 class ProviderProtocolError(ProviderError):
     code = "provider_protocol_error"
+
+
+class BatchUnsupported(ProviderError):
+    code = "batch_unsupported"
+    retryable = True
 
 
 class CallbackInvalid(K4UError):

@@ -29,7 +29,8 @@ class SizeLimits:
 
 
 # The API sets this per request from its settings; anything else validates against the defaults.
-size_limits: ContextVar[SizeLimits] = ContextVar("k4u_size_limits", default=SizeLimits())
+# SizeLimits is a frozen dataclass, so sharing one default instance across contexts is safe.
+size_limits: ContextVar[SizeLimits] = ContextVar("k4u_size_limits", default=SizeLimits())  # noqa: B039
 
 
 def text_problem(value: str, *, controls: bool = True) -> str | None:
@@ -167,6 +168,8 @@ class JobPublic(BaseModel):
     updated_at: datetime
     submitted_at: datetime | None
     finished_at: datetime | None
+    # When the provider's result URLs stop working (its expires_at, or the family's typical lifetime).
+    result_expires_at: datetime | None = None
     status_url: str
 
     @classmethod
@@ -188,7 +191,7 @@ class JobPublic(BaseModel):
                 for a in sorted(assets, key=lambda a: a.index)
             ],
             result=job.result, created_at=job.created_at, updated_at=job.updated_at,
-            submitted_at=job.submitted_at, finished_at=job.finished_at, status_url=job_url,
+            submitted_at=job.submitted_at, finished_at=job.finished_at, result_expires_at=job.result_expires_at, status_url=job_url,
         )
 
 

@@ -19,6 +19,23 @@ class JobStatus(StrEnum):
     CANCELLED = "cancelled"
 
 
+class SubmitState(StrEnum):
+    """Where a job's paid POST stands (job.submit_state): the money-safety rule reads it."""
+
+    NOT_SENT = "not_sent"
+    SENDING = "sending"
+    UNKNOWN = "unknown"  # sent, answer lost: look it up before anything else
+    RECOVERING = "recovering"
+    AWAITING_CALLBACK = "awaiting_callback"  # answer lost; a callback may still name the task
+    ACCEPTED = "accepted"
+
+
+class DeliveryStatus(StrEnum):
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+
+
 Q, S, R, D = JobStatus.QUEUED, JobStatus.SUBMITTING, JobStatus.RUNNING, JobStatus.DOWNLOADING
 OK, KO, CX = JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED
 

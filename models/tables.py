@@ -61,6 +61,8 @@ class Job(SQLModel, table=True):
     version: int = 0
     progress: int = 0
     provider_task_id: str | None = Field(default=None, max_length=200)
+    # What the provider family needs later to poll, fetch or cancel the task (adapter protocol v2).
+    provider_handle: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
     input: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     meta: dict[str, Any] = Field(default_factory=dict, sa_column=Column("metadata", JSON, nullable=False))
     result: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
@@ -72,7 +74,7 @@ class Job(SQLModel, table=True):
     error_code: str | None = Field(default=None, max_length=64)
     error_message: str | None = None
     error_retryable: bool | None = None
-    submit_state: str = Field(default="not_sent", max_length=20)  # not_sent | unknown | accepted
+    submit_state: str = Field(default="not_sent", max_length=20)  # a models.status.SubmitState
     submit_attempts: int = 0
     # Resends after an unknown outcome whose lookup proved the task absent (K4U_SUBMIT_MAX_ATTEMPTS).
     submit_resends: int = 0
@@ -88,6 +90,8 @@ class Job(SQLModel, table=True):
     deadline_at: datetime | None = _ts(nullable=True)
     # Set by the first download attempt: until then a paid result's source and storage errors are retried.
     download_deadline_at: datetime | None = _ts(nullable=True)
+    # When the result URLs stop working (the relay's expires_at, or success + the family's typical lifetime).
+    result_expires_at: datetime | None = _ts(nullable=True)
 
 
 class Asset(SQLModel, table=True):

@@ -1,26 +1,59 @@
-"""Wire types and the adapter protocol every provider family implements."""
+"""Wire types and the adapter protocol (version 2) every provider family implements.
+
+An adapter is sans-I/O: it builds `HttpRequest`s and reads `HttpResponse`s; the engine sends them
+through the one relay client, which adds the key. Conversations longer than one request (a
+lookup, a status then a result read, a cancel) are *flows*: generators that yield the next
+request and receive its response, in the spirit of httpx's `auth_flow`, returning their outcome
+(`Flow[T]`). The engine runs them (`workers.flows.run_flow`), so a family needs no change in
+`workers/`. `AdapterDefaults` turns the simple one-request hooks (`build_poll`/`parse_poll`,
+`build_lookup`/`parse_lookup`, `build_result_extra`/`parse_result_extra`, `parse_callback`) into
+flows for families that need nothing more. See docs/adding-a-provider.md.
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel
 
-from models.errors import ProviderProtocolError
+from models.errors import BatchUnsupported, ProviderProtocolError
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class FilePart:
+    """One file of a multipart body (an uploaded reference image)."""
+
+    field: str
+    filename: str
+    content_type: str
+    data: bytes
 
 
 @dataclass(frozen=True)
 class HttpRequest:
+    """A request to the relay. `path` is relative to the relay's base URL. The body is one of:
+    `json`; a multipart form (`form` fields and `files`); raw `content` bytes; or none."""
+
     method: str
     path: str
     query: Mapping[str, str] = field(default_factory=dict)
     headers: Mapping[str, str] = field(default_factory=dict)
     json: Any = None
+    form: Mapping[str, str] | None = None
+    files: Sequence[FilePart] = ()
+    content: bytes | None = None
+
+    def __post_init__(self) -> None:
+        bodies = sum(x for x in (self.json is not None, self.form is not None or bool(self.files), self.content is not None))
+        if bodies > 1:
+            raise ValueError("a request has one body: json, a multipart form, or raw content")
 
 
 @dataclass(frozen=True)
@@ -55,10 +88,17 @@ class State(StrEnum):
 
 @dataclass(frozen=True)
 class OutputRef:
+    """A result to store. `url` is absolute (a CDN, a `video_url`: fetched without the relay key)
+    or relay-relative (`/v1/videos/{id}/content`: the engine resolves it against the relay and
+    sends the key on that first request only, never on a redirect)."""
+
     url: str
     kind: str  # video | image | audio | file
-    needs_auth: bool = False
     meta: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def relay_route(self) -> bool:
+        return self.url.startswith("/") and not self.url.startswith("//")
 
 
 @dataclass(frozen=True)
@@ -71,12 +111,18 @@ class ProviderStatus:
     error_code: str | None = None
     error_message: str | None = None
     external_id: str | None = None
+    expires_at: datetime | None = None  # when the result URLs stop working, where the relay says
+    detail: str | None = None  # what the provider is doing now (a queue position), for people
 
 
 @dataclass(frozen=True)
 class Submitted:
-    task_id: str
+    """The relay took the job. `handle` is what the family needs later to poll, fetch or cancel
+    (a status URL, the API format...): persisted with the job and handed back in every Target."""
+
+    task_id: str | None
     status: ProviderStatus | None = None
+    handle: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -118,9 +164,50 @@ class SubmitContext:
 
 @dataclass(frozen=True)
 class PollTarget:
+    """A task the engine asks about (poll, result read, cancel), with its persisted handle."""
+
     job_id: str
     task_id: str
     operation: str
+    handle: Mapping[str, Any] = field(default_factory=dict)
+    input: Mapping[str, Any] = field(default_factory=dict)  # the job's validated input
+
+
+Target = PollTarget
+
+Flow = Generator[HttpRequest, HttpResponse, T]
+
+
+@dataclass(frozen=True)
+class CallbackInputs:
+    """What a family may need to judge a callback: its webhook secret (or key set) and the clock."""
+
+    secret: str | None
+    now: datetime
+    task_id: str | None = None
+    handle: Mapping[str, Any] = field(default_factory=dict)
+    keys: Sequence[bytes] | None = None  # public keys (fal's JWKS), None when none are configured
+
+
+@dataclass(frozen=True)
+class CallbackVerdict:
+    """A callback read. `trust`: "token" (our per-job URL token authenticates it: applied like a
+    poll), "signed" (its signature verified: applied), "hint" (only makes the job due for a poll);
+    `refused` names why it must be answered 401 and change nothing (bad or stale signature)."""
+
+    status: ProviderStatus | None
+    trust: str = "token"
+    refused: str | None = None
+    delivery_id: str | None = None  # for replay protection where the family signs deliveries
+    unknown_key: bool = False  # refused because no known key verifies it: a fresher key set may
+
+
+@dataclass(frozen=True)
+class CancelOutcome:
+    """What a provider-side cancel achieved, for the job's events."""
+
+    cancelled: bool
+    note: str
 
 
 @dataclass(frozen=True)
@@ -160,28 +247,72 @@ class Adapter(Protocol):
 
     def build_submit(self, operation: str, input: Mapping[str, Any], ctx: SubmitContext) -> HttpRequest: ...
     def parse_submit(self, resp: HttpResponse) -> Submitted | Rejected: ...
-    def build_poll(self, targets: Sequence[PollTarget], *, batch: bool = True) -> HttpRequest:
-        """One request for the targets: the batch query when batch is True and the family has one
-        (len(targets) <= capabilities.max_batch), else the single-task query (one target)."""
+
+    def poll(self, targets: Sequence[PollTarget], *, batch: bool = True) -> Flow[list[ProviderStatus]]:
+        """Ask about the targets: one batch request when batch is True and the family has one
+        (len(targets) <= capabilities.max_batch), else one target; follow-up reads as needed.
+        Raises BatchUnsupported when the relay does not route the batch query."""
         ...
 
-    def parse_poll(self, resp: HttpResponse) -> list[ProviderStatus]: ...
-    def build_lookup(self, operation: str, external_id: str) -> HttpRequest | None: ...
-    def parse_lookup(self, resp: HttpResponse) -> Submitted | None: ...
-    def parse_callback(self, headers: Mapping[str, str], body: bytes) -> ProviderStatus: ...
-
-    def build_result_extra(self, operation: str, task_id: str) -> HttpRequest | None:
-        """An optional read made once a task has succeeded, for result data its status lacks
-        (the Midjourney seed); None when the family has nothing to add."""
+    def lookup(self, operation: str, external_id: str) -> Flow[Submitted | None] | None:
+        """Find the task an earlier POST of this job may have created, by our external id:
+        None when the family has no lookup; the flow returns None only when the task is proven absent."""
         ...
 
-    def parse_result_extra(self, resp: HttpResponse) -> Mapping[str, Any]:
-        """What that read adds to job.result; {} when the relay has nothing (never an error)."""
+    def fetch_extra(self, target: PollTarget) -> Flow[Mapping[str, Any]] | None:
+        """Optional reads once a task succeeded, for result data its status lacks (the Midjourney
+        seed); returns what to add to job.result, {} when the relay has nothing."""
+        ...
+
+    def cancel(self, target: PollTarget) -> Flow[CancelOutcome] | None:
+        """Cancel the task at the provider; None when the family cannot."""
+        ...
+
+    def read_callback(self, headers: Mapping[str, str], body: bytes, inputs: CallbackInputs) -> CallbackVerdict:
+        """Read (and where the family signs, verify) a callback; ProviderProtocolError when unreadable."""
         ...
 
 
 class AdapterDefaults:
-    """No-op answers to the adapter protocol's optional hooks; a family overrides what it has."""
+    """The protocol's flows built from one-request hooks, and no-op answers to the optional
+    ones; a family overrides what it has (a hook, or a whole flow)."""
+
+    capabilities: Capabilities
+
+    def build_poll(self, targets: Sequence[PollTarget], *, batch: bool = True) -> HttpRequest:
+        raise NotImplementedError
+
+    def parse_poll(self, resp: HttpResponse) -> list[ProviderStatus]:
+        raise NotImplementedError
+
+    def parse_callback(self, headers: Mapping[str, str], body: bytes) -> ProviderStatus:
+        raise ProviderProtocolError("this provider sends no callbacks")
+
+    def poll(self, targets: Sequence[PollTarget], *, batch: bool = True) -> Flow[list[ProviderStatus]]:
+        resp = yield self.build_poll(targets, batch=batch)
+        if batch and resp.status in (404, 405, 501):
+            raise BatchUnsupported(f"batch query answered HTTP {resp.status}")
+        return self.parse_poll(resp)
+
+    def lookup(self, operation: str, external_id: str) -> Flow[Submitted | None] | None:
+        req = self.build_lookup(operation, external_id) if self.capabilities.can_lookup_by_external_id else None
+        return None if req is None else self._one(req, self.parse_lookup)
+
+    def fetch_extra(self, target: PollTarget) -> Flow[Mapping[str, Any]] | None:
+        req = self.build_result_extra(target.operation, target.task_id) if target.task_id else None
+        return None if req is None else self._one(req, self.parse_result_extra)
+
+    def cancel(self, target: PollTarget) -> Flow[CancelOutcome] | None:
+        return None
+
+    def read_callback(self, headers: Mapping[str, str], body: bytes, inputs: CallbackInputs) -> CallbackVerdict:
+        return CallbackVerdict(self.parse_callback(headers, body), trust=self.capabilities.callback_trust)
+
+    @staticmethod
+    def _one(req: HttpRequest, parse: Any) -> Flow[Any]:
+        resp = yield req
+        result = parse(resp)
+        return result
 
     def parent_of(self, operation: str, input: Mapping[str, Any]) -> ParentSpec | None:
         return None

@@ -16,16 +16,21 @@ log = logging.getLogger("k4u.dispatch")
 QUEUES = {SUBMIT: "submit", POLL: "poll", DOWNLOAD: "download", NOTIFY: "notify", TICK: "sweep"}
 
 
+# What a committed change asks to run next: (task, args), or a Followup that carries a priority.
+Followups = list[tuple[str, tuple[Any, ...]]]
+
+
 class Dispatcher(Protocol):
-    def send(self, task: str, *args: Any) -> None: ...
+    def send(self, task: str, *args: Any, priority: int | None = None) -> None: ...
 
 
 class CeleryDispatcher:
     def __init__(self, app: Any) -> None:
         self._app = app
 
-    def send(self, task: str, *args: Any) -> None:
-        self._app.send_task(task, args=list(args), queue=QUEUES[task])
+    def send(self, task: str, *args: Any, priority: int | None = None) -> None:
+        # Redis emulates priorities with sub-queues (0 is served first); kombu's default steps are 0, 3, 6, 9.
+        self._app.send_task(task, args=list(args), queue=QUEUES[task], priority=priority)
 
 
 class RecordingDispatcher:
@@ -33,19 +38,37 @@ class RecordingDispatcher:
 
     def __init__(self) -> None:
         self.sent: list[tuple[str, tuple[Any, ...]]] = []
+        self.priorities: list[int | None] = []
 
-    def send(self, task: str, *args: Any) -> None:
+    def send(self, task: str, *args: Any, priority: int | None = None) -> None:
         self.sent.append((task, args))
+        self.priorities.append(priority)
 
     def of(self, task: str) -> list[tuple[Any, ...]]:
         return [a for t, a in self.sent if t == task]
 
 
-def send_all(dispatcher: Dispatcher, followups: Sequence[tuple[str, tuple[Any, ...]]]) -> None:
+class Followup(tuple):  # type: ignore[type-arg]
+    """A (task, args) pair that also carries a broker priority (0 is served first)."""
+
+    priority: int | None
+
+    def __new__(cls, task: str, args: tuple[Any, ...], priority: int | None = None) -> Followup:
+        item = super().__new__(cls, (task, args))
+        item.priority = priority
+        return item
+
+
+def send_all(dispatcher: Dispatcher, followups: Sequence[tuple[Any, ...]]) -> None:
     """Send follow-ups of a committed change. A failing send (broker down) is logged, not raised:
     the change carries a `next_at`, so the beat's sweep re-derives the work from the database."""
-    for task, args in followups:
+    for item in followups:
+        task, args = item
         try:
-            dispatcher.send(task, *args)
+            priority = getattr(item, "priority", None)
+            if priority is None:
+                dispatcher.send(task, *args)
+            else:
+                dispatcher.send(task, *args, priority=priority)
         except Exception as exc:  # noqa: BLE001 - the committed change stands; the sweep carries it out
             log.warning("could not enqueue %s (%s); the sweep will pick it up", task, type(exc).__name__)

@@ -12,16 +12,16 @@ import hashlib
 import secrets
 import time
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import Any, NamedTuple
 
 from sqlalchemy import func, insert, select, update
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from models.status import JobStatus, can_transition
 from models.tables import Job, JobEvent, utcnow
 from providers.base import ParentRef
-from workers.db import is_postgres
+from workers.db import is_postgres, rowcount, table_of
 
 
 def new_job_id() -> str:
@@ -61,12 +61,12 @@ def transition(
     if not can_transition(old, new):
         raise ValueError(f"transition {old} -> {new} is not in the table")
     now = now or utcnow()
-    values = dict(fields, status=new.value, version=Job.version + 1, updated_at=now)
-    stmt = update(Job).where(Job.id == job.id, Job.status == old.value)
+    values = dict(fields, status=new.value, version=col(Job.version) + 1, updated_at=now)
+    stmt = update(Job).where(col(Job.id) == job.id, col(Job.status) == old.value)
     if expect_version is not None:
-        stmt = stmt.where(Job.version == expect_version)
+        stmt = stmt.where(col(Job.version) == expect_version)
     res = session.execute(stmt.values(**values))
-    if res.rowcount != 1:  # type: ignore[attr-defined]
+    if rowcount(res) != 1:
         return False
     append_event(session, job, old, new, reason, now, payload)
     session.refresh(job)
@@ -86,12 +86,12 @@ def transition_batch(session: Session, batch_id: str, old: JobStatus, new: JobSt
     INSERT). Returns the ids of the jobs that moved."""
     if not can_transition(old, new):
         raise ValueError(f"transition {old} -> {new} is not in the table")
-    stmt = (update(Job).where(Job.batch_id == batch_id, Job.status == old.value)  # type: ignore[arg-type]
-            .values(dict(fields, status=new.value, version=Job.version + 1, updated_at=now))
-            .returning(Job.id).execution_options(synchronize_session=False))
+    stmt = (update(Job).where(col(Job.batch_id) == batch_id, col(Job.status) == old.value)
+            .values(dict(fields, status=new.value, version=col(Job.version) + 1, updated_at=now))
+            .returning(col(Job.id)).execution_options(synchronize_session=False))
     ids = list(session.execute(stmt).scalars())
     if ids:
-        session.execute(insert(JobEvent.__table__), [  # type: ignore[attr-defined]
+        session.execute(insert(table_of(JobEvent)), [
             {"job_id": i, "old_status": old.value, "new_status": new.value, "reason": reason[:2000], "payload_sha256": None, "at": now}
             for i in ids])
     return ids
@@ -102,10 +102,10 @@ def take_lease(session: Session, job: Job, version: int, *, lease_s: float, now:
     now = now or utcnow()
     res = session.execute(
         update(Job)
-        .where(Job.id == job.id, Job.version == version, Job.status == job.status)
-        .values(version=Job.version + 1, next_at=now + timedelta(seconds=lease_s), updated_at=now, **fields)
+        .where(col(Job.id) == job.id, col(Job.version) == version, col(Job.status) == job.status)
+        .values(version=col(Job.version) + 1, next_at=now + timedelta(seconds=lease_s), updated_at=now, **fields)
     )
-    if res.rowcount != 1:  # type: ignore[attr-defined]
+    if rowcount(res) != 1:
         return False
     session.flush()
     session.refresh(job)
@@ -114,44 +114,63 @@ def take_lease(session: Session, job: Job, version: int, *, lease_s: float, now:
 
 def set_fields(session: Session, job_id: str, status: JobStatus, **fields: Any) -> bool:
     """Update non-status fields (progress, next_at...) while the job is still in `status`."""
-    res = session.execute(update(Job).where(Job.id == job_id, Job.status == status.value).values(updated_at=utcnow(), **fields))
-    return res.rowcount == 1  # type: ignore[attr-defined]
+    res = session.execute(update(Job).where(col(Job.id) == job_id, col(Job.status) == status.value).values(updated_at=utcnow(), **fields))
+    return rowcount(res) == 1
 
 
 def count_polls(session: Session, job_ids: Sequence[str]) -> None:
     """One more answered poll for each job (poll_count: how often the relay was asked about it)."""
     if job_ids:
-        session.execute(update(Job).where(Job.id.in_(list(set(job_ids)))).values(poll_count=Job.poll_count + 1))  # type: ignore[attr-defined]
+        session.execute(update(Job).where(col(Job.id).in_(list(set(job_ids)))).values(poll_count=col(Job.poll_count) + 1))
+
+
+class Claimed(NamedTuple):
+    job_id: str
+    provider: str
+    version: int
+    result_expires_at: datetime | None
 
 
 def claim_due(
     session: Session, status: JobStatus, *, now: datetime, lease_s: float, limit: int, provider: str | None = None
-) -> list[tuple[str, str, int]]:
+) -> list[Claimed]:
     """Claim up to `limit` jobs in `status` whose next_at has passed: push next_at out by the lease
-    and bump the version. Returns (job_id, provider, new_version). Safe under concurrent callers:
-    SKIP LOCKED on PostgreSQL, the serialized writer plus the next_at re-check on SQLite."""
-    sub = select(Job.id).where(Job.status == status.value, Job.next_at <= now)
+    and bump the version. Returns them in claim order: downloads whose result URLs expire soonest
+    first, everything else oldest due first. Safe under concurrent callers: SKIP LOCKED on
+    PostgreSQL, the serialized writer plus the next_at re-check on SQLite."""
+    sub = select(col(Job.id)).where(col(Job.status) == status.value, col(Job.next_at) <= now)
     if provider is not None:
-        sub = sub.where(Job.provider == provider)
-    sub = sub.order_by(Job.next_at).limit(limit)
-    if is_postgres(session.get_bind()):  # type: ignore[arg-type]
+        sub = sub.where(col(Job.provider) == provider)
+    downloads = status is JobStatus.DOWNLOADING
+    first = (col(Job.result_expires_at).asc().nulls_last(),) if downloads else ()
+    sub = sub.order_by(*first, col(Job.next_at)).limit(limit)
+    if is_postgres(session.get_bind()):
         sub = sub.with_for_update(skip_locked=True)
     stmt = (
         update(Job)
-        .where(Job.id.in_(sub.scalar_subquery()), Job.status == status.value, Job.next_at <= now)  # type: ignore[attr-defined]
-        .values(next_at=now + timedelta(seconds=lease_s), version=Job.version + 1)
-        .returning(Job.id, Job.provider, Job.version)
+        .where(col(Job.id).in_(sub.scalar_subquery()), col(Job.status) == status.value, col(Job.next_at) <= now)
+        .values(next_at=now + timedelta(seconds=lease_s), version=col(Job.version) + 1)
+        .returning(col(Job.id), col(Job.provider), col(Job.version), col(Job.result_expires_at))
         .execution_options(synchronize_session=False)
     )
-    return [(r[0], r[1], r[2]) for r in session.execute(stmt).all()]
+    rows = [Claimed(r[0], r[1], r[2], _aware(r[3])) for r in session.execute(stmt).all()]
+    if downloads:  # RETURNING has no order of its own
+        far = datetime.max.replace(tzinfo=UTC)
+        rows.sort(key=lambda c: c.result_expires_at or far)
+    return rows
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    """A timestamp read back through RETURNING (SQLite gives it naive, in UTC)."""
+    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
 
 def expired_deadlines(session: Session, now: datetime, statuses: Iterable[JobStatus], limit: int) -> Sequence[Job]:
     """In-flight jobs past their deadline, oldest deadline first. The ORDER BY lets PostgreSQL use the
     partial index ix_job_deadline (in-flight jobs only): O(due), not O(in flight) (bench/inflight.py)."""
     return session.scalars(
-        select(Job).where(Job.status.in_([s.value for s in statuses]), Job.deadline_at <= now)  # type: ignore[attr-defined]
-        .order_by(Job.deadline_at).limit(limit)  # type: ignore[arg-type]
+        select(Job).where(col(Job.status).in_([s.value for s in statuses]), col(Job.deadline_at) <= now)
+        .order_by(col(Job.deadline_at)).limit(limit)
     ).all()
 
 
@@ -163,5 +182,5 @@ def parent_ref(session: Session, job_id: str) -> ParentRef | None:
 
 
 def count_by_provider_status(session: Session) -> list[tuple[str, str, int]]:
-    rows = session.execute(select(Job.provider, Job.status, func.count()).group_by(Job.provider, Job.status)).all()
+    rows = session.execute(select(col(Job.provider), col(Job.status), func.count()).group_by(col(Job.provider), col(Job.status))).all()
     return [(r[0], r[1], int(r[2])) for r in rows]

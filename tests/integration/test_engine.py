@@ -145,8 +145,8 @@ def test_deadline_fails_with_timeout(engine_factory, sim: Sim) -> None:  # type:
 
 
 def test_expired_result_url_fails_with_its_own_code(engine_factory, sim: Sim) -> None:  # type: ignore[no-untyped-def]
-    from workers.services.apply import apply_status
     from providers.base import OutputRef, ProviderStatus, State
+    from workers.services.apply import apply_status
 
     d = engine_factory()
     job_id = submit(d)
@@ -189,9 +189,9 @@ def test_no_secret_in_messages_or_job_rows(engine_factory, sim: Sim) -> None:  #
     sent: list = []
     original = d.recorder.send
 
-    def spy(task, *args):  # type: ignore[no-untyped-def]
+    def spy(task, *args, **options):  # type: ignore[no-untyped-def]
         sent.append((task, args))
-        original(task, *args)
+        original(task, *args, **options)
 
     d.recorder.send = spy  # type: ignore[method-assign]
     job_id = submit(d)

@@ -40,16 +40,17 @@ from sqlmodel import Session, col
 
 from models.errors import IdempotencyConflict, JobNotFound, RequestInvalid, UnsafeURL
 from models.schemas import BatchCreate, BatchNotification, BatchPublic, JobCreate
-from models.status import ACTIVE, TERMINAL, JobStatus
+from models.status import ACTIVE, JobStatus
 from models.tables import Asset, Batch, Delivery, DeliveryAttempt, Job, JobEvent
 from providers.base import ParentRef, ParentSpec
 from providers.registry import UnknownProvider, get_adapter, resolve_operation, validate_input
 from workers import jobs
 from workers.context import Runtime
-from workers.db import session_scope
-from workers.dispatch import NOTIFY, send_all
+from workers.db import rowcount, session_scope, table_of
+from workers.dispatch import NOTIFY, Followups, send_all
 from workers.netguard import check_url
-from workers.services.apply import Followups, deadline_at, notification_delivery
+from workers.services.notification import notification_delivery
+from workers.services.schedule import deadline_at
 from workers.settings import Settings
 
 BATCH_ID_PATTERN = r"^batch_[0-9a-f]{1,36}$"
@@ -197,8 +198,8 @@ def _insert(rt: Runtime, body: BatchCreate, items: list[_Item]) -> tuple[Batch, 
         session.add(batch)
         session.flush()
         rows = _job_rows(rt, batch.id, fresh, now)
-        session.execute(insert(Job.__table__), rows)  # type: ignore[attr-defined]
-        session.execute(insert(JobEvent.__table__), [  # type: ignore[attr-defined]
+        session.execute(insert(table_of(Job)), rows)
+        session.execute(insert(table_of(JobEvent)), [
             {"job_id": r["id"], "old_status": None, "new_status": JobStatus.QUEUED.value, "reason": "created", "payload_sha256": None, "at": now}
             for r in rows])
     made = iter(_as_jobs(rows))
@@ -215,7 +216,8 @@ def _job_rows(rt: Runtime, batch_id: str, items: list[_Item], now: datetime) -> 
                    created_at=now, updated_at=now, next_at=now)
     # Columns left NULL are left out of the INSERT (less to bind per row), except JSON ones, where
     # None is stored as JSON null, as the ORM stores it for create_job.
-    defaults = {c: v for a, c in _columns() if (v := getattr(template, a)) is not None or isinstance(Job.__table__.c[c].type, JSON)}  # type: ignore[attr-defined]
+    table = table_of(Job)
+    defaults = {c: v for a, c in _columns() if (v := getattr(template, a)) is not None or isinstance(table.c[c].type, JSON)}
     return [
         defaults | {"id": job_id, "provider": it.body.provider, "operation": it.operation, "input": it.clean,
                     "metadata": it.body.metadata, "callback_url": it.body.callback_url, "callback_token": secrets.token_urlsafe(24),
@@ -228,7 +230,8 @@ def _as_jobs(rows: list[dict[str, Any]]) -> list[Job]:
     """Plain (not session-bound) Job objects of the inserted rows; model_construct, since the values
     were validated above and building them the usual way costs more than the INSERT."""
     columns = _columns()
-    return [Job.model_construct(**{a: r.get(c) for a, c in columns}) for r in rows]
+    values: list[dict[str, Any]] = [{a: r.get(c) for a, c in columns} for r in rows]
+    return [Job.model_construct(**v) for v in values]
 
 
 def _columns() -> list[tuple[str, str]]:
@@ -240,7 +243,8 @@ def _by_keys(session: Session, keys: list[str]) -> dict[str, Job]:
     found: dict[str, Job] = {}
     for chunk in _chunks(keys):
         for job in session.scalars(select(Job).where(col(Job.idempotency_key).in_(chunk))):
-            found[job.idempotency_key] = job
+            if job.idempotency_key is not None:  # always: it matched the IN (...)
+                found[job.idempotency_key] = job
     return found
 
 
@@ -250,7 +254,7 @@ def _chunks(values: Sequence[str]) -> list[Sequence[str]]:
 
 def _counts(session: Session, batch_id: str) -> dict[str, int]:
     """Jobs per status: one GROUP BY over the batch's jobs; every status is present."""
-    rows = session.execute(select(Job.status, func.count()).where(Job.batch_id == batch_id).group_by(Job.status)).all()  # type: ignore[arg-type]
+    rows = session.execute(select(col(Job.status), func.count()).where(col(Job.batch_id) == batch_id).group_by(col(Job.status))).all()
     return {s.value: 0 for s in JobStatus} | {r[0]: int(r[1]) for r in rows}
 
 
@@ -315,10 +319,10 @@ def _queue_job_notifications(session: Session, job_ids: list[str], *, settings: 
 def _finish(session: Session, batch: Batch, *, settings: Settings, now: datetime) -> Followups:
     """CAS the batch to finished (finished_at IS NULL and no job active); the winner alone inserts
     the batch.completed Delivery, so it is sent once whoever notices first (tick, read, cancel)."""
-    any_active = exists().where(Job.batch_id == batch.id, col(Job.status).in_(_ACTIVE))
+    any_active = exists().where(col(Job.batch_id) == batch.id, col(Job.status).in_(_ACTIVE))
     res = session.execute(update(Batch).where(col(Batch.id) == batch.id, col(Batch.finished_at).is_(None), ~any_active)
                           .values(finished_at=now).execution_options(synchronize_session=False))
-    if res.rowcount != 1:  # type: ignore[attr-defined]
+    if rowcount(res) != 1:
         return []
     session.refresh(batch)
     if not batch.callback_url:
@@ -338,7 +342,7 @@ def finish_done_batches(rt: Runtime) -> int:
     fu: Followups = []
     finished = 0
     with session_scope(rt.engine) as session:
-        any_active = exists().where(Job.batch_id == Batch.id, col(Job.status).in_(_ACTIVE))
+        any_active = exists().where(col(Job.batch_id) == col(Batch.id), col(Job.status).in_(_ACTIVE))
         done = list(session.scalars(select(Batch).where(col(Batch.finished_at).is_(None), ~any_active).limit(limit)))
         for batch in done:
             before = batch.finished_at
@@ -353,9 +357,9 @@ def list_batch_jobs(rt: Runtime, batch_id: str, *, status: JobStatus | None, lim
     """A page of the batch's jobs in item order: (jobs, their assets by job id, next cursor)."""
     with session_scope(rt.engine) as session:
         _load(session, batch_id)
-        q = select(Job).where(Job.batch_id == batch_id)
+        q = select(Job).where(col(Job.batch_id) == batch_id)
         if status is not None:
-            q = q.where(Job.status == status.value)
+            q = q.where(col(Job.status) == status.value)
         if cursor is not None:
             q = q.where(col(Job.id) > cursor)
         rows = list(session.scalars(q.order_by(col(Job.id)).limit(limit + 1)))
@@ -371,7 +375,7 @@ def batch_deliveries(rt: Runtime, batch_id: str) -> list[tuple[Delivery, list[De
     """The batch's own notifications with their attempts, oldest first."""
     with session_scope(rt.engine) as session:
         _load(session, batch_id)
-        deliveries = list(session.scalars(select(Delivery).where(Delivery.batch_id == batch_id)))
+        deliveries = list(session.scalars(select(Delivery).where(col(Delivery.batch_id) == batch_id)))
         attempts = list(session.scalars(select(DeliveryAttempt).where(col(DeliveryAttempt.delivery_id).in_([d.id for d in deliveries]))
                                      .order_by(col(DeliveryAttempt.id)))) if deliveries else []
     return [(d, [a for a in attempts if a.delivery_id == d.id]) for d in deliveries]

@@ -14,17 +14,18 @@ from collections.abc import Mapping
 from models.errors import CallbackInvalid, ProviderProtocolError
 from models.status import JobStatus
 from models.tables import Job
-from providers.base import ProviderStatus
+from providers.base import CallbackInputs, ProviderStatus, State
 from providers.registry import UnknownProvider, get_adapter
 from workers import jobs
 from workers.context import Runtime
 from workers.db import session_scope
 from workers.dispatch import send_all
+from workers.outcomes import Outcome
 from workers.services.apply import apply_status
 from workers.services.submit import adopt_task
 
 
-def handle_callback(rt: Runtime, provider: str, job_id: str, token: str, headers: Mapping[str, str], body: bytes) -> str:
+def handle_callback(rt: Runtime, provider: str, job_id: str, token: str, headers: Mapping[str, str], body: bytes) -> Outcome:
     try:
         adapter = get_adapter(provider)
     except UnknownProvider:
@@ -34,33 +35,38 @@ def handle_callback(rt: Runtime, provider: str, job_id: str, token: str, headers
         job = jobs.get_job(session, job_id)
         if job is None or job.provider != provider or not hmac.compare_digest(token.encode(), job.callback_token.encode()):
             raise CallbackInvalid("unknown callback URL")
+        # No family of this release signs its callbacks, so there is no secret to hand over yet.
+        inputs = CallbackInputs(secret=None, now=now, task_id=job.provider_task_id, handle=job.provider_handle or {})
         try:
-            st = adapter.parse_callback(headers, body)
+            verdict = adapter.read_callback(headers, body, inputs)
         except ProviderProtocolError as exc:
             raise CallbackInvalid(exc.message) from None
+        if verdict.refused is not None:
+            raise CallbackInvalid(verdict.refused, code="callback_refused")
+        st = verdict.status or ProviderStatus(None, State.UNKNOWN)
         matches = st.external_id == jobs.external_id(job) or (st.task_id is not None and st.task_id == job.provider_task_id)
-        if adapter.capabilities.callback_trust == "hint":
-            matches = False  # the family's notices are only hints: poll now, polling stays the truth
+        if verdict.trust == "hint" or verdict.status is None:
+            matches = False  # only a hint: poll now, polling stays the truth
         if job.status == JobStatus.SUBMITTING and adapter.capabilities.callback_reveals_task and _reveals_lost_task(job, st, True):
             # The submission's answer was lost (or has not come back yet): the callback names the task.
-            fu = adopt_task(session, job, st.task_id, st, settings=rt.settings, now=now, reason="recovered from the provider's callback",  # type: ignore[arg-type]
+            fu = adopt_task(session, job, st.task_id, st, settings=rt.settings, now=now, reason="recovered from the provider's callback",
                             source="callback", payload=body, expect_version=None) or []
-            outcome = "adopted"
+            outcome = Outcome.ADOPTED
         elif job.status == JobStatus.RUNNING and matches:
             fu = apply_status(session, job, st, settings=rt.settings, now=now, source="callback", payload=body)
-            outcome = "applied"
+            outcome = Outcome.APPLIED
         elif job.status == JobStatus.RUNNING:
             jobs.set_fields(session, job.id, JobStatus.RUNNING, next_at=now)
-            fu, outcome = [], "hint"
+            fu, outcome = [], Outcome.HINT
         elif job.status == JobStatus.FAILED and job.error_code == "submit_outcome_unknown" and _reveals_lost_task(job, st):
             # The submission's answer was lost and the job failed rather than risk a second charge;
             # the relay now shows that it did create the task. Record it for whoever decides on a retry.
             jobs.set_fields(session, job.id, JobStatus.FAILED, provider_task_id=st.task_id)
             jobs.append_event(session, job, JobStatus.FAILED, JobStatus.FAILED, now=now, payload=body,
                               reason=f"callback: the relay did create task {st.task_id} for this job (it was charged)")
-            fu, outcome = [], "recorded"
+            fu, outcome = [], Outcome.RECORDED
         else:
-            fu, outcome = [], "ignored"
+            fu, outcome = [], Outcome.IGNORED
     send_all(rt.dispatcher, fu)
     return outcome
 

@@ -25,8 +25,8 @@ from workers.context import Runtime
 from workers.db import session_scope
 from workers.dispatch import SUBMIT, send_all
 from workers.netguard import check_url
-from workers.services.apply import deadline_at, finish
-
+from workers.services.lifecycle import finish
+from workers.services.schedule import deadline_at
 
 
 def create_job(rt: Runtime, body: JobCreate, header_key: str | None = None) -> tuple[Job, bool]:
@@ -88,7 +88,8 @@ def _check_parent(rt: Runtime, provider: str, operation: str, clean: dict[str, o
     field = f"input.{spec.field}"
     with session_scope(rt.engine) as session:
         parent = jobs.parent_ref(session, spec.job_id)
-        provider_of = session.get(Job, spec.job_id).provider if parent else None  # type: ignore[union-attr]
+        parent_row = session.get(Job, spec.job_id) if parent else None
+        provider_of = parent_row.provider if parent_row else None
     if parent is None or provider_of != provider:
         raise RequestInvalid(field, f"{field}: no {provider} job {spec.job_id}")
     if parent.status not in spec.statuses:

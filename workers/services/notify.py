@@ -13,17 +13,19 @@ import time
 from datetime import timedelta
 
 import httpx
-from sqlalchemy import ColumnElement, update
-from sqlmodel import select
+from sqlalchemy import ColumnElement
+from sqlmodel import col, select
 
 from models.errors import UnsafeURL
+from models.status import DeliveryStatus
 from models.tables import Delivery, DeliveryAttempt
-from workers import signing
+from workers import deliveries, signing
 from workers.context import Runtime
 from workers.db import session_scope
 from workers.dispatch import NOTIFY, send_all
 from workers.netguard import GuardedTransport, check_url
 from workers.outbound import CallDeadline, read_capped
+from workers.outcomes import Outcome
 from workers.services.schedule import backoff
 
 log = logging.getLogger("k4u.notify")
@@ -31,19 +33,12 @@ log = logging.getLogger("k4u.notify")
 ANSWER_READ_CAP = 64 * 1024
 
 
-def deliver_notification(rt: Runtime, delivery_id: str, version: int) -> str:
+def deliver_notification(rt: Runtime, delivery_id: str, version: int) -> Outcome:
     s, now = rt.settings, rt.clock()
     with session_scope(rt.engine) as session:
-        lease = session.execute(
-            update(Delivery)
-            .where(Delivery.id == delivery_id, Delivery.version == version, Delivery.status == "pending")  # type: ignore[arg-type]
-            .values(version=Delivery.version + 1, attempts=Delivery.attempts + 1, next_at=now + timedelta(seconds=s.lease_s))
-        )
-        if lease.rowcount != 1:  # type: ignore[attr-defined]
-            return "stale"
-        d = session.get(Delivery, delivery_id)
-        assert d is not None
-        session.refresh(d)
+        d = deliveries.take(session, delivery_id, version, now=now, lease_s=s.lease_s)
+        if d is None:
+            return Outcome.STALE
         url, body, attempt, new_version = d.url, d.payload.encode(), d.attempts, d.version
 
     started = time.perf_counter()
@@ -56,17 +51,17 @@ def deliver_notification(rt: Runtime, delivery_id: str, version: int) -> str:
         session.add(DeliveryAttempt(delivery_id=delivery_id, attempt=attempt, status_code=status_code, error=error, duration_ms=ms, at=now))
         values: dict[str, object]
         if ok:
-            values = {"status": "delivered", "delivered_at": now, "next_at": None, "last_error": None}
+            values = {"status": DeliveryStatus.DELIVERED.value, "delivered_at": now, "next_at": None, "last_error": None}
         else:
             last = error or f"HTTP {status_code}"
             give_up = attempt >= s.notify_max_attempts or status_code == 410
             delay = backoff(attempt, s.notify_backoff_s, 24 * 3600.0)
-            values = {"status": "failed" if give_up else "pending", "last_error": last,
+            values = {"status": (DeliveryStatus.FAILED if give_up else DeliveryStatus.PENDING).value, "last_error": last,
                       "next_at": None if give_up else now + timedelta(seconds=delay)}
-        session.execute(update(Delivery).where(Delivery.id == delivery_id, Delivery.version == new_version).values(**values))  # type: ignore[arg-type]
+        deliveries.settle(session, delivery_id, new_version, **values)
     if not ok:
         log.warning("notification %s attempt %d failed: %s", delivery_id, attempt, error or f"HTTP {status_code}")
-    return "delivered" if ok else "retry"
+    return Outcome.DELIVERED if ok else Outcome.RETRY
 
 
 def _post(rt: Runtime, url: str, body: bytes, headers: dict[str, str]) -> tuple[int | None, str | None]:
@@ -102,25 +97,21 @@ def _post(rt: Runtime, url: str, body: bytes, headers: dict[str, str]) -> tuple[
 def replay_notifications(rt: Runtime, job_id: str) -> list[str]:
     """Send a job's notifications again (same webhook-id and body, so receivers can dedupe):
     every delivery that is not pending gets a fresh schedule. Returns the delivery ids queued."""
-    return _replay(rt, Delivery.job_id == job_id)  # type: ignore[arg-type]
+    return _replay(rt, col(Delivery.job_id) == job_id)
 
 
 def replay_batch_notifications(rt: Runtime, batch_id: str) -> list[str]:
     """replay_notifications for a batch's own notification (batch.completed)."""
-    return _replay(rt, Delivery.batch_id == batch_id)  # type: ignore[arg-type]
+    return _replay(rt, col(Delivery.batch_id) == batch_id)
 
 
 def _replay(rt: Runtime, of: ColumnElement[bool]) -> list[str]:
     now = rt.clock()
     queued: list[tuple[str, int]] = []
     with session_scope(rt.engine) as session:
-        rows = session.exec(select(Delivery.id, Delivery.version).where(of, Delivery.status != "pending")).all()
+        rows = session.exec(select(Delivery.id, Delivery.version).where(of, Delivery.status != DeliveryStatus.PENDING.value)).all()
         for delivery_id, version in rows:
-            res = session.execute(
-                update(Delivery).where(Delivery.id == delivery_id, Delivery.version == version)  # type: ignore[arg-type]
-                .values(status="pending", attempts=0, next_at=now + timedelta(seconds=rt.settings.lease_s), version=version + 1)
-            )
-            if res.rowcount == 1:  # type: ignore[attr-defined]
+            if deliveries.reopen(session, delivery_id, version, now=now, lease_s=rt.settings.lease_s):
                 queued.append((delivery_id, version + 1))
     # Broker down: the deliveries are pending with a next_at, so the beat's sweep sends them.
     send_all(rt.dispatcher, [(NOTIFY, q) for q in queued])

@@ -10,18 +10,20 @@ import time
 from collections.abc import Sequence
 from datetime import timedelta
 
-from sqlmodel import select
+from sqlmodel import col, select
 
-from models.errors import ProviderProtocolError, ProviderUnavailable
+from models.errors import BatchUnsupported, ProviderProtocolError, ProviderUnavailable
 from models.status import JobStatus
 from models.tables import Job
-from providers.base import Adapter, PollTarget, ProviderStatus, retry_after_s
+from providers.base import Adapter, PollTarget, ProviderStatus
 from providers.registry import get_adapter
 from workers import jobs
 from workers.context import Runtime
 from workers.db import session_scope
-from workers.dispatch import send_all
-from workers.services.apply import Followups, apply_status, next_poll_at
+from workers.dispatch import Followups, send_all
+from workers.flows import run_flow
+from workers.services.apply import apply_status
+from workers.services.schedule import next_poll_at
 
 log = logging.getLogger("k4u.poll")
 
@@ -40,7 +42,7 @@ def chunk_size(rt: Runtime, adapter: Adapter) -> int:
 def poll_jobs(rt: Runtime, job_ids: Sequence[str]) -> int:
     """Poll the given jobs; returns how many were still running and asked about."""
     with session_scope(rt.engine) as session:
-        rows = session.exec(select(Job).where(Job.id.in_(list(job_ids)), Job.status == JobStatus.RUNNING)).all()  # type: ignore[attr-defined]
+        rows = session.exec(select(Job).where(col(Job.id).in_(list(job_ids)), Job.status == JobStatus.RUNNING)).all()
     by_provider: dict[str, list[Job]] = {}
     for job in rows:
         if job.provider_task_id:
@@ -58,23 +60,25 @@ def poll_jobs(rt: Runtime, job_ids: Sequence[str]) -> int:
 
 def _poll_chunk(rt: Runtime, provider: str, chunk: list[Job], *, batch: bool) -> None:
     adapter = get_adapter(provider)
-    targets = [PollTarget(j.id, j.provider_task_id or "", j.operation) for j in chunk]
+    targets = [PollTarget(j.id, j.provider_task_id or "", j.operation, j.provider_handle or {}) for j in chunk]
     try:
         label = f"{provider}.poll_batch" if batch else f"{provider}.poll"
-        resp = rt.relay.send(adapter.build_poll(targets, batch=batch), idempotent=True, label=label)
-        if batch and resp.status in (404, 405, 501):
-            log.warning("%s batch query answered HTTP %d; polling one task at a time for %.0fs", provider, resp.status, _BATCH_OFF_S)
-            rt.batch_off_until[provider] = time.monotonic() + _BATCH_OFF_S
-            for job in chunk:
-                _poll_chunk(rt, provider, [job], batch=False)
-            return
-        if resp.status == 429 or resp.status >= 500:
-            raise ProviderUnavailable(f"HTTP {resp.status}", retry_after_s=retry_after_s(resp))
-        statuses = adapter.parse_poll(resp)
+        bodies: list[bytes] = []
+        statuses = run_flow(rt.relay, adapter.poll(targets, batch=batch), label, bodies)
+    except BatchUnsupported as exc:
+        log.warning("%s %s; polling one task at a time for %.0fs", provider, exc.message, _BATCH_OFF_S)
+        rt.batch_off_until[provider] = time.monotonic() + _BATCH_OFF_S
+        for job in chunk:
+            _poll_chunk(rt, provider, [job], batch=False)
+        return
     except (ProviderUnavailable, ProviderProtocolError) as exc:
         delay = getattr(exc, "retry_after_s", None)
         _push_back(rt, chunk, delay)
         log.warning("%s poll of %d job(s) failed: %s", provider, len(chunk), exc.message)
+        return
+    except Exception:  # an adapter bug on an odd answer must not break the whole poll round
+        log.exception("%s poll of %d job(s): unexpected error reading the answer", provider, len(chunk))
+        _push_back(rt, chunk, None)
         return
     matched = _match(chunk, statuses)
     fu: Followups = []
@@ -84,7 +88,7 @@ def _poll_chunk(rt: Runtime, provider: str, chunk: list[Job], *, batch: bool) ->
         for job, st in matched:
             fresh = jobs.get_job(session, job.id)
             if fresh is not None:
-                fu += apply_status(session, fresh, st, settings=rt.settings, now=now, source="poll", payload=resp.body)
+                fu += apply_status(session, fresh, st, settings=rt.settings, now=now, source="poll", payload=bodies[-1])
     send_all(rt.dispatcher, fu)
     answered = {job.id for job, _ in matched}
     missing = [j for j in chunk if j.id not in answered]

@@ -10,15 +10,16 @@ a new external id (`<job id>-a<N>`), so a lookup never mistakes the old task for
 from __future__ import annotations
 
 from sqlalchemy import delete
+from sqlmodel import col
 
 from models.errors import JobNotFound, JobStateConflict
-from models.status import JobStatus
+from models.status import JobStatus, SubmitState
 from models.tables import Asset, Job
 from workers import jobs
 from workers.context import Runtime
 from workers.db import session_scope
 from workers.dispatch import SUBMIT, send_all
-from workers.services.apply import deadline_at
+from workers.services.schedule import deadline_at
 
 
 def retry_job(rt: Runtime, job_id: str) -> Job:
@@ -33,10 +34,10 @@ def retry_job(rt: Runtime, job_id: str) -> Job:
         task = f"relay task {job.provider_task_id}" if job.provider_task_id else "no relay task known"
         reason = (f"retry requested: attempt {job.attempt + 1}; attempt {job.attempt} failed with "
                   f"{job.error_code or 'an error'} ({task})")
-        session.execute(delete(Asset).where(Asset.job_id == job.id))  # type: ignore[arg-type]
+        session.execute(delete(Asset).where(col(Asset.job_id) == job.id))
         won = jobs.transition(
             session, job, JobStatus.QUEUED, reason=reason, expect_version=job.version, now=now,
-            attempt=job.attempt + 1, provider_task_id=None, submit_state="not_sent", submit_attempts=0, submit_resends=0,
+            attempt=job.attempt + 1, provider_task_id=None, submit_state=SubmitState.NOT_SENT, submit_attempts=0, submit_resends=0,
             download_attempts=0, progress=0, result=None, error_code=None, error_message=None, error_retryable=None,
             submitted_at=None, finished_at=None, next_at=now,
             deadline_at=deadline_at(job.provider, rt.settings, now),

@@ -1,8 +1,13 @@
-"""When to look at a job next: adaptive poll intervals and retry backoff (pure)."""
+"""When to look at a job next: adaptive poll intervals, retry backoff, deadlines."""
 
 from __future__ import annotations
 
 import random
+from datetime import datetime, timedelta
+
+from models.tables import Job
+from providers.registry import get_adapter
+from workers.settings import Settings
 
 
 def poll_interval(age_s: float, expected_s: float, min_s: float, max_s: float) -> float:
@@ -19,5 +24,18 @@ def poll_interval(age_s: float, expected_s: float, min_s: float, max_s: float) -
 
 def backoff(attempt: int, base_s: float, cap_s: float, rng: random.Random | None = None) -> float:
     """Exponential backoff with +-20 % jitter; attempt counts from 1."""
-    delay = min(cap_s, base_s * 2 ** max(0, attempt - 1))
+    delay = min(cap_s, base_s * 2.0 ** max(0, attempt - 1))  # 2.0: int ** int is typed Any (negative powers)
     return delay * (rng or random).uniform(0.8, 1.2)
+
+
+def next_poll_at(job: Job, settings: Settings, now: datetime) -> datetime:
+    caps = get_adapter(job.provider).capabilities
+    expected = settings.poll_expected_s or caps.expected_s
+    min_s = settings.poll_min_interval_s or max(2.0, expected / 20)
+    age = (now - (job.submitted_at or job.created_at)).total_seconds()
+    return now + timedelta(seconds=poll_interval(age, expected, min_s, settings.poll_max_interval_s))
+
+
+def deadline_at(provider: str, settings: Settings, now: datetime) -> datetime:
+    """When a job (or a new attempt of one) started now must be finished: K4U_JOB_DEADLINE_S or the provider's."""
+    return now + timedelta(seconds=settings.job_deadline_s or get_adapter(provider).capabilities.deadline_s)

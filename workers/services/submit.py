@@ -18,65 +18,71 @@ Outcomes (architecture.md §6):
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlmodel import Session
 
 from models.errors import ProviderProtocolError, ProviderUnavailable, SubmitOutcomeUnknown
-from models.status import JobStatus
+from models.status import JobStatus, SubmitState
 from models.tables import Job
 from providers.base import Adapter, ParentRef, ProviderStatus, Rejected, SubmitContext, Submitted
 from providers.registry import get_adapter
 from workers import jobs
 from workers.context import Runtime
 from workers.db import session_scope
-from workers.dispatch import send_all
-from workers.services.apply import Followups, apply_status, finish, next_poll_at
-from workers.services.schedule import backoff
+from workers.dispatch import Followups, send_all
+from workers.flows import run_flow
+from workers.outcomes import Outcome
+from workers.services.apply import apply_status
+from workers.services.lifecycle import finish
+from workers.services.schedule import backoff, next_poll_at
 from workers.settings import Settings
 
 log = logging.getLogger("k4u.submit")
 
 
-def submit_job(rt: Runtime, job_id: str, version: int) -> str:
+def submit_job(rt: Runtime, job_id: str, version: int) -> Outcome:
     """Run one submit step for the job if `version` still holds; returns what happened."""
     s, now = rt.settings, rt.clock()
     with session_scope(rt.engine) as session:
         job = jobs.get_job(session, job_id)
         if job is None or job.version != version:
-            return "stale"
+            return Outcome.STALE
         prior = job.submit_state  # what the previous holder of the step left (awaiting_callback, unknown, ...)
         if job.status == JobStatus.QUEUED:
             recovering = False
             wait_s = rt.gate.wait_s(session, job.provider) if rt.gate is not None else None
             if wait_s is not None:  # over a provider limit: wait in queued, never fail for it
                 jobs.set_fields(session, job.id, JobStatus.QUEUED, next_at=now + timedelta(seconds=wait_s))
-                return "throttled"
+                return Outcome.THROTTLED
             won = jobs.transition(session, job, JobStatus.SUBMITTING, reason=f"submit attempt {job.submit_attempts + 1}",
-                                  expect_version=version, now=now, submit_state="sending",
+                                  expect_version=version, now=now, submit_state=SubmitState.SENDING,
                                   submit_attempts=job.submit_attempts + 1, next_at=now + timedelta(seconds=s.lease_s))
         elif job.status == JobStatus.SUBMITTING:
             # The sweep re-drives a submission whose lease ran out (unknown outcome, or a worker
             # that died mid-POST or before its DB write): the previous POST may have landed.
             recovering = True
-            won = jobs.take_lease(session, job, version, lease_s=s.lease_s, now=now, submit_state="recovering")
+            won = jobs.take_lease(session, job, version, lease_s=s.lease_s, now=now, submit_state=SubmitState.RECOVERING)
         else:
-            return "not-submittable"
+            return Outcome.NOT_SUBMITTABLE
         if not won:
-            return "lost"
+            return Outcome.LOST
         lease = job.version
     adapter = get_adapter(job.provider)
 
     if recovering:
         outcome = _recover(rt, adapter, job, lease, prior)
-        if outcome != "absent":
+        if outcome != Outcome.ABSENT:
             return outcome
         if job.submit_resends >= s.submit_max_attempts:
             return _fail(rt, job, lease, ("submit_failed", f"the relay did not take the job: {job.submit_resends} resend(s) after "
                                           "unknown outcomes, each lookup found no task (nothing was charged)", True))
-        lease = _begin_resend(rt, job, lease)
-        if lease is None:
-            return "lost"
+        resent = _begin_resend(rt, job, lease)
+        if resent is None:
+            return Outcome.LOST
+        lease = resent
 
     ctx = SubmitContext(job_id=job.id, external_id=jobs.external_id(job), callback_url=_callback_url(rt, job), now=now, parent=_parent(rt, adapter, job))
     try:
@@ -95,14 +101,14 @@ def submit_job(rt: Runtime, job_id: str, version: int) -> str:
             if not (caps.callback_reveals_task and ctx.callback_url and s.submit_callback_grace_s > 0):
                 return _fail(rt, job, lease, _unknown_error(job.id, exc.message))
             with session_scope(rt.engine) as session:  # a callback may still reveal the task (handle_callback adopts it)
-                jobs.set_fields(session, job.id, JobStatus.SUBMITTING, submit_state="awaiting_callback",
+                jobs.set_fields(session, job.id, JobStatus.SUBMITTING, submit_state=SubmitState.AWAITING_CALLBACK,
                                 next_at=rt.clock() + timedelta(seconds=s.submit_callback_grace_s))
-            return "awaiting-callback"
+            return Outcome.AWAITING_CALLBACK
         with session_scope(rt.engine) as session:
             # Keep the lease short: the recovery lookup should start soon.
-            jobs.set_fields(session, job.id, JobStatus.SUBMITTING, submit_state="unknown",
+            jobs.set_fields(session, job.id, JobStatus.SUBMITTING, submit_state=SubmitState.UNKNOWN,
                             next_at=rt.clock() + timedelta(seconds=min(s.lease_s, 10.0)))
-        return "unknown"
+        return Outcome.UNKNOWN
     if isinstance(result, Submitted):  # before any DB write: a crash now still leaves the task id in the log
         log.info("relay accepted job %s (%s.%s) as task %s", job.id, job.provider, job.operation, result.task_id)
     return _record(rt, job, lease, result, resp.body)
@@ -115,24 +121,24 @@ def _unknown_error(job_id: str, detail: str) -> tuple[str, str, bool]:
             "submits it again if you decide to.", False)
 
 
-def _recover(rt: Runtime, adapter: Adapter, job: Job, lease: int, prior: str) -> str:
+def _recover(rt: Runtime, adapter: Adapter, job: Job, lease: int, prior: str) -> Outcome:
     """Find out whether an earlier POST of this job created a relay task: 'absent' only when a
     lookup proved it; a family without a lookup fails the job instead (no blind resend)."""
-    req = adapter.build_lookup(job.operation, jobs.external_id(job)) if adapter.capabilities.can_lookup_by_external_id else None
-    if req is None:
-        why = (f"no callback revealed the task within {rt.settings.submit_callback_grace_s:.0f} s" if prior == "awaiting_callback"
+    flow = adapter.lookup(job.operation, jobs.external_id(job))
+    if flow is None:
+        why = (f"no callback revealed the task within {rt.settings.submit_callback_grace_s:.0f} s" if prior == SubmitState.AWAITING_CALLBACK
                else "no answer recorded for the last submission")
         return _fail(rt, job, lease, _unknown_error(job.id, why))
+    bodies: list[bytes] = []
     try:
-        resp = rt.relay.send(req, idempotent=True, label=f"{job.provider}.lookup")
-        found = adapter.parse_lookup(resp)
+        found = run_flow(rt.relay, flow, f"{job.provider}.lookup", bodies)
     except (ProviderUnavailable, ProviderProtocolError) as exc:
         log.warning("lookup for %s failed, will retry: %s", job.id, exc.message)
-        return "lookup-failed"  # the lease runs out and the sweep tries again (the deadline bounds it)
+        return Outcome.LOOKUP_FAILED  # the lease runs out and the sweep tries again (the deadline bounds it)
     if found is None:
-        return "absent"
+        return Outcome.ABSENT
     log.info("lookup found job %s as task %s", job.id, found.task_id)
-    return _record(rt, job, lease, found, resp.body, reason="recovered by external_task_id lookup")
+    return _record(rt, job, lease, found, bodies[-1] if bodies else b"", reason="recovered by external_task_id lookup")
 
 
 def _begin_resend(rt: Runtime, job: Job, lease: int) -> int | None:
@@ -142,7 +148,7 @@ def _begin_resend(rt: Runtime, job: Job, lease: int) -> int | None:
         if current is None or not jobs.transition(
             session, current, JobStatus.SUBMITTING, expect_version=lease, now=rt.clock(),
             reason=f"resend {current.submit_resends + 1} of {rt.settings.submit_max_attempts}: the lookup by external_task_id found no task",
-            submit_state="sending", submit_resends=current.submit_resends + 1, submit_attempts=current.submit_attempts + 1,
+            submit_state=SubmitState.SENDING, submit_resends=current.submit_resends + 1, submit_attempts=current.submit_attempts + 1,
             next_at=rt.clock() + timedelta(seconds=rt.settings.lease_s),
         ):
             return None
@@ -150,60 +156,70 @@ def _begin_resend(rt: Runtime, job: Job, lease: int) -> int | None:
         return current.version
 
 
-def _record(rt: Runtime, job: Job, lease: int, result: Submitted | Rejected, body: bytes, reason: str = "relay accepted") -> str:
+def _record(rt: Runtime, job: Job, lease: int, result: Submitted | Rejected, body: bytes, reason: str = "relay accepted") -> Outcome:
     if isinstance(result, Rejected) and result.retryable:
         return _requeue(rt, job, lease, result.code, result.message, result.retry_after_s)
     s, now = rt.settings, rt.clock()
     fu: Followups = []
     with session_scope(rt.engine) as session:
-        job = jobs.get_job(session, job.id)  # type: ignore[assignment]
+        job = _reload(session, job)
         match result:
-            case Submitted(task_id=task_id, status=st):
+            case Submitted(task_id=task_id, status=st, handle=handle):
                 adopted = adopt_task(session, job, task_id, st, settings=s, now=now, reason=reason, source="lookup",
-                                     payload=body, expect_version=lease)
+                                     payload=body, expect_version=lease, handle=handle)
                 if adopted is None:
                     log.warning("job %s accepted as %s but its lease was lost", job.id, task_id)
-                    return "lost-after-accept"
-                fu, outcome = adopted, "accepted"
+                    return Outcome.LOST_AFTER_ACCEPT
+                fu, outcome = adopted, Outcome.ACCEPTED
             case Rejected() as r:
                 fu = finish(session, job, JobStatus.FAILED, settings=s, now=now, reason=f"relay rejected: {r.code}",
                             payload=body, error=(r.code, r.message, False), expect_version=lease)
-                outcome = "rejected"
+                outcome = Outcome.REJECTED
     send_all(rt.dispatcher, fu)
     return outcome
 
 
-def adopt_task(session: Session, job: Job, task_id: str, st: ProviderStatus | None, *, settings: Settings, now: datetime,
-               reason: str, source: str, payload: bytes | None, expect_version: int | None) -> Followups | None:
+def adopt_task(session: Session, job: Job, task_id: str | None, st: ProviderStatus | None, *, settings: Settings, now: datetime,
+               reason: str, source: str, payload: bytes | None, expect_version: int | None,
+               handle: Mapping[str, Any] | None = None) -> Followups | None:
     """submitting -> running with the relay's task (from the submit answer, a lookup or a callback),
-    then fold in the status that came with it. None when the CAS was lost."""
-    if not jobs.transition(session, job, JobStatus.RUNNING, reason=f"{reason}: task {task_id}", expect_version=expect_version,
-                           payload=payload, now=now, provider_task_id=task_id, submitted_at=now,
-                           submit_state="accepted", error_code=None, error_message=None, error_retryable=None):
+    then fold in the status that came with it. None when the CAS was lost. A task id of None is an
+    answer that already carried the final status (a synchronous route): there is nothing to poll."""
+    what = f"task {task_id}" if task_id else "answered at once"
+    if not jobs.transition(session, job, JobStatus.RUNNING, reason=f"{reason}: {what}", expect_version=expect_version,
+                           payload=payload, now=now, provider_task_id=task_id, submitted_at=now, provider_handle=dict(handle or {}) or None,
+                           submit_state=SubmitState.ACCEPTED, error_code=None, error_message=None, error_retryable=None):
         return None
     jobs.set_fields(session, job.id, JobStatus.RUNNING, next_at=next_poll_at(job, settings, now))
     return apply_status(session, job, st, settings=settings, now=now, source=source, payload=payload) if st is not None else []
 
 
-def _requeue(rt: Runtime, job: Job, lease: int, code: str, message: str, retry_after_s: float | None) -> str:
+def _requeue(rt: Runtime, job: Job, lease: int, code: str, message: str, retry_after_s: float | None) -> Outcome:
     """The relay did not take the job ("later", or never reached): wait in queued. This never
     fails a job by itself; the job's deadline bounds the waiting."""
     now = rt.clock()
     delay = max(retry_after_s or 0.0, backoff(job.submit_attempts, 2.0, 300.0))
     with session_scope(rt.engine) as session:
-        job = jobs.get_job(session, job.id)  # type: ignore[assignment]
+        job = _reload(session, job)
         jobs.transition(session, job, JobStatus.QUEUED, reason=f"retry later: {code}: {message}"[:500], expect_version=lease,
-                        now=now, submit_state="not_sent", next_at=now + timedelta(seconds=delay),
+                        now=now, submit_state=SubmitState.NOT_SENT, next_at=now + timedelta(seconds=delay),
                         error_code=code, error_message=message, error_retryable=True)
-    return "requeued"
+    return Outcome.REQUEUED
 
 
-def _fail(rt: Runtime, job: Job, lease: int, error: tuple[str, str, bool]) -> str:
+def _fail(rt: Runtime, job: Job, lease: int, error: tuple[str, str, bool]) -> Outcome:
     with session_scope(rt.engine) as session:
-        job = jobs.get_job(session, job.id)  # type: ignore[assignment]
+        job = _reload(session, job)
         fu = finish(session, job, JobStatus.FAILED, settings=rt.settings, now=rt.clock(), reason=error[0], error=error, expect_version=lease)
     send_all(rt.dispatcher, fu)
-    return "failed"
+    return Outcome.FAILED
+
+
+def _reload(session: Session, job: Job) -> Job:
+    """The job's current row in this session. It exists: the caller has just read it, and jobs are never deleted."""
+    fresh = jobs.get_job(session, job.id)
+    assert fresh is not None, f"job {job.id} vanished"
+    return fresh
 
 
 def _parent(rt: Runtime, adapter: Adapter, job: Job) -> ParentRef | None:

@@ -10,21 +10,16 @@ lease has run out.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-
-from sqlalchemy import select, update
-from sqlmodel import Session
-
 from models.status import JobStatus
-from models.tables import Delivery
 from providers.registry import ADAPTERS
-from workers import jobs
+from workers import deliveries, jobs
 from workers.context import Runtime
-from workers.db import is_postgres, session_scope
-from workers.dispatch import DOWNLOAD, NOTIFY, POLL, SUBMIT, send_all
-from workers.services.apply import Followups, finish
+from workers.db import session_scope
+from workers.dispatch import DOWNLOAD, NOTIFY, POLL, SUBMIT, Followup, Followups, send_all
+from workers.services.apply import download_priority
 from workers.services.batches import finish_done_batches
 from workers.services.download import fail_expired_downloads
+from workers.services.lifecycle import finish
 from workers.services.poll import chunk_size
 
 _DEADLINED = (JobStatus.QUEUED, JobStatus.SUBMITTING, JobStatus.RUNNING)
@@ -47,8 +42,10 @@ def tick(rt: Runtime) -> dict[str, int]:
     for status, task in ((JobStatus.QUEUED, SUBMIT), (JobStatus.SUBMITTING, SUBMIT), (JobStatus.DOWNLOADING, DOWNLOAD)):
         with session_scope(rt.engine) as session:
             claimed = jobs.claim_due(session, status, now=now, lease_s=s.lease_s, limit=s.poll_batch_limit)
-        for job_id, _provider, version in claimed:
-            rt.dispatcher.send(task, job_id, version)
+        send_all(rt.dispatcher, [
+            Followup(task, (c.job_id, c.version), download_priority(c.result_expires_at, now) if task == DOWNLOAD else None)
+            for c in claimed
+        ])
         counts[status.value] = len(claimed)
 
     polled = 0
@@ -63,22 +60,8 @@ def tick(rt: Runtime) -> dict[str, int]:
     counts["running"] = polled
 
     with session_scope(rt.engine) as session:
-        due = claim_due_deliveries(session, now=now, lease_s=s.lease_s, limit=s.poll_batch_limit)
+        due = deliveries.claim_due(session, now=now, lease_s=s.lease_s, limit=s.poll_batch_limit)
     for delivery_id, version in due:
         rt.dispatcher.send(NOTIFY, delivery_id, version)
     counts["notify"] = len(due)
     return counts
-
-
-def claim_due_deliveries(session: Session, *, now: datetime, lease_s: float, limit: int) -> list[tuple[str, int]]:
-    sub = select(Delivery.id).where(Delivery.status == "pending", Delivery.next_at <= now).order_by(Delivery.next_at).limit(limit)  # type: ignore[arg-type,operator]
-    if is_postgres(session.get_bind()):
-        sub = sub.with_for_update(skip_locked=True)
-    stmt = (
-        update(Delivery)
-        .where(Delivery.id.in_(sub.scalar_subquery()), Delivery.status == "pending", Delivery.next_at <= now)  # type: ignore[attr-defined,arg-type,operator]
-        .values(next_at=now + timedelta(seconds=lease_s), version=Delivery.version + 1)
-        .returning(Delivery.id, Delivery.version)
-        .execution_options(synchronize_session=False)
-    )
-    return [(r[0], r[1]) for r in session.execute(stmt).all()]
