@@ -8,8 +8,9 @@ from providers.base import Adapter
 from providers.kling import KlingAdapter
 from providers.midjourney import MidjourneyAdapter
 from providers.suno import SunoAdapter
+from providers.video import GROK, SORA, VEO
 
-ADAPTERS: dict[str, Adapter] = {a.name: a for a in (KlingAdapter(), MidjourneyAdapter(), SunoAdapter())}
+ADAPTERS: dict[str, Adapter] = {a.name: a for a in (KlingAdapter(), MidjourneyAdapter(), SunoAdapter(), SORA, VEO, GROK)}
 
 
 class UnknownProvider(LookupError):
