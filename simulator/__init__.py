@@ -1,5 +1,6 @@
 """Key4U relay simulator: a standalone fake of the relay's Kling (style A),
-Midjourney (midjourney-proxy) and Suno (Suno-API) endpoints.
+Midjourney (midjourney-proxy), Suno (Suno-API) and Sora / Veo / Grok video endpoints
+(unified `/v1/video/*` and OpenAI `/v1/videos*` formats).
 
 Independent oracle for tests and demos; imports nothing from the rest of the
 project. Entry points: `create_app(config)` and `python -m simulator --port 9100`.

@@ -1,12 +1,17 @@
 """Admin (`/_sim/...`, no auth) and media routes of the simulator.
 
 Admin: health, config, faults, reset, advance, stats, tasks, paid (every created,
-billed task with its prompt), callbacks, media-sha256.
+billed task with its prompt), callbacks, media-sha256, auth-seen (requests per route template
+with / without an Authorization header, `simulator.auth_seen`).
 Media: `/_sim/media/{task}.mp4`, `/_sim/media/{task}_{i}.png`,
 `/_sim/media/{clip}.mp3`, `/_sim/media/{clip}.jpeg` (or .jpg),
 `/_sim/media/stream/{clip}.mp3` (partial MP3 of a streaming Suno clip),
 `/_sim/media/preview/{task}_{n}.png` (Midjourney in-progress preview),
-`/_sim/media/big/{n}.bin`, `/_sim/media/expired/{anything}` (403).
+`/_sim/media/big/{n}.bin` (n deterministic bytes with Range / If-Range / ETag support,
+`simulator.ranged`; `?ignore_range=1` always answers 200 in full, `?cut_at=K` drops the
+connection at absolute offset K for every request starting before K),
+`/_sim/media/expired/{anything}` (403). Video media (`/_sim/media/video/...`) is served by
+`simulator.video_routes`.
 """
 
 from __future__ import annotations
@@ -22,8 +27,10 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from simulator import media
+from simulator.auth_seen import auth_seen_view
 from simulator.chaos import RATE_FIELDS, CutResponse
 from simulator.config import update_config, update_faults
+from simulator.ranged import RangeOptions, big_blob, ranged_response
 from simulator.timeline import directive_seconds, directives
 
 if TYPE_CHECKING:
@@ -154,15 +161,19 @@ def admin_routes(sim: Simulator) -> list[Route]:
             return JSONResponse({"error": "size must be an integer"}, status_code=404)
         if not 0 <= n_bytes <= MAX_BIG:
             return JSONResponse({"error": f"size must be 0..{MAX_BIG}"}, status_code=400)
-        headers = {"Content-Length": str(n_bytes)}
-        if request.method == "HEAD":
-            return Response(headers=headers, media_type="application/octet-stream")
-        state.media_downloads += 1
-        return StreamingResponse(
-            media.stream_big(n_bytes, sim.config.slow_media_s),
-            media_type="application/octet-stream",
-            headers=headers,
-        )
+        query = request.query_params
+        try:
+            cut_at = int(query["cut_at"]) if query.get("cut_at") else None
+        except ValueError:
+            return JSONResponse({"error": "cut_at must be an integer"}, status_code=400)
+        if request.method == "GET":
+            state.media_downloads += 1
+        options = RangeOptions(ignore_range=query.get("ignore_range") in ("1", "true"), cut_at=cut_at,
+                               slow_s=sim.config.slow_media_s)
+        return ranged_response(request, big_blob(n_bytes), options)
+
+    async def auth_seen(request: Request) -> Response:
+        return JSONResponse(auth_seen_view(state))
 
     async def media_expired(request: Request) -> Response:
         return Response(
@@ -183,6 +194,7 @@ def admin_routes(sim: Simulator) -> list[Route]:
         Route("/_sim/paid", paid, methods=get),
         Route("/_sim/callbacks", callbacks, methods=get),
         Route("/_sim/media-sha256", media_sha256, methods=get),
+        Route("/_sim/auth-seen", auth_seen, methods=get),
         Route("/_sim/media/big/{n}.bin", media_big, methods=get),
         Route("/_sim/media/expired/{rest:path}", media_expired, methods=get),
         Route("/_sim/media/{folder:str}/{name}", media_file, methods=get),

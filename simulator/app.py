@@ -1,4 +1,4 @@
-"""ASGI app faking the Key4U relay's Kling (style A), Midjourney and Suno endpoints.
+"""ASGI app faking the Key4U relay's Kling (style A), Midjourney, Suno and video endpoints.
 
 `create_app(config)` returns a Starlette app serving:
   POST /kling/v1/videos/text2video | videos/image2video | images/generations
@@ -6,8 +6,10 @@
   GET  the same paths (list, native envelope only)
 the Midjourney routes of `simulator.mj_routes` (`/mj/...`, `/{mode}/mj/...`),
 the Suno routes of `simulator.suno_routes` (`/suno/...`),
+the Sora / Veo / Grok routes of `simulator.video_routes` (`/v1/video/...`, `/v1/videos...`),
 plus the admin and media routes of `simulator.admin`. The simulator object is
-reachable as `app.state.sim` (config, state, callback dispatcher).
+reachable as `app.state.sim` (config, state, callback dispatcher). Every request is counted
+with or without its Authorization header (`simulator.auth_seen`, `GET /_sim/auth-seen`).
 """
 
 from __future__ import annotations
@@ -18,18 +20,21 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from simulator import views
 from simulator.admin import admin_routes
+from simulator.auth_seen import AuthSeenMiddleware
 from simulator.callbacks import CallbackDispatcher
 from simulator.chaos import STATUSES_5XX
 from simulator.config import SimConfig
 from simulator.mj_routes import mj_routes
 from simulator.state import KINDS, SimState, parse_directives
 from simulator.suno_routes import suno_routes
+from simulator.video_routes import video_routes
 
 ErrorFn = Callable[[str, str, int | None], Response]
 MAX_PROMPT = 2500
@@ -213,6 +218,7 @@ def create_app(config: SimConfig | None = None) -> Starlette:
         routes.append(Route(path + "/{task_id}", _query_endpoint(sim, kind), methods=["GET"]))
     routes.extend(mj_routes(sim))
     routes.extend(suno_routes(sim))
+    routes.extend(video_routes(sim))
     routes.extend(admin_routes(sim))
 
     @contextlib.asynccontextmanager
@@ -226,6 +232,6 @@ def create_app(config: SimConfig | None = None) -> Starlette:
                 await loop_task
             await sim.callbacks.aclose()
 
-    app = Starlette(routes=routes, lifespan=lifespan)
+    app = Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(AuthSeenMiddleware, state=sim.state)])
     app.state.sim = sim
     return app

@@ -6,7 +6,7 @@
 * `MP4_BYTES`: see `simulator.mp4`.
 * `MP3_BYTES` / `MP3_STREAM_BYTES` (first 20 frames: a Suno clip while
   streaming) and `JPEG_BYTES`: see `simulator.codecs`.
-* `iter_big(n)`: n deterministic bytes produced chunk by chunk.
+* `iter_big(n)`: n deterministic bytes produced chunk by chunk; `iter_big_range(a, b)` a slice of them.
 """
 
 from __future__ import annotations
@@ -81,13 +81,19 @@ _BASE_BLOCK = bytes((i * 131 + (i >> 8) * 7 + 13) & 0xFF for i in range(CHUNK))
 
 def iter_big(n_bytes: int) -> Iterator[bytes]:
     """n deterministic bytes in 64 KiB chunks; chunk k is the base block rotated by k*7."""
-    sent, k = 0, 0
-    while sent < n_bytes:
+    return iter_big_range(0, n_bytes)
+
+
+def iter_big_range(start: int, stop: int) -> Iterator[bytes]:
+    """Bytes [start, stop) of the `iter_big` stream, without producing the ones before `start`
+    (a ranged download of a 1 GiB blob resumes at its offset in constant memory)."""
+    pos = max(0, start)
+    while pos < stop:
+        k, offset = divmod(pos, CHUNK)
         r = (k * 7) % CHUNK
         block = _BASE_BLOCK[r:] + _BASE_BLOCK[:r]
-        piece = block[: min(CHUNK, n_bytes - sent)]
-        sent += len(piece)
-        k += 1
+        piece = block[offset : offset + min(CHUNK - offset, stop - pos)]
+        pos += len(piece)
         yield piece
 
 
@@ -106,14 +112,3 @@ async def trickle(data: bytes, total_s: float, pieces: int = 20) -> AsyncIterato
     for part in parts:
         await asyncio.sleep(total_s / len(parts))
         yield part
-
-
-async def stream_big(n_bytes: int, total_s: float = 0.0) -> AsyncIterator[bytes]:
-    """Async version of `iter_big`, optionally spread over `total_s` seconds."""
-    chunks = max(1, -(-n_bytes // CHUNK))
-    for piece in iter_big(n_bytes):
-        if total_s > 0:
-            await asyncio.sleep(total_s / chunks)
-        else:
-            await asyncio.sleep(0)
-        yield piece

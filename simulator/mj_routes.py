@@ -17,9 +17,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from simulator import mj_views as v
+from simulator.bodies import json_object
 from simulator.mj import MODES
 from simulator.mj_submit import SUBMITS, Ctx
-from simulator.bodies import json_object
 from simulator.timeline import SUCCESS
 
 if TYPE_CHECKING:

@@ -28,9 +28,7 @@ from simulator.mj import (
     describe_suggestions,
     parse_custom_id,
 )
-from simulator.timeline import MODAL, NOT_START, SUBMITTED, SUCCESS, HookCursor, Timeline
-from simulator.timeline import directive_seconds as seconds
-from simulator.timeline import directives as find_directives
+from simulator.timeline import MODAL, NOT_START, SUBMITTED, SUCCESS, HookCursor, Timeline, directive_seconds as seconds, directives as find_directives
 
 if TYPE_CHECKING:
     from simulator.app import Simulator

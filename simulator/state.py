@@ -2,6 +2,7 @@
 
 Midjourney and Suno tasks live in `SimState.mj` / `SimState.suno`
 (`simulator.mj`, `simulator.suno`); their lifecycle is `simulator.timeline`.
+Sora / Veo / Grok video tasks live in `SimState.video` (`simulator.video`).
 
 A task is `submitted` for `queue_s` seconds, then `processing` for `run_s`
 seconds, then `succeed` (or `failed` when the prompt asked for it). Nothing is
@@ -23,6 +24,7 @@ from simulator.chaos import Dice, PaidLedger
 from simulator.config import Faults, SimConfig
 from simulator.mj import MjStore
 from simulator.suno import SunoStore
+from simulator.video import VideoStore
 
 SUBMITTED, PROCESSING, SUCCEED, FAILED = "submitted", "processing", "succeed", "failed"
 FINAL_STATUSES = (SUCCEED, FAILED)
@@ -152,6 +154,8 @@ class SimState:
         self.creates_by_family: Counter[str] = Counter()
         self.mj = MjStore()
         self.suno = SunoStore()
+        self.video = VideoStore()
+        self.auth_by_route: dict[str, Counter[str]] = {}  # simulator.auth_seen
         self.callbacks_sent = 0
         self.callbacks_failed = 0
         self.callbacks_dropped = 0
@@ -240,7 +244,7 @@ class SimState:
                 "family": "kling",
             }
             for t in self.tasks.values()
-        ] + self._timeline_rows(now)
+        ] + self._timeline_rows(now) + self.video.rows(now, self.wall_ms)
 
     def _timeline_rows(self, now: float) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = []
@@ -276,6 +280,10 @@ class SimState:
                 out["suno_single"] += n
             elif method == "POST" and path == "/suno/fetch":
                 out["suno_batch"] += n
+            elif method == "GET" and path == "/v1/video/query":
+                out["video_unified"] += n
+            elif method == "GET" and path == "/v1/videos/{id}":
+                out["video_openai"] += n
         return dict(out)
 
     def stats(self) -> dict[str, Any]:
@@ -283,8 +291,9 @@ class SimState:
             "requests": dict(self.requests),
             "creates": self.creates,
             "creates_by_family": dict(self.creates_by_family),
-            "tasks": len(self.tasks) + len(self.mj.tasks) + len(self.suno.tasks),
-            "tasks_by_family": {"kling": len(self.tasks), "mj": len(self.mj.tasks), "suno": len(self.suno.tasks)},
+            "tasks": len(self.tasks) + len(self.mj.tasks) + len(self.suno.tasks) + len(self.video.tasks),
+            "tasks_by_family": {"kling": len(self.tasks), "mj": len(self.mj.tasks), "suno": len(self.suno.tasks),
+                                "video": len(self.video.tasks)},
             "polls": (polls := self.polls()),
             "poll_requests": sum(polls.values()),
             "mj_submit_codes": dict(self.mj.codes),

@@ -20,8 +20,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from simulator import suno as s
-from simulator.mj_views import invalid_url
 from simulator.bodies import json_object
+from simulator.mj_views import invalid_url
 from simulator.timeline import QUEUED, SUBMITTED, HookCursor, Timeline, directive_seconds, directives
 
 if TYPE_CHECKING:

@@ -18,7 +18,7 @@ NOT_START, SUBMITTED, QUEUED, MODAL = "NOT_START", "SUBMITTED", "QUEUED", "MODAL
 IN_PROGRESS, SUCCESS, FAILURE = "IN_PROGRESS", "SUCCESS", "FAILURE"
 FINAL = (SUCCESS, FAILURE)
 
-_DIRECTIVE = re.compile(r"\[sim:([a-z_]+)(?:=([^\]]*))?\]")
+_DIRECTIVE = re.compile(r"\[sim:([a-z0-9_]+)(?:=([^\]]*))?\]")
 
 
 def directives(*texts: object) -> dict[str, str]:

@@ -20,9 +20,9 @@ from typing import Any
 import httpx
 import pytest
 
+from cli.procs import free_port
 from simulator import SimConfig, create_app
 from simulator.media import MEDIA_SHA256, big_sha256
-from cli.procs import free_port
 from tests.conftest import FakeClock
 from tests.unit.conftest import Factory, callback_recorder
 
