@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any, TypeVar
 from urllib.parse import urljoin
 
 import httpx
@@ -22,8 +23,11 @@ from models.errors import DownloadFailed, ProviderUnavailable, SubmitOutcomeUnkn
 from providers.base import HttpRequest, HttpResponse
 from workers.netguard import GuardedTransport, check_url
 from workers.outbound import CallDeadline
+from workers.resumable import StartOver, Transfer, why
 
 Observer = Callable[[str, str, int, float], None]  # (method, path template, status or 0, seconds)
+
+T = TypeVar("T")
 
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
 
@@ -57,7 +61,7 @@ class Relay:
         for attempt in range(attempts):
             started = time.perf_counter()
             try:
-                r = self._client.request(req.method, req.path, params=dict(req.query) or None, headers=dict(req.headers), json=req.json)
+                r = self._client.request(req.method, req.path, params=dict(req.query) or None, headers=dict(req.headers), **_body(req))
             except _NOT_SENT as exc:
                 self._record(req, label, 0, started)
                 if attempt + 1 < attempts:
@@ -77,6 +81,16 @@ class Relay:
     def _record(self, req: HttpRequest, label: str, status: int, started: float) -> None:
         if self._observe is not None:
             self._observe(req.method, label or req.path, status, time.perf_counter() - started)
+
+
+def _body(req: HttpRequest) -> dict[str, Any]:
+    """httpx keyword arguments for the request's one body: JSON, a multipart form, or bytes."""
+    if req.files or req.form is not None:
+        files = [(f.field, (f.filename, f.data, f.content_type)) for f in req.files]
+        return {"data": dict(req.form or {}), "files": files or None}
+    if req.content is not None:
+        return {"content": req.content}
+    return {"json": req.json} if req.json is not None else {}
 
 
 @dataclass(frozen=True)
@@ -99,49 +113,137 @@ def safe_content_type(header: str | None) -> str:
 
 
 class Fetcher:
-    """Streams result URLs. Redirects are followed by hand so every hop passes the SSRF check;
-    the relay key is attached only to URLs on the relay's own host when asked (needs_auth).
-    A whole fetch, redirects and body included, is cut at `timeout_s` however slowly the peer
-    answers. Without K4U_ALLOW_PRIVATE_URLS, connections go through the netguard transport."""
+    """Streams result URLs. Redirects are followed by hand so every hop passes the SSRF check.
+
+    The relay key goes on the first request of a fetch only, and only for a relay route
+    (needs_auth: the engine stored relay base URL + a relay-relative path) whose scheme, host and
+    port are the relay's; a redirect never carries it, even to the relay's own host, and a URL
+    that was not a relay route (a CDN, a `video_url` on the relay's host) never does. A body cut
+    short is resumed (workers.resumable). A resume is a new first hop to the *original* URL, not
+    to the last redirect target: a relay route gets the key again there and nowhere else, and a
+    signed CDN URL that expired meanwhile is minted afresh by walking the redirects again.
+    A whole fetch, redirects, resumes and body included, is cut at `timeout_s` however slowly the
+    peer answers. Without K4U_ALLOW_PRIVATE_URLS, connections go through the netguard transport."""
 
     def __init__(self, *, allow_private: bool, timeout_s: float, relay_base_url: str, api_key: str | None,
-                 transport: httpx.BaseTransport | None = None, max_redirects: int = 5) -> None:
+                 transport: httpx.BaseTransport | None = None, max_redirects: int = 5, max_resumes: int = 5) -> None:
         if transport is None and not allow_private:
             transport = GuardedTransport()
-        self._client = httpx.Client(timeout=httpx.Timeout(min(timeout_s, 60.0), connect=10.0), transport=transport, follow_redirects=False)
+        # identity: byte offsets (Range) must be the file's, and raw bytes need no decoding per chunk
+        self._client = httpx.Client(timeout=httpx.Timeout(min(timeout_s, 60.0), connect=10.0), transport=transport,
+                                    follow_redirects=False, headers={"accept-encoding": "identity"})
         self._total_s = timeout_s
         self._allow_private = allow_private
+        self._relay_base = relay_base_url
         self._relay = httpx.URL(relay_base_url)
         self._key = api_key
         self._max_redirects = max_redirects
+        self._max_resumes = max_resumes
 
     def close(self) -> None:
         self._client.close()
 
+    def resolve_relay_path(self, path: str) -> str:
+        """The absolute URL of a relay-relative route; see `resolve_relay_path`."""
+        return resolve_relay_path(self._relay_base, path)
+
+    def fetch(self, url: str, consume: Callable[[Download], T], *, needs_auth: bool = False) -> T:
+        """Stream `url` into `consume` and return what it returns. When the source sends the body
+        from byte 0 again after a drop, `consume` is called again with the new pass: the chunk
+        iterator it was reading raised `StartOver`, which the stores pass through after discarding
+        what they held (a failed put leaves nothing behind)."""
+        with CallDeadline(self._total_s) as cut:
+            transfer = Transfer(lambda extra: self._walk(url, needs_auth, cut, extra), cut=cut, max_resumes=self._max_resumes)
+            try:
+                transfer.start()
+                while True:
+                    try:
+                        return consume(_download(transfer))
+                    except StartOver:
+                        continue
+            finally:
+                transfer.close()
+
     @contextmanager
     def open(self, url: str, *, needs_auth: bool = False) -> Iterator[Download]:
+        """One pass for a consumer that cannot start over: drops are resumed, but a source that
+        sends the body from byte 0 again fails it (retryable). `fetch` handles both."""
         with CallDeadline(self._total_s) as cut:
-            for _hop in range(self._max_redirects + 1):
-                target = _result_url(url)
-                check_url(url, allow_private=self._allow_private, resolve=False)  # the transport resolves and checks
-                headers = {}
-                if needs_auth and self._key and target.host == self._relay.host:
-                    headers["authorization"] = f"Bearer {self._key}"
-                try:
-                    with self._client.stream("GET", target, headers=headers, extensions=cut.extensions) as r:
-                        if r.is_redirect and "location" in r.headers:
-                            url = urljoin(url, r.headers["location"])
-                            continue
-                        if r.status_code in (403, 404, 410):
-                            raise DownloadFailed(f"result URL answered HTTP {r.status_code} (expired or gone)", code="result_expired", retryable=False)
-                        if r.status_code >= 400:
-                            raise DownloadFailed(f"result URL answered HTTP {r.status_code}")
-                        yield Download(content_type=safe_content_type(r.headers.get("content-type")),
-                                       length=_length(r.headers.get("content-length")), chunks=_chunks(r, cut))
-                        return
-                except httpx.TransportError as exc:
-                    raise DownloadFailed(_why(exc, cut, "download failed")) from None
-            raise UnsafeURL("too many redirects")
+            transfer = Transfer(lambda extra: self._walk(url, needs_auth, cut, extra), cut=cut, max_resumes=self._max_resumes)
+            try:
+                transfer.start()
+                dl = _download(transfer)
+                yield Download(dl.content_type, dl.length, _one_pass(dl.chunks))
+            finally:
+                transfer.close()
+
+    def _walk(self, url: str, needs_auth: bool, cut: CallDeadline, extra: Mapping[str, str]) -> httpx.Response:
+        """GET url with the extra headers on every hop, following redirects by hand; the open
+        response of the last hop (the caller closes it). The key only ever goes on hop 0."""
+        for hop in range(self._max_redirects + 1):
+            target = _result_url(url)
+            check_url(url, allow_private=self._allow_private, resolve=False)  # the transport resolves and checks
+            headers = dict(extra)
+            if hop == 0 and needs_auth and self._key and _same_origin(target, self._relay):
+                headers["authorization"] = f"Bearer {self._key}"
+            try:
+                r = self._client.send(self._client.build_request("GET", target, headers=headers, extensions=cut.extensions), stream=True)
+            except httpx.TransportError as exc:
+                raise DownloadFailed(why(exc, cut, "download failed")) from None
+            if r.is_redirect:
+                r.close()
+                url = urljoin(url, r.headers["location"])
+                continue
+            if hop == 0 and needs_auth:
+                _relay_route_answer(r)
+            if r.status_code in (403, 404, 410):
+                r.close()
+                raise DownloadFailed(f"result URL answered HTTP {r.status_code} (expired or gone)", code="result_expired", retryable=False)
+            if r.status_code >= 400 and not (r.status_code == 416 and "range" in headers):
+                r.close()
+                raise DownloadFailed(f"result URL answered HTTP {r.status_code}")
+            return r
+        raise UnsafeURL("too many redirects")
+
+
+def _relay_route_answer(r: httpx.Response) -> None:
+    """What the relay's own content route means by an error (providers.md §5.2, new-api's video
+    proxy): 400 = the task has not succeeded yet and 5xx = relay trouble (both retried within the
+    download window), 403 = the relay's own filter blocks the fetch (not an expiry)."""
+    if r.status_code == 400:
+        r.close()
+        raise DownloadFailed("the relay's content route answered HTTP 400: the result is not ready yet", code="result_not_ready")
+    if r.status_code == 403:
+        r.close()
+        raise DownloadFailed("the relay's content route answered HTTP 403: the relay's own filter blocks this result "
+                             "(it did not expire); ask the relay's operator", code="result_blocked", retryable=False)
+
+
+def resolve_relay_path(base_url: str, path: str) -> str:
+    """The absolute URL of a relay-relative route (`/v1/videos/{id}/content`): the relay base URL
+    plus the path, keeping any path prefix of the base (urljoin would drop it). ValueError for
+    anything that is not a relay-relative path (an absolute or protocol-relative URL, a backslash,
+    a space or control character), so a provider's answer cannot steer the key elsewhere."""
+    if not path.startswith("/") or path.startswith("//") or "\\" in path or any(ord(c) <= 0x20 or ord(c) == 0x7F for c in path):
+        raise ValueError(f"not a relay-relative path: {path[:100]!r}")
+    return base_url.rstrip("/") + path
+
+
+def _same_origin(a: httpx.URL, b: httpx.URL) -> bool:
+    default = {"http": 80, "https": 443}
+    return (a.scheme, a.host, a.port or default.get(a.scheme)) == (b.scheme, b.host, b.port or default.get(b.scheme))
+
+
+def _download(transfer: Transfer) -> Download:
+    return Download(content_type=safe_content_type(transfer.headers.get("content-type")), length=transfer.length,
+                    chunks=transfer.chunks())
+
+
+def _one_pass(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    try:
+        yield from chunks
+    except StartOver:
+        raise DownloadFailed("the source sent the body from the start again; this reader cannot start over") from None
 
 
 def _result_url(url: str) -> httpx.URL:
@@ -156,24 +258,3 @@ def _result_url(url: str) -> httpx.URL:
     if not target.host:
         raise DownloadFailed("result URL has no host", code="invalid_result_url", retryable=False)
     return target
-
-
-def _length(header: str | None) -> int | None:
-    return int(header) if header and header.isdigit() and len(header) <= 18 else None
-
-
-def _why(exc: httpx.TransportError, cut: CallDeadline, what: str) -> str:
-    if cut.expired:
-        return f"{what}: not finished within K4U_DOWNLOAD_TIMEOUT_S ({cut.seconds:.0f} s)"
-    return f"{what} ({type(exc).__name__})"
-
-
-def _chunks(r: httpx.Response, cut: CallDeadline) -> Iterator[bytes]:
-    """The body in chunks, failing once the whole download outlives its time budget."""
-    try:
-        for chunk in r.iter_bytes():
-            if cut.expired or cut.remaining() <= 0:
-                raise DownloadFailed(f"download took longer than K4U_DOWNLOAD_TIMEOUT_S ({cut.seconds:.0f} s)")
-            yield chunk
-    except httpx.TransportError as exc:
-        raise DownloadFailed(_why(exc, cut, "download interrupted")) from None

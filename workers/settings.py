@@ -34,6 +34,8 @@ class Settings(BaseSettings):
     relay_connect_timeout_s: float = Field(5.0, gt=0)
     download_timeout_s: float = Field(600.0, gt=0)
     download_max_bytes: int = Field(2 * 1024**3, gt=0)
+    download_resumes: int = Field(5, ge=0, description="Reconnects per result file after a dropped connection (resumed "
+                                  "with Range where the source allows, else started over); past them the download step retries")
     download_max_attempts: int = Field(200, ge=1, description="Safety bound on download attempts; the window below is the real bound")
     download_window_s: float = Field(6 * 3600.0, gt=0, description="How long a job may stay downloading, retrying source and storage errors (shorter when the provider's result URLs expire sooner)")
     submit_max_attempts: int = Field(5, ge=1)

@@ -19,26 +19,29 @@ import logging
 import mimetypes
 import time
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any
 from datetime import datetime, timedelta
+from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import exc as sa_exc
-from sqlalchemy import update
-from sqlmodel import Session, select
+from sqlalchemy import exc as sa_exc, update
+from sqlmodel import Session, col, select
 
 from models.errors import DownloadFailed, ProviderError, StorageError
 from models.status import JobStatus
 from models.tables import Asset, Job
+from providers.base import PollTarget
 from providers.registry import get_adapter
 from workers import jobs
 from workers.context import Runtime
-from workers.db import session_scope
-from workers.dispatch import send_all
-from workers.relay import safe_content_type
-from workers.services.apply import Followups, finish
+from workers.db import rowcount, session_scope
+from workers.dispatch import Followups, send_all
+from workers.flows import run_flow
+from workers.outcomes import Outcome
+from workers.relay import Download, safe_content_type
+from workers.services.lifecycle import finish
 from workers.services.schedule import backoff
 from workers.settings import Settings
+from workers.storage import StoredObject
 
 log = logging.getLogger("k4u.download")
 
@@ -49,12 +52,12 @@ BACKOFF_BASE_S, BACKOFF_CAP_S = 2.0, 600.0
 _EXT = {"video/mp4": ".mp4", "image/png": ".png", "image/jpeg": ".jpg", "image/webp": ".webp", "audio/mpeg": ".mp3", "video/webm": ".webm"}
 
 
-def store_outputs(rt: Runtime, job_id: str, version: int) -> str:
+def store_outputs(rt: Runtime, job_id: str, version: int) -> Outcome:
     s, now = rt.settings, rt.clock()
     with session_scope(rt.engine) as session:
         job = jobs.get_job(session, job_id)
         if job is None or job.status != JobStatus.DOWNLOADING or job.version != version:
-            return "stale"
+            return Outcome.STALE
         deadline = job.download_deadline_at
         if job.download_attempts == 0 or deadline is None:  # the first attempt (of this job attempt) opens the window
             deadline = now + timedelta(seconds=download_window_s(job, s))
@@ -62,14 +65,14 @@ def store_outputs(rt: Runtime, job_id: str, version: int) -> str:
             fu = finish(session, job, JobStatus.FAILED, settings=s, now=now, reason="download deadline passed",
                         error=timeout_error(job.error_code, job.error_message), expect_version=version)
             send_all(rt.dispatcher, fu)
-            return "failed"
+            return Outcome.FAILED
         # A short lease kept alive while bytes flow (_Heartbeat): a worker killed mid-download
         # delays the job by about K4U_LEASE_S, not by the whole K4U_DOWNLOAD_TIMEOUT_S.
         if not jobs.take_lease(session, job, version, lease_s=s.lease_s, now=now,
                                download_attempts=job.download_attempts + 1, download_deadline_at=deadline):
-            return "lost"
+            return Outcome.LOST
         lease = job.version
-        pending = list(session.exec(select(Asset).where(Asset.job_id == job_id, Asset.stored_at.is_(None)).order_by(Asset.index)).all())  # type: ignore[union-attr]
+        pending = list(session.exec(select(Asset).where(col(Asset.job_id) == job_id, col(Asset.stored_at).is_(None)).order_by(col(Asset.index))).all())
     beat = _Heartbeat(rt, job_id, lease)
     stored = 0
     try:
@@ -77,7 +80,7 @@ def store_outputs(rt: Runtime, job_id: str, version: int) -> str:
             _store_one(rt, asset, beat)
             stored += 1
     except _LeaseLost:
-        return "lost"  # cancelled meanwhile, or the sweep gave the step to another worker
+        return Outcome.LOST  # cancelled meanwhile, or the sweep gave the step to another worker
     except (DownloadFailed, StorageError) as exc:
         return _failed(rt, job_id, lease, exc, progressed=stored > 0)
     except _DB_UNAVAILABLE:
@@ -90,25 +93,25 @@ def store_outputs(rt: Runtime, job_id: str, version: int) -> str:
     with session_scope(rt.engine) as session:
         job = jobs.get_job(session, job_id)
         if job is None:
-            return "stale"
+            return Outcome.STALE
         if extra:
             jobs.set_fields(session, job_id, JobStatus.DOWNLOADING, result=dict(job.result or {}) | dict(extra))
         n = len(session.exec(select(Asset.id).where(Asset.job_id == job_id)).all())
         fu = finish(session, job, JobStatus.SUCCEEDED, settings=s, now=now, reason=f"stored {n} asset(s)", expect_version=lease)
         won = job.status == JobStatus.SUCCEEDED
     send_all(rt.dispatcher, fu)
-    return "succeeded" if won else "lost"
+    return Outcome.SUCCEEDED if won else Outcome.LOST
 
 
 def _result_extra(rt: Runtime, job: Job) -> Mapping[str, Any]:
     """One optional read for result data the final status lacks (the Midjourney seed). A relay
     that cannot answer it costs the job nothing: the data is simply left out."""
-    adapter = get_adapter(job.provider)
-    req = adapter.build_result_extra(job.operation, job.provider_task_id) if job.provider_task_id else None
-    if req is None:
+    target = PollTarget(job.id, job.provider_task_id or "", job.operation, job.provider_handle or {})
+    flow = get_adapter(job.provider).fetch_extra(target)
+    if flow is None:
         return {}
     try:
-        return adapter.parse_result_extra(rt.relay.send(req, idempotent=True, label=f"{job.provider}.result_extra"))
+        return run_flow(rt.relay, flow, f"{job.provider}.result_extra")
     except ProviderError as exc:
         log.info("no extra result data for %s: %s", job.id, exc.message)
         return {}
@@ -168,20 +171,24 @@ class _Heartbeat:
         self._next = time.monotonic() + self._every
         now = self._rt.clock()
         with session_scope(self._rt.engine) as session:
-            res = session.execute(update(Job).where(Job.id == self._job_id, Job.version == self._lease,  # type: ignore[arg-type]
-                                                    Job.status == JobStatus.DOWNLOADING.value)
+            res = session.execute(update(Job).where(col(Job.id) == self._job_id, col(Job.version) == self._lease,
+                                                    col(Job.status) == JobStatus.DOWNLOADING.value)
                                   .values(next_at=now + timedelta(seconds=self._rt.settings.lease_s)))
-            if res.rowcount != 1:  # type: ignore[attr-defined]
+            if rowcount(res) != 1:
                 raise _LeaseLost()
 
 
 def _store_one(rt: Runtime, asset: Asset, beat: _Heartbeat) -> None:
-    with rt.fetcher.open(asset.source_url, needs_auth=asset.needs_auth) as dl:
+    def put(dl: Download) -> StoredObject:
+        """One pass of the body into the store; called again if the source starts over after a drop
+        (the failed put has left nothing behind, so the new pass replaces it cleanly)."""
         content_type = safe_content_type(dl.content_type if dl.content_type != "application/octet-stream" else _guess_type(asset.source_url))
         if dl.length is not None and dl.length > rt.settings.download_max_bytes:
             raise DownloadFailed(f"result is {dl.length} bytes, over the {rt.settings.download_max_bytes} cap", code="too_large", retryable=False)
         key = f"{asset.job_id}/{asset.index}{_ext(content_type, asset.source_url)}"
-        obj = rt.store.put_stream(key, beat.chunks(dl.chunks), content_type, rt.settings.download_max_bytes)
+        return rt.store.put_stream(key, beat.chunks(dl.chunks), content_type, rt.settings.download_max_bytes)
+
+    obj = rt.fetcher.fetch(asset.source_url, put, needs_auth=asset.needs_auth)
     with session_scope(rt.engine) as session:
         row = session.get(Asset, asset.id)
         if row is not None:
@@ -192,7 +199,7 @@ def _store_one(rt: Runtime, asset: Asset, beat: _Heartbeat) -> None:
     beat.beat_if_due()
 
 
-def _failed(rt: Runtime, job_id: str, lease: int, exc: DownloadFailed | StorageError, *, progressed: bool = False) -> str:
+def _failed(rt: Runtime, job_id: str, lease: int, exc: DownloadFailed | StorageError, *, progressed: bool = False) -> Outcome:
     """Retry within the download window, or finish the job failed. Our own storage's errors are
     always retried: they say nothing about the paid result, which is still at its source. An
     attempt that stored some assets before failing retries soon (the backoff starts again)."""
@@ -201,7 +208,7 @@ def _failed(rt: Runtime, job_id: str, lease: int, exc: DownloadFailed | StorageE
     with session_scope(rt.engine) as session:
         job = jobs.get_job(session, job_id)
         if job is None or job.version != lease:
-            return "lost"
+            return Outcome.LOST
         deadline = job.download_deadline_at
         error: tuple[str, str, bool] = (exc.code, exc.message, False)
         if retry and job.download_attempts >= s.download_max_attempts:
@@ -216,11 +223,11 @@ def _failed(rt: Runtime, job_id: str, lease: int, exc: DownloadFailed | StorageE
                             error_code=exc.code, error_message=exc.message, error_retryable=True)
             log.warning("download of %s failed (attempt %d), retrying in %.0fs: %s: %s", job_id, job.download_attempts,
                         (at - now).total_seconds(), exc.code, exc.message)
-            return "retry"
+            return Outcome.RETRY
         fu = finish(session, job, JobStatus.FAILED, settings=s, now=now, reason=f"download failed: {error[0]}",
                     error=error, expect_version=lease)
     send_all(rt.dispatcher, fu)
-    return "failed"
+    return Outcome.FAILED
 
 
 def _describe(exc: BaseException) -> str:
