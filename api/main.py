@@ -11,11 +11,11 @@ from prometheus_client import CollectorRegistry
 from api import errors, logs
 from api.limits import BodyLimits, body_caps
 from api.routes import batches, health, jobs, providers, webhooks
+from models.schemas import SizeLimits
 from workers.context import Runtime, build_runtime
 from workers.db import session_scope
 from workers.dispatch import CeleryDispatcher, Dispatcher
 from workers.jobs import count_by_provider_status
-from models.schemas import SizeLimits
 from workers.metrics import JobsCollector, RelayMetrics
 from workers.settings import Settings, get_settings
 

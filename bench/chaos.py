@@ -26,7 +26,6 @@ import tempfile
 import threading
 import time
 import uuid
-from collections import Counter
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any

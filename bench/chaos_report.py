@@ -40,7 +40,7 @@ class Figures:
 
 
 def _row(*cells: object, widths: tuple[int, ...] = (34, 12, 12, 12)) -> str:
-    return "".join(f"{c!s:<{w}}" if i == 0 else f"{c!s:>{w}}" for i, (c, w) in enumerate(zip(cells, widths)))
+    return "".join(f"{c!s:<{w}}" if i == 0 else f"{c!s:>{w}}" for i, (c, w) in enumerate(zip(cells, widths, strict=False)))
 
 
 def _hist(values: list[int]) -> str:

@@ -25,9 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-
-from stack import (TERMINAL, ProcSampler, bench_stack, list_jobs, percentile, pg_database, private_redis, proc_label,
-                   spawn_child, ts)
+from stack import TERMINAL, ProcSampler, bench_stack, list_jobs, percentile, pg_database, private_redis, proc_label, spawn_child, ts
 
 BENCH = Path(__file__).resolve().parent
 

@@ -219,7 +219,7 @@ class Run:
             self.downloaded[number] = names
 
     def rows(self) -> list[dict[str, Any]]:
-        out = []
+        out: list[dict[str, Any]] = []
         for ln in self.lines:
             job = self.jobs.get(ln.number)
             if job is None:  # not created yet (interrupted first), or created but not read yet

@@ -17,7 +17,6 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from models.errors import ProviderProtocolError
-from providers.wire import error_message, is_not_found, json_or_none, str_or_none
 from providers.base import (
     AdapterDefaults,
     Capabilities,
@@ -34,6 +33,7 @@ from providers.base import (
     parse_progress,
     reject_for_http,
 )
+from providers.wire import error_message, is_not_found, json_or_none, object_at, str_or_none
 
 PATHS = {
     "text2video": "/kling/v1/videos/text2video",
@@ -151,7 +151,8 @@ class KlingAdapter(AdapterDefaults):
         elif isinstance(code, str) and code not in ("success", "0", ""):
             return Rejected(code, message or code, False)
         else:
-            inner = data.get("data") if isinstance(data.get("data"), dict) else data
+            nested = data.get("data")
+            inner = nested if isinstance(nested, dict) else data
             task_id = inner.get("id") or inner.get("task_id")
         if not task_id:
             raise ProviderProtocolError("submit answer carries no task id")
@@ -230,7 +231,7 @@ def _native(d: Mapping[str, Any]) -> ProviderStatus:
     failed = state is State.FAILED
     if state is State.SUCCEEDED and not outputs:
         state, failed = State.FAILED, True
-        msg = "task succeeded without any result URL"
+        msg: str | None = "task succeeded without any result URL"
     else:
         msg = str(d.get("task_status_msg") or "") or None
     result_data = {k: d[k] for k in ("final_unit_deduction", "task_status_msg") if d.get(k) not in (None, "")}
@@ -243,8 +244,9 @@ def _native(d: Mapping[str, Any]) -> ProviderStatus:
 
 def _newapi_dto(d: Mapping[str, Any]) -> ProviderStatus:
     state = _NEWAPI_STATE.get(str(d.get("status") or ""), State.UNKNOWN)
-    raw = d.get("data") if isinstance(d.get("data"), dict) else {}
-    upstream = _native(raw.get("data") if isinstance(raw.get("data"), dict) else raw) if raw and "task_status" in (raw.get("data") or raw) else None
+    raw = object_at(d, "data")
+    nested = raw.get("data")
+    upstream = _native(nested if isinstance(nested, dict) else raw) if raw and "task_status" in (nested or raw) else None
     outputs = list(upstream.outputs) if upstream else []
     fail_reason = str(d.get("fail_reason") or "")
     url = d.get("result_url") or ""
@@ -268,10 +270,10 @@ def _newapi_dto(d: Mapping[str, Any]) -> ProviderStatus:
 
 def _video_object(d: Mapping[str, Any]) -> ProviderStatus:
     state = _VIDEO_STATE.get(str(d.get("status") or "").lower(), State.UNKNOWN)
-    meta = d.get("metadata") if isinstance(d.get("metadata"), dict) else {}
+    meta = object_at(d, "metadata")
     url = meta.get("url") or d.get("url") or d.get("video_url")
     outputs = [OutputRef(str(url), "video")] if url else []
-    err = d.get("error") if isinstance(d.get("error"), dict) else {}
+    err = object_at(d, "error")
     failed = state is State.FAILED
     if state is State.SUCCEEDED and not outputs:
         state, failed = State.FAILED, True

@@ -34,5 +34,12 @@ def is_not_found(data: Any) -> bool:
     return any(s in text for s in _NOT_FOUND)
 
 
+def object_at(d: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    """d[key] if it is a JSON object, else an empty one: relays omit nested objects, send null or
+    another type; callers read it with .get() either way."""
+    v = d.get(key)
+    return v if isinstance(v, Mapping) else {}
+
+
 def str_or_none(v: object) -> str | None:
     return None if v in (None, "") or isinstance(v, (list, dict)) else str(v)

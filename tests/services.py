@@ -59,8 +59,8 @@ def redis_server() -> Iterator[str]:
     except redis.ConnectionError:
         if CI:
             pytest.fail("Redis is required under CI but is not reachable")
-        from pathlib import Path
         import tempfile
+        from pathlib import Path
 
         from cli.procs import start_bundled_redis
 

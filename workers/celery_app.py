@@ -9,7 +9,7 @@ stopped by DB attempt counters, not by the broker.
 from __future__ import annotations
 
 from celery import Celery
-from kombu import Queue
+from kombu.entity import Queue  # where kombu defines it: its package root re-exports lazily, invisible to mypy
 
 from workers.dispatch import QUEUES, TICK
 from workers.settings import Settings

@@ -6,10 +6,14 @@ import functools
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import event
-from sqlalchemy.engine import Engine
-from sqlmodel import Session, create_engine
+from sqlalchemy import Table, event, inspect
+from sqlalchemy.engine import Connection, CursorResult, Engine, Result
+from sqlmodel import Session, SQLModel, create_engine
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
@@ -24,7 +28,7 @@ def get_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, hide_parameters=True)
 
         @event.listens_for(engine, "connect")
-        def _pragmas(dbapi_conn, _rec):  # type: ignore[no-untyped-def]
+        def _pragmas(dbapi_conn: Any, _rec: Any) -> None:
             dbapi_conn.isolation_level = None  # we issue BEGIN ourselves (below)
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
@@ -33,7 +37,7 @@ def get_engine(url: str) -> Engine:
             cur.close()
 
         @event.listens_for(engine, "begin")
-        def _begin_immediate(conn):  # type: ignore[no-untyped-def]
+        def _begin_immediate(conn: Connection) -> None:
             # Take the write lock at BEGIN so concurrent writers queue instead of failing mid-way.
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
@@ -42,8 +46,21 @@ def get_engine(url: str) -> Engine:
 
 
 
-def is_postgres(engine: Engine) -> bool:
-    return engine.dialect.name == "postgresql"
+def is_postgres(bind: Engine | Connection) -> bool:
+    """Takes what Session.get_bind() returns (an Engine, or a Connection inside a test's transaction)."""
+    return bind.dialect.name == "postgresql"
+
+
+def rowcount(result: Result[Any]) -> int:
+    """Rows matched by the UPDATE/DELETE that produced `result`: the compare-and-swap outcome.
+    Session.execute is typed as returning Result, but for DML it is a CursorResult, which has it."""
+    return cast(CursorResult[Any], result).rowcount
+
+
+def table_of(model: type[SQLModel]) -> Table:
+    """The Core Table behind a SQLModel table class, for bulk INSERTs (no per-row ORM work) and column
+    metadata. SQLModel sets `__table__` without declaring it; the mapper's local_table is that object."""
+    return cast(Table, inspect(model).local_table)
 
 
 @contextmanager
@@ -58,7 +75,7 @@ def session_scope(engine: Engine) -> Iterator[Session]:
             raise
 
 
-def alembic_config(url: str):  # type: ignore[no-untyped-def]
+def alembic_config(url: str) -> Config:
     from alembic.config import Config
 
     cfg = Config()

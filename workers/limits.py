@@ -13,7 +13,7 @@ from limits import RateLimitItem, parse
 from limits.storage import MemoryStorage, Storage, storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 from sqlalchemy import func, select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from models.errors import ConfigError
 from models.status import JobStatus
@@ -42,7 +42,9 @@ class SubmitGate:
         except ValueError as exc:
             raise ConfigError(f"K4U_SUBMIT_RATE_LIMITS: {exc}") from None
         self._caps = dict(caps)
-        storage: Storage = storage_from_string(redis_url, key_prefix=f"{prefix}:rl") if redis_url else MemoryStorage()
+        storage = storage_from_string(redis_url, key_prefix=f"{prefix}:rl") if redis_url else MemoryStorage()
+        if not isinstance(storage, Storage):  # an async+... URL: MovingWindowRateLimiter needs a synchronous storage
+            raise ConfigError(f"K4U_REDIS_URL: {redis_url!r} names an asynchronous storage; the submit rate limit needs a synchronous one")
         self._limiter = MovingWindowRateLimiter(storage)
 
     @classmethod
@@ -61,7 +63,7 @@ class SubmitGate:
         """None when the provider may take one more submission now; else seconds to wait."""
         cap = self._caps.get(provider, self._caps.get("*"))
         if cap is not None:
-            busy = session.execute(select(func.count()).select_from(Job).where(Job.provider == provider, Job.status.in_(_IN_FLIGHT))).scalar_one()  # type: ignore[attr-defined]
+            busy = session.execute(select(func.count()).select_from(Job).where(col(Job.provider) == provider, col(Job.status).in_(_IN_FLIGHT))).scalar_one()
             if busy >= cap:
                 return 2.0
         item = self._rates.get(provider, self._rates.get("*"))

@@ -16,7 +16,13 @@ from models.errors import JobNotFound
 from models.schemas import BatchCreate, BatchCreated, BatchPublic, JobPublic, JobsPublic
 from models.status import JobStatus
 from workers.services.batches import (
-    BATCH_ID_PATTERN, BatchItemInvalid, batch_deliveries, cancel_batch, create_batch, get_batch, list_batch_jobs,
+    BATCH_ID_PATTERN,
+    BatchItemInvalid,
+    batch_deliveries,
+    cancel_batch,
+    create_batch,
+    get_batch,
+    list_batch_jobs,
 )
 from workers.services.notify import replay_batch_notifications
 

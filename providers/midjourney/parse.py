@@ -19,7 +19,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from models.errors import ProviderProtocolError
-from providers.wire import error_message, is_not_found, json_or_none, str_or_none
 from providers.base import (
     HttpResponse,
     OutputRef,
@@ -30,6 +29,7 @@ from providers.base import (
     parse_progress,
     reject_for_http,
 )
+from providers.wire import error_message, is_not_found, json_or_none, str_or_none
 
 _STATE = {
     "": State.QUEUED, "NOT_START": State.QUEUED, "SUBMITTED": State.QUEUED, "MODAL": State.RUNNING,

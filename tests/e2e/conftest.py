@@ -16,9 +16,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import SIM_KEY
 from cli import procs
 from cli.procs import free_port
+from tests.conftest import SIM_KEY
 
 WEBHOOK_SECRET = "whsec_ZfUyTg5gSBswdDJt94lKEl5sQYBWuo7n"
 TOKEN = "e2e-token"

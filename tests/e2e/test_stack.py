@@ -123,8 +123,8 @@ def test_dev_bundles_redis_and_stops_cleanly_on_sigterm(tmp_path, e2e_db: str) -
     import subprocess
     import sys
 
-    from tests.e2e.conftest import wait_http
     from cli.procs import free_port
+    from tests.e2e.conftest import wait_http
 
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("K4U_")} | {

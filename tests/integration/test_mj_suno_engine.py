@@ -7,11 +7,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from sqlmodel import select
 
 from models.errors import RequestInvalid
 from models.schemas import JobCreate, JobPublic
 from models.tables import Asset
-from sqlmodel import select
 from tests.conftest import Sim
 from workers.db import session_scope
 from workers.services.create import create_job

@@ -160,7 +160,7 @@ class S3Store:
                 raise
             if exc is reader.error:
                 raise
-            raise reader.error  # the source's own exception, whatever boto wrapped it in
+            raise reader.error from exc  # the source's own exception, whatever boto wrapped it in
         if not reader.eof:  # cannot happen with s3transfer, which reads to EOF
             raise StorageError(f"s3 put for {self.describe(key)} ended before the stream did")
         return StoredObject(key=key, size=reader.size, sha256=reader.sha256(), content_type=content_type)
