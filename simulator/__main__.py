@@ -14,7 +14,7 @@ from simulator.config import ENVELOPES, SimConfig
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="python -m simulator",
-        description="Fake Key4U relay (Kling, Midjourney, Suno, Sora/Veo/Grok video endpoints).",
+        description="Fake Key4U relay (Kling, Midjourney, Suno, Sora/Veo/Grok video, Replicate and fal endpoints).",
     )
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=9100)

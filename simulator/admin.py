@@ -11,7 +11,9 @@ Media: `/_sim/media/{task}.mp4`, `/_sim/media/{task}_{i}.png`,
 `simulator.ranged`; `?ignore_range=1` always answers 200 in full, `?cut_at=K` drops the
 connection at absolute offset K for every request starting before K),
 `/_sim/media/expired/{anything}` (403). Video media (`/_sim/media/video/...`) is served by
-`simulator.video_routes`.
+`simulator.video_routes`, Replicate media (`/_sim/media/rep/...`) by `simulator.replicate_routes`,
+fal media (`/_sim/media/fal/...`) and the fal webhook key set (`/_sim/fal/jwks.json`) by
+`simulator.fal_routes`.
 """
 
 from __future__ import annotations

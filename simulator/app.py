@@ -1,4 +1,4 @@
-"""ASGI app faking the Key4U relay's Kling (style A), Midjourney, Suno and video endpoints.
+"""ASGI app faking the Key4U relay's Kling (style A), Midjourney, Suno, video, Replicate and fal endpoints.
 
 `create_app(config)` returns a Starlette app serving:
   POST /kling/v1/videos/text2video | videos/image2video | images/generations
@@ -7,6 +7,8 @@
 the Midjourney routes of `simulator.mj_routes` (`/mj/...`, `/{mode}/mj/...`),
 the Suno routes of `simulator.suno_routes` (`/suno/...`),
 the Sora / Veo / Grok routes of `simulator.video_routes` (`/v1/video/...`, `/v1/videos...`),
+the Replicate routes of `simulator.replicate_routes` (`/replicate/v1/...`),
+the fal queue routes of `simulator.fal_routes` (`/fal-ai/...`),
 plus the admin and media routes of `simulator.admin`. The simulator object is
 reachable as `app.state.sim` (config, state, callback dispatcher). Every request is counted
 with or without its Authorization header (`simulator.auth_seen`, `GET /_sim/auth-seen`).
@@ -31,7 +33,9 @@ from simulator.auth_seen import AuthSeenMiddleware
 from simulator.callbacks import CallbackDispatcher
 from simulator.chaos import STATUSES_5XX
 from simulator.config import SimConfig
+from simulator.fal_routes import fal_routes
 from simulator.mj_routes import mj_routes
+from simulator.replicate_routes import replicate_routes
 from simulator.state import KINDS, SimState, parse_directives
 from simulator.suno_routes import suno_routes
 from simulator.video_routes import video_routes
@@ -219,6 +223,8 @@ def create_app(config: SimConfig | None = None) -> Starlette:
     routes.extend(mj_routes(sim))
     routes.extend(suno_routes(sim))
     routes.extend(video_routes(sim))
+    routes.extend(replicate_routes(sim))
+    routes.extend(fal_routes(sim))
     routes.extend(admin_routes(sim))
 
     @contextlib.asynccontextmanager

@@ -7,6 +7,7 @@ task object (not enveloped, upstream numeric task_id) on status changes, the
 full Midjourney task object on every status *or progress* change, the Suno
 task object likewise (only when `suno_notify_enabled`). Delivery failures are
 logged and otherwise ignored, like a real provider that does not retry.
+Replicate and fal webhooks are signed and retried: `simulator.signed_hooks`.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any
 
 import httpx
 
-from simulator import mj_views, suno
+from simulator import mj_views, signed_hooks, suno
 from simulator.state import PROCESSING, SimState
 from simulator.timeline import Event, HookCursor, Timeline
 from simulator.views import native_task
@@ -144,22 +145,32 @@ class CallbackDispatcher:
     async def dispatch_once(self, wait: bool = True) -> int:
         """Collect and send due callbacks. Returns how many POSTs were started."""
         batches = collect_due(self.state)
-        if not batches:
+        signed = signed_hooks.collect_due(self.state)
+        if not batches and not signed:
             return 0
-        job = asyncio.ensure_future(self._send_batches(batches))
+        job = asyncio.ensure_future(self._send_batches(batches, signed))
         if wait:
             await job
         else:
             self._inflight.add(job)
             job.add_done_callback(self._inflight.discard)
-        return sum(len(b) for b in batches)
+        return sum(len(b) for b in batches) + sum(len(b) for b in signed)
 
-    async def _send_batches(self, batches: list[list[Delivery]]) -> None:
+    async def _send_batches(
+        self, batches: list[list[Delivery]], signed: list[list[signed_hooks.SignedDelivery]]
+    ) -> None:
         config = self.state.config
         async with httpx.AsyncClient(
             transport=config.callback_transport, timeout=config.callback_timeout_s
         ) as client:
-            await asyncio.gather(*(self._send_ordered(client, batch) for batch in batches))
+            await asyncio.gather(
+                *(self._send_ordered(client, batch) for batch in batches),
+                *(self._send_signed(client, batch) for batch in signed),
+            )
+
+    async def _send_signed(self, client: httpx.AsyncClient, batch: list[signed_hooks.SignedDelivery]) -> None:
+        for delivery in batch:
+            await signed_hooks.post(client, delivery, self.state)
 
     async def _send_ordered(self, client: httpx.AsyncClient, batch: list[Delivery]) -> None:
         for delivery in batch:

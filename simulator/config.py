@@ -44,12 +44,17 @@ _RUNTIME_FIELDS: dict[str, type] = {
     "rate_limit_rate": float,
     "accept_502_rate": float,
     "media_cut_rate": float,
+    "replicate_webhook_secret": str,
+    "webhook_retries": int,
+    "webhook_retry_delay_s": float,
 }
+# Test secret of the simulated Replicate account (Standard Webhooks `whsec_<base64 key>`).
+REPLICATE_WEBHOOK_SECRET = "whsec_a2V5NHUtc2ltLXJlcGxpY2F0ZS1ob29r"
 
 
 @dataclass
 class SimConfig:
-    """Behaviour of the fake Key4U relay (Kling, Midjourney, Suno).
+    """Behaviour of the fake Key4U relay (Kling, Midjourney, Suno, video, Replicate, fal).
 
     envelope: "native" (Kling official bodies) or "newapi" (new-api DTOs).
     queue_s / run_s: default time a task spends `submitted` / `processing`.
@@ -77,6 +82,11 @@ class SimConfig:
     accept_502_rate: share of creates (Kling, Midjourney, Suno) that make the task, which
         will run and is paid, and are then answered 502.
     media_cut_rate: share of media downloads cut mid-stream (full Content-Length announced).
+    replicate_webhook_secret: `whsec_<base64>` key that signs Replicate webhooks (Standard Webhooks).
+    webhook_retries / webhook_retry_delay_s: extra attempts of a signed Replicate / fal webhook
+        answered 5xx (Replicate) or non-2xx (fal), and the pause between attempts.
+    webhook_clock: wall clock (unix seconds) of the `webhook-timestamp` / `X-Fal-Webhook-Timestamp`
+        headers; the time a delivery is *sent*, so it ignores `/_sim/advance` (inject in tests).
     """
 
     envelope: str = "native"
@@ -105,6 +115,10 @@ class SimConfig:
     rate_limit_rate: float = 0.0
     accept_502_rate: float = 0.0
     media_cut_rate: float = 0.0
+    replicate_webhook_secret: str = REPLICATE_WEBHOOK_SECRET
+    webhook_retries: int = 3
+    webhook_retry_delay_s: float = 0.2
+    webhook_clock: Callable[[], float] = time.time
 
     def __post_init__(self) -> None:
         if self.envelope not in ENVELOPES:
@@ -141,8 +155,10 @@ def update_config(config: SimConfig, payload: dict[str, Any]) -> None:
             raise ValueError(f"{key} must be >= 0")
         if key in RATE_FIELDS and value > 1:
             raise ValueError(f"{key} must be between 0 and 1")
-        if key == "fault_seed" and value != int(value):
-            raise ValueError("fault_seed must be an integer")
+        if key in ("fault_seed", "webhook_retries") and value != int(value):
+            raise ValueError(f"{key} must be an integer")
+        if key == "replicate_webhook_secret" and not value.startswith("whsec_"):
+            raise ValueError("replicate_webhook_secret must start with whsec_")
         setattr(config, key, kind(value))
 
 

@@ -2,7 +2,9 @@
 
 Midjourney and Suno tasks live in `SimState.mj` / `SimState.suno`
 (`simulator.mj`, `simulator.suno`); their lifecycle is `simulator.timeline`.
-Sora / Veo / Grok video tasks live in `SimState.video` (`simulator.video`).
+Sora / Veo / Grok video tasks live in `SimState.video` (`simulator.video`), Replicate
+predictions in `SimState.replicate` (`simulator.replicate`), fal requests in `SimState.fal`
+(`simulator.fal`; its webhook signing key `SimState.fal_key` survives resets).
 
 A task is `submitted` for `queue_s` seconds, then `processing` for `run_s`
 seconds, then `succeed` (or `failed` when the prompt asked for it). Nothing is
@@ -22,7 +24,10 @@ from typing import Any
 
 from simulator.chaos import Dice, PaidLedger
 from simulator.config import Faults, SimConfig
+from simulator.fal import FalSigningKey, FalStore
 from simulator.mj import MjStore
+from simulator.replicate import Prediction, ReplicateStore
+from simulator.replicate_views import output_at
 from simulator.suno import SunoStore
 from simulator.video import VideoStore
 
@@ -142,6 +147,7 @@ class SimState:
         self.time_offset = 0.0  # moved forward by POST /_sim/advance
         # Wall-clock epoch matching clock()==0, so timestamps follow the fake clock.
         self._epoch = time.time() - config.clock()
+        self.fal_key = FalSigningKey()  # published as a JWKS; a client fetches it once
         self.reset()
 
     def reset(self) -> None:
@@ -155,6 +161,8 @@ class SimState:
         self.mj = MjStore()
         self.suno = SunoStore()
         self.video = VideoStore()
+        self.replicate = ReplicateStore()
+        self.fal = FalStore()
         self.auth_by_route: dict[str, Counter[str]] = {}  # simulator.auth_seen
         self.callbacks_sent = 0
         self.callbacks_failed = 0
@@ -244,7 +252,13 @@ class SimState:
                 "family": "kling",
             }
             for t in self.tasks.values()
-        ] + self._timeline_rows(now) + self.video.rows(now, self.wall_ms)
+        ] + self._timeline_rows(now) + self.video.rows(now, self.wall_ms) + self._rep_fal_rows(now)
+
+    def _rep_fal_rows(self, now: float) -> list[dict[str, Any]]:
+        def output(p: Prediction, at: float) -> Any:
+            return output_at(p, at, (self.config.public_base or p.public_base).rstrip("/"))
+
+        return self.replicate.rows(now, self.wall_ms, output) + self.fal.rows(now, self.wall_ms)
 
     def _timeline_rows(self, now: float) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = []
@@ -284,6 +298,10 @@ class SimState:
                 out["video_unified"] += n
             elif method == "GET" and path == "/v1/videos/{id}":
                 out["video_openai"] += n
+            elif method == "GET" and path == "/replicate/v1/predictions/{id}":
+                out["replicate"] += n
+            elif method == "GET" and path == "/fal-ai/{app}/requests/{id}/status":
+                out["fal"] += n
         return dict(out)
 
     def stats(self) -> dict[str, Any]:
@@ -291,9 +309,11 @@ class SimState:
             "requests": dict(self.requests),
             "creates": self.creates,
             "creates_by_family": dict(self.creates_by_family),
-            "tasks": len(self.tasks) + len(self.mj.tasks) + len(self.suno.tasks) + len(self.video.tasks),
+            "tasks": len(self.tasks) + len(self.mj.tasks) + len(self.suno.tasks) + len(self.video.tasks)
+            + len(self.replicate.predictions) + len(self.fal.requests),
             "tasks_by_family": {"kling": len(self.tasks), "mj": len(self.mj.tasks), "suno": len(self.suno.tasks),
-                                "video": len(self.video.tasks)},
+                                "video": len(self.video.tasks), "replicate": len(self.replicate.predictions),
+                                "fal": len(self.fal.requests)},
             "polls": (polls := self.polls()),
             "poll_requests": sum(polls.values()),
             "mj_submit_codes": dict(self.mj.codes),
