@@ -30,6 +30,15 @@ class SubmitState(StrEnum):
     ACCEPTED = "accepted"
 
 
+class ProviderCancel(StrEnum):
+    """Where the cancel of a cancelled job's relay task stands (job.provider_cancel; None: nothing
+    to cancel there, the family has no cancel or the job never reached the relay)."""
+
+    PENDING = "pending"  # to be sent (or sent again after a 5xx), at next_at
+    DONE = "done"  # the relay answered; the event says whether the task was actually stopped
+    FAILED = "failed"  # given up after K4U_PROVIDER_CANCEL_MAX_ATTEMPTS
+
+
 class DeliveryStatus(StrEnum):
     PENDING = "pending"
     DELIVERED = "delivered"

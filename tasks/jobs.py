@@ -8,6 +8,7 @@ from workers.process import runtime
 from workers.services.download import store_outputs
 from workers.services.notify import deliver_notification
 from workers.services.poll import poll_jobs
+from workers.services.provider_cancel import cancel_at_provider
 from workers.services.submit import submit_job
 from workers.services.sweep import tick as sweep_tick
 
@@ -15,6 +16,11 @@ from workers.services.sweep import tick as sweep_tick
 @app.task(name=dispatch.SUBMIT)
 def submit(job_id: str, version: int) -> str:
     return submit_job(runtime(), job_id, version)
+
+
+@app.task(name=dispatch.CANCEL)
+def cancel(job_id: str, version: int) -> str:
+    return cancel_at_provider(runtime(), job_id, version)
 
 
 @app.task(name=dispatch.POLL)

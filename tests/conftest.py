@@ -26,6 +26,7 @@ from workers.dispatch import RecordingDispatcher
 from workers.services.download import store_outputs
 from workers.services.notify import deliver_notification
 from workers.services.poll import poll_jobs
+from workers.services.provider_cancel import cancel_at_provider
 from workers.services.submit import submit_job
 from workers.services.sweep import tick
 from workers.settings import Settings, get_settings
@@ -138,7 +139,7 @@ class Driver:
 
     HANDLERS: dict[str, Callable[..., Any]] = {
         dispatch.SUBMIT: submit_job, dispatch.POLL: poll_jobs, dispatch.DOWNLOAD: store_outputs,
-        dispatch.NOTIFY: deliver_notification,
+        dispatch.NOTIFY: deliver_notification, dispatch.CANCEL: cancel_at_provider,
     }
 
     def __init__(self, rt: Runtime, recorder: RecordingDispatcher, clock: FakeClock) -> None:

@@ -11,9 +11,10 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 SUBMIT, POLL, DOWNLOAD, NOTIFY, TICK = "k4u.submit", "k4u.poll", "k4u.download", "k4u.notify", "k4u.tick"
+CANCEL = "k4u.cancel"  # the relay-side cancel of a cancelled job's task: one short relay call, beside the submits
 log = logging.getLogger("k4u.dispatch")
 
-QUEUES = {SUBMIT: "submit", POLL: "poll", DOWNLOAD: "download", NOTIFY: "notify", TICK: "sweep"}
+QUEUES = {SUBMIT: "submit", CANCEL: "submit", POLL: "poll", DOWNLOAD: "download", NOTIFY: "notify", TICK: "sweep"}
 
 
 # What a committed change asks to run next: (task, args), or a Followup that carries a priority.

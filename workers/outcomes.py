@@ -29,6 +29,8 @@ class Outcome(StrEnum):
     RETRY = "retry"
     # notify
     DELIVERED = "delivered"
+    # provider cancel (also RETRY, FAILED)
+    CANCELLED = "cancelled"  # the relay answered the cancel; the job's events say what it did
     # callbacks
     ADOPTED = "adopted"
     APPLIED = "applied"

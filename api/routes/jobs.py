@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import math
 from pathlib import PurePosixPath
 from typing import Annotated
 
@@ -53,12 +55,17 @@ async def get_job(job_id: str, rt: RuntimeDep, base: BaseUrlDep, request: Reques
 
 
 @router.get("", response_model=JobsPublic)
-def list_jobs(rt: RuntimeDep, base: BaseUrlDep, status: JobStatus | None = None,
+def list_jobs(rt: RuntimeDep, base: BaseUrlDep, response: Response, status: JobStatus | None = None,
               provider: Annotated[str | None, Query(max_length=40, pattern=PLAIN_TEXT)] = None,
               batch_id: Annotated[str | None, Query(max_length=64, pattern=PLAIN_TEXT)] = None,
               limit: Annotated[int, Query(ge=1, le=500)] = 50,
               cursor: Annotated[str | None, Query(pattern=JOB_ID_PATTERN, description="next_cursor of the previous page")] = None) -> JobsPublic:
-    """Newest first; pass next_cursor back as cursor for the next page."""
+    """Newest first; pass next_cursor back as cursor for the next page.
+
+    With `batch_id`, the answer also carries `cost`: the relay-reported cost numbers of the jobs'
+    `result.cost` (Replicate `predict_time_s`, fal `inference_s`...) summed per key over the whole
+    batch, whatever the page and the other filters, plus `jobs_with_cost`; the same totals are in the
+    `X-K4U-Batch-Cost` header as compact JSON. Summed from `result.cost` alone, streamed in chunks."""
     q = select(Job)
     if status is not None:
         q = q.where(Job.status == status.value)
@@ -77,13 +84,47 @@ def list_jobs(rt: RuntimeDep, base: BaseUrlDep, status: JobStatus | None = None,
     for a in assets:
         by_job.setdefault(a.job_id, []).append(a)
     items = [JobPublic.from_rows(j, by_job.get(j.id, []), base) for j in page]
-    return JobsPublic(items=items, next_cursor=page[-1].id if len(rows) > limit else None)
+    cost = None
+    if batch_id is not None:
+        cost = batch_cost(rt, batch_id)
+        response.headers["X-K4U-Batch-Cost"] = json.dumps(cost, separators=(",", ":"))
+    return JobsPublic(items=items, next_cursor=page[-1].id if len(rows) > limit else None, cost=cost)
+
+
+COST_CHUNK = 1000
+
+
+def batch_cost(rt: RuntimeDep, batch_id: str) -> dict[str, int | float]:
+    """Per-key totals of the numbers in the batch's `result.cost` objects, and `jobs_with_cost`.
+
+    The keys differ per family and are not known in advance, so no fixed SQL aggregate covers
+    them; the database sends only each job's `result -> 'cost'` sub-object (not the job rows),
+    in chunks of COST_CHUNK (a server-side cursor on PostgreSQL), and they are summed here in
+    constant memory. Booleans and non-numbers are ignored; floats are rounded to 6 places."""
+    totals: dict[str, int | float] = {}
+    with_cost = 0
+    query = (select(col(Job.result)["cost"]).where(col(Job.batch_id) == batch_id, col(Job.result).is_not(None))
+             .execution_options(yield_per=COST_CHUNK))
+    with session_scope(rt.engine) as session:
+        for cost in session.exec(query):
+            if not isinstance(cost, dict):
+                continue
+            numbers = [(k, v) for k, v in cost.items() if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)]
+            if numbers:
+                with_cost += 1
+            for k, v in numbers:
+                totals[k] = totals.get(k, 0) + v
+    out: dict[str, int | float] = {k: round(v, 6) if isinstance(v, float) else v for k, v in sorted(totals.items())}
+    out["jobs_with_cost"] = with_cost  # reserved: the count wins over a cost key of that name
+    return out
 
 
 @router.post("/{job_id}/cancel", response_model=JobPublic, responses={404: {}, 409: {"description": "already finished"}})
 def post_cancel(job_id: str, rt: RuntimeDep, base: BaseUrlDep) -> JobPublic:
-    """Stop tracking the job (the relay has no cancel for most families; a paid result already
-    made is not fetched)."""
+    """Stop tracking the job (a paid result already made is not fetched). Where the family can
+    cancel at the relay (Replicate, fal) and the job has a task there, that task is cancelled too,
+    in the background: `provider_cancel` pending, then done (the events say what the relay
+    answered) or failed after K4U_PROVIDER_CANCEL_MAX_ATTEMPTS."""
     return _public(rt, cancel_job(rt, job_id), base)
 
 

@@ -50,6 +50,7 @@ from workers.db import rowcount, session_scope, table_of
 from workers.dispatch import NOTIFY, Followups, send_all
 from workers.netguard import check_url
 from workers.services.notification import notification_delivery
+from workers.services.provider_cancel import schedule_batch_cancels
 from workers.services.schedule import deadline_at
 from workers.settings import Settings
 
@@ -293,9 +294,14 @@ def cancel_batch(rt: Runtime, batch_id: str) -> BatchPublic:
     with session_scope(rt.engine) as session:
         batch = _load(session, batch_id)
         cancelled: list[str] = []
+        in_flight: list[str] = []  # their task may still be working at the relay
         for status in (JobStatus.QUEUED, JobStatus.SUBMITTING, JobStatus.RUNNING, JobStatus.DOWNLOADING):
-            cancelled += jobs.transition_batch(session, batch_id, status, JobStatus.CANCELLED, reason="batch cancelled by the caller",
-                                               now=now, finished_at=now, next_at=None)
+            ids = jobs.transition_batch(session, batch_id, status, JobStatus.CANCELLED, reason="batch cancelled by the caller",
+                                        now=now, finished_at=now, next_at=None)
+            cancelled += ids
+            if status in (JobStatus.SUBMITTING, JobStatus.RUNNING):
+                in_flight += ids
+        schedule_batch_cancels(session, in_flight, now)
         _queue_job_notifications(session, cancelled, settings=rt.settings, now=now)
         fu = _finish(session, batch, settings=rt.settings, now=now) if batch.finished_at is None else []
         public = _public(batch, _counts(session, batch_id))

@@ -26,6 +26,7 @@ from workers.db import session_scope
 from workers.dispatch import SUBMIT, send_all
 from workers.netguard import check_url
 from workers.services.lifecycle import finish
+from workers.services.provider_cancel import schedule_provider_cancel
 from workers.services.schedule import deadline_at
 
 
@@ -105,11 +106,14 @@ def cancel_job(rt: Runtime, job_id: str) -> Job:
         job = jobs.get_job(session, job_id)
         if job is None:
             raise JobNotFound(f"no job {job_id}")
-        if JobStatus(job.status) in TERMINAL:
+        prior = JobStatus(job.status)
+        if prior in TERMINAL:
             raise JobStateConflict(f"job is already {job.status}")
-        fu = finish(session, job, JobStatus.CANCELLED, settings=rt.settings, now=rt.clock(), reason="cancelled by the caller")
+        now = rt.clock()
+        fu = finish(session, job, JobStatus.CANCELLED, settings=rt.settings, now=now, reason="cancelled by the caller")
         if not fu and job.status != JobStatus.CANCELLED:
             raise JobStateConflict("the job changed state meanwhile; try again")
+        fu += schedule_provider_cancel(session, job, prior, now)  # where the family can stop the task at the relay
     send_all(rt.dispatcher, fu)  # never raises: a notification the broker missed is sent by the sweep
     return job
 

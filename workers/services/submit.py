@@ -37,6 +37,7 @@ from workers.flows import run_flow
 from workers.outcomes import Outcome
 from workers.services.apply import apply_status
 from workers.services.lifecycle import finish
+from workers.services.provider_cancel import record_late_accept
 from workers.services.schedule import backoff, next_poll_at
 from workers.settings import Settings
 
@@ -145,7 +146,7 @@ def _begin_resend(rt: Runtime, job: Job, lease: int) -> int | None:
     """Record the resend as an event (submitting -> submitting) and count it; the new lease, or None."""
     with session_scope(rt.engine) as session:
         current = jobs.get_job(session, job.id)
-        if current is None or not jobs.transition(
+        if current is None or current.status == JobStatus.CANCELLED or not jobs.transition(
             session, current, JobStatus.SUBMITTING, expect_version=lease, now=rt.clock(),
             reason=f"resend {current.submit_resends + 1} of {rt.settings.submit_max_attempts}: the lookup by external_task_id found no task",
             submit_state=SubmitState.SENDING, submit_resends=current.submit_resends + 1, submit_attempts=current.submit_attempts + 1,
@@ -165,12 +166,22 @@ def _record(rt: Runtime, job: Job, lease: int, result: Submitted | Rejected, bod
         job = _reload(session, job)
         match result:
             case Submitted(task_id=task_id, status=st, handle=handle):
-                adopted = adopt_task(session, job, task_id, st, settings=s, now=now, reason=reason, source="lookup",
-                                     payload=body, expect_version=lease, handle=handle)
-                if adopted is None:
+                # Cancelled while the POST was out (the table has no cancelled -> running): keep the
+                # task on the cancelled job and cancel it at the relay where the family can.
+                adopted = None if job.status == JobStatus.CANCELLED else adopt_task(
+                    session, job, task_id, st, settings=s, now=now, reason=reason, source="lookup",
+                    payload=body, expect_version=lease, handle=handle)
+                if adopted is not None:
+                    fu, outcome = adopted, Outcome.ACCEPTED
+                elif (job := _reload(session, job)).status == JobStatus.CANCELLED and task_id:
+                    log.warning("job %s accepted as %s after it was cancelled", job.id, task_id)
+                    fu, outcome = record_late_accept(session, job, task_id, handle, now=now, payload=body), Outcome.LOST_AFTER_ACCEPT
+                else:
                     log.warning("job %s accepted as %s but its lease was lost", job.id, task_id)
                     return Outcome.LOST_AFTER_ACCEPT
-                fu, outcome = adopted, Outcome.ACCEPTED
+            case Rejected() as r if job.status == JobStatus.CANCELLED:  # nothing was charged; the cancel stands
+                log.info("job %s was cancelled before the relay rejected it (%s)", job.id, r.code)
+                return Outcome.LOST
             case Rejected() as r:
                 fu = finish(session, job, JobStatus.FAILED, settings=s, now=now, reason=f"relay rejected: {r.code}",
                             payload=body, error=(r.code, r.message, False), expect_version=lease)
@@ -201,6 +212,8 @@ def _requeue(rt: Runtime, job: Job, lease: int, code: str, message: str, retry_a
     delay = max(retry_after_s or 0.0, backoff(job.submit_attempts, 2.0, 300.0))
     with session_scope(rt.engine) as session:
         job = _reload(session, job)
+        if job.status == JobStatus.CANCELLED:  # cancelled while the POST was out: the cancel stands
+            return Outcome.LOST
         jobs.transition(session, job, JobStatus.QUEUED, reason=f"retry later: {code}: {message}"[:500], expect_version=lease,
                         now=now, submit_state=SubmitState.NOT_SENT, next_at=now + timedelta(seconds=delay),
                         error_code=code, error_message=message, error_retryable=True)
@@ -210,6 +223,8 @@ def _requeue(rt: Runtime, job: Job, lease: int, code: str, message: str, retry_a
 def _fail(rt: Runtime, job: Job, lease: int, error: tuple[str, str, bool]) -> Outcome:
     with session_scope(rt.engine) as session:
         job = _reload(session, job)
+        if job.status == JobStatus.CANCELLED:  # cancelled meanwhile: the cancel stands
+            return Outcome.LOST
         fu = finish(session, job, JobStatus.FAILED, settings=rt.settings, now=rt.clock(), reason=error[0], error=error, expect_version=lease)
     send_all(rt.dispatcher, fu)
     return Outcome.FAILED
