@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from models.status import JobStatus
+from models.status import JobStatus, ProviderCancel
 from models.tables import Asset, Job
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -150,6 +150,20 @@ class AssetPublic(BaseModel):
     metadata: dict[str, Any] = Field(default_factory=dict, description="Provider details: clip id and title, grid or split image...")
 
 
+_DATA_URI = re.compile(r"data:([a-z0-9.+-]+/[a-z0-9.+-]+)?((?:;[a-z0-9-]+=[^;,]*)*)(;base64)?,", re.I)
+
+
+def data_uri_label(value: str) -> str:
+    """`data:<mime>;base64,…(N bytes)`: what we show instead of a data: URI's payload (the bytes
+    are stored as an asset; repeating them in every job view and notification helps nobody)."""
+    m = _DATA_URI.match(value)
+    if m is None:
+        return "data:,…"
+    payload = value[m.end():]
+    size = len(payload) * 3 // 4 - payload[-2:].count("=") if m.group(3) else len(payload)
+    return f"data:{m.group(1) or 'application/octet-stream'}{';base64' if m.group(3) else ''},…({size} bytes)"
+
+
 class JobPublic(BaseModel):
     id: str
     provider: str
@@ -170,6 +184,9 @@ class JobPublic(BaseModel):
     finished_at: datetime | None
     # When the provider's result URLs stop working (its expires_at, or the family's typical lifetime).
     result_expires_at: datetime | None = None
+    # A cancelled job's task at the relay: pending | done | failed (the events say what the relay
+    # answered); null when there was nothing to cancel there or the family has no cancel.
+    provider_cancel: ProviderCancel | None = None
     status_url: str
 
     @classmethod
@@ -185,19 +202,24 @@ class JobPublic(BaseModel):
             assets=[
                 AssetPublic(
                     index=a.index, kind=a.kind, content_type=a.content_type, size=a.size, sha256=a.sha256,
-                    url=f"{job_url}/assets/{a.index}" if a.stored_at else None, source_url=a.source_url,
+                    url=f"{job_url}/assets/{a.index}" if a.stored_at else None, source_url=data_uri_label(a.source_url) if a.source_url[:5].lower() == "data:" else a.source_url,
                     metadata=dict(a.meta),
                 )
                 for a in sorted(assets, key=lambda a: a.index)
             ],
             result=job.result, created_at=job.created_at, updated_at=job.updated_at,
-            submitted_at=job.submitted_at, finished_at=job.finished_at, result_expires_at=job.result_expires_at, status_url=job_url,
+            submitted_at=job.submitted_at, finished_at=job.finished_at, result_expires_at=job.result_expires_at,
+            provider_cancel=ProviderCancel(job.provider_cancel) if job.provider_cancel else None, status_url=job_url,
         )
 
 
 class JobsPublic(BaseModel):
     items: list[JobPublic]
     next_cursor: str | None
+    cost: dict[str, int | float] | None = Field(None, description=(
+        "With batch_id only: what the relay reported in the jobs' result.cost, summed per key over the whole "
+        "batch (every job, whatever the page and the other filters), plus jobs_with_cost: how many jobs "
+        "reported one. Also in the X-K4U-Batch-Cost header, as compact JSON"))
 
 
 class Notification(BaseModel):

@@ -81,6 +81,9 @@ class Job(SQLModel, table=True):
     # 1 for the first run; POST /v1/jobs/{id}/retry starts attempt 2, 3, ... of a failed job.
     attempt: int = 1
     download_attempts: int = 0
+    # The relay-side cancel of a cancelled job's task (a models.status.ProviderCancel), and its tries.
+    provider_cancel: str | None = Field(default=None, max_length=20)
+    provider_cancel_attempts: int = 0
     poll_count: int = 0
     created_at: datetime = _ts(nullable=False)
     updated_at: datetime = _ts(nullable=False)
@@ -174,3 +177,15 @@ class DeliveryAttempt(SQLModel, table=True):
     error: str | None = None
     duration_ms: int
     at: datetime = _ts(nullable=False)
+
+
+class WebhookReceipt(SQLModel, table=True):
+    """A signed provider delivery we applied, by its id (Replicate's webhook-id): a second one with
+    the same id is a replay. Kept an hour; older ones carry a stale timestamp and are refused anyway."""
+
+    __tablename__ = "webhook_receipt"
+
+    provider: str = Field(primary_key=True, max_length=40)
+    delivery_id: str = Field(primary_key=True, max_length=200)
+    job_id: str = Field(max_length=40)
+    received_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False, index=True))

@@ -49,6 +49,9 @@ class HttpRequest:
     form: Mapping[str, str] | None = None
     files: Sequence[FilePart] = ()
     content: bytes | None = None
+    # In a flow, 429 and 5xx answers normally end it as "relay unavailable, try later"; True hands
+    # them to the adapter, for a family whose 5xx can be the task's own failure (a fal result read).
+    accept_errors: bool = False
 
     def __post_init__(self) -> None:
         bodies = sum(x for x in (self.json is not None, self.form is not None or bool(self.files), self.content is not None))

@@ -5,12 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from providers.base import Adapter
+from providers.fal import FalAdapter
 from providers.kling import KlingAdapter
 from providers.midjourney import MidjourneyAdapter
+from providers.replicate import ReplicateAdapter
 from providers.suno import SunoAdapter
 from providers.video import GROK, SORA, VEO
 
-ADAPTERS: dict[str, Adapter] = {a.name: a for a in (KlingAdapter(), MidjourneyAdapter(), SunoAdapter(), SORA, VEO, GROK)}
+ADAPTERS: dict[str, Adapter] = {a.name: a for a in (KlingAdapter(), MidjourneyAdapter(), SunoAdapter(), SORA, VEO, GROK, ReplicateAdapter(), FalAdapter())}
 
 
 class UnknownProvider(LookupError):

@@ -25,7 +25,7 @@ def run_flow(relay: Relay, flow: Flow[T], label: str, bodies: list[bytes] | None
         resp = relay.send(req, idempotent=True, label=label if step == 0 else f"{label}.follow")
         if bodies is not None:
             bodies.append(resp.body)
-        if resp.status == 429 or resp.status >= 500:
+        if (resp.status == 429 or resp.status >= 500) and not req.accept_errors:
             flow.close()
             raise ProviderUnavailable(f"HTTP {resp.status}", retry_after_s=retry_after_s(resp))
         try:

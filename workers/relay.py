@@ -9,6 +9,7 @@ Messages never contain the key or request headers.
 
 from __future__ import annotations
 
+import binascii
 import re
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -19,8 +20,9 @@ from urllib.parse import urljoin
 
 import httpx
 
-from models.errors import DownloadFailed, ProviderUnavailable, SubmitOutcomeUnknown, UnsafeURL
+from models.errors import DownloadFailed, ProviderProtocolError, ProviderUnavailable, SubmitOutcomeUnknown, UnsafeURL
 from providers.base import HttpRequest, HttpResponse
+from providers.outputs import decode_data_uri
 from workers.netguard import GuardedTransport, check_url
 from workers.outbound import CallDeadline
 from workers.resumable import StartOver, Transfer, why
@@ -42,6 +44,7 @@ class Relay:
         timeout_s: float = 30.0,
         connect_timeout_s: float = 5.0,
         observe: Observer | None = None,
+        max_body_bytes: int = 64 * 1024**2,
     ) -> None:
         headers = {"user-agent": "key4u-jobs/0.1"}
         if api_key:
@@ -51,6 +54,7 @@ class Relay:
             timeout=httpx.Timeout(timeout_s, connect=connect_timeout_s),
         )
         self._observe = observe
+        self._max_body = max_body_bytes
         self.base_url = base_url
 
     def close(self) -> None:
@@ -61,7 +65,12 @@ class Relay:
         for attempt in range(attempts):
             started = time.perf_counter()
             try:
-                r = self._client.request(req.method, req.path, params=dict(req.query) or None, headers=dict(req.headers), **_body(req))
+                request = self._client.build_request(req.method, req.path, params=dict(req.query) or None, headers=dict(req.headers), **_body(req))
+                r = self._client.send(request, stream=True)
+                try:
+                    body = _read_capped(r, self._max_body)
+                finally:
+                    r.close()
             except _NOT_SENT as exc:
                 self._record(req, label, 0, started)
                 if attempt + 1 < attempts:
@@ -75,12 +84,26 @@ class Relay:
                     raise ProviderUnavailable(f"relay request failed ({type(exc).__name__})") from None
                 raise SubmitOutcomeUnknown(f"no answer after sending ({type(exc).__name__})") from None
             self._record(req, label, r.status_code, started)
-            return HttpResponse(r.status_code, dict(r.headers), r.content)
+            if body is None:
+                raise ProviderProtocolError(f"the relay's answer is larger than K4U_RELAY_MAX_BODY_BYTES ({self._max_body})")
+            return HttpResponse(r.status_code, dict(r.headers), body)
         raise AssertionError("unreachable")
 
     def _record(self, req: HttpRequest, label: str, status: int, started: float) -> None:
         if self._observe is not None:
             self._observe(req.method, label or req.path, status, time.perf_counter() - started)
+
+
+def _read_capped(r: httpx.Response, limit: int) -> bytes | None:
+    """The (decoded) body, or None once it passes `limit` bytes: a huge answer is not held in memory."""
+    parts: list[bytes] = []
+    n = 0
+    for chunk in r.iter_bytes():
+        n += len(chunk)
+        if n > limit:
+            return None
+        parts.append(chunk)
+    return b"".join(parts)
 
 
 def _body(req: HttpRequest) -> dict[str, Any]:
@@ -151,7 +174,10 @@ class Fetcher:
         """Stream `url` into `consume` and return what it returns. When the source sends the body
         from byte 0 again after a drop, `consume` is called again with the new pass: the chunk
         iterator it was reading raised `StartOver`, which the stores pass through after discarding
-        what they held (a failed put leaves nothing behind)."""
+        what they held (a failed put leaves nothing behind). A `data:` URI (a result given inline)
+        is decoded here: no network request."""
+        if url[:5].lower() == "data:":
+            return consume(_inline(url))
         with CallDeadline(self._total_s) as cut:
             transfer = Transfer(lambda extra: self._walk(url, needs_auth, cut, extra), cut=cut, max_resumes=self._max_resumes)
             try:
@@ -232,6 +258,14 @@ def resolve_relay_path(base_url: str, path: str) -> str:
 def _same_origin(a: httpx.URL, b: httpx.URL) -> bool:
     default = {"http": 80, "https": 443}
     return (a.scheme, a.host, a.port or default.get(a.scheme)) == (b.scheme, b.host, b.port or default.get(b.scheme))
+
+
+def _inline(url: str) -> Download:
+    try:
+        mime, data = decode_data_uri(url)
+    except (ValueError, binascii.Error):
+        raise DownloadFailed("the result's data: URI does not decode", code="invalid_result_url", retryable=False) from None
+    return Download(content_type=safe_content_type(mime), length=len(data), chunks=iter((data,)))
 
 
 def _download(transfer: Transfer) -> Download:

@@ -28,6 +28,12 @@ class Settings(BaseSettings):
     api_tokens: SecretStr | None = Field(None, description="Comma-separated bearer tokens for our API; unset = open (dev)")
     webhook_secret: SecretStr | None = Field(None, description="whsec_... key that signs our notifications")
     allow_private_urls: bool = Field(False, description="Allow downloads and callbacks to private/loopback addresses")
+    replicate_webhook_secret: SecretStr | None = Field(None, description="whsec_... secret of the Replicate account behind "
+                                                       "the relay: webhooks must then carry its signature (401 otherwise); unset = a webhook is only a hint to poll")
+    fal_jwks: str | None = Field(None, description="fal's webhook key set (JWKS), a file path or an https URL: deliveries must "
+                                 "then carry a valid Ed25519 signature (401 otherwise); unset = a webhook is only a hint to poll")
+    relay_max_body_bytes: int = Field(64 * 1024**2, ge=1024, description="Largest relay answer read (a result JSON with inline "
+                                      "data: files included); beyond it the answer is unreadable")
 
     data_dir: str = Field("./data", description="Where dev state lives (bundled Redis, beat schedule)")
     relay_timeout_s: float = Field(30.0, gt=0)
@@ -39,6 +45,8 @@ class Settings(BaseSettings):
     download_max_attempts: int = Field(200, ge=1, description="Safety bound on download attempts; the window below is the real bound")
     download_window_s: float = Field(6 * 3600.0, gt=0, description="How long a job may stay downloading, retrying source and storage errors (shorter when the provider's result URLs expire sooner)")
     submit_max_attempts: int = Field(5, ge=1)
+    provider_cancel_max_attempts: int = Field(5, ge=1, description="Tries of the relay-side cancel of a cancelled job's "
+                                              "task (relay 429/5xx or unreadable answers, retried with backoff) before it is given up")
     submit_callback_grace_s: float = Field(60.0, ge=0, description="How long a submission whose answer was lost waits for "
                                            "the provider's callback to reveal its task (Midjourney notifyHook) before it fails")
     poll_min_interval_s: float | None = Field(None, gt=0, description="Override the providers' dense poll interval")
@@ -112,7 +120,7 @@ class Settings(BaseSettings):
             raise ValueError("holds a placeholder token: set random ones (openssl rand -hex 32)")
         return v
 
-    @field_validator("webhook_secret")
+    @field_validator("webhook_secret", "replicate_webhook_secret")
     @classmethod
     def _whsec(cls, v: SecretStr | None) -> SecretStr | None:
         if v is None or not v.get_secret_value():

@@ -1,28 +1,42 @@
 """handle_callback: a provider's notice to /v1/webhooks/{provider}/{job_id}/{token}.
 
-The per-job token (unguessable, compared in constant time) authenticates the URL; relays sign
-nothing. A notice whose task id or external_task_id matches the job goes through the same
-apply_status as a poll (so duplicates and out-of-order notices change nothing); any other
-notice is only a hint that makes the job due for a poll now.
+The per-job token (unguessable, compared in constant time) authenticates the URL. Families that
+sign their deliveries are verified too when a secret or key set is configured (Replicate:
+K4U_REPLICATE_WEBHOOK_SECRET; fal: K4U_FAL_JWKS): a bad signature, a stale timestamp or a replayed
+webhook-id is refused (401) and changes nothing, whatever state the job is in. A delivery's
+webhook-id is recorded in the same transaction that applies it, so one we answered with an error
+is accepted when retried. A notice whose task id or external_task_id matches the job goes through
+the same apply_status as a poll (so duplicates and out-of-order notices change nothing); any
+other notice is only a hint that makes the job due for a poll now.
 """
 
 from __future__ import annotations
 
 import hmac
+import logging
 from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col
 
 from models.errors import CallbackInvalid, ProviderProtocolError
 from models.status import JobStatus
-from models.tables import Job
-from providers.base import CallbackInputs, ProviderStatus, State
+from models.tables import Job, WebhookReceipt
+from providers.base import Adapter, CallbackVerdict, ProviderStatus, State
 from providers.registry import UnknownProvider, get_adapter
 from workers import jobs
 from workers.context import Runtime
-from workers.db import session_scope
+from workers.db import rowcount, session_scope
 from workers.dispatch import send_all
 from workers.outcomes import Outcome
 from workers.services.apply import apply_status
 from workers.services.submit import adopt_task
+
+log = logging.getLogger("k4u.callbacks")
+RECEIPT_TTL_S = 3600.0
 
 
 def handle_callback(rt: Runtime, provider: str, job_id: str, token: str, headers: Mapping[str, str], body: bytes) -> Outcome:
@@ -35,14 +49,13 @@ def handle_callback(rt: Runtime, provider: str, job_id: str, token: str, headers
         job = jobs.get_job(session, job_id)
         if job is None or job.provider != provider or not hmac.compare_digest(token.encode(), job.callback_token.encode()):
             raise CallbackInvalid("unknown callback URL")
-        # No family of this release signs its callbacks, so there is no secret to hand over yet.
-        inputs = CallbackInputs(secret=None, now=now, task_id=job.provider_task_id, handle=job.provider_handle or {})
-        try:
-            verdict = adapter.read_callback(headers, body, inputs)
-        except ProviderProtocolError as exc:
-            raise CallbackInvalid(exc.message) from None
-        if verdict.refused is not None:
-            raise CallbackInvalid(verdict.refused, code="callback_refused")
+        task_id, handle = job.provider_task_id, dict(job.provider_handle or {})
+    verdict = _verdict(rt, adapter, provider, headers, body, now, task_id, handle)  # may fetch a key set: outside any transaction
+    with session_scope(rt.engine) as session:
+        job = jobs.get_job(session, job_id)
+        assert job is not None  # jobs are never deleted
+        if verdict.delivery_id is not None and not _first_receipt(session, provider, verdict.delivery_id, job_id, now):
+            raise CallbackInvalid(f"webhook-id {verdict.delivery_id[:80]} was already received (a replay)", code="callback_refused")
         st = verdict.status or ProviderStatus(None, State.UNKNOWN)
         matches = st.external_id == jobs.external_id(job) or (st.task_id is not None and st.task_id == job.provider_task_id)
         if verdict.trust == "hint" or verdict.status is None:
@@ -69,6 +82,41 @@ def handle_callback(rt: Runtime, provider: str, job_id: str, token: str, headers
             fu, outcome = [], Outcome.IGNORED
     send_all(rt.dispatcher, fu)
     return outcome
+
+
+def _verdict(rt: Runtime, adapter: Adapter, provider: str, headers: Mapping[str, str], body: bytes, now: datetime,
+             task_id: str | None, handle: dict[str, Any]) -> CallbackVerdict:
+    """The adapter's reading of the delivery, verified where the family signs. When no cached key
+    verifies it, the key set is fetched again (at most once a minute) and the check repeated."""
+    try:
+        verdict = adapter.read_callback(headers, body, rt.callback_inputs(provider, now, task_id, handle))
+        if verdict.refused is not None and verdict.unknown_key and rt.fal_keys is not None and rt.fal_keys.refresh():
+            verdict = adapter.read_callback(headers, body, rt.callback_inputs(provider, now, task_id, handle))
+    except ProviderProtocolError as exc:
+        raise CallbackInvalid(exc.message) from None
+    if verdict.refused is not None:
+        log.warning("refused a %s webhook for job %s: %s", provider, task_id or "?", verdict.refused)
+        raise CallbackInvalid(verdict.refused, code="callback_refused")
+    return verdict
+
+
+def _first_receipt(session: Session, provider: str, delivery_id: str, job_id: str, now: datetime) -> bool:
+    """Record the delivery's id; False when it was recorded before (a replay)."""
+    if session.get(WebhookReceipt, (provider, delivery_id)) is not None:
+        return False
+    session.add(WebhookReceipt(provider=provider, delivery_id=delivery_id, job_id=job_id, received_at=now))
+    try:
+        session.flush()
+    except IntegrityError:  # the same delivery, arriving twice at once
+        return False
+    return True
+
+
+def prune_receipts(session: Session, now: datetime) -> int:
+    """For the sweep: receipts older than RECEIPT_TTL_S can go; a replay that old carries a stale
+    timestamp and is refused for that."""
+    res = session.execute(delete(WebhookReceipt).where(col(WebhookReceipt.received_at) < now - timedelta(seconds=RECEIPT_TTL_S)))
+    return rowcount(res)
 
 
 def _reveals_lost_task(job: Job, st: ProviderStatus, echo_required: bool = False) -> bool:

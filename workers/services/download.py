@@ -106,7 +106,7 @@ def store_outputs(rt: Runtime, job_id: str, version: int) -> Outcome:
 def _result_extra(rt: Runtime, job: Job) -> Mapping[str, Any]:
     """One optional read for result data the final status lacks (the Midjourney seed). A relay
     that cannot answer it costs the job nothing: the data is simply left out."""
-    target = PollTarget(job.id, job.provider_task_id or "", job.operation, job.provider_handle or {})
+    target = PollTarget(job.id, job.provider_task_id or "", job.operation, job.provider_handle or {}, job.input)
     flow = get_adapter(job.provider).fetch_extra(target)
     if flow is None:
         return {}
@@ -237,11 +237,15 @@ def _describe(exc: BaseException) -> str:
 
 
 def _guess_type(url: str) -> str:
+    if url[:5].lower() == "data:":  # its media type is the one it declares
+        return "application/octet-stream"
     return mimetypes.guess_type(urlsplit(url).path)[0] or "application/octet-stream"
 
 
 def _ext(content_type: str, url: str) -> str:
     if content_type in _EXT:
         return _EXT[content_type]
+    if url[:5].lower() == "data:":
+        return ""
     suffix = urlsplit(url).path.rsplit("/", 1)[-1]
     return "." + suffix.rsplit(".", 1)[1][:8] if "." in suffix else ""

@@ -60,7 +60,7 @@ def poll_jobs(rt: Runtime, job_ids: Sequence[str]) -> int:
 
 def _poll_chunk(rt: Runtime, provider: str, chunk: list[Job], *, batch: bool) -> None:
     adapter = get_adapter(provider)
-    targets = [PollTarget(j.id, j.provider_task_id or "", j.operation, j.provider_handle or {}) for j in chunk]
+    targets = [PollTarget(j.id, j.provider_task_id or "", j.operation, j.provider_handle or {}, j.input) for j in chunk]
     try:
         label = f"{provider}.poll_batch" if batch else f"{provider}.poll"
         bodies: list[bytes] = []

@@ -3,7 +3,8 @@
 Fails jobs past their deadline (downloads: past their download deadline), finishes batches whose
 jobs are all terminal (their batch.completed notification), then claims due work
 and sends one message per step: queued jobs to submit, submissions whose lease ran out to
-recovery, running jobs to poll (batched per provider), stuck downloads, and due notifications.
+recovery, running jobs to poll (batched per provider), stuck downloads, relay-side cancels of
+cancelled jobs still pending, and due notifications.
 Losing every broker message loses nothing: the next tick finds the same work again once its
 lease has run out.
 """
@@ -15,9 +16,10 @@ from providers.registry import ADAPTERS
 from workers import deliveries, jobs
 from workers.context import Runtime
 from workers.db import session_scope
-from workers.dispatch import DOWNLOAD, NOTIFY, POLL, SUBMIT, Followup, Followups, send_all
+from workers.dispatch import CANCEL, DOWNLOAD, NOTIFY, POLL, SUBMIT, Followup, Followups, send_all
 from workers.services.apply import download_priority
 from workers.services.batches import finish_done_batches
+from workers.services.callbacks import prune_receipts
 from workers.services.download import fail_expired_downloads
 from workers.services.lifecycle import finish
 from workers.services.poll import chunk_size
@@ -38,8 +40,12 @@ def tick(rt: Runtime) -> dict[str, int]:
         fu += fail_expired_downloads(session, settings=s, now=now, limit=s.poll_batch_limit)
     send_all(rt.dispatcher, fu)
     counts["batches_finished"] = finish_done_batches(rt)
+    with session_scope(rt.engine) as session:
+        counts["receipts_pruned"] = prune_receipts(session, now)
 
-    for status, task in ((JobStatus.QUEUED, SUBMIT), (JobStatus.SUBMITTING, SUBMIT), (JobStatus.DOWNLOADING, DOWNLOAD)):
+    # CANCELLED: a terminal job has a next_at only while its relay-side cancel is pending (provider_cancel).
+    for status, task in ((JobStatus.QUEUED, SUBMIT), (JobStatus.SUBMITTING, SUBMIT), (JobStatus.DOWNLOADING, DOWNLOAD),
+                         (JobStatus.CANCELLED, CANCEL)):
         with session_scope(rt.engine) as session:
             claimed = jobs.claim_due(session, status, now=now, lease_s=s.lease_s, limit=s.poll_batch_limit)
         send_all(rt.dispatcher, [
