@@ -354,6 +354,15 @@ def reject_for_http(resp: HttpResponse, message: str) -> Rejected | None:
     return None
 
 
+def submit_rejection(resp: HttpResponse, message: str) -> Rejected:
+    """A submit answered with HTTP >= 300: the relay's no (reject_for_http), or, for 500/502/504
+    and the like, ProviderProtocolError: the outcome is unknown and the job must not be resent blindly."""
+    rejected = reject_for_http(resp, message)
+    if rejected is None:
+        raise ProviderProtocolError(f"HTTP {resp.status} on submit" + (f": {message[:200]}" if message else ""))
+    return rejected
+
+
 def retry_after_s(resp: HttpResponse) -> float | None:
     """The Retry-After header in seconds (the delta form), or None."""
     raw = resp.header("retry-after")

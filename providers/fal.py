@@ -43,8 +43,8 @@ from providers.base import (
     State,
     SubmitContext,
     Submitted,
-    reject_for_http,
     retry_after_s,
+    submit_rejection,
 )
 from providers.outputs import shorten_data_uris, walk_outputs
 from providers.webhooks import verify_fal
@@ -148,10 +148,7 @@ class FalAdapter(AdapterDefaults):
     def parse_submit(self, resp: HttpResponse) -> Submitted | Rejected:
         data = json_or_none(resp)
         if resp.status >= 300:
-            rejected = reject_for_http(resp, _detail(data))
-            if rejected is None:
-                raise ProviderProtocolError(f"HTTP {resp.status} on submit")
-            return rejected
+            return submit_rejection(resp, _detail(data))
         if not isinstance(data, Mapping):
             raise ProviderProtocolError("submit answer is not a JSON object")
         request_id = str_or_none(data.get("request_id"))

@@ -31,7 +31,7 @@ from providers.base import (
     SubmitContext,
     Submitted,
     parse_progress,
-    reject_for_http,
+    submit_rejection,
 )
 from providers.wire import error_message, is_not_found, json_or_none, object_at, str_or_none
 
@@ -136,10 +136,7 @@ class KlingAdapter(AdapterDefaults):
         data = json_or_none(resp)
         message = error_message(data)
         if resp.status >= 300:
-            rejected = reject_for_http(resp, message)
-            if rejected is None:
-                raise ProviderProtocolError(f"HTTP {resp.status} on submit")
-            return rejected
+            return submit_rejection(resp, message)
         if not isinstance(data, dict):
             raise ProviderProtocolError("submit answer is not a JSON object")
         code = data.get("code")

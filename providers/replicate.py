@@ -41,7 +41,7 @@ from providers.base import (
     State,
     SubmitContext,
     Submitted,
-    reject_for_http,
+    submit_rejection,
 )
 from providers.outputs import shorten_data_uris, walk_outputs
 from providers.webhooks import verify_standard_webhook
@@ -171,10 +171,7 @@ class ReplicateAdapter(AdapterDefaults):
     def parse_submit(self, resp: HttpResponse) -> Submitted | Rejected:
         data = json_or_none(resp)
         if resp.status >= 300:
-            rejected = reject_for_http(resp, _message(data))
-            if rejected is None:
-                raise ProviderProtocolError(f"HTTP {resp.status} on create")
-            return rejected
+            return submit_rejection(resp, _message(data))
         if not isinstance(data, Mapping) or not str_or_none(data.get("id")):
             raise ProviderProtocolError("create answer carries no prediction id")
         st = read_prediction(data)

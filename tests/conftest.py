@@ -14,8 +14,10 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import text
+from sqlmodel import select
 
-from models.tables import Job
+from models.schemas import JobCreate, JobPublic
+from models.tables import Asset, Job
 from simulator import SimConfig, create_app as create_sim
 from tests.servers import serve
 from tests.services import postgres_database, redis_server
@@ -23,6 +25,7 @@ from workers import dispatch
 from workers.context import Runtime, build_runtime
 from workers.db import get_engine, migrate, session_scope
 from workers.dispatch import RecordingDispatcher
+from workers.services.create import create_job
 from workers.services.download import store_outputs
 from workers.services.notify import deliver_notification
 from workers.services.poll import poll_jobs
@@ -163,6 +166,19 @@ class Driver:
             self.clock.advance(step)
             elapsed += step
             self.tick()
+
+    def create(self, provider: str, operation: str, inp: dict[str, Any], **body: Any) -> str:
+        """POST /v1/jobs as the service does it, then run what it enqueued; the new job's id."""
+        job, created = create_job(self.rt, JobCreate(provider=provider, operation=operation, input=inp, **body))
+        assert created
+        self.drain()
+        return job.id
+
+    def public(self, job_id: str) -> dict[str, Any]:
+        """The job as the API shows it (assets included)."""
+        with session_scope(self.rt.engine) as s:
+            assets = list(s.exec(select(Asset).where(Asset.job_id == job_id)).all())
+        return JobPublic.from_rows(self.job(job_id), assets, "").model_dump(mode="json")
 
     def job(self, job_id: str) -> Job:
         with session_scope(self.rt.engine) as s:

@@ -27,7 +27,7 @@ from providers.base import (
     State,
     Submitted,
     parse_progress,
-    reject_for_http,
+    submit_rejection,
 )
 from providers.wire import error_message, is_not_found, json_or_none, str_or_none
 
@@ -53,9 +53,7 @@ def parse_submit(resp: HttpResponse) -> Submitted | Rejected:
     data = json_or_none(resp) if resp.status >= 300 else resp.json()
     message = error_message(data)
     if resp.status >= 300:
-        rejected = reject_for_http(resp, message)
-        if rejected is None:
-            raise ProviderProtocolError(f"HTTP {resp.status} on submit: {message[:200]}")
+        rejected = submit_rejection(resp, message)
         code = _code(data)
         if resp.status not in (401, 403) and not rejected.retryable and code in _REJECT and _REJECT[code][1]:
             return _reject_code(code, data, message)  # e.g. a saturated channel (30) sent as HTTP 400

@@ -38,7 +38,7 @@ from providers.base import (
     Rejected,
     SubmitContext,
     Submitted,
-    reject_for_http,
+    submit_rejection,
 )
 from providers.suno.inputs import LyricsInput, MusicInput, infer_mode
 from providers.suno.parse import CLIP_ERROR, LATER, code_of, parse_task, unknown
@@ -95,10 +95,7 @@ class SunoAdapter(AdapterDefaults):
         data = json_or_none(resp)
         code, message = code_of(data), error_message(data)
         if resp.status >= 300:
-            rejected = reject_for_http(resp, message or code)
-            if rejected is None:
-                raise ProviderProtocolError(f"HTTP {resp.status} on submit: {message[:200]}")
-            return rejected
+            return submit_rejection(resp, message or code)
         if not isinstance(data, dict):
             raise ProviderProtocolError("submit answer is not a JSON object")
         if code != "success":

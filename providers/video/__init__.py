@@ -37,7 +37,7 @@ from providers.base import (
     State,
     SubmitContext,
     Submitted,
-    reject_for_http,
+    submit_rejection,
 )
 from providers.video.inputs import (
     GrokVideoInput,
@@ -112,10 +112,7 @@ class VideoAdapter(AdapterDefaults):
         data = json_or_none(resp)
         message = error_message(data) or _string_error(data)
         if resp.status >= 300:
-            rejected = reject_for_http(resp, message)
-            if rejected is None:
-                raise ProviderProtocolError(f"HTTP {resp.status} on submit")
-            return rejected
+            return submit_rejection(resp, message)
         if not isinstance(data, Mapping):
             raise ProviderProtocolError("submit answer is not a JSON object")
         d = unwrap(data)

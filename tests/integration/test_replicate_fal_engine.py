@@ -11,8 +11,7 @@ import pytest
 from sqlmodel import select
 
 from models.errors import RequestInvalid
-from models.schemas import JobCreate, JobPublic
-from models.tables import Asset
+from models.schemas import JobCreate
 from simulator.media import MEDIA_SHA256
 from tests.conftest import Sim
 from workers.db import session_scope
@@ -21,17 +20,12 @@ from workers.services.create import create_job
 HEX = "5c7d5dc6dd8bf75c1acaa8565735e7986bc5b66206b55cca93cb72c9bf15ccaa"
 
 
-def new(d, provider: str, operation: str, inp: dict[str, Any]) -> str:  # type: ignore[no-untyped-def]
-    job, created = create_job(d.rt, JobCreate(provider=provider, operation=operation, input=inp))
-    assert created
-    d.drain()
-    return job.id
+def new(d, provider: str, operation: str, inp: dict[str, Any], **body: Any) -> str:  # type: ignore[no-untyped-def]
+    return str(d.create(provider, operation, inp, **body))
 
 
 def public(d, job_id: str) -> dict[str, Any]:  # type: ignore[no-untyped-def]
-    with session_scope(d.rt.engine) as s:
-        assets = list(s.exec(select(Asset).where(Asset.job_id == job_id)).all())
-    return JobPublic.from_rows(d.job(job_id), assets, "").model_dump(mode="json")
+    return dict(d.public(job_id))
 
 
 @pytest.fixture
