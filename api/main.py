@@ -10,7 +10,7 @@ from prometheus_client import CollectorRegistry
 
 from api import errors, logs
 from api.limits import BodyLimits, body_caps
-from api.routes import batches, health, jobs, providers, webhooks
+from api.routes import batches, health, jobs, providers, tools, ui, webhooks
 from models.schemas import SizeLimits
 from workers.context import Runtime, build_runtime
 from workers.db import session_scope
@@ -46,8 +46,9 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.add_middleware(BodyLimits, default_cap=settings.max_body_bytes, caps=body_caps(settings),
                        sizes=SizeLimits(settings.max_input_bytes, settings.max_metadata_bytes))
     logs.install()
-    for r in (jobs.router, batches.router, providers.router, webhooks.router, health.router):
+    for r in (jobs.router, batches.router, providers.router, webhooks.router, tools.router, health.router):
         app.include_router(r)
+    ui.install(app)
     if not settings.tokens:
         log.warning("K4U_API_TOKENS is not set: the API accepts requests without a token")
     return app
