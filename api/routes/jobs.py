@@ -138,13 +138,15 @@ def post_retry(job_id: str, rt: RuntimeDep, base: BaseUrlDep) -> JobPublic:
 
 
 @router.get("/{job_id}/assets/{index}", responses={200: {"content": {"application/octet-stream": {}}}, 307: {}, 404: {}, 410: {}})
-def get_asset(job_id: str, index: Annotated[int, Path(ge=0, le=MAX_ASSET_INDEX)], rt: RuntimeDep) -> Response:
-    """The stored bytes, or a redirect to a presigned URL when the store is S3."""
+def get_asset(job_id: str, index: Annotated[int, Path(ge=0, le=MAX_ASSET_INDEX)], rt: RuntimeDep,
+              redirect: Annotated[bool, Query(description="false: stream the bytes through the API even when the store "
+                                                          "is S3 (for a browser page whose policy keeps it on our origin)")] = True) -> Response:
+    """The stored bytes, or a redirect to a presigned URL when the store is S3 (unless redirect=false)."""
     with session_scope(rt.engine) as session:
         asset = session.exec(select(Asset).where(Asset.job_id == job_id, Asset.index == index)).first()
     if asset is None or asset.storage_key is None:
         raise HTTPException(status_code=404, detail="no stored asset with that index")
-    url = rt.store.presign(asset.storage_key, rt.settings.presign_expires_s)
+    url = rt.store.presign(asset.storage_key, rt.settings.presign_expires_s) if redirect else None
     if url is not None:
         return RedirectResponse(url, status_code=307)
     if not rt.store.exists(asset.storage_key):  # removed from the store behind our back

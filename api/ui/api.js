@@ -66,7 +66,8 @@ export function jobPath(jobId, rest = '') {
 // the token and handed to the element as a blob: URL (the asset route has no Range support, so a
 // streamed <video src> would gain nothing over a whole-file blob; big files wait for a click).
 export async function fetchAsset(jobId, index, signal) {
-  const r = await send(jobPath(jobId, `/assets/${index}`), { signal, accept: '*/*' });
+  // redirect=false: with an S3 store the bytes still come from our origin (the page's CSP allows only it).
+  const r = await send(jobPath(jobId, `/assets/${index}?redirect=false`), { signal, accept: '*/*' });
   return r.blob();
 }
 
