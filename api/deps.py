@@ -26,12 +26,14 @@ def get_runtime(request: Request) -> Runtime:
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
-def require_token(rt: RuntimeDep, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> None:
+def token_accepted(rt: Runtime, given: str) -> bool:
+    """One of K4U_API_TOKENS (compared in constant time), or any value when it is unset (open API, development)."""
     tokens = rt.settings.tokens
-    if not tokens:
-        return  # K4U_API_TOKENS unset: open API (development)
-    given = creds.credentials.encode() if creds else b""
-    if not any(hmac.compare_digest(given, t.encode()) for t in tokens):
+    return not tokens or any(hmac.compare_digest(given.encode(), t.encode()) for t in tokens)
+
+
+def require_token(rt: RuntimeDep, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> None:
+    if not token_accepted(rt, creds.credentials if creds else ""):
         raise HTTPException(status_code=401, detail="missing or invalid bearer token", headers={"WWW-Authenticate": "Bearer"})
 
 

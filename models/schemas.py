@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from models.datauri import data_uri_label
 from models.status import JobStatus, ProviderCancel
 from models.tables import Asset, Job
 
@@ -148,20 +149,6 @@ class AssetPublic(BaseModel):
     url: str | None
     source_url: str
     metadata: dict[str, Any] = Field(default_factory=dict, description="Provider details: clip id and title, grid or split image...")
-
-
-_DATA_URI = re.compile(r"data:([a-z0-9.+-]+/[a-z0-9.+-]+)?((?:;[a-z0-9-]+=[^;,]*)*)(;base64)?,", re.I)
-
-
-def data_uri_label(value: str) -> str:
-    """`data:<mime>;base64,…(N bytes)`: what we show instead of a data: URI's payload (the bytes
-    are stored as an asset; repeating them in every job view and notification helps nobody)."""
-    m = _DATA_URI.match(value)
-    if m is None:
-        return "data:,…"
-    payload = value[m.end():]
-    size = len(payload) * 3 // 4 - payload[-2:].count("=") if m.group(3) else len(payload)
-    return f"data:{m.group(1) or 'application/octet-stream'}{';base64' if m.group(3) else ''},…({size} bytes)"
 
 
 class JobPublic(BaseModel):

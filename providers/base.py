@@ -73,11 +73,16 @@ class HttpResponse:
             raise ProviderProtocolError(f"HTTP {self.status}: body is not JSON") from exc
 
     def header(self, name: str) -> str | None:
-        low = name.lower()
-        for k, v in self.headers.items():
-            if k.lower() == low:
-                return v
-        return None
+        return header_value(self.headers, name)
+
+
+def header_value(headers: Mapping[str, str], name: str) -> str | None:
+    """A header by name, whatever its case in the mapping."""
+    low = name.lower()
+    for k, v in headers.items():
+        if k.lower() == low:
+            return v
+    return None
 
 
 class State(StrEnum):

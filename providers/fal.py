@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -48,7 +48,7 @@ from providers.base import (
 )
 from providers.outputs import shorten_data_uris, walk_outputs
 from providers.webhooks import verify_fal
-from providers.wire import json_or_none, object_at, str_or_none
+from providers.wire import json_or_none, object_at, str_or_none, upstream_path
 
 _SEGMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 _RESULT_KEYS = ("images", "image", "video", "videos", "audio", "audio_file", "audio_url", "file", "files", "output", "mesh", "model_mesh")
@@ -83,15 +83,6 @@ class QueueInput(BaseModel):
 def base_model(model: str) -> str:
     """The app id status/result/cancel use: the first two segments (§9.2's sub-path rule)."""
     return "/".join(model.strip("/").split("/")[:2])
-
-
-def _path_of(url: object, fallback: str) -> str:
-    if not isinstance(url, str) or not url:
-        return fallback
-    path = urlsplit(url).path
-    if not path.startswith("/") or ".." in path or "//" in path:
-        return fallback
-    return path
 
 
 def _detail(data: Any) -> str:
@@ -163,7 +154,7 @@ class FalAdapter(AdapterDefaults):
         derived at poll time from the model path by the sub-path rule."""
         handle = {}
         for key, field in (("status", "status_url"), ("result", "response_url"), ("cancel", "cancel_url")):
-            path = _path_of(data.get(field), "")
+            path = upstream_path(data.get(field))
             if path:
                 handle[key] = path
         return handle

@@ -8,20 +8,17 @@ JSON becomes an output; the JSON itself stays in job.result, with `data:` URIs s
 
 from __future__ import annotations
 
-import base64
-import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from models.schemas import data_uri_label
+from models.datauri import data_uri_label, parse_data_uri
 from providers.base import OutputRef
 
 __all__ = ["data_uri_label", "decode_data_uri", "shorten_data_uris", "walk_outputs"]
 
 MAX_OUTPUTS = 100
 MAX_DEPTH = 32
-_DATA_URI = re.compile(r"data:([a-z0-9.+-]+/[a-z0-9.+-]+)?((?:;[a-z0-9-]+=[^;,]*)*)(;base64)?,", re.I)
 _KIND_BY_EXT = {
     "png": "image", "jpg": "image", "jpeg": "image", "webp": "image", "gif": "image", "bmp": "image", "avif": "image",
     "mp4": "video", "webm": "video", "mov": "video", "mkv": "video",
@@ -38,8 +35,8 @@ def kind_of(url: str, content_type: str | None = None) -> str:
     """image | video | audio | file, from a content type when the model gave one, else the name."""
     mime = (content_type or "").lower()
     if url[:5].lower() == "data:":
-        m = _DATA_URI.match(url)
-        mime = mime or (m.group(1) or "").lower() if m else mime
+        uri = parse_data_uri(url)
+        mime = mime or (uri.declared_type or "").lower() if uri else mime
     for kind in ("image", "video", "audio"):
         if mime.startswith(kind + "/"):
             return kind
@@ -94,13 +91,7 @@ def shorten_data_uris(node: Any, depth: int = 0) -> Any:
 
 def decode_data_uri(value: str) -> tuple[str, bytes]:
     """(media type, bytes) of a data: URI; ValueError when it is malformed."""
-    m = _DATA_URI.match(value)
-    if m is None:
+    uri = parse_data_uri(value)
+    if uri is None:
         raise ValueError("not a data: URI")
-    payload = value[m.end():]
-    if m.group(3):
-        data = base64.b64decode(payload, validate=False)
-    else:
-        from urllib.parse import unquote_to_bytes
-        data = unquote_to_bytes(payload)
-    return (m.group(1) or "application/octet-stream").lower(), data
+    return uri.media_type, uri.decode()

@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -45,7 +45,7 @@ from providers.base import (
 )
 from providers.outputs import shorten_data_uris, walk_outputs
 from providers.webhooks import verify_standard_webhook
-from providers.wire import json_or_none, object_at, str_or_none
+from providers.wire import json_or_none, object_at, str_or_none, upstream_path
 
 _NAME = r"[a-z0-9](?:[a-z0-9_.-]{0,98}[a-z0-9_])?"
 MODEL = re.compile(rf"(?P<owner>{_NAME})/(?P<name>{_NAME})", re.I)
@@ -88,10 +88,8 @@ class PredictionInput(BaseModel):
 
 def _path_of(url: object, fallback: str) -> str:
     """The path of a `urls.*` link (upstream host dropped), under the relay's /replicate prefix."""
-    if not isinstance(url, str) or not url:
-        return fallback
-    path = urlsplit(url).path
-    if not path.startswith("/") or ".." in path or "//" in path:
+    path = upstream_path(url)
+    if path is None:
         return fallback
     return path if path.startswith("/replicate/") else "/replicate" + path
 

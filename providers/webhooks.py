@@ -19,15 +19,9 @@ from datetime import datetime
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from providers.base import header_value
+
 TOLERANCE_S = 300
-
-
-def header(headers: Mapping[str, str], name: str) -> str | None:
-    low = name.lower()
-    for k, v in headers.items():
-        if k.lower() == low:
-            return v
-    return None
 
 
 def _key(secret: str) -> bytes:
@@ -53,7 +47,7 @@ def verify(secret: str, msg_id: str, timestamp: int, body: bytes, signature_head
 
 def verify_standard_webhook(secret: str, headers: Mapping[str, str], body: bytes, *, now: datetime) -> tuple[str | None, str | None]:
     """(why it is refused, or None; the delivery's webhook-id)."""
-    msg_id, stamp, signature = header(headers, "webhook-id"), header(headers, "webhook-timestamp"), header(headers, "webhook-signature")
+    msg_id, stamp, signature = header_value(headers, "webhook-id"), header_value(headers, "webhook-timestamp"), header_value(headers, "webhook-signature")
     if not msg_id or not stamp or not signature:
         return "missing webhook-id, webhook-timestamp or webhook-signature", msg_id
     if len(msg_id) > 200:
@@ -75,10 +69,10 @@ def fal_message(request_id: str, user_id: str, timestamp: str, body: bytes) -> b
 
 def verify_fal(keys: Iterable[bytes], headers: Mapping[str, str], body: bytes, *, now: datetime) -> str | None:
     """Why a fal delivery fails verification against these raw Ed25519 public keys, or None."""
-    request_id = header(headers, "x-fal-webhook-request-id")
-    user_id = header(headers, "x-fal-webhook-user-id")
-    stamp = header(headers, "x-fal-webhook-timestamp")
-    signature = header(headers, "x-fal-webhook-signature")
+    request_id = header_value(headers, "x-fal-webhook-request-id")
+    user_id = header_value(headers, "x-fal-webhook-user-id")
+    stamp = header_value(headers, "x-fal-webhook-timestamp")
+    signature = header_value(headers, "x-fal-webhook-signature")
     if not (request_id and user_id and stamp and signature):
         return "missing X-Fal-Webhook-* signature headers"
     try:

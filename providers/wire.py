@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 from models.errors import ProviderProtocolError
 from providers.base import HttpResponse
@@ -20,12 +21,16 @@ def json_or_none(resp: HttpResponse) -> Any:
 
 
 def error_message(data: Any) -> str:
-    """`{error: {message}}` (OpenAI style), `description` (midjourney-proxy), `message` / `msg`."""
+    """`{error: {message}}` (OpenAI style), `description` (midjourney-proxy), `message` / `msg`,
+    else a plain-string `error` (the unified video relays)."""
     if not isinstance(data, Mapping):
         return ""
     if isinstance(data.get("error"), Mapping):
         return str(data["error"].get("message") or "")
-    return str(data.get("description") or data.get("message") or data.get("msg") or "")
+    found = data.get("description") or data.get("message") or data.get("msg")
+    if not found and isinstance(data.get("error"), str):
+        found = data["error"]
+    return str(found or "")
 
 
 def is_not_found(data: Any) -> bool:
@@ -43,3 +48,15 @@ def object_at(d: Mapping[str, Any], key: str) -> Mapping[str, Any]:
 
 def str_or_none(v: object) -> str | None:
     return None if v in (None, "") or isinstance(v, (list, dict)) else str(v)
+
+
+def upstream_path(url: object) -> str | None:
+    """The path of a link a relay passes on from its upstream (Replicate's `urls.get`, fal's
+    `status_url`), which points at the upstream's host: only the path is sent to the relay. None
+    when there is no link or its path is not a plain absolute one (no `..`, no `//`)."""
+    if not isinstance(url, str) or not url:
+        return None
+    path = urlsplit(url).path
+    if not path.startswith("/") or ".." in path or "//" in path:
+        return None
+    return path

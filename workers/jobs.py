@@ -20,7 +20,7 @@ from sqlmodel import Session, col
 
 from models.status import JobStatus, can_transition
 from models.tables import Job, JobEvent, utcnow
-from providers.base import ParentRef
+from providers.base import ParentRef, PollTarget
 from workers.db import is_postgres, rowcount, table_of
 
 
@@ -97,15 +97,21 @@ def transition_batch(session: Session, batch_id: str, old: JobStatus, new: JobSt
     return ids
 
 
-def take_lease(session: Session, job: Job, version: int, *, lease_s: float, now: datetime | None = None, **fields: Any) -> bool:
-    """CAS on version without a status change: this worker now owns the job's current step."""
-    now = now or utcnow()
+def bump(session: Session, job: Job, version: int, *, now: datetime, **fields: Any) -> bool:
+    """CAS on version without a status change, moving the version on (the fencing token: a message
+    still carrying the old one drops out); sets `fields`. False if lost."""
     res = session.execute(
         update(Job)
         .where(col(Job.id) == job.id, col(Job.version) == version, col(Job.status) == job.status)
-        .values(version=col(Job.version) + 1, next_at=now + timedelta(seconds=lease_s), updated_at=now, **fields)
+        .values(version=col(Job.version) + 1, updated_at=now, **fields)
     )
-    if rowcount(res) != 1:
+    return rowcount(res) == 1
+
+
+def take_lease(session: Session, job: Job, version: int, *, lease_s: float, now: datetime | None = None, **fields: Any) -> bool:
+    """CAS on version without a status change: this worker now owns the job's current step."""
+    now = now or utcnow()
+    if not bump(session, job, version, now=now, next_at=now + timedelta(seconds=lease_s), **fields):
         return False
     session.flush()
     session.refresh(job)
@@ -153,16 +159,11 @@ def claim_due(
         .returning(col(Job.id), col(Job.provider), col(Job.version), col(Job.result_expires_at))
         .execution_options(synchronize_session=False)
     )
-    rows = [Claimed(r[0], r[1], r[2], _aware(r[3])) for r in session.execute(stmt).all()]
+    rows = [Claimed(r[0], r[1], r[2], r[3]) for r in session.execute(stmt).all()]
     if downloads:  # RETURNING has no order of its own
         far = datetime.max.replace(tzinfo=UTC)
         rows.sort(key=lambda c: c.result_expires_at or far)
     return rows
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    """A timestamp read back through RETURNING (SQLite gives it naive, in UTC)."""
-    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
 
 def expired_deadlines(session: Session, now: datetime, statuses: Iterable[JobStatus], limit: int) -> Sequence[Job]:
@@ -172,6 +173,11 @@ def expired_deadlines(session: Session, now: datetime, statuses: Iterable[JobSta
         select(Job).where(col(Job.status).in_([s.value for s in statuses]), col(Job.deadline_at) <= now)
         .order_by(col(Job.deadline_at)).limit(limit)
     ).all()
+
+
+def target(job: Job) -> PollTarget:
+    """The job's task as its adapter sees it: for a poll, a result read or a cancel."""
+    return PollTarget(job.id, job.provider_task_id or "", job.operation, job.provider_handle or {}, job.input)
 
 
 def parent_ref(session: Session, job_id: str) -> ParentRef | None:

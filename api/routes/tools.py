@@ -10,7 +10,6 @@ is `GET /v1/tools/openapi.json` (`api.tools_openapi`).
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
 import re
@@ -23,7 +22,7 @@ from sqlalchemy.exc import OperationalError
 from sqlmodel import col, select
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import JOB_ID_PATTERN, RuntimeDep, base_url
+from api.deps import JOB_ID_PATTERN, RuntimeDep, base_url, token_accepted
 from api.tools_openapi import WAIT_MAX_S, tools_document
 from models.errors import IdempotencyConflict, JobNotFound, RequestInvalid
 from models.schemas import JobCreate
@@ -49,11 +48,8 @@ def _error(code: str, message: str, field: str | None = None, retryable: bool = 
 
 def _authorized(rt: Runtime, authorization: str | None, api_key: str | None) -> bool:
     """The API's bearer tokens, also accepted as X-API-Key (some plugin platforms can only set a key header)."""
-    tokens = rt.settings.tokens
-    if not tokens:
-        return True
-    given = (authorization or "").removeprefix("Bearer ").strip() if authorization else (api_key or "").strip()
-    return any(hmac.compare_digest(given.encode(), t.encode()) for t in tokens)
+    given = authorization.removeprefix("Bearer ").strip() if authorization else (api_key or "").strip()
+    return token_accepted(rt, given)
 
 
 def flat_job(job: Job, assets: list[Asset], base: str) -> dict[str, Any]:
@@ -84,12 +80,7 @@ def _parse_submit(raw: bytes) -> JobCreate | JSONResponse:
         return _error("invalid_request", "the body is not JSON", "body")
     if not isinstance(body, dict):
         return _error("invalid_request", "the body must be a JSON object", "body")
-    if isinstance(body.get("input"), str):  # Coze and Dify users often hold only strings
-        try:
-            body["input"] = json.loads(body["input"]) if body["input"].strip() else {}
-        except ValueError:
-            return _error("invalid_request", "input is a string that is not JSON", "input")
-    for key in ("metadata",):
+    for key in ("input", "metadata"):  # Coze and Dify users often hold only strings: JSON in a string is read
         if isinstance(body.get(key), str):
             try:
                 body[key] = json.loads(body[key]) if body[key].strip() else {}

@@ -110,7 +110,7 @@ class VideoAdapter(AdapterDefaults):
 
     def parse_submit(self, resp: HttpResponse) -> Submitted | Rejected:
         data = json_or_none(resp)
-        message = error_message(data) or _string_error(data)
+        message = error_message(data)
         if resp.status >= 300:
             return submit_rejection(resp, message)
         if not isinstance(data, Mapping):
@@ -144,18 +144,11 @@ class VideoAdapter(AdapterDefaults):
         if resp.status in (400, 404) and is_not_found(data):
             return ProviderStatus(t.task_id, State.UNKNOWN, error_message=error_message(data))
         if resp.status >= 300:
-            raise ProviderProtocolError(f"HTTP {resp.status} on query: {(error_message(data) or _string_error(data))[:200]}")
+            raise ProviderProtocolError(f"HTTP {resp.status} on query: {error_message(data)[:200]}")
         unified = self._ops[t.operation].api == UNIFIED
         st = read_status(data, content_path=None if unified else content_path(t.task_id))
         return st if st.task_id else ProviderStatus(t.task_id, st.state, st.progress, st.outputs, st.result_data,
                                                     st.error_code, st.error_message, None, st.expires_at, st.detail)
-
-    def parse_poll(self, resp: HttpResponse) -> list[ProviderStatus]:
-        raise NotImplementedError("video polls read with the target's format: use poll()")
-
-
-def _string_error(data: Any) -> str:
-    return data["error"] if isinstance(data, Mapping) and isinstance(data.get("error"), str) else ""
 
 
 def _openai_create(input: Mapping[str, Any]) -> HttpRequest:

@@ -7,28 +7,23 @@ GET /v1/providers lists.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from models.datauri import parse_data_uri
+
 MAX_REFERENCE_BYTES = 10 * 1024 * 1024
-_DATA_URI = re.compile(r"data:(?P<mime>[a-z0-9.+-]+/[a-z0-9.+-]+)?(?P<b64>;base64)?,(?P<data>.*)", re.S | re.I)
 _SIZE = re.compile(r"\d{2,5}x\d{2,5}")
 
 
 def decode_data_uri(value: str) -> tuple[str, bytes] | None:
-    """(media type, bytes) of a base64 `data:` URI; None when the value is not one."""
-    m = _DATA_URI.fullmatch(value.strip())
-    if m is None or not m.group("b64"):
+    """(media type, bytes) of a base64 `data:` URI without parameters; None when the value is not one."""
+    uri = parse_data_uri(value.strip())
+    if uri is None or not uri.is_base64 or uri.params:
         return None
-    try:
-        data = base64.b64decode(m.group("data"), validate=True)
-    except (binascii.Error, ValueError):
-        raise ValueError("is a data: URI whose base64 does not decode") from None
-    return (m.group("mime") or "application/octet-stream").lower(), data
+    return uri.media_type, uri.decode(strict=True)
 
 
 def check_image_ref(value: str) -> str:

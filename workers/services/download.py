@@ -29,7 +29,6 @@ from sqlmodel import Session, col, select
 from models.errors import DownloadFailed, ProviderError, StorageError
 from models.status import JobStatus
 from models.tables import Asset, Job
-from providers.base import PollTarget
 from providers.registry import get_adapter
 from workers import jobs
 from workers.context import Runtime
@@ -106,8 +105,7 @@ def store_outputs(rt: Runtime, job_id: str, version: int) -> Outcome:
 def _result_extra(rt: Runtime, job: Job) -> Mapping[str, Any]:
     """One optional read for result data the final status lacks (the Midjourney seed). A relay
     that cannot answer it costs the job nothing: the data is simply left out."""
-    target = PollTarget(job.id, job.provider_task_id or "", job.operation, job.provider_handle or {}, job.input)
-    flow = get_adapter(job.provider).fetch_extra(target)
+    flow = get_adapter(job.provider).fetch_extra(jobs.target(job))
     if flow is None:
         return {}
     try:

@@ -15,7 +15,7 @@ from sqlmodel import col, select
 from models.errors import BatchUnsupported, ProviderProtocolError, ProviderUnavailable
 from models.status import JobStatus
 from models.tables import Job
-from providers.base import Adapter, PollTarget, ProviderStatus
+from providers.base import Adapter, ProviderStatus
 from providers.registry import get_adapter
 from workers import jobs
 from workers.context import Runtime
@@ -60,7 +60,7 @@ def poll_jobs(rt: Runtime, job_ids: Sequence[str]) -> int:
 
 def _poll_chunk(rt: Runtime, provider: str, chunk: list[Job], *, batch: bool) -> None:
     adapter = get_adapter(provider)
-    targets = [PollTarget(j.id, j.provider_task_id or "", j.operation, j.provider_handle or {}, j.input) for j in chunk]
+    targets = [jobs.target(j) for j in chunk]
     try:
         label = f"{provider}.poll_batch" if batch else f"{provider}.poll"
         bodies: list[bytes] = []

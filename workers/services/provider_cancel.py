@@ -53,8 +53,7 @@ def cancel_flow(job: Job) -> Flow[CancelOutcome] | None:
         adapter = get_adapter(job.provider)
     except UnknownProvider:
         return None
-    target = PollTarget(job.id, job.provider_task_id, job.operation, job.provider_handle or {}, job.input)
-    return adapter.cancel(target)
+    return adapter.cancel(jobs.target(job))
 
 
 def cancellable_providers() -> list[str]:
@@ -161,8 +160,4 @@ def _give_up(session: Session, job: Job, version: int, now: datetime, why: str) 
 
 def _settle(session: Session, job: Job, version: int, now: datetime, **values: Any) -> bool:
     """CAS on the version of the cancelled job (bumped: a duplicate message drops out)."""
-    res = session.execute(
-        update(Job).where(col(Job.id) == job.id, col(Job.version) == version, col(Job.status) == JobStatus.CANCELLED.value)
-        .values(version=col(Job.version) + 1, updated_at=now, **values)
-    )
-    return rowcount(res) == 1
+    return job.status == JobStatus.CANCELLED and jobs.bump(session, job, version, now=now, **values)
