@@ -47,6 +47,7 @@ def parse_args() -> argparse.Namespace:
     sus.add_argument("--chains", type=int, default=2000, help="4-task no-op Celery chains per variant (default 2000)")
     sus.add_argument("--defaults", action="store_true", help="keep the k4u dev poll/beat defaults (default: fast polling as above)")
     sus.add_argument("--profile", action="store_true", help="sample the stack with py-spy while the jobs run (slows it down)")
+    sus.add_argument("--profile-gil", action="store_true", help="with --profile: only samples holding the GIL (Python CPU, not waits)")
     sus.add_argument("--profile-rate", type=int, default=50, help="py-spy samples per second (default 50)")
     sus.add_argument("--profile-top", type=int, default=25, help="frames to print per process kind (default 25)")
     sus.add_argument("--pg-admin-url", default="postgresql://postgres@127.0.0.1:5432/postgres")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import functools
+import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -10,6 +12,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import Table, event, inspect
 from sqlalchemy.engine import Connection, CursorResult, Engine, Result
+from sqlalchemy.exc import DisconnectionError
 from sqlmodel import Session, SQLModel, create_engine
 
 if TYPE_CHECKING:
@@ -42,7 +45,51 @@ def get_engine(url: str) -> Engine:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5, hide_parameters=True)
+    engine = create_engine(url, pool_size=5, max_overflow=5, pool_recycle=1800, hide_parameters=True)
+    _ping_when_idle(engine)
+    return engine
+
+
+# A connection back from the pool within this many seconds of its last use is not pinged: under load
+# that skips a round trip per transaction (pool_pre_ping pings every checkout), while one that sat
+# idle (a PostgreSQL restart, a proxy's idle cut) is still tested before a statement can fail on it.
+IDLE_PING_S = 2.0
+pings_sent = 0  # pings this process has sent (read by bench/sqlcount)
+
+
+def _reset_pings() -> None:
+    global pings_sent
+    pings_sent = 0
+
+
+os.register_at_fork(after_in_child=_reset_pings)  # a prefork child counts its own
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """pool_pre_ping, for connections idle longer than IDLE_PING_S only (SQLAlchemy's documented
+    "pessimistic disconnect handling" by checkout event: a DisconnectionError makes the pool drop the
+    connection and check out a fresh one)."""
+
+    @event.listens_for(engine, "checkin")
+    def _checkin(_dbapi_conn: Any, rec: Any) -> None:
+        rec.info["k4u_idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checkout(dbapi_conn: Any, rec: Any, _proxy: Any) -> None:
+        since = rec.info.get("k4u_idle_since")
+        if since is None or time.monotonic() - since < IDLE_PING_S:
+            return  # new (just connected), or used a moment ago
+        global pings_sent
+        pings_sent += 1
+        try:
+            cur = dbapi_conn.cursor()
+            try:
+                cur.execute("SELECT 1")
+            finally:
+                cur.close()
+            dbapi_conn.rollback()
+        except Exception as exc:  # noqa: BLE001 - any failure means this connection is unusable
+            raise DisconnectionError(f"stale pooled connection ({type(exc).__name__})") from None
 
 
 
@@ -73,6 +120,23 @@ def session_scope(engine: Engine) -> Iterator[Session]:
         except BaseException:
             session.rollback()
             raise
+
+
+@contextmanager
+def read_scope(engine: Engine) -> Iterator[Session]:
+    """A session for reads only. On PostgreSQL its statements run in autocommit (no BEGIN/COMMIT
+    round trips; each statement sees committed data); on SQLite it is a session_scope."""
+    if engine.dialect.name != "postgresql":
+        with session_scope(engine) as session:
+            yield session
+        return
+    with Session(_autocommit(engine), expire_on_commit=False) as session:
+        yield session
+
+
+@functools.cache
+def _autocommit(engine: Engine) -> Engine:
+    return engine.execution_options(isolation_level="AUTOCOMMIT")
 
 
 def alembic_config(url: str) -> Config:

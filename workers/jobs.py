@@ -8,14 +8,16 @@ and a task first takes its lease with a CAS on that version, so duplicates drop 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import secrets
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import ColumnElement, Update, bindparam, func, insert, inspect, select, update
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col
 
 from models.status import JobStatus, can_transition
@@ -45,6 +47,16 @@ def get_job(session: Session, job_id: str) -> Job | None:
     return session.get(Job, job_id)
 
 
+class _Increment:
+    """A field value meaning "this column plus one", in the same UPDATE (a counter)."""
+
+    def __repr__(self) -> str:
+        return "INCREMENT"
+
+
+INCREMENT = _Increment()
+
+
 def transition(
     session: Session,
     job: Job,
@@ -56,28 +68,80 @@ def transition(
     now: datetime | None = None,
     **fields: Any,
 ) -> bool:
-    """CAS job from its current status to `new`, setting fields; append a JobEvent. False if lost."""
+    """CAS job from its current status to `new`, setting fields (INCREMENT adds one); append a
+    JobEvent; load the updated row into `job`. False if lost."""
     old = JobStatus(job.status)
     if not can_transition(old, new):
         raise ValueError(f"transition {old} -> {new} is not in the table")
     now = now or utcnow()
-    values = dict(fields, status=new.value, version=col(Job.version) + 1, updated_at=now)
-    stmt = update(Job).where(col(Job.id) == job.id, col(Job.status) == old.value)
-    if expect_version is not None:
-        stmt = stmt.where(col(Job.version) == expect_version)
-    res = session.execute(stmt.values(**values))
-    if rowcount(res) != 1:
+    where = {"id": job.id, "status": old.value} | ({"version": expect_version} if expect_version is not None else {})
+    if not _update_into(session, job, dict(fields, status=new.value, version=INCREMENT, updated_at=now), where):
         return False
     append_event(session, job, old, new, reason, now, payload)
-    session.refresh(job)
     return True
+
+
+def transition_by_id(session: Session, job_id: str, old: JobStatus, new: JobStatus, *, expect_version: int,
+                     reason: Callable[[Job], str], now: datetime, **fields: Any) -> Job | None:
+    """transition() for a job not loaded yet, as a task taking its step does: the CAS UPDATE returns
+    the row, so no SELECT goes first. The job (detached, as updated), or None when the CAS was lost.
+    `reason` gets the updated job (for counters the UPDATE moved on)."""
+    if not can_transition(old, new):
+        raise ValueError(f"transition {old} -> {new} is not in the table")
+    job: Job = inspect(Job).class_manager.new_instance()
+    where = {"id": job_id, "status": old.value, "version": expect_version}
+    if not _update_into(session, job, dict(fields, status=new.value, version=INCREMENT, updated_at=now), where):
+        return None
+    append_event(session, job, old, new, reason(job), now)
+    return job
+
+
+def _update_into(session: Session, job: Job, values: dict[str, Any], where: dict[str, Any]) -> bool:
+    """Run a one-row UPDATE of the job (attribute names; INCREMENT adds one) with RETURNING and load
+    the new row into `job` (in one round trip, where a refresh would take a second); False when it
+    matched no row."""
+    row = session.execute(_update_stmt(_shape(values), tuple(sorted(where)), returning=True), _params(values, where)).first()
+    if row is None:
+        return False
+    for (key, _), value in zip(_job_columns(), row, strict=True):
+        set_committed_value(job, key, value)
+    return True
+
+
+def _shape(values: dict[str, Any]) -> tuple[tuple[str, bool], ...]:
+    return tuple(sorted((k, v is INCREMENT) for k, v in values.items()))
+
+
+def _params(values: dict[str, Any], where: dict[str, Any]) -> dict[str, Any]:
+    return {f"s_{k}": v for k, v in values.items() if v is not INCREMENT} | {f"w_{k}": v for k, v in where.items()}
+
+
+@functools.cache
+def _update_stmt(sets: tuple[tuple[str, bool], ...], where: tuple[str, ...], *, returning: bool) -> Update:
+    """The UPDATE of the job table for this shape: (attribute, is INCREMENT) to set, attributes to
+    match, with bound parameters `s_<attr>` and `w_<attr>`. Built once per shape: a job step sends a
+    handful of shapes over and over, and building a statement (and its cache key) costs more than
+    running it. RETURNING gives every column, in _job_columns() order."""
+    cols = dict(_job_columns())
+    stmt = update(table_of(Job))
+    for name in where:
+        stmt = stmt.where(cols[name] == bindparam(f"w_{name}", type_=cols[name].type))
+    stmt = stmt.values({cols[name].name: (cols[name] + 1 if inc else bindparam(f"s_{name}", type_=cols[name].type)) for name, inc in sets})
+    return stmt.returning(*cols.values()) if returning else stmt
+
+
+@functools.cache
+def _job_columns() -> tuple[tuple[str, ColumnElement[Any]], ...]:
+    """(attribute, column) of every mapped Job column (the `metadata` column is the `meta` attribute)."""
+    return tuple((prop.key, prop.columns[0]) for prop in inspect(Job).column_attrs)
 
 
 def append_event(session: Session, job: Job, old: JobStatus | None, new: JobStatus, reason: str,
                  now: datetime, payload: bytes | None = None) -> None:
-    session.add(JobEvent(job_id=job.id, old_status=old.value if old else None, new_status=new.value,
-                         reason=reason[:2000], payload_sha256=digest(payload), at=now))
-    session.flush()
+    session.flush()  # the job row first, when it is new in this session (a no-op otherwise)
+    session.execute(insert(table_of(JobEvent)).values(
+        job_id=job.id, old_status=old.value if old else None, new_status=new.value,
+        reason=reason[:2000], payload_sha256=digest(payload), at=now))
 
 
 def transition_batch(session: Session, batch_id: str, old: JobStatus, new: JobStatus, *, reason: str, now: datetime,
@@ -100,28 +164,19 @@ def transition_batch(session: Session, batch_id: str, old: JobStatus, new: JobSt
 def bump(session: Session, job: Job, version: int, *, now: datetime, **fields: Any) -> bool:
     """CAS on version without a status change, moving the version on (the fencing token: a message
     still carrying the old one drops out); sets `fields`. False if lost."""
-    res = session.execute(
-        update(Job)
-        .where(col(Job.id) == job.id, col(Job.version) == version, col(Job.status) == job.status)
-        .values(version=col(Job.version) + 1, updated_at=now, **fields)
-    )
-    return rowcount(res) == 1
+    return _update_into(session, job, dict(fields, version=INCREMENT, updated_at=now), {"id": job.id, "version": version, "status": job.status})
 
 
 def take_lease(session: Session, job: Job, version: int, *, lease_s: float, now: datetime | None = None, **fields: Any) -> bool:
     """CAS on version without a status change: this worker now owns the job's current step."""
     now = now or utcnow()
-    if not bump(session, job, version, now=now, next_at=now + timedelta(seconds=lease_s), **fields):
-        return False
-    session.flush()
-    session.refresh(job)
-    return True
+    return bump(session, job, version, now=now, next_at=now + timedelta(seconds=lease_s), **fields)
 
 
 def set_fields(session: Session, job_id: str, status: JobStatus, **fields: Any) -> bool:
     """Update non-status fields (progress, next_at...) while the job is still in `status`."""
-    res = session.execute(update(Job).where(col(Job.id) == job_id, col(Job.status) == status.value).values(updated_at=utcnow(), **fields))
-    return rowcount(res) == 1
+    values, where = dict(fields, updated_at=utcnow()), {"id": job_id, "status": status.value}
+    return rowcount(session.execute(_update_stmt(_shape(values), tuple(sorted(where)), returning=False), _params(values, where))) == 1
 
 
 def count_polls(session: Session, job_ids: Sequence[str]) -> None:
@@ -164,6 +219,11 @@ def claim_due(
         far = datetime.max.replace(tzinfo=UTC)
         rows.sort(key=lambda c: c.result_expires_at or far)
     return rows
+
+
+def due_providers(session: Session, status: JobStatus, now: datetime) -> list[str]:
+    """Providers with jobs in `status` whose next_at has passed (a range over ix_job_due: O(due))."""
+    return list(session.scalars(select(col(Job.provider)).where(col(Job.status) == status.value, col(Job.next_at) <= now).distinct()))
 
 
 def expired_deadlines(session: Session, now: datetime, statuses: Iterable[JobStatus], limit: int) -> Sequence[Job]:

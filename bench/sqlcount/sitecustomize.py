@@ -2,8 +2,8 @@
 
 `bench/throughput.py --sustained` puts this directory on PYTHONPATH of `k4u dev`, so every
 process of the stack (API, workers and their pool children, beat) loads it at start. Counts per
-statement verb, plus transactions (commits, rollbacks) and pool checkouts (each one a
-`pool_pre_ping` round trip), are written to `<dir>/<pid>.json` about once a second by a thread
+statement verb, plus transactions (commits, rollbacks) and the pings `workers.db` sends before
+reusing a connection that sat idle (its counter `pings_sent`), are written to `<dir>/<pid>.json` about once a second by a thread
 started in the process that executes (so after a prefork fork too). Nothing is ever sent anywhere.
 """
 
@@ -21,7 +21,6 @@ _DIR = os.environ.get("K4U_BENCH_SQLCOUNT_DIR")
 def _install(out_dir: str) -> None:
     from sqlalchemy import event
     from sqlalchemy.engine import Engine
-    from sqlalchemy.pool import Pool
 
     counts: dict[str, int] = {}
     lock = threading.Lock()
@@ -32,6 +31,9 @@ def _install(out_dir: str) -> None:
             time.sleep(1.0)
             with lock:
                 data = {"pid": pid, "label": label, "counts": dict(counts)}
+            db = sys.modules.get("workers.db")
+            if db is not None and getattr(db, "pings_sent", 0):
+                data["counts"]["ping (idle connection)"] = db.pings_sent
             tmp = os.path.join(out_dir, f".{pid}.tmp")
             with open(tmp, "w") as f:
                 json.dump(data, f)
@@ -64,10 +66,6 @@ def _install(out_dir: str) -> None:
     @event.listens_for(Engine, "rollback")
     def _rollback(_conn):  # type: ignore[no-untyped-def]
         bump("ROLLBACK")
-
-    @event.listens_for(Pool, "checkout")
-    def _checkout(_dbapi, _record, _proxy):  # type: ignore[no-untyped-def]
-        bump("pool checkout (pre-ping)")
 
 
 if _DIR:

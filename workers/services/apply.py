@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import insert
 from sqlmodel import Session
 
 from models.status import JobStatus
@@ -18,43 +19,53 @@ from models.tables import Asset, Job
 from providers.base import ProviderStatus, State
 from providers.registry import get_adapter
 from workers import jobs
+from workers.db import table_of
 from workers.dispatch import DOWNLOAD, Followup, Followups
 from workers.relay import resolve_relay_path
 from workers.services.lifecycle import finish
 from workers.services.schedule import next_poll_at
 from workers.settings import Settings
 
-__all__ = ["apply_status", "download_priority", "result_expiry"]
+__all__ = ["apply_status", "download_priority", "folds_poll_count", "result_expiry"]
+
+
+def folds_poll_count(st: ProviderStatus) -> bool:
+    """Whether apply_status(..., polled=True) counts the poll in the write it makes for this status."""
+    return st.state in (State.QUEUED, State.RUNNING, State.UNKNOWN, State.SUCCEEDED)
 
 
 def apply_status(session: Session, job: Job, st: ProviderStatus, *, settings: Settings, now: datetime,
-                 source: str, payload: bytes | None = None) -> Followups:
-    """Fold one normalized provider status into the job; returns the follow-up tasks to send."""
+                 source: str, payload: bytes | None = None, polled: bool = False) -> Followups:
+    """Fold one normalized provider status into the job; returns the follow-up tasks to send.
+    `polled`: the answer of a poll, counted in job.poll_count by the same UPDATE (see folds_poll_count)."""
     if job.status != JobStatus.RUNNING:
         return []
+    counted: dict[str, Any] = {"poll_count": jobs.INCREMENT} if polled else {}
     match st.state:
         case State.QUEUED | State.RUNNING | State.UNKNOWN:
-            progress = max(job.progress, st.progress or 0)
-            extra: dict[str, Any] = {}
+            progress = min(max(job.progress, st.progress or 0), 99)
+            extra: dict[str, Any] = dict(counted)
             if st.result_data or st.detail:  # a Midjourney task parked in MODAL; a queue position
                 extra["result"] = dict(job.result or {}) | dict(st.result_data) | ({"provider_detail": st.detail} if st.detail else {})
-            jobs.set_fields(session, job.id, JobStatus.RUNNING, progress=min(progress, 99),
-                            next_at=next_poll_at(job, settings, now), **extra)
+            next_at = next_poll_at(job, settings, now)
+            if not extra and progress == job.progress and next_at == job.next_at:
+                return []  # nothing new: the submit answer's own "submitted", already scheduled
+            jobs.set_fields(session, job.id, JobStatus.RUNNING, progress=progress, next_at=next_at, **extra)
             return []
         case State.SUCCEEDED:
             result = {k: v for k, v in (dict(job.result or {}) | dict(st.result_data)).items() if k != "provider_detail"}
             expires = result_expiry(job.provider, st, now)
             if not jobs.transition(session, job, JobStatus.DOWNLOADING, reason=f"{source}: provider succeeded",
                                    payload=payload, now=now, progress=100, result=result or None,
-                                   next_at=now + timedelta(seconds=settings.lease_s), result_expires_at=expires):
+                                   next_at=now + timedelta(seconds=settings.lease_s), result_expires_at=expires, **counted):
                 return []
-            for i, out in enumerate(st.outputs):
-                # A relay route (/v1/videos/{id}/content) is stored as its absolute URL and fetched
-                # with the key on that first request only; every other URL never sees the key.
-                url = resolve_relay_path(settings.base_url, out.url) if out.relay_route else out.url
-                session.add(Asset(job_id=job.id, index=i, kind=out.kind, source_url=url,
-                                  needs_auth=out.relay_route, meta=dict(out.meta)))
-            session.flush()
+            # A relay route (/v1/videos/{id}/content) is stored as its absolute URL and fetched
+            # with the key on that first request only; every other URL never sees the key.
+            rows = [{"job_id": job.id, "index": i, "kind": out.kind, "needs_auth": out.relay_route, "metadata": dict(out.meta),
+                     "source_url": resolve_relay_path(settings.base_url, out.url) if out.relay_route else out.url}
+                    for i, out in enumerate(st.outputs)]
+            if rows:
+                session.execute(insert(table_of(Asset)), rows)
             return [Followup(DOWNLOAD, (job.id, job.version), download_priority(expires, now))]
         case State.FAILED:
             return finish(session, job, JobStatus.FAILED, settings=settings, now=now, reason=f"{source}: provider failed",

@@ -71,12 +71,19 @@ def store_outputs(rt: Runtime, job_id: str, version: int) -> Outcome:
                                download_attempts=job.download_attempts + 1, download_deadline_at=deadline):
             return Outcome.LOST
         lease = job.version
-        pending = list(session.exec(select(Asset).where(col(Asset.job_id) == job_id, col(Asset.stored_at).is_(None)).order_by(col(Asset.index))).all())
+        assets = list(session.exec(select(Asset).where(col(Asset.job_id) == job_id).order_by(col(Asset.index))).all())
+    pending = [a for a in assets if a.stored_at is None]
     beat = _Heartbeat(rt, job_id, lease)
     stored = 0
+    last: tuple[Asset, StoredObject] | None = None
     try:
-        for asset in pending:
-            _store_one(rt, asset, beat)
+        for i, asset in enumerate(pending):
+            obj = _store_one(rt, asset, beat)
+            if i + 1 < len(pending):  # recorded at once: a later attempt skips it
+                with session_scope(rt.engine) as session:
+                    _record_stored(session, asset, obj, rt.clock())
+            else:  # the last one is recorded with the job's success, in one transaction
+                last = (asset, obj)
             stored += 1
     except _LeaseLost:
         return Outcome.LOST  # cancelled meanwhile, or the sweep gave the step to another worker
@@ -90,13 +97,16 @@ def store_outputs(rt: Runtime, job_id: str, version: int) -> Outcome:
     extra = _result_extra(rt, job)
     now = rt.clock()
     with session_scope(rt.engine) as session:
-        job = jobs.get_job(session, job_id)
-        if job is None:
-            return Outcome.STALE
-        if extra:
+        if last is not None:  # committed even if the CAS below is lost: the object is stored either way
+            _record_stored(session, last[0], last[1], now)
+        if extra:  # merged into the result as it is now
+            current = jobs.get_job(session, job_id)
+            if current is None:
+                return Outcome.STALE
+            job = current
             jobs.set_fields(session, job_id, JobStatus.DOWNLOADING, result=dict(job.result or {}) | dict(extra))
-        n = len(session.exec(select(Asset.id).where(Asset.job_id == job_id)).all())
-        fu = finish(session, job, JobStatus.SUCCEEDED, settings=s, now=now, reason=f"stored {n} asset(s)", expect_version=lease)
+        # `job` is as this attempt's lease left it: the CAS on that version finds it unchanged or loses.
+        fu = finish(session, job, JobStatus.SUCCEEDED, settings=s, now=now, reason=f"stored {len(assets)} asset(s)", expect_version=lease)
         won = job.status == JobStatus.SUCCEEDED
     send_all(rt.dispatcher, fu)
     return Outcome.SUCCEEDED if won else Outcome.LOST
@@ -176,7 +186,7 @@ class _Heartbeat:
                 raise _LeaseLost()
 
 
-def _store_one(rt: Runtime, asset: Asset, beat: _Heartbeat) -> None:
+def _store_one(rt: Runtime, asset: Asset, beat: _Heartbeat) -> StoredObject:
     def put(dl: Download) -> StoredObject:
         """One pass of the body into the store; called again if the source starts over after a drop
         (the failed put has left nothing behind, so the new pass replaces it cleanly)."""
@@ -187,14 +197,15 @@ def _store_one(rt: Runtime, asset: Asset, beat: _Heartbeat) -> None:
         return rt.store.put_stream(key, beat.chunks(dl.chunks), content_type, rt.settings.download_max_bytes)
 
     obj = rt.fetcher.fetch(asset.source_url, put, needs_auth=asset.needs_auth)
-    with session_scope(rt.engine) as session:
-        row = session.get(Asset, asset.id)
-        if row is not None:
-            row.storage_key, row.size, row.sha256 = obj.key, obj.size, obj.sha256
-            row.content_type, row.stored_at = obj.content_type, rt.clock()
-            session.add(row)
     log.info("stored %s (%d bytes)", obj.key, obj.size)
     beat.beat_if_due()
+    return obj
+
+
+def _record_stored(session: Session, asset: Asset, obj: StoredObject, now: datetime) -> None:
+    session.execute(update(Asset).where(col(Asset.id) == asset.id).values(
+        storage_key=obj.key, size=obj.size, sha256=obj.sha256, content_type=obj.content_type, stored_at=now,
+    ).execution_options(synchronize_session=False))
 
 
 def _failed(rt: Runtime, job_id: str, lease: int, exc: DownloadFailed | StorageError, *, progressed: bool = False) -> Outcome:

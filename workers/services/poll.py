@@ -19,10 +19,10 @@ from providers.base import Adapter, ProviderStatus
 from providers.registry import get_adapter
 from workers import jobs
 from workers.context import Runtime
-from workers.db import session_scope
+from workers.db import read_scope, session_scope
 from workers.dispatch import Followups, send_all
 from workers.flows import run_flow
-from workers.services.apply import apply_status
+from workers.services.apply import apply_status, folds_poll_count
 from workers.services.schedule import next_poll_at
 
 log = logging.getLogger("k4u.poll")
@@ -41,7 +41,7 @@ def chunk_size(rt: Runtime, adapter: Adapter) -> int:
 
 def poll_jobs(rt: Runtime, job_ids: Sequence[str]) -> int:
     """Poll the given jobs; returns how many were still running and asked about."""
-    with session_scope(rt.engine) as session:
+    with read_scope(rt.engine) as session:
         rows = session.exec(select(Job).where(col(Job.id).in_(list(job_ids)), Job.status == JobStatus.RUNNING)).all()
     by_provider: dict[str, list[Job]] = {}
     for job in rows:
@@ -84,11 +84,18 @@ def _poll_chunk(rt: Runtime, provider: str, chunk: list[Job], *, batch: bool) ->
     fu: Followups = []
     now = rt.clock()
     with session_scope(rt.engine) as session:
-        jobs.count_polls(session, [job.id for job, _ in matched])
+        # The rows as they are now, in this transaction (a callback may have moved a job meanwhile).
+        fresh = {j.id: j for j in session.exec(select(Job).where(col(Job.id).in_([job.id for job, _ in matched])))} if matched else {}
+        uncounted = []
         for job, st in matched:
-            fresh = jobs.get_job(session, job.id)
-            if fresh is not None:
-                fu += apply_status(session, fresh, st, settings=rt.settings, now=now, source="poll", payload=bodies[-1])
+            row = fresh.get(job.id)
+            if row is None:
+                continue
+            folded = row.status == JobStatus.RUNNING and folds_poll_count(st)
+            fu += apply_status(session, row, st, settings=rt.settings, now=now, source="poll", payload=bodies[-1], polled=folded)
+            if not folded:
+                uncounted.append(job.id)
+        jobs.count_polls(session, uncounted)
     send_all(rt.dispatcher, fu)
     answered = {job.id for job, _ in matched}
     missing = [j for j in chunk if j.id not in answered]

@@ -28,11 +28,12 @@ def backoff(attempt: int, base_s: float, cap_s: float, rng: random.Random | None
     return delay * (rng or random).uniform(0.8, 1.2)
 
 
-def next_poll_at(job: Job, settings: Settings, now: datetime) -> datetime:
+def next_poll_at(job: Job, settings: Settings, now: datetime, *, submitted_at: datetime | None = None) -> datetime:
+    """When to poll the job next; `submitted_at` for a job whose row is about to get it (the first poll)."""
     caps = get_adapter(job.provider).capabilities
     expected = settings.poll_expected_s or caps.expected_s
     min_s = settings.poll_min_interval_s or max(2.0, expected / 20)
-    age = (now - (job.submitted_at or job.created_at)).total_seconds()
+    age = (now - (submitted_at or job.submitted_at or job.created_at)).total_seconds()
     return now + timedelta(seconds=poll_interval(age, expected, min_s, settings.poll_max_interval_s))
 
 

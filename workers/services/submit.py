@@ -47,6 +47,14 @@ log = logging.getLogger("k4u.submit")
 def submit_job(rt: Runtime, job_id: str, version: int) -> Outcome:
     """Run one submit step for the job if `version` still holds; returns what happened."""
     s, now = rt.settings, rt.clock()
+    if rt.gate is None:  # the common case in one statement: a queued job, no provider limit to check first
+        with session_scope(rt.engine) as session:
+            claimed = jobs.transition_by_id(
+                session, job_id, JobStatus.QUEUED, JobStatus.SUBMITTING, expect_version=version, now=now,
+                reason=lambda j: f"submit attempt {j.submit_attempts}", submit_state=SubmitState.SENDING,
+                submit_attempts=jobs.INCREMENT, next_at=now + timedelta(seconds=s.lease_s))
+        if claimed is not None:  # committed: the step is ours before anything is sent
+            return _submit(rt, claimed, claimed.version, recovering=False, prior=SubmitState.NOT_SENT)
     with session_scope(rt.engine) as session:
         job = jobs.get_job(session, job_id)
         if job is None or job.version != version:
@@ -70,7 +78,12 @@ def submit_job(rt: Runtime, job_id: str, version: int) -> Outcome:
             return Outcome.NOT_SUBMITTABLE
         if not won:
             return Outcome.LOST
-        lease = job.version
+    return _submit(rt, job, job.version, recovering=recovering, prior=prior)
+
+
+def _submit(rt: Runtime, job: Job, lease: int, *, recovering: bool, prior: str) -> Outcome:
+    """The step after its lease is taken: recover an earlier POST's task if need be, then send."""
+    s, now = rt.settings, rt.clock()
     adapter = get_adapter(job.provider)
 
     if recovering:
@@ -163,14 +176,13 @@ def _record(rt: Runtime, job: Job, lease: int, result: Submitted | Rejected, bod
     s, now = rt.settings, rt.clock()
     fu: Followups = []
     with session_scope(rt.engine) as session:
-        job = _reload(session, job)
         match result:
             case Submitted(task_id=task_id, status=st, handle=handle):
+                # `job` is submitting as our lease left it; the CAS on the lease finds it so or loses.
                 # Cancelled while the POST was out (the table has no cancelled -> running): keep the
                 # task on the cancelled job and cancel it at the relay where the family can.
-                adopted = None if job.status == JobStatus.CANCELLED else adopt_task(
-                    session, job, task_id, st, settings=s, now=now, reason=reason, source="lookup",
-                    payload=body, expect_version=lease, handle=handle)
+                adopted = adopt_task(session, job, task_id, st, settings=s, now=now, reason=reason, source="lookup",
+                                     payload=body, expect_version=lease, handle=handle)
                 if adopted is not None:
                     fu, outcome = adopted, Outcome.ACCEPTED
                 elif (job := _reload(session, job)).status == JobStatus.CANCELLED and task_id:
@@ -179,7 +191,7 @@ def _record(rt: Runtime, job: Job, lease: int, result: Submitted | Rejected, bod
                 else:
                     log.warning("job %s accepted as %s but its lease was lost", job.id, task_id)
                     return Outcome.LOST_AFTER_ACCEPT
-            case Rejected() as r if job.status == JobStatus.CANCELLED:  # nothing was charged; the cancel stands
+            case Rejected() as r if (job := _reload(session, job)).status == JobStatus.CANCELLED:  # nothing charged; the cancel stands
                 log.info("job %s was cancelled before the relay rejected it (%s)", job.id, r.code)
                 return Outcome.LOST
             case Rejected() as r:
@@ -199,9 +211,9 @@ def adopt_task(session: Session, job: Job, task_id: str | None, st: ProviderStat
     what = f"task {task_id}" if task_id else "answered at once"
     if not jobs.transition(session, job, JobStatus.RUNNING, reason=f"{reason}: {what}", expect_version=expect_version,
                            payload=payload, now=now, provider_task_id=task_id, submitted_at=now, provider_handle=dict(handle or {}) or None,
-                           submit_state=SubmitState.ACCEPTED, error_code=None, error_message=None, error_retryable=None):
+                           submit_state=SubmitState.ACCEPTED, error_code=None, error_message=None, error_retryable=None,
+                           next_at=next_poll_at(job, settings, now, submitted_at=now)):
         return None
-    jobs.set_fields(session, job.id, JobStatus.RUNNING, next_at=next_poll_at(job, settings, now))
     return apply_status(session, job, st, settings=settings, now=now, source=source, payload=payload) if st is not None else []
 
 

@@ -27,6 +27,19 @@ from workers.services.poll import chunk_size
 _DEADLINED = (JobStatus.QUEUED, JobStatus.SUBMITTING, JobStatus.RUNNING)
 
 
+POLL_MESSAGE_MAX = 8  # jobs per poll message when many are due and the family polls one task per request
+
+
+def poll_message_size(due: int, chunk: int, workers: int) -> int:
+    """Job ids per poll message: a batch family's chunk (one relay request each); for a family polled
+    one task at a time, the due jobs spread over the engine's processes, several to a message when
+    many are due (fewer broker round trips), never more than POLL_MESSAGE_MAX (a message's polls run
+    one after another)."""
+    if chunk > 1:
+        return chunk
+    return max(1, min(POLL_MESSAGE_MAX, -(-due // max(1, workers))))
+
+
 def tick(rt: Runtime) -> dict[str, int]:
     s, now = rt.settings, rt.clock()
     counts: dict[str, int] = {}
@@ -40,34 +53,31 @@ def tick(rt: Runtime) -> dict[str, int]:
         fu += fail_expired_downloads(session, settings=s, now=now, limit=s.poll_batch_limit)
     send_all(rt.dispatcher, fu)
     counts["batches_finished"] = finish_done_batches(rt)
-    with session_scope(rt.engine) as session:
-        counts["receipts_pruned"] = prune_receipts(session, now)
 
+    # One transaction claims every kind of due work (SKIP LOCKED keeps concurrent ticks apart); the
+    # messages go out once it has committed. Running jobs are claimed per provider that has any due
+    # (one DISTINCT over ix_job_due first), so a busy family cannot crowd out the others' polls.
     # CANCELLED: a terminal job has a next_at only while its relay-side cancel is pending (provider_cancel).
-    for status, task in ((JobStatus.QUEUED, SUBMIT), (JobStatus.SUBMITTING, SUBMIT), (JobStatus.DOWNLOADING, DOWNLOAD),
-                         (JobStatus.CANCELLED, CANCEL)):
-        with session_scope(rt.engine) as session:
-            claimed = jobs.claim_due(session, status, now=now, lease_s=s.lease_s, limit=s.poll_batch_limit)
-        send_all(rt.dispatcher, [
-            Followup(task, (c.job_id, c.version), download_priority(c.result_expires_at, now) if task == DOWNLOAD else None)
-            for c in claimed
-        ])
-        counts[status.value] = len(claimed)
-
-    polled = 0
-    for name, adapter in ADAPTERS.items():
-        with session_scope(rt.engine) as session:
-            claimed = jobs.claim_due(session, JobStatus.RUNNING, now=now, lease_s=s.lease_s, limit=s.poll_batch_limit, provider=name)
-        ids = [c[0] for c in claimed]
-        size = chunk_size(rt, adapter)
-        for i in range(0, len(ids), size):
-            rt.dispatcher.send(POLL, ids[i : i + size])
-        polled += len(ids)
-    counts["running"] = polled
-
+    out: Followups = []
+    polls: list[tuple[str, list[str]]] = []
     with session_scope(rt.engine) as session:
+        for status, task in ((JobStatus.QUEUED, SUBMIT), (JobStatus.SUBMITTING, SUBMIT), (JobStatus.DOWNLOADING, DOWNLOAD),
+                             (JobStatus.CANCELLED, CANCEL)):
+            claimed = jobs.claim_due(session, status, now=now, lease_s=s.lease_s, limit=s.poll_batch_limit)
+            out += [Followup(task, (c.job_id, c.version), download_priority(c.result_expires_at, now) if task == DOWNLOAD else None)
+                    for c in claimed]
+            counts[status.value] = len(claimed)
+        for name in jobs.due_providers(session, JobStatus.RUNNING, now):
+            if name in ADAPTERS:
+                claimed = jobs.claim_due(session, JobStatus.RUNNING, now=now, lease_s=s.lease_s, limit=s.poll_batch_limit, provider=name)
+                polls.append((name, [c.job_id for c in claimed]))
         due = deliveries.claim_due(session, now=now, lease_s=s.lease_s, limit=s.poll_batch_limit)
-    for delivery_id, version in due:
-        rt.dispatcher.send(NOTIFY, delivery_id, version)
+        counts["receipts_pruned"] = prune_receipts(session, now)
+    send_all(rt.dispatcher, out)
+    for name, ids in polls:
+        size = poll_message_size(len(ids), chunk_size(rt, ADAPTERS[name]), s.worker_concurrency)
+        send_all(rt.dispatcher, [(POLL, (ids[i : i + size],)) for i in range(0, len(ids), size)])
+    counts["running"] = sum(len(ids) for _, ids in polls)
+    send_all(rt.dispatcher, [(NOTIFY, d) for d in due])
     counts["notify"] = len(due)
     return counts

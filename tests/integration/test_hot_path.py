@@ -1,0 +1,138 @@
+"""The engine's hot path on real databases: one-statement compare-and-swap with RETURNING (cached
+statement shapes, counters in the same UPDATE), pings only for connections that sat idle, and
+the tick's poll messages. bench/throughput.py --sustained measures what these save."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlmodel import select
+
+from models.schemas import JobCreate
+from models.status import JobStatus
+from models.tables import Job, JobEvent
+from tests.services import PG_ADMIN
+from workers import db, jobs
+from workers.db import get_engine, read_scope, session_scope
+from workers.dispatch import POLL
+from workers.services.create import create_job
+from workers.services.sweep import POLL_MESSAGE_MAX, poll_message_size, tick
+
+
+def _new_job(driver) -> str:  # type: ignore[no-untyped-def]
+    job, _ = create_job(driver.rt, JobCreate(provider="kling", operation="text2video", input={"prompt": "a fox"}))
+    driver.recorder.sent.clear()  # the submit message: these tests take the steps themselves
+    return job.id
+
+
+def test_transition_by_id_loads_the_row_and_counts_in_the_same_update(engine_factory, clock) -> None:  # type: ignore[no-untyped-def]
+    driver = engine_factory()
+    job_id = _new_job(driver)
+    now = clock.now()
+    with session_scope(driver.rt.engine) as s:
+        assert jobs.transition_by_id(s, job_id, JobStatus.QUEUED, JobStatus.SUBMITTING, expect_version=7, now=now,
+                                     reason=lambda j: "never") is None  # a stale version loses and writes nothing
+        job = jobs.transition_by_id(s, job_id, JobStatus.QUEUED, JobStatus.SUBMITTING, expect_version=0, now=now,
+                                    reason=lambda j: f"submit attempt {j.submit_attempts}",
+                                    submit_attempts=jobs.INCREMENT, next_at=now + timedelta(seconds=60))
+        assert job is not None
+        # The object is the row as updated, with no SELECT: counters moved on by the UPDATE itself.
+        assert (job.status, job.version, job.submit_attempts, job.provider, job.input) == ("submitting", 1, 1, "kling", {"model_name": "kling-v1", "prompt": "a fox"})
+        assert job.next_at == now + timedelta(seconds=60)
+    with session_scope(driver.rt.engine) as s:
+        row = s.get(Job, job_id)
+        assert row is not None and (row.status, row.version, row.submit_attempts) == ("submitting", 1, 1)
+        reasons = [e.reason for e in s.exec(select(JobEvent).where(JobEvent.job_id == job_id).order_by(JobEvent.id))]
+    assert reasons == ["created", "submit attempt 1"]
+
+
+def test_transition_and_bump_reuse_one_statement_per_shape(engine_factory, clock) -> None:  # type: ignore[no-untyped-def]
+    driver = engine_factory()
+    ids = [_new_job(driver) for _ in range(3)]
+    now = clock.now()
+    jobs._update_stmt.cache_clear()
+    for job_id in ids:
+        with session_scope(driver.rt.engine) as s:
+            job = jobs.get_job(s, job_id)
+            assert job is not None
+            assert jobs.transition(s, job, JobStatus.SUBMITTING, reason="r", expect_version=0, now=now, submit_attempts=jobs.INCREMENT)
+            assert jobs.take_lease(s, job, job.version, lease_s=30, now=now)
+            assert not jobs.bump(s, job, 0, now=now)  # the old version is fenced off
+            assert (job.version, job.submit_attempts, job.next_at) == (2, 1, now + timedelta(seconds=30))
+    info = jobs._update_stmt.cache_info()
+    assert (info.misses, info.hits) == (3, 6)  # three shapes (transition, take_lease, bump): built once each
+    # INCREMENT and a plain value are different shapes: a counter is never overwritten by a number.
+    with session_scope(driver.rt.engine) as s:
+        job = jobs.get_job(s, ids[0])
+        assert job is not None and jobs.bump(s, job, job.version, now=now, poll_count=5)
+        assert jobs.bump(s, job, job.version, now=now, poll_count=jobs.INCREMENT)
+        assert job.poll_count == 6
+
+
+def test_set_fields_matches_status_and_leaves_other_jobs_alone(engine_factory) -> None:  # type: ignore[no-untyped-def]
+    driver = engine_factory()
+    a, b = _new_job(driver), _new_job(driver)
+    with session_scope(driver.rt.engine) as s:
+        assert not jobs.set_fields(s, a, JobStatus.RUNNING, progress=50)  # not running: nothing changes
+        assert jobs.set_fields(s, a, JobStatus.QUEUED, progress=5, meta={"k": "v"})
+    assert (driver.job(a).progress, driver.job(a).meta, driver.job(b).progress) == (5, {"k": "v"}, 0)
+
+
+@pytest.mark.postgres
+def test_a_connection_that_sat_idle_is_pinged_and_replaced_when_dead(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    engine = get_engine(pg_url)
+    engine.dispose()
+    with engine.connect() as conn:
+        pid = conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
+    sent = db.pings_sent
+    with engine.connect() as conn:  # back within IDLE_PING_S: used as is, no ping
+        assert conn.execute(text("SELECT pg_backend_pid()")).scalar_one() == pid
+    assert db.pings_sent == sent
+    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:  # what a PostgreSQL restart or a proxy's idle cut does to a pooled connection
+        assert conn.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid}).scalar_one()
+    admin.dispose()
+    monkeypatch.setattr(db, "IDLE_PING_S", 0.0)  # as if it had sat idle
+    with session_scope(engine) as s:  # the ping finds it dead; the pool connects afresh and the statement runs
+        new_pid = s.execute(text("SELECT pg_backend_pid()")).scalar_one()
+    assert new_pid != pid and db.pings_sent == sent + 1
+
+
+@pytest.mark.postgres
+def test_read_scope_runs_in_autocommit_on_postgres(pg_url: str) -> None:
+    with read_scope(get_engine(pg_url)) as s:
+        # No transaction block: each statement commits on its own (no BEGIN/COMMIT round trips).
+        s.exec(select(Job).limit(1)).all()
+        assert s.connection().connection.driver_connection.autocommit is True  # type: ignore[union-attr]
+    with session_scope(get_engine(pg_url)) as s:  # the pool's next user gets its transactions back
+        s.exec(select(Job).limit(1)).all()
+        assert s.connection().connection.driver_connection.autocommit is False  # type: ignore[union-attr]
+
+
+def test_poll_message_size() -> None:
+    assert poll_message_size(3, 1, 4) == 1  # few due: one per message, all processes busy at once
+    assert poll_message_size(20, 1, 4) == 5
+    assert poll_message_size(1000, 1, 4) == POLL_MESSAGE_MAX
+    assert poll_message_size(1000, 20, 4) == 20  # a batch family: one relay request per message
+    assert poll_message_size(0, 1, 4) == 1
+
+
+def test_tick_spreads_due_polls_over_messages_and_polls_each_once(engine_factory, sim, clock) -> None:  # type: ignore[no-untyped-def]
+    driver = engine_factory(worker_concurrency=4)
+    ids = [_new_job(driver) for _ in range(20)]
+    for job_id in ids:
+        driver.recorder.send("k4u.submit", job_id, 0)
+    driver.drain()
+    assert all(driver.job(i).status == JobStatus.RUNNING for i in ids)
+    clock.advance(10)
+    counts = tick(driver.rt)
+    polls = driver.recorder.of(POLL)
+    assert counts["running"] == 20 and sorted(len(p[0]) for p in polls) == [5, 5, 5, 5]
+    assert sorted(i for p in polls for i in p[0]) == sorted(ids)
+    before = sim.stats()["requests"].get("GET /kling/v1/videos/text2video/{id}", 0)
+    driver.drain()
+    after = sim.stats()["requests"].get("GET /kling/v1/videos/text2video/{id}", 0)
+    assert after - before == 20  # one relay poll per job, whatever the message size
+    assert all(driver.job(i).poll_count == 1 for i in ids)
