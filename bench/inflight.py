@@ -131,6 +131,7 @@ def queries(s: Settings, now: datetime) -> dict[str, Callable[[Session], Any]]:
     }
     for st in (JobStatus.QUEUED, JobStatus.SUBMITTING, JobStatus.DOWNLOADING):
         out[f"claim_due {st.value}"] = lambda ss, st=st: jobs.claim_due(ss, st, now=now, lease_s=lease, limit=lim)
+    out["due_providers running"] = lambda ss: jobs.due_providers(ss, JobStatus.RUNNING, now)
     out["expired_deadlines"] = lambda ss: jobs.expired_deadlines(ss, now, sweep._DEADLINED, lim)
     out["expired_deadlines ORDER BY (new)"] = lambda ss: expired_by_deadline(ss, now, lim)
     out["fail_expired_downloads"] = lambda ss: fail_expired_downloads(ss, settings=s, now=now, limit=lim)
@@ -208,6 +209,13 @@ def plan_summary(lines: list[str]) -> str:
     return "; ".join(dict.fromkeys(nodes)) + (f" [{buffers[0]}]" if buffers else "")
 
 
+def _rss_mib() -> tuple[float, float]:
+    """VmRSS and VmHWM of this process (it runs the ticks): flat across levels means the tick's
+    memory does not grow with the jobs in flight."""
+    fields = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines() if ":" in line)
+    return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
+
+
 def main() -> int:
     args = parse_args()
     levels = [int(x) for x in args.levels.split(",") if x.strip()]
@@ -244,9 +252,16 @@ def main() -> int:
                           f"  | {plan_summary(plan)}")
                     if args.plans == "all" or (args.plans == "last" and level == levels[-1]):
                         print("\n".join(f"      {ln}" for ln in plan))
+                try:  # peak RSS from here on: the ticks' own (the load above is not the tick's)
+                    Path("/proc/self/clear_refs").write_text("5")
+                except OSError:
+                    pass
                 ms, counts = time_ticks(engine, settings, now, args.ticks)
                 summary.setdefault("whole tick()", {})[level] = f"p50 {statistics.median(ms):.1f} / p99 {percentile(ms, 0.99):.1f} ms"
                 print(f"{'whole tick()':32s} p50 {statistics.median(ms):7.1f} ms  p99 {percentile(ms, 0.99):7.1f} ms  (last: {counts})")
+                rss = _rss_mib()
+                summary.setdefault("RSS of the ticks (MiB)", {})[level] = f"{rss[0]:.0f} (peak {rss[1]:.0f})"
+                print(f"{'RSS of the ticks':32s} {rss[0]:.0f} MiB after, peak {rss[1]:.0f} MiB while ticking")
             print("\n== summary: p50 / p99 per level ==")
             print(f"{'query':32s}" + "".join(f"{f'{lv:,} running':>28s}" for lv in levels))
             for name, per in summary.items():

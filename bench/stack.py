@@ -86,6 +86,7 @@ class BenchStack:
     dev_log: Path
     sampler: RssSampler
     ok: bool = False
+    jobs_per_s: float = 0.0  # the sustained bench's end-to-end figure
 
     def sim(self, path: str, body: dict | None = None) -> dict:  # type: ignore[type-arg]
         r = httpx.post(f"{self.sim_url}{path}", json=body, timeout=30) if body is not None else httpx.get(f"{self.sim_url}{path}", timeout=30)

@@ -48,6 +48,9 @@ def run_sustained(args: argparse.Namespace) -> int:
             with bench_stack(env=env, sim_config={"queue_s": 0.0, "run_s": 0.0}, concurrency=args.concurrency,
                              keep=args.keep, label="sustained") as stack:
                 stack.redis_url = redis_url
+                # The raw chain before and after the jobs: this machine's speed drifts over minutes,
+                # and the ratio is only as good as the two figures it divides.
+                before = chain_phase(args, redis_url, tmp, (True,), "before the jobs")
                 procs = ProcSampler(stack.sampler.pid)
                 procs.start()
                 try:
@@ -57,7 +60,12 @@ def run_sustained(args: argparse.Namespace) -> int:
                     print("peak RSS per process (during the jobs phase):")
                     for line in procs.report():
                         print(f"  {line}")
-                chain_phase(args, redis_url, tmp)
+                after = chain_phase(args, redis_url, tmp, (True, False), "after the jobs")
+                if stack.jobs_per_s:
+                    raw = [before[True], after[True]]
+                    print(f"ratio: end-to-end {stack.jobs_per_s:.1f} jobs/s / raw chains (engine settings) "
+                          f"{raw[0]:.1f} before, {raw[1]:.1f} after = {stack.jobs_per_s / raw[0]:.2f} / {stack.jobs_per_s / raw[1]:.2f} "
+                          f"(target 0.50; against their mean {2 * stack.jobs_per_s / sum(raw):.2f})")
     except KeyboardInterrupt:
         print("interrupted: processes stopped, database dropped")
     except (RuntimeError, httpx.HTTPError) as exc:
@@ -191,7 +199,8 @@ def jobs_phase(args: argparse.Namespace, stack: Any, db_url: str, sql_dir: Path,
     print(f"succeeded {succeeded}/{n}" + (f", not terminal after {args.timeout:g} s: {n - len(jobs)}" if len(jobs) < n else ""))
     if finished:
         wall = max(finished) - t0
-        print(f"end to end: {len(finished)} jobs in {wall:.1f} s = {len(finished) / wall:.1f} jobs/s "
+        stack.jobs_per_s = len(finished) / wall
+        print(f"end to end: {len(finished)} jobs in {wall:.1f} s = {stack.jobs_per_s:.1f} jobs/s "
               f"(first POST -> last finished_at)")
         print(f"latency created_at -> finished_at: p50 {statistics.median(lat):.1f} s, p99 {percentile(lat, 0.99):.1f} s, max {lat[-1]:.1f} s")
     kling = {k: v for k, v in reqs.items() if v and "/kling/" in k}
@@ -310,15 +319,17 @@ def proc_kind(head: str) -> str:
 
 
 # -- the raw Celery chain ------------------------------------------------------------------------
-def chain_phase(args: argparse.Namespace, redis_url: str, tmp: Path) -> None:
+def chain_phase(args: argparse.Namespace, redis_url: str, tmp: Path, configs: tuple[bool, ...], when: str) -> dict[bool, float]:
     """N chains of 4 no-op tasks through a prefork worker of the same size on the same Redis (its
-    own db number and queue), once with the engine's settings and once with Celery's defaults."""
+    own db number and queue), with the engine's settings (True) and/or Celery's defaults (False).
+    Returns chains/s per config."""
+    rates: dict[bool, float] = {}
     import redis
     from celery import chain
 
     broker = redis_url.rsplit("/", 1)[0] + "/7"
     sys.path.insert(0, str(BENCH))
-    for engine_config in (True, False):
+    for engine_config in configs:
         key = f"noop:done:{uuid.uuid4().hex[:8]}"
         env = dict(os.environ) | {"NOOP_BROKER_URL": broker, "NOOP_DONE_KEY": key, "NOOP_ENGINE_CONFIG": "1" if engine_config else "0",
                                   "PYTHONPATH": str(BENCH)}
@@ -347,7 +358,8 @@ def chain_phase(args: argparse.Namespace, redis_url: str, tmp: Path) -> None:
             wait_counter(r, key, args.chains, worker)
             wall = time.perf_counter() - t0
             what = "engine settings (acks_late, prefetch 1, task events)" if engine_config else "Celery defaults"
-            print(f"raw Celery, {what}: {args.chains} chains of 4 no-op tasks in {wall:.1f} s = {args.chains / wall:.1f} chains/s "
+            rates[engine_config] = args.chains / wall
+            print(f"raw Celery {when}, {what}: {args.chains} chains of 4 no-op tasks in {wall:.1f} s = {args.chains / wall:.1f} chains/s "
                   f"({4 * args.chains / wall:.0f} tasks/s; sending took {sent_s:.1f} s), prefork x{args.concurrency}", flush=True)
             cpu_after = cpu_snapshot(worker.pid, markers)
             cpu = sum(c - cpu_before.get(pid, (k, 0.0))[1] for pid, (k, c) in cpu_after.items())
@@ -360,6 +372,7 @@ def chain_phase(args: argparse.Namespace, redis_url: str, tmp: Path) -> None:
                 os.killpg(worker.pid, 9)
                 worker.wait()
             r.flushdb()
+    return rates
 
 
 def wait_counter(r: Any, key: str, want: int, worker: subprocess.Popen[bytes], timeout_s: float = 600) -> None:
