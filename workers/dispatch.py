@@ -60,9 +60,11 @@ class Followup(tuple):  # type: ignore[type-arg]
         return item
 
 
-def send_all(dispatcher: Dispatcher, followups: Sequence[tuple[Any, ...]]) -> None:
+def send_all(dispatcher: Dispatcher, followups: Sequence[tuple[Any, ...]]) -> int:
     """Send follow-ups of a committed change. A failing send (broker down) is logged, not raised:
-    the change carries a `next_at`, so the beat's sweep re-derives the work from the database."""
+    the change carries a `next_at`, so the beat's sweep re-derives the work from the database.
+    Returns how many could not be sent (a caller may make that work due at once)."""
+    failed = 0
     for item in followups:
         task, args = item
         try:
@@ -72,4 +74,6 @@ def send_all(dispatcher: Dispatcher, followups: Sequence[tuple[Any, ...]]) -> No
             else:
                 dispatcher.send(task, *args, priority=priority)
         except Exception as exc:  # noqa: BLE001 - the committed change stands; the sweep carries it out
+            failed += 1
             log.warning("could not enqueue %s (%s); the sweep will pick it up", task, type(exc).__name__)
+    return failed

@@ -17,6 +17,7 @@ from tests.servers import webhook_receiver
 from workers import dispatch, signing
 from workers.db import session_scope
 from workers.services.create import create_job
+from workers.services.sweep import tick
 
 
 def submit(driver, prompt: str = "a fox", operation: str = "text2video", **body) -> str:  # type: ignore[no-untyped-def]
@@ -261,10 +262,27 @@ def test_job_created_while_the_broker_is_down_is_submitted_by_the_sweep(engine_f
     job, created = create_job(d.rt, JobCreate(provider="kling", operation="text2video", input={"prompt": "x"}))
     assert created and d.job(job.id).status == "queued"
     d.recorder.send = real_send  # type: ignore[method-assign]
-    d.run_for(10)
-    assert d.job(job.id).status == "queued", "not before its grace period"
+    assert d.job(job.id).next_at <= d.clock.now()  # the send failed: due at once, not after a lease
+    d.tick()
+    assert d.job(job.id).status != "queued", "the next tick submits it"
     d.run_for(20)
     assert d.job(job.id).status == "succeeded" and sim.stats()["creates"] == 1
+
+
+def test_a_backlog_of_submit_messages_gets_no_duplicates_from_the_sweep(engine_factory, sim: Sim) -> None:  # type: ignore[no-untyped-def]
+    """A job whose submit message waits behind others in the broker is not sent again by the sweep
+    until its lease (K4U_LEASE_S) has run out: a backlog must not double the messages."""
+    d = engine_factory(lease_s=120.0)
+    ids = [create_job(d.rt, JobCreate(provider="kling", operation="text2video", input={"prompt": f"x{i}"}))[0].id for i in range(5)]
+    waiting = list(d.recorder.sent)  # the submit messages, still in the "broker"
+    d.recorder.sent.clear()
+    for _ in range(100):  # 100 s of ticks while the worker is busy elsewhere
+        d.clock.advance(1)
+        tick(d.rt)
+    assert d.recorder.of("k4u.submit") == [], "no second submit message within the lease"
+    d.recorder.sent = waiting
+    d.drain()
+    assert all(d.job(i).status == "running" for i in ids) and sim.stats()["creates"] == 5
 
 
 def test_failed_notification_can_be_replayed_through_the_api(engine_factory, sim: Sim) -> None:  # type: ignore[no-untyped-def]

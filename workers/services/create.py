@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import secrets
 from datetime import timedelta
 
 from pydantic import ValidationError
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlmodel import select
 
 from models.errors import IdempotencyConflict, JobNotFound, JobStateConflict, RequestInvalid, UnsafeURL
@@ -28,6 +29,8 @@ from workers.netguard import check_url
 from workers.services.lifecycle import finish
 from workers.services.provider_cancel import schedule_provider_cancel
 from workers.services.schedule import deadline_at
+
+log = logging.getLogger("k4u.create")
 
 
 def create_job(rt: Runtime, body: JobCreate, header_key: str | None = None) -> tuple[Job, bool]:
@@ -62,7 +65,10 @@ def create_job(rt: Runtime, body: JobCreate, header_key: str | None = None) -> t
         id=jobs.new_job_id(), provider=body.provider, operation=operation, status=JobStatus.QUEUED.value,
         input=clean, meta=body.metadata, batch_id=body.batch_id, callback_url=body.callback_url,
         callback_token=secrets.token_urlsafe(24), idempotency_key=key, request_hash=digest,
-        created_at=now, updated_at=now, next_at=now + timedelta(seconds=min(rt.settings.lease_s, 15.0)),
+        # The submit message holds the step, like a claim by the sweep: only if it is lost (a broker
+        # that restarts empty) does the sweep send another, after K4U_LEASE_S. A shorter wait would
+        # send a second message for every job still queued behind a backlog longer than it.
+        created_at=now, updated_at=now, next_at=now + timedelta(seconds=rt.settings.lease_s),
         deadline_at=deadline_at(body.provider, rt.settings, now),
     )
     try:
@@ -75,7 +81,12 @@ def create_job(rt: Runtime, body: JobCreate, header_key: str | None = None) -> t
         if existing is None:
             raise
         return _replay(existing, digest), False
-    send_all(rt.dispatcher, [(SUBMIT, (job.id, job.version))])  # broker down: the tick submits it once next_at passes
+    if send_all(rt.dispatcher, [(SUBMIT, (job.id, job.version))]):  # broker down: due now, for the sweep's next tick
+        try:
+            with session_scope(rt.engine) as session:
+                jobs.set_fields(session, job.id, JobStatus.QUEUED, next_at=now)
+        except SQLAlchemyError as exc:  # the job stands; the sweep submits it after K4U_LEASE_S instead
+            log.warning("could not mark job %s due after a failed enqueue (%s)", job.id, type(exc).__name__)
     return job, True
 
 
