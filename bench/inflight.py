@@ -50,7 +50,8 @@ from workers.settings import Settings  # noqa: E402
 MIX = (("kling", "text2video", 0.6), ("midjourney", "imagine", 0.2), ("suno", "music", 0.2))
 JOB_COLS = ("id", "provider", "operation", "status", "version", "progress", "provider_task_id", "input", "metadata",
             "callback_token", "submit_state", "submit_attempts", "submit_resends", "attempt", "download_attempts",
-            "poll_count", "created_at", "updated_at", "submitted_at", "finished_at", "next_at", "deadline_at")
+            "poll_count", "provider_cancel_attempts", "created_at", "updated_at", "submitted_at", "finished_at", "next_at",
+            "deadline_at")
 DELIVERY_COLS = ("id", "job_id", "event", "job_attempt", "url", "payload", "status", "version", "attempts", "next_at",
                  "created_at", "delivered_at")
 
@@ -89,7 +90,7 @@ def load(url: str, n_running: int, args: argparse.Namespace, now: datetime, rng:
                 deadline = now + timedelta(seconds=rng.uniform(600, 7200)) if running else created + timedelta(seconds=3600)
                 cp.write_row((f"job_{i:012x}{rng.getrandbits(64):016x}", provider, op, "running" if running else "succeeded", 3,
                               50 if running else 100, f"task-{i}", json.dumps({"prompt": f"bench {i}"}), "{}", f"tok{i}",
-                              "accepted", 1, 0, 1, 0 if running else 1, rng.randint(0, 60), created, created, created,
+                              "accepted", 1, 0, 1, 0 if running else 1, rng.randint(0, 60), 0, created, created, created,
                               None if running else created + timedelta(seconds=300), next_at, deadline))
         rows = conn.execute("SELECT id, created_at FROM job WHERE status = 'succeeded'").fetchall()
         with conn.cursor() as cur, cur.copy(f"COPY delivery ({', '.join(DELIVERY_COLS)}) FROM STDIN") as cp:
@@ -256,12 +257,13 @@ def main() -> int:
                     Path("/proc/self/clear_refs").write_text("5")
                 except OSError:
                     pass
+                rss_before = _rss_mib()[0]
                 ms, counts = time_ticks(engine, settings, now, args.ticks)
                 summary.setdefault("whole tick()", {})[level] = f"p50 {statistics.median(ms):.1f} / p99 {percentile(ms, 0.99):.1f} ms"
                 print(f"{'whole tick()':32s} p50 {statistics.median(ms):7.1f} ms  p99 {percentile(ms, 0.99):7.1f} ms  (last: {counts})")
                 rss = _rss_mib()
-                summary.setdefault("RSS of the ticks (MiB)", {})[level] = f"{rss[0]:.0f} (peak {rss[1]:.0f})"
-                print(f"{'RSS of the ticks':32s} {rss[0]:.0f} MiB after, peak {rss[1]:.0f} MiB while ticking")
+                summary.setdefault("RSS before ticks / peak (MiB)", {})[level] = f"{rss_before:.0f} / {rss[1]:.0f} (+{rss[1] - rss_before:.1f})"
+                print(f"{'RSS of the ticks':32s} {rss_before:.0f} MiB before, peak {rss[1]:.0f} MiB while ticking, {rss[0]:.0f} MiB after")
             print("\n== summary: p50 / p99 per level ==")
             print(f"{'query':32s}" + "".join(f"{f'{lv:,} running':>28s}" for lv in levels))
             for name, per in summary.items():
