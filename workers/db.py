@@ -10,9 +10,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import Table, event, inspect
+from sqlalchemy import ColumnElement, Select, Table, event, inspect, select
 from sqlalchemy.engine import Connection, CursorResult, Engine, Result
 from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.orm import Mapped
 from sqlmodel import Session, SQLModel, create_engine
 
 if TYPE_CHECKING:
@@ -137,6 +138,18 @@ def read_scope(engine: Engine) -> Iterator[Session]:
 @functools.cache
 def _autocommit(engine: Engine) -> Engine:
     return engine.execution_options(isolation_level="AUTOCOMMIT")
+
+
+def in_claim(session: Session, key: Mapped[str], due: Select[Any]) -> ColumnElement[bool]:
+    """`key IN (due)` for a claim's UPDATE, with the LIMIT of `due` holding. On PostgreSQL the rows
+    are picked once, in a MATERIALIZED CTE with FOR UPDATE SKIP LOCKED: as a plain IN subquery the
+    planner may run it again for each row the UPDATE visits, and since every row it updates stops
+    being due, each run picks the next ones: a LIMIT of 1,000 claimed a whole batch of 10,000 jobs
+    that share one next_at. SQLite runs an IN subquery once (and has one writer at a time)."""
+    if not is_postgres(session.get_bind()):
+        return key.in_(due.scalar_subquery())
+    picked = due.with_for_update(skip_locked=True).cte("picked").prefix_with("MATERIALIZED")
+    return key.in_(select(picked.c[0]))
 
 
 def alembic_config(url: str) -> Config:

@@ -14,17 +14,15 @@ from sqlmodel import Session, col, select
 
 from models.status import DeliveryStatus
 from models.tables import Delivery
-from workers.db import is_postgres, rowcount
+from workers.db import in_claim, rowcount
 
 
 def claim_due(session: Session, *, now: datetime, lease_s: float, limit: int) -> list[tuple[str, int]]:
     sub = (select(col(Delivery.id)).where(col(Delivery.status) == DeliveryStatus.PENDING.value, col(Delivery.next_at) <= now)
            .order_by(col(Delivery.next_at)).limit(limit))
-    if is_postgres(session.get_bind()):
-        sub = sub.with_for_update(skip_locked=True)
     stmt = (
         update(Delivery)
-        .where(col(Delivery.id).in_(sub.scalar_subquery()), col(Delivery.status) == DeliveryStatus.PENDING.value, col(Delivery.next_at) <= now)
+        .where(in_claim(session, col(Delivery.id), sub), col(Delivery.status) == DeliveryStatus.PENDING.value, col(Delivery.next_at) <= now)
         .values(next_at=now + timedelta(seconds=lease_s), version=col(Delivery.version) + 1)
         .returning(col(Delivery.id), col(Delivery.version))
         .execution_options(synchronize_session=False)

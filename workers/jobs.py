@@ -23,7 +23,7 @@ from sqlmodel import Session, col
 from models.status import JobStatus, can_transition
 from models.tables import Job, JobEvent, utcnow
 from providers.base import ParentRef, PollTarget
-from workers.db import is_postgres, rowcount, table_of
+from workers.db import in_claim, rowcount, table_of
 
 
 def new_job_id() -> str:
@@ -205,11 +205,9 @@ def claim_due(
     downloads = status is JobStatus.DOWNLOADING
     first = (col(Job.result_expires_at).asc().nulls_last(),) if downloads else ()
     sub = sub.order_by(*first, col(Job.next_at)).limit(limit)
-    if is_postgres(session.get_bind()):
-        sub = sub.with_for_update(skip_locked=True)
     stmt = (
         update(Job)
-        .where(col(Job.id).in_(sub.scalar_subquery()), col(Job.status) == status.value, col(Job.next_at) <= now)
+        .where(in_claim(session, col(Job.id), sub), col(Job.status) == status.value, col(Job.next_at) <= now)
         .values(next_at=now + timedelta(seconds=lease_s), version=col(Job.version) + 1)
         .returning(col(Job.id), col(Job.provider), col(Job.version), col(Job.result_expires_at))
         .execution_options(synchronize_session=False)

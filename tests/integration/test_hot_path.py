@@ -136,3 +136,52 @@ def test_tick_spreads_due_polls_over_messages_and_polls_each_once(engine_factory
     after = sim.stats()["requests"].get("GET /kling/v1/videos/text2video/{id}", 0)
     assert after - before == 20  # one relay poll per job, whatever the message size
     assert all(driver.job(i).poll_count == 1 for i in ids)
+
+
+def test_the_tick_sends_no_more_to_a_queue_holding_its_backlog_cap(engine_factory, sim, clock) -> None:  # type: ignore[no-untyped-def]
+    """Due work beyond K4U_QUEUE_BACKLOG_MAX waits in the database (no lease runs out on it), and
+    goes out as the queue drains: each job gets one submit message, and one paid task."""
+    driver = engine_factory(queue_backlog_max=5)
+    ids = [_new_job(driver) for _ in range(12)]
+    with session_scope(driver.rt.engine) as s:  # due now, as a batch's items are
+        for job_id in ids:
+            jobs.set_fields(s, job_id, JobStatus.QUEUED, next_at=clock.now())
+    assert tick(driver.rt)["queued"] == 5 and driver.recorder.backlog("k4u.submit") == 5
+    clock.advance(1)
+    assert tick(driver.rt)["queued"] == 0, "the queue is full: nothing more is claimed"
+    for _ in range(2):  # a worker takes two
+        task, args = driver.recorder.sent.pop(0)
+        driver.HANDLERS[task](driver.rt, *args)
+    assert tick(driver.rt)["queued"] == 2
+    driver.drain()
+    for _ in range(4):
+        clock.advance(1)
+        driver.tick()
+    assert all(driver.job(i).status != JobStatus.QUEUED for i in ids)
+    assert sim.stats()["creates"] == 12  # every job submitted exactly once
+
+
+def test_an_unknown_backlog_counts_as_an_empty_queue(engine_factory, clock) -> None:  # type: ignore[no-untyped-def]
+    driver = engine_factory(queue_backlog_max=5)
+    driver.recorder.backlog = lambda task: None  # type: ignore[method-assign]  # a broker that cannot say
+    ids = [_new_job(driver) for _ in range(8)]
+    with session_scope(driver.rt.engine) as s:
+        for job_id in ids:
+            jobs.set_fields(s, job_id, JobStatus.QUEUED, next_at=clock.now())
+    assert tick(driver.rt)["queued"] == 5  # the cap still bounds one tick's sends
+
+
+def test_a_claim_takes_no_more_than_its_limit_when_due_times_tie(engine_factory, clock) -> None:  # type: ignore[no-untyped-def]
+    """A batch's items share one next_at. PostgreSQL used to re-run the claim's IN subquery for each
+    row it updated, each run picking the next due rows: a limit of 5 claimed all 12."""
+    driver = engine_factory()
+    ids = [_new_job(driver) for _ in range(12)]
+    now = clock.now()
+    with session_scope(driver.rt.engine) as s:
+        for job_id in ids:
+            jobs.set_fields(s, job_id, JobStatus.QUEUED, next_at=now)
+    with session_scope(driver.rt.engine) as s:
+        first = jobs.claim_due(s, JobStatus.QUEUED, now=now, lease_s=60, limit=5)
+    with session_scope(driver.rt.engine) as s:
+        second = jobs.claim_due(s, JobStatus.QUEUED, now=now, lease_s=60, limit=5)
+    assert len(first) == len(second) == 5 and not {c.job_id for c in first} & {c.job_id for c in second}

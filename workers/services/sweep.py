@@ -16,7 +16,7 @@ from providers.registry import ADAPTERS
 from workers import deliveries, jobs
 from workers.context import Runtime
 from workers.db import session_scope
-from workers.dispatch import CANCEL, DOWNLOAD, NOTIFY, POLL, SUBMIT, Followup, Followups, send_all
+from workers.dispatch import CANCEL, DOWNLOAD, NOTIFY, POLL, QUEUES, SUBMIT, Followup, Followups, send_all
 from workers.services.apply import download_priority
 from workers.services.batches import finish_done_batches
 from workers.services.callbacks import prune_receipts
@@ -40,6 +40,29 @@ def poll_message_size(due: int, chunk: int, workers: int) -> int:
     return max(1, min(POLL_MESSAGE_MAX, -(-due // max(1, workers))))
 
 
+class Room:
+    """How many more messages the tick may send to each queue: K4U_QUEUE_BACKLOG_MAX minus what the
+    queue holds (asked of the broker once per queue and tick), never more than K4U_POLL_BATCH_LIMIT
+    per claim. A broker that cannot say counts as empty."""
+
+    def __init__(self, rt: Runtime) -> None:
+        self._rt = rt
+        self._left: dict[str, int] = {}
+
+    def left(self, task: str) -> int:
+        queue = QUEUES[task]
+        if queue not in self._left:
+            held = self._rt.dispatcher.backlog(task)
+            self._left[queue] = max(0, self._rt.settings.queue_backlog_max - (held or 0))
+        return self._left[queue]
+
+    def take(self, task: str) -> int:
+        return min(self._rt.settings.poll_batch_limit, self.left(task))
+
+    def used(self, task: str, n: int) -> None:
+        self._left[QUEUES[task]] = self.left(task) - n
+
+
 def tick(rt: Runtime) -> dict[str, int]:
     s, now = rt.settings, rt.clock()
     counts: dict[str, int] = {}
@@ -58,20 +81,25 @@ def tick(rt: Runtime) -> dict[str, int]:
     # messages go out once it has committed. Running jobs are claimed per provider that has any due
     # (one DISTINCT over ix_job_due first), so a busy family cannot crowd out the others' polls.
     # CANCELLED: a terminal job has a next_at only while its relay-side cancel is pending (provider_cancel).
+    # A queue that already holds K4U_QUEUE_BACKLOG_MAX messages gets nothing more this tick: the work
+    # stays due in the database. Sent anyway, it would wait behind the backlog until its lease ran
+    # out and the next tick sent it a second time.
+    room = Room(rt)
     out: Followups = []
     polls: list[tuple[str, list[str]]] = []
     with session_scope(rt.engine) as session:
         for status, task in ((JobStatus.QUEUED, SUBMIT), (JobStatus.SUBMITTING, SUBMIT), (JobStatus.DOWNLOADING, DOWNLOAD),
                              (JobStatus.CANCELLED, CANCEL)):
-            claimed = jobs.claim_due(session, status, now=now, lease_s=s.lease_s, limit=s.poll_batch_limit)
+            claimed = jobs.claim_due(session, status, now=now, lease_s=s.lease_s, limit=room.take(task)) if room.left(task) else []
+            room.used(task, len(claimed))
             out += [Followup(task, (c.job_id, c.version), download_priority(c.result_expires_at, now) if task == DOWNLOAD else None)
                     for c in claimed]
             counts[status.value] = len(claimed)
-        for name in jobs.due_providers(session, JobStatus.RUNNING, now):
-            if name in ADAPTERS:
+        for name in jobs.due_providers(session, JobStatus.RUNNING, now) if room.left(POLL) else []:
+            if name in ADAPTERS:  # a poll message carries several jobs: the room counts messages, loosely
                 claimed = jobs.claim_due(session, JobStatus.RUNNING, now=now, lease_s=s.lease_s, limit=s.poll_batch_limit, provider=name)
                 polls.append((name, [c.job_id for c in claimed]))
-        due = deliveries.claim_due(session, now=now, lease_s=s.lease_s, limit=s.poll_batch_limit)
+        due = deliveries.claim_due(session, now=now, lease_s=s.lease_s, limit=room.take(NOTIFY)) if room.left(NOTIFY) else []
         counts["receipts_pruned"] = prune_receipts(session, now)
     send_all(rt.dispatcher, out)
     for name, ids in polls:
