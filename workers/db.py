@@ -127,7 +127,7 @@ def session_scope(engine: Engine) -> Iterator[Session]:
 def read_scope(engine: Engine) -> Iterator[Session]:
     """A session for reads only. On PostgreSQL its statements run in autocommit (no BEGIN/COMMIT
     round trips; each statement sees committed data); on SQLite it is a session_scope."""
-    if engine.dialect.name != "postgresql":
+    if not is_postgres(engine):
         with session_scope(engine) as session:
             yield session
         return

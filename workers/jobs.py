@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
 from sqlalchemy import ColumnElement, Update, bindparam, func, insert, inspect, select, update
+from sqlalchemy.engine import Result
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col
 
@@ -71,11 +72,8 @@ def transition(
     """CAS job from its current status to `new`, setting fields (INCREMENT adds one); append a
     JobEvent; load the updated row into `job`. False if lost."""
     old = JobStatus(job.status)
-    if not can_transition(old, new):
-        raise ValueError(f"transition {old} -> {new} is not in the table")
     now = now or utcnow()
-    where = {"id": job.id, "status": old.value} | ({"version": expect_version} if expect_version is not None else {})
-    if not _update_into(session, job, dict(fields, status=new.value, version=INCREMENT, updated_at=now), where):
+    if not _move(session, job, job.id, old, new, expect_version=expect_version, now=now, fields=fields):
         return False
     append_event(session, job, old, new, reason, now, payload)
     return True
@@ -86,21 +84,27 @@ def transition_by_id(session: Session, job_id: str, old: JobStatus, new: JobStat
     """transition() for a job not loaded yet, as a task taking its step does: the CAS UPDATE returns
     the row, so no SELECT goes first. The job (detached, as updated), or None when the CAS was lost.
     `reason` gets the updated job (for counters the UPDATE moved on)."""
-    if not can_transition(old, new):
-        raise ValueError(f"transition {old} -> {new} is not in the table")
     job: Job = inspect(Job).class_manager.new_instance()
-    where = {"id": job_id, "status": old.value, "version": expect_version}
-    if not _update_into(session, job, dict(fields, status=new.value, version=INCREMENT, updated_at=now), where):
+    if not _move(session, job, job_id, old, new, expect_version=expect_version, now=now, fields=fields):
         return None
     append_event(session, job, old, new, reason(job), now)
     return job
+
+
+def _move(session: Session, job: Job, job_id: str, old: JobStatus, new: JobStatus, *, expect_version: int | None,
+          now: datetime, fields: dict[str, Any]) -> bool:
+    """The CAS of a transition (old -> new, on the version when given), loading the row into `job`."""
+    if not can_transition(old, new):
+        raise ValueError(f"transition {old} -> {new} is not in the table")
+    where = {"id": job_id, "status": old.value} | ({"version": expect_version} if expect_version is not None else {})
+    return _update_into(session, job, dict(fields, status=new.value, version=INCREMENT, updated_at=now), where)
 
 
 def _update_into(session: Session, job: Job, values: dict[str, Any], where: dict[str, Any]) -> bool:
     """Run a one-row UPDATE of the job (attribute names; INCREMENT adds one) with RETURNING and load
     the new row into `job` (in one round trip, where a refresh would take a second); False when it
     matched no row."""
-    row = session.execute(_update_stmt(_shape(values), tuple(sorted(where)), returning=True), _params(values, where)).first()
+    row = _run_update(session, values, where, returning=True).first()
     if row is None:
         return False
     for (key, _), value in zip(_job_columns(), row, strict=True):
@@ -108,12 +112,11 @@ def _update_into(session: Session, job: Job, values: dict[str, Any], where: dict
     return True
 
 
-def _shape(values: dict[str, Any]) -> tuple[tuple[str, bool], ...]:
-    return tuple(sorted((k, v is INCREMENT) for k, v in values.items()))
-
-
-def _params(values: dict[str, Any], where: dict[str, Any]) -> dict[str, Any]:
-    return {f"s_{k}": v for k, v in values.items() if v is not INCREMENT} | {f"w_{k}": v for k, v in where.items()}
+def _run_update(session: Session, values: dict[str, Any], where: dict[str, Any], *, returning: bool) -> Result[Any]:
+    """Execute the cached UPDATE for this shape of `values` and `where` with their values bound."""
+    shape = tuple(sorted((k, v is INCREMENT) for k, v in values.items()))
+    params = {f"s_{k}": v for k, v in values.items() if v is not INCREMENT} | {f"w_{k}": v for k, v in where.items()}
+    return session.execute(_update_stmt(shape, tuple(sorted(where)), returning=returning), params)
 
 
 @functools.cache
@@ -175,8 +178,7 @@ def take_lease(session: Session, job: Job, version: int, *, lease_s: float, now:
 
 def set_fields(session: Session, job_id: str, status: JobStatus, **fields: Any) -> bool:
     """Update non-status fields (progress, next_at...) while the job is still in `status`."""
-    values, where = dict(fields, updated_at=utcnow()), {"id": job_id, "status": status.value}
-    return rowcount(session.execute(_update_stmt(_shape(values), tuple(sorted(where)), returning=False), _params(values, where))) == 1
+    return rowcount(_run_update(session, dict(fields, updated_at=utcnow()), {"id": job_id, "status": status.value}, returning=False)) == 1
 
 
 def count_polls(session: Session, job_ids: Sequence[str]) -> None:

@@ -101,11 +101,11 @@ def tick(rt: Runtime) -> dict[str, int]:
                 polls.append((name, [c.job_id for c in claimed]))
         due = deliveries.claim_due(session, now=now, lease_s=s.lease_s, limit=room.take(NOTIFY)) if room.left(NOTIFY) else []
         counts["receipts_pruned"] = prune_receipts(session, now)
-    send_all(rt.dispatcher, out)
     for name, ids in polls:
         size = poll_message_size(len(ids), chunk_size(rt, ADAPTERS[name]), s.worker_concurrency)
-        send_all(rt.dispatcher, [(POLL, (ids[i : i + size],)) for i in range(0, len(ids), size)])
+        out += [(POLL, (ids[i : i + size],)) for i in range(0, len(ids), size)]
+    out += [(NOTIFY, d) for d in due]
+    send_all(rt.dispatcher, out)
     counts["running"] = sum(len(ids) for _, ids in polls)
-    send_all(rt.dispatcher, [(NOTIFY, d) for d in due])
     counts["notify"] = len(due)
     return counts
