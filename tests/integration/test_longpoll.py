@@ -49,8 +49,8 @@ def cancel_later(rt: Runtime, job_id: str, after_s: float) -> list[float]:
 
     def run() -> None:
         time.sleep(after_s)
+        at.append(time.monotonic())  # before the commit: a waiter woken by it always finds the time here
         cancel_job(rt, job_id)
-        at.append(time.monotonic())
 
     threading.Thread(target=run, daemon=True).start()
     return at
