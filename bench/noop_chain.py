@@ -2,7 +2,8 @@
 alone can carry (`bench/throughput.py --sustained` starts a worker of it beside `k4u dev`).
 
 NOOP_BROKER_URL names the broker; NOOP_ENGINE_CONFIG=1 mirrors the engine's reliability
-settings (acks_late, prefetch 1, task events); NOOP_DONE_KEY is the Redis counter the last
+settings (acks_late, prefetch 1, worker task events, task-sent events as K4U_CELERY_SENT_EVENTS
+says); NOOP_DONE_KEY is the Redis counter the last
 task of each chain increments.
 """
 
@@ -26,7 +27,8 @@ app.conf.update(
 )
 if os.environ.get("NOOP_ENGINE_CONFIG") == "1":
     app.conf.update(task_acks_late=True, worker_prefetch_multiplier=1, worker_send_task_events=True,
-                    task_send_sent_event=True, broker_transport_options={"visibility_timeout": 3600})
+                    task_send_sent_event=os.environ.get("K4U_CELERY_SENT_EVENTS", "false").lower() in ("1", "true", "yes", "on"),
+                    broker_transport_options={"visibility_timeout": 3600})
 _counter: list[redis.Redis] = []
 
 

@@ -34,7 +34,7 @@ def configure(celery: Celery, settings: Settings) -> Celery:
         task_reject_on_worker_lost=False,
         worker_prefetch_multiplier=1,
         worker_send_task_events=True,
-        task_send_sent_event=True,
+        task_send_sent_event=settings.celery_sent_events,
         worker_hijack_root_logger=False,
         task_queues=[Queue(q) for q in sorted(set(QUEUES.values()))],
         task_routes={name: {"queue": q} for name, q in QUEUES.items()},

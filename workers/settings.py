@@ -60,6 +60,9 @@ class Settings(BaseSettings):
     job_deadline_s: float | None = Field(None, gt=0, description="Override the providers' job deadline")
     lease_s: float = Field(120.0, gt=0, description="How long a claimed step may run before the sweep re-drives it")
     beat_interval_s: float = Field(1.0, gt=0)
+    celery_sent_events: bool = Field(False, description="Publish a Celery task-sent event for every message (Flower then "
+                                     "lists queued tasks as SENT); off, Flower shows a task from its task-received event on. "
+                                     "Costs about as much CPU per message as the send itself")
     notify_max_attempts: int = Field(10, ge=1)
     notify_timeout_s: float = Field(15.0, gt=0)
     notify_backoff_s: float = Field(5.0, gt=0, description="First retry delay of a notification; doubles per attempt")
