@@ -19,7 +19,9 @@ PLAIN_TEXT = r"^[^\x00-\x1f\x7f]*$"  # query and header values we filter on or s
 _JOB_ID = re.compile(JOB_ID_PATTERN)
 
 
-def get_runtime(request: Request) -> Runtime:
+# The dependencies are coroutines although nothing in them waits: FastAPI runs a plain function in
+# the threadpool, one thread hop each per request (bench/submit_rate.py).
+async def get_runtime(request: Request) -> Runtime:
     return request.app.state.runtime  # type: ignore[no-any-return]
 
 
@@ -32,14 +34,19 @@ def token_accepted(rt: Runtime, given: str) -> bool:
     return not tokens or any(hmac.compare_digest(given.encode(), t.encode()) for t in tokens)
 
 
-def require_token(rt: RuntimeDep, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> None:
+async def require_token(rt: RuntimeDep, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> None:
     if not token_accepted(rt, creds.credentials if creds else ""):
         raise HTTPException(status_code=401, detail="missing or invalid bearer token", headers={"WWW-Authenticate": "Bearer"})
 
 
-def base_url(request: Request) -> str:
+def link_base(request: Request) -> str:
+    """Where the links we hand out point: K4U_PUBLIC_URL, else the URL this request came to."""
     rt: Runtime = request.app.state.runtime
     return rt.settings.public_url or str(request.base_url).rstrip("/")
+
+
+async def base_url(request: Request) -> str:
+    return link_base(request)
 
 
 async def known_job_id(request: Request) -> None:

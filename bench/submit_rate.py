@@ -47,6 +47,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--profile", action="store_true", help="sample the API process with py-spy during the measured load")
     p.add_argument("--profile-rate", type=int, default=100, help="py-spy samples per second (default 100)")
     p.add_argument("--profile-top", type=int, default=40, help="frames to print (default 40)")
+    p.add_argument("--profile-gil", action="store_true", help="sample only the thread holding the GIL: where the CPU goes")
     p.add_argument("--pg-admin-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
     p.add_argument("--keep", action="store_true", help="keep the temp dir (api.log, profile)")
     return p.parse_args()
@@ -136,7 +137,8 @@ def run(args: argparse.Namespace, api_url: str, api: subprocess.Popen[bytes], tm
     if args.profile:
         exe = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
         spy = spawn_child([exe, "record", "--pid", str(api.pid), "--rate", str(args.profile_rate), "--format", "raw",
-                           "--output", str(tmp / "profile.txt"), "--nonblocking"], tmp / "py-spy.log")
+                           "--output", str(tmp / "profile.txt"), "--nonblocking", *(["--gil"] if args.profile_gil else [])],
+                          tmp / "py-spy.log")
     t0 = time.perf_counter()
     time.sleep(args.duration)
     t1 = time.perf_counter()

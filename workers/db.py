@@ -46,7 +46,7 @@ def get_engine(url: str) -> Engine:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
-    engine = create_engine(url, pool_size=5, max_overflow=5, pool_recycle=1800, hide_parameters=True)
+    engine = create_engine(url, pool_size=10, max_overflow=10, pool_recycle=1800, hide_parameters=True)
     _ping_when_idle(engine)
     return engine
 
@@ -131,12 +131,13 @@ def read_scope(engine: Engine) -> Iterator[Session]:
         with session_scope(engine) as session:
             yield session
         return
-    with Session(_autocommit(engine), expire_on_commit=False) as session:
+    with Session(autocommit(engine), expire_on_commit=False) as session:
         yield session
 
 
 @functools.cache
-def _autocommit(engine: Engine) -> Engine:
+def autocommit(engine: Engine) -> Engine:
+    """The engine with AUTOCOMMIT isolation: one statement, one round trip (atomic by itself)."""
     return engine.execution_options(isolation_level="AUTOCOMMIT")
 
 

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, Update, bindparam, func, insert, inspect, select, update
+from sqlalchemy import ColumnElement, Engine, Update, bindparam, func, insert, inspect, select, update
 from sqlalchemy.engine import Result
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col
@@ -24,7 +24,7 @@ from sqlmodel import Session, col
 from models.status import JobStatus, can_transition
 from models.tables import Job, JobEvent, utcnow
 from providers.base import ParentRef, PollTarget
-from workers.db import in_claim, rowcount, table_of
+from workers.db import autocommit, in_claim, is_postgres, rowcount, table_of
 
 
 def new_job_id() -> str:
@@ -139,6 +139,36 @@ def _job_columns() -> tuple[tuple[str, ColumnElement[Any]], ...]:
     return tuple((prop.key, prop.columns[0]) for prop in inspect(Job).column_attrs)
 
 
+def job_columns() -> list[tuple[str, str]]:
+    """(attribute, column name) of every Job column (the `meta` attribute is the `metadata` column)."""
+    return _JOB_COLUMNS
+
+
+def insert_new(engine: Engine, job: Job) -> None:
+    """Write a new job (a plain Job object, left unbound) and its `created` event, atomically. On
+    PostgreSQL that is one statement in autocommit, a CTE (one round trip: no BEGIN, no COMMIT, and
+    no unit of work); elsewhere two INSERTs in one transaction. IntegrityError if the id or the
+    idempotency_key is taken: then nothing is written."""
+    row = {c: getattr(job, a) for a, c in _JOB_COLUMNS}
+    event = {"old_status": None, "new_status": job.status, "reason": "created", "payload_sha256": None, "at": job.created_at}
+    if is_postgres(engine):
+        with autocommit(engine).connect() as conn:
+            conn.execute(_INSERT_WITH_EVENT, row | {f"event_{k}": v for k, v in event.items()})
+        return
+    with engine.begin() as conn:
+        conn.execute(insert(table_of(Job)), row)
+        conn.execute(insert(table_of(JobEvent)), event | {"job_id": job.id})
+
+
+def _insert_with_event() -> Any:
+    """INSERT INTO job ... RETURNING id, and the job_event row selected from it, as one statement
+    whose parameters are the job's columns and event_<column> (compiled once, then cached)."""
+    jt, et = table_of(Job), table_of(JobEvent)
+    made = insert(jt).values({c.name: bindparam(c.name, type_=c.type) for c in jt.c}).returning(jt.c.id).cte("made")
+    cols = ["old_status", "new_status", "reason", "payload_sha256", "at"]
+    return insert(et).from_select(["job_id", *cols], select(made.c.id, *(bindparam(f"event_{c}", type_=et.c[c].type) for c in cols)))
+
+
 def append_event(session: Session, job: Job, old: JobStatus | None, new: JobStatus, reason: str,
                  now: datetime, payload: bytes | None = None) -> None:
     session.flush()  # the job row first, when it is new in this session (a no-op otherwise)
@@ -250,3 +280,7 @@ def parent_ref(session: Session, job_id: str) -> ParentRef | None:
 def count_by_provider_status(session: Session) -> list[tuple[str, str, int]]:
     rows = session.execute(select(col(Job.provider), col(Job.status), func.count()).group_by(col(Job.provider), col(Job.status))).all()
     return [(r[0], r[1], int(r[2])) for r in rows]
+
+
+_JOB_COLUMNS = [(attr.key, attr.columns[0].name) for attr in inspect(Job).column_attrs]
+_INSERT_WITH_EVENT = _insert_with_event()

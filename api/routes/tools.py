@@ -22,7 +22,7 @@ from sqlalchemy.exc import OperationalError
 from sqlmodel import col, select
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import JOB_ID_PATTERN, RuntimeDep, base_url, token_accepted
+from api.deps import JOB_ID_PATTERN, RuntimeDep, link_base, token_accepted
 from api.tools_openapi import WAIT_MAX_S, tools_document
 from models.errors import IdempotencyConflict, JobNotFound, RequestInvalid
 from models.schemas import JobCreate
@@ -102,7 +102,7 @@ async def tool_submit(request: Request, rt: RuntimeDep, authorization: Annotated
     parsed = _parse_submit(await request.body())
     if isinstance(parsed, JSONResponse):
         return parsed
-    base = base_url(request)
+    base = link_base(request)
     try:
         job, _created = await run_in_threadpool(create_job, rt, parsed, parsed.idempotency_key)
         return _answer(await run_in_threadpool(_flat, rt, job, base))
@@ -120,7 +120,7 @@ async def _read(request: Request, rt: Runtime, job_id: str, wait_s: float) -> JS
     try:
         job = await wait_for_job_async(rt, job_id, wait_s, gone=request.is_disconnected) if wait_s > 0 \
             else await run_in_threadpool(load_job, rt, job_id)
-        return _answer(await run_in_threadpool(_flat, rt, job, base_url(request)))
+        return _answer(await run_in_threadpool(_flat, rt, job, link_base(request)))
     except JobNotFound:
         return _error("not_found", f"no job {job_id}", "job_id")
     except OperationalError:
@@ -155,4 +155,4 @@ async def tool_wait(request: Request, rt: RuntimeDep, job_id: Annotated[str, Que
 @router.get("/openapi.json", include_in_schema=False)
 def tool_openapi(request: Request) -> JSONResponse:
     """The tools' own OpenAPI 3.0.3 document (no auth: plugin platforms import it by URL)."""
-    return JSONResponse(tools_document(base_url(request)))
+    return JSONResponse(tools_document(link_base(request)))

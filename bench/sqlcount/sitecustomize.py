@@ -21,6 +21,7 @@ _DIR = os.environ.get("K4U_BENCH_SQLCOUNT_DIR")
 def _install(out_dir: str) -> None:
     from sqlalchemy import event
     from sqlalchemy.engine import Engine
+    from sqlalchemy.pool import Pool
 
     counts: dict[str, int] = {}
     lock = threading.Lock()
@@ -64,8 +65,15 @@ def _install(out_dir: str) -> None:
         bump("COMMIT")
 
     @event.listens_for(Engine, "rollback")
-    def _rollback(_conn):  # type: ignore[no-untyped-def]
+    def _rollback(conn):  # type: ignore[no-untyped-def]
+        info = getattr(conn.connection.driver_connection, "info", None)  # psycopg: the server's transaction status
+        if info is not None and int(info.transaction_status) == 0:  # IDLE (autocommit): psycopg sends nothing
+            return
         bump("ROLLBACK")
+
+    @event.listens_for(Pool, "connect")
+    def _connect(_dbapi_conn, _record):  # type: ignore[no-untyped-def]
+        bump("new connection")
 
 
 if _DIR:

@@ -7,7 +7,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, event, text
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
 from models.schemas import JobCreate
@@ -78,6 +79,38 @@ def test_set_fields_matches_status_and_leaves_other_jobs_alone(engine_factory) -
         assert not jobs.set_fields(s, a, JobStatus.RUNNING, progress=50)  # not running: nothing changes
         assert jobs.set_fields(s, a, JobStatus.QUEUED, progress=5, meta={"k": "v"})
     assert (driver.job(a).progress, driver.job(a).meta, driver.job(b).progress) == (5, {"k": "v"}, 0)
+
+
+def test_a_new_job_and_its_event_in_one_statement_on_postgres(engine_factory) -> None:  # type: ignore[no-untyped-def]
+    driver = engine_factory()
+    engine = driver.rt.engine
+    statements: list[str] = []
+
+    def seen(conn, cursor, statement, params, context, executemany) -> None:  # type: ignore[no-untyped-def]
+        statements.append(statement.split()[0].upper())
+
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        job, created = create_job(driver.rt, JobCreate(provider="kling", operation="text2video", input={"prompt": "a fox"},
+                                                       metadata={"row": 7}, callback_url="http://127.0.0.1:9/cb"))
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    # PostgreSQL: one INSERT ... WITH, in autocommit (no BEGIN/COMMIT); SQLite: two INSERTs in a transaction.
+    assert created and statements == (["WITH"] if engine.dialect.name == "postgresql" else ["BEGIN", "INSERT", "INSERT"])
+    row = driver.job(job.id)
+    for attr, _ in jobs.job_columns():  # every column as the object holds it (JSON, timestamps, defaults)
+        assert getattr(row, attr) == getattr(job, attr), attr
+    with session_scope(engine) as s:
+        events = [(e.old_status, e.new_status, e.reason, e.at) for e in s.exec(select(JobEvent).where(JobEvent.job_id == job.id))]
+    assert events == [(None, "queued", "created", job.created_at)]
+    # The id taken: the statement fails whole, and no orphan event is left.
+    twin = Job.model_construct(**{a: getattr(job, a) for a, _ in jobs.job_columns()} | {"provider": "veo"})
+    with pytest.raises(IntegrityError):
+        jobs.insert_new(engine, twin)
+    assert driver.job(job.id).provider == "kling"
+    with session_scope(engine) as s:
+        assert len(s.exec(select(JobEvent).where(JobEvent.job_id == job.id)).all()) == 1
+    driver.recorder.sent.clear()
 
 
 @pytest.mark.postgres

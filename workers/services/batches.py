@@ -34,7 +34,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from pydantic import ValidationError
-from sqlalchemy import JSON, exists, func, insert, inspect, select, update
+from sqlalchemy import JSON, exists, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
@@ -218,7 +218,7 @@ def _job_rows(rt: Runtime, batch_id: str, items: list[_Item], now: datetime) -> 
     # Columns left NULL are left out of the INSERT (less to bind per row), except JSON ones, where
     # None is stored as JSON null, as the ORM stores it for create_job.
     table = table_of(Job)
-    defaults = {c: v for a, c in _columns() if (v := getattr(template, a)) is not None or isinstance(table.c[c].type, JSON)}
+    defaults = {c: v for a, c in jobs.job_columns() if (v := getattr(template, a)) is not None or isinstance(table.c[c].type, JSON)}
     return [
         defaults | {"id": job_id, "provider": it.body.provider, "operation": it.operation, "input": it.clean,
                     "metadata": it.body.metadata, "callback_url": it.body.callback_url, "callback_token": secrets.token_urlsafe(24),
@@ -230,14 +230,9 @@ def _job_rows(rt: Runtime, batch_id: str, items: list[_Item], now: datetime) -> 
 def _as_jobs(rows: list[dict[str, Any]]) -> list[Job]:
     """Plain (not session-bound) Job objects of the inserted rows; model_construct, since the values
     were validated above and building them the usual way costs more than the INSERT."""
-    columns = _columns()
+    columns = jobs.job_columns()
     values: list[dict[str, Any]] = [{a: r.get(c) for a, c in columns} for r in rows]
     return [Job.model_construct(**v) for v in values]
-
-
-def _columns() -> list[tuple[str, str]]:
-    """(attribute, column name) of every Job column (the `meta` attribute is the `metadata` column)."""
-    return [(attr.key, attr.columns[0].name) for attr in inspect(Job).column_attrs]
 
 
 def _by_keys(session: Session, keys: list[str]) -> dict[str, Job]:

@@ -72,10 +72,7 @@ def create_job(rt: Runtime, body: JobCreate, header_key: str | None = None) -> t
         deadline_at=deadline_at(body.provider, rt.settings, now),
     )
     try:
-        with session_scope(rt.engine) as session:
-            session.add(job)
-            session.flush()
-            jobs.append_event(session, job, None, JobStatus.QUEUED, "created", now)
+        jobs.insert_new(rt.engine, job)
     except IntegrityError:
         existing = _by_key(rt, key) if key else None
         if existing is None:
