@@ -124,9 +124,11 @@ def session_scope(engine: Engine) -> Iterator[Session]:
 
 
 @contextmanager
-def read_scope(engine: Engine) -> Iterator[Session]:
-    """A session for reads only. On PostgreSQL its statements run in autocommit (no BEGIN/COMMIT
-    round trips; each statement sees committed data); on SQLite it is a session_scope."""
+def autocommit_scope(engine: Engine) -> Iterator[Session]:
+    """A session whose statements each commit on their own on PostgreSQL (autocommit: no BEGIN and
+    COMMIT round trips; each statement sees committed data): for reads, and for a write that is one
+    statement, atomic by itself. On SQLite a session_scope.
+    """
     if not is_postgres(engine):
         with session_scope(engine) as session:
             yield session

@@ -12,11 +12,11 @@ import functools
 import hashlib
 import secrets
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, Engine, Update, bindparam, func, insert, inspect, select, update
+from sqlalchemy import ColumnElement, Engine, Select, Update, bindparam, cast, func, insert, inspect, select, update
 from sqlalchemy.engine import Result
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col
@@ -71,40 +71,52 @@ def transition(
 ) -> bool:
     """CAS job from its current status to `new`, setting fields (INCREMENT adds one); append a
     JobEvent; load the updated row into `job`. False if lost."""
-    old = JobStatus(job.status)
-    now = now or utcnow()
-    if not _move(session, job, job.id, old, new, expect_version=expect_version, now=now, fields=fields):
-        return False
-    append_event(session, job, old, new, reason, now, payload)
-    return True
+    return _move(session, job, job.id, JobStatus(job.status), new, expect_version=expect_version, now=now or utcnow(),
+                 fields=fields, reason=reason, payload=payload)
 
 
 def transition_by_id(session: Session, job_id: str, old: JobStatus, new: JobStatus, *, expect_version: int,
-                     reason: Callable[[Job], str], now: datetime, **fields: Any) -> Job | None:
+                     reason: str, now: datetime, reason_counter: str | None = None, **fields: Any) -> Job | None:
     """transition() for a job not loaded yet, as a task taking its step does: the CAS UPDATE returns
     the row, so no SELECT goes first. The job (detached, as updated), or None when the CAS was lost.
-    `reason` gets the updated job (for counters the UPDATE moved on)."""
+    `reason_counter` names a column whose value after the update ends the reason ("submit attempt 3")."""
     job: Job = inspect(Job).class_manager.new_instance()
-    if not _move(session, job, job_id, old, new, expect_version=expect_version, now=now, fields=fields):
+    if not _move(session, job, job_id, old, new, expect_version=expect_version, now=now, fields=fields, reason=reason,
+                 reason_counter=reason_counter):
         return None
-    append_event(session, job, old, new, reason(job), now)
     return job
 
 
 def _move(session: Session, job: Job, job_id: str, old: JobStatus, new: JobStatus, *, expect_version: int | None,
-          now: datetime, fields: dict[str, Any]) -> bool:
-    """The CAS of a transition (old -> new, on the version when given), loading the row into `job`."""
+          now: datetime, fields: dict[str, Any], reason: str, payload: bytes | None = None,
+          reason_counter: str | None = None) -> bool:
+    """A transition: the CAS (old -> new, on the version when given), loading the row into `job`,
+    and its JobEvent. On PostgreSQL both in one statement (an UPDATE ... RETURNING in a CTE that the
+    event's INSERT selects from); elsewhere the UPDATE, then the INSERT."""
     if not can_transition(old, new):
         raise ValueError(f"transition {old} -> {new} is not in the table")
     where = {"id": job_id, "status": old.value} | ({"version": expect_version} if expect_version is not None else {})
-    return _update_into(session, job, dict(fields, status=new.value, version=INCREMENT, updated_at=now), where)
+    values = dict(fields, status=new.value, version=INCREMENT, updated_at=now)
+    if not is_postgres(session.get_bind()):
+        if not _update_into(session, job, values, where):
+            return False
+        text = f"{reason}{getattr(job, reason_counter)}" if reason_counter else reason
+        append_event(session, job, old, new, text, now, payload)
+        return True
+    shape, params = _shape_and_params(values, where)
+    event = {"e_old": old.value, "e_new": new.value, "e_reason": reason[:2000], "e_sha": digest(payload), "e_at": now}
+    return _load(job, session.execute(_transition_stmt(shape, tuple(sorted(where)), reason_counter), params | event).first())
 
 
 def _update_into(session: Session, job: Job, values: dict[str, Any], where: dict[str, Any]) -> bool:
     """Run a one-row UPDATE of the job (attribute names; INCREMENT adds one) with RETURNING and load
     the new row into `job` (in one round trip, where a refresh would take a second); False when it
     matched no row."""
-    row = _run_update(session, values, where, returning=True).first()
+    return _load(job, _run_update(session, values, where, returning=True).first())
+
+
+def _load(job: Job, row: Any) -> bool:
+    """Put a returned job row (every column, in _job_columns() order) into `job`; False for no row."""
     if row is None:
         return False
     for (key, _), value in zip(_job_columns(), row, strict=True):
@@ -114,9 +126,30 @@ def _update_into(session: Session, job: Job, values: dict[str, Any], where: dict
 
 def _run_update(session: Session, values: dict[str, Any], where: dict[str, Any], *, returning: bool) -> Result[Any]:
     """Execute the cached UPDATE for this shape of `values` and `where` with their values bound."""
-    shape = tuple(sorted((k, v is INCREMENT) for k, v in values.items()))
-    params = {f"s_{k}": v for k, v in values.items() if v is not INCREMENT} | {f"w_{k}": v for k, v in where.items()}
+    shape, params = _shape_and_params(values, where)
     return session.execute(_update_stmt(shape, tuple(sorted(where)), returning=returning), params)
+
+
+def _shape_and_params(values: dict[str, Any], where: dict[str, Any]) -> tuple[tuple[tuple[str, bool], ...], dict[str, Any]]:
+    shape = tuple(sorted((k, v is INCREMENT) for k, v in values.items()))
+    return shape, {f"s_{k}": v for k, v in values.items() if v is not INCREMENT} | {f"w_{k}": v for k, v in where.items()}
+
+
+@functools.cache
+def _transition_stmt(sets: tuple[tuple[str, bool], ...], where: tuple[str, ...], reason_counter: str | None) -> Select[Any]:
+    """PostgreSQL: the UPDATE of _update_stmt as a CTE, the INSERT of its JobEvent selecting from it
+    (so only a row that moved gets one), and the updated row as the answer; one round trip. Event
+    parameters: e_old, e_new, e_reason (followed by the column `reason_counter`), e_sha, e_at."""
+    moved = _update_stmt(sets, where, returning=True).cte("moved")
+    et = table_of(JobEvent)
+    reason: ColumnElement[Any] = bindparam("e_reason", type_=et.c.reason.type)
+    if reason_counter is not None:
+        reason = reason + cast(moved.c[dict(_job_columns())[reason_counter].name], et.c.reason.type)
+    logged = insert(et).from_select(
+        ["job_id", "old_status", "new_status", "reason", "payload_sha256", "at"],
+        select(moved.c.id, bindparam("e_old", type_=et.c.old_status.type), bindparam("e_new", type_=et.c.new_status.type),
+               reason, bindparam("e_sha", type_=et.c.payload_sha256.type), bindparam("e_at", type_=et.c.at.type))).cte("logged")
+    return select(*moved.c).add_cte(logged)
 
 
 @functools.cache
@@ -141,7 +174,7 @@ def _job_columns() -> tuple[tuple[str, ColumnElement[Any]], ...]:
 
 def job_columns() -> list[tuple[str, str]]:
     """(attribute, column name) of every Job column (the `meta` attribute is the `metadata` column)."""
-    return _JOB_COLUMNS
+    return [(key, column.name) for key, column in _job_columns()]
 
 
 def insert_new(engine: Engine, job: Job) -> None:
@@ -149,7 +182,7 @@ def insert_new(engine: Engine, job: Job) -> None:
     PostgreSQL that is one statement in autocommit, a CTE (one round trip: no BEGIN, no COMMIT, and
     no unit of work); elsewhere two INSERTs in one transaction. IntegrityError if the id or the
     idempotency_key is taken: then nothing is written."""
-    row = {c: getattr(job, a) for a, c in _JOB_COLUMNS}
+    row = {column.name: getattr(job, key) for key, column in _job_columns()}
     event = {"old_status": None, "new_status": job.status, "reason": "created", "payload_sha256": None, "at": job.created_at}
     if is_postgres(engine):
         with autocommit(engine).connect() as conn:
@@ -282,5 +315,4 @@ def count_by_provider_status(session: Session) -> list[tuple[str, str, int]]:
     return [(r[0], r[1], int(r[2])) for r in rows]
 
 
-_JOB_COLUMNS = [(attr.key, attr.columns[0].name) for attr in inspect(Job).column_attrs]
 _INSERT_WITH_EVENT = _insert_with_event()

@@ -19,7 +19,7 @@ from providers.base import Adapter, ProviderStatus
 from providers.registry import get_adapter
 from workers import jobs
 from workers.context import Runtime
-from workers.db import read_scope, session_scope
+from workers.db import autocommit_scope, session_scope
 from workers.dispatch import Followups, send_all
 from workers.flows import run_flow
 from workers.services.apply import apply_status, folds_poll_count
@@ -41,7 +41,7 @@ def chunk_size(rt: Runtime, adapter: Adapter) -> int:
 
 def poll_jobs(rt: Runtime, job_ids: Sequence[str]) -> int:
     """Poll the given jobs; returns how many were still running and asked about."""
-    with read_scope(rt.engine) as session:
+    with autocommit_scope(rt.engine) as session:
         rows = session.exec(select(Job).where(col(Job.id).in_(list(job_ids)), Job.status == JobStatus.RUNNING)).all()
     by_provider: dict[str, list[Job]] = {}
     for job in rows:

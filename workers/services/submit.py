@@ -31,7 +31,7 @@ from providers.base import Adapter, ParentRef, ProviderStatus, Rejected, SubmitC
 from providers.registry import get_adapter
 from workers import jobs
 from workers.context import Runtime
-from workers.db import session_scope
+from workers.db import autocommit_scope, session_scope
 from workers.dispatch import Followups, send_all
 from workers.flows import run_flow
 from workers.outcomes import Outcome
@@ -48,10 +48,10 @@ def submit_job(rt: Runtime, job_id: str, version: int) -> Outcome:
     """Run one submit step for the job if `version` still holds; returns what happened."""
     s, now = rt.settings, rt.clock()
     if rt.gate is None:  # the common case in one statement: a queued job, no provider limit to check first
-        with session_scope(rt.engine) as session:
+        with autocommit_scope(rt.engine) as session:
             claimed = jobs.transition_by_id(
                 session, job_id, JobStatus.QUEUED, JobStatus.SUBMITTING, expect_version=version, now=now,
-                reason=lambda j: f"submit attempt {j.submit_attempts}", submit_state=SubmitState.SENDING,
+                reason="submit attempt ", reason_counter="submit_attempts", submit_state=SubmitState.SENDING,
                 submit_attempts=jobs.INCREMENT, next_at=now + timedelta(seconds=s.lease_s))
         if claimed is not None:  # committed: the step is ours before anything is sent
             return _submit(rt, claimed, claimed.version, recovering=False, prior=SubmitState.NOT_SENT)
