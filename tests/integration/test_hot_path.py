@@ -117,6 +117,35 @@ def test_a_new_job_and_its_event_in_one_statement_on_postgres(engine_factory) ->
     driver.recorder.sent.clear()
 
 
+def test_still_running_jobs_of_a_poll_are_written_in_one_executemany(engine_factory, clock) -> None:  # type: ignore[no-untyped-def]
+    driver = engine_factory()
+    now = clock.now()
+    ids = [_new_job(driver) for _ in range(4)]
+    with session_scope(driver.rt.engine) as s:
+        for job_id in ids[:3]:  # three running, the fourth still queued
+            job = jobs.get_job(s, job_id)
+            assert job is not None and jobs.transition(s, job, JobStatus.SUBMITTING, reason="r", now=now)
+            assert jobs.transition(s, job, JobStatus.RUNNING, reason="r", now=now)
+    calls: list[tuple[str, bool]] = []
+
+    def seen(conn, cursor, statement, params, context, executemany) -> None:  # type: ignore[no-untyped-def]
+        calls.append((statement.split()[0].upper(), executemany))
+
+    later = now + timedelta(seconds=30)
+    event.listen(driver.rt.engine, "before_cursor_execute", seen)
+    try:
+        with session_scope(driver.rt.engine) as s:
+            jobs.reschedule_running(s, [jobs.Reschedule(i, 10 * n, later + timedelta(seconds=n)) for n, i in enumerate(ids)], later)
+    finally:
+        event.remove(driver.rt.engine, "before_cursor_execute", seen)
+    assert [c for c in calls if c[0] == "UPDATE"] == [("UPDATE", True)]  # one statement for all (a pipeline on psycopg)
+    for n, job_id in enumerate(ids[:3]):
+        job = driver.job(job_id)
+        assert (job.progress, job.next_at, job.poll_count, job.updated_at) == (10 * n, later + timedelta(seconds=n), 1, later)
+    queued = driver.job(ids[3])
+    assert (queued.status, queued.progress, queued.poll_count) == ("queued", 0, 0)  # only running jobs are touched
+
+
 @pytest.mark.postgres
 def test_a_connection_that_sat_idle_is_pinged_and_replaced_when_dead(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     engine = get_engine(pg_url)

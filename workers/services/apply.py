@@ -35,9 +35,12 @@ def folds_poll_count(st: ProviderStatus) -> bool:
 
 
 def apply_status(session: Session, job: Job, st: ProviderStatus, *, settings: Settings, now: datetime,
-                 source: str, payload: bytes | None = None, polled: bool = False) -> Followups:
+                 source: str, payload: bytes | None = None, polled: bool = False,
+                 reschedules: list[jobs.Reschedule] | None = None) -> Followups:
     """Fold one normalized provider status into the job; returns the follow-up tasks to send.
-    `polled`: the answer of a poll, counted in job.poll_count by the same UPDATE (see folds_poll_count)."""
+    `polled`: the answer of a poll, counted in job.poll_count by the same UPDATE (see folds_poll_count).
+    `reschedules`: where a polled job that is simply still running (new progress and next poll, nothing
+    else) is put instead of being written, for jobs.reschedule_running to write many in one go."""
     if job.status != JobStatus.RUNNING:
         return []
     counted: dict[str, Any] = {"poll_count": jobs.INCREMENT} if polled else {}
@@ -50,6 +53,9 @@ def apply_status(session: Session, job: Job, st: ProviderStatus, *, settings: Se
             next_at = next_poll_at(job, settings, now)
             if not extra and progress == job.progress and next_at == job.next_at:
                 return []  # nothing new: the submit answer's own "submitted", already scheduled
+            if reschedules is not None and polled and extra == counted:
+                reschedules.append(jobs.Reschedule(job.id, progress, next_at))
+                return []
             jobs.set_fields(session, job.id, JobStatus.RUNNING, progress=progress, next_at=next_at, **extra)
             return []
         case State.SUCCEEDED:

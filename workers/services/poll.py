@@ -86,15 +86,18 @@ def _poll_chunk(rt: Runtime, provider: str, chunk: list[Job], *, batch: bool) ->
     with session_scope(rt.engine) as session:
         # The rows as they are now, in this transaction (a callback may have moved a job meanwhile).
         fresh = {j.id: j for j in session.exec(select(Job).where(col(Job.id).in_([job.id for job, _ in matched])))} if matched else {}
-        uncounted = []
+        uncounted: list[str] = []
+        still: list[jobs.Reschedule] = []
         for job, st in matched:
             row = fresh.get(job.id)
             if row is None:
                 continue
             folded = row.status == JobStatus.RUNNING and folds_poll_count(st)
-            fu += apply_status(session, row, st, settings=rt.settings, now=now, source="poll", payload=bodies[-1], polled=folded)
+            fu += apply_status(session, row, st, settings=rt.settings, now=now, source="poll", payload=bodies[-1], polled=folded,
+                               reschedules=still)
             if not folded:
                 uncounted.append(job.id)
+        jobs.reschedule_running(session, still, now)
         jobs.count_polls(session, uncounted)
     send_all(rt.dispatcher, fu)
     answered = {job.id for job, _ in matched}
