@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, Engine, Select, Update, bindparam, cast, func, insert, inspect, select, update
+from sqlalchemy import ColumnElement, Engine, Select, Update, bindparam, case, cast, func, insert, inspect, select, update
 from sqlalchemy.engine import Result
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col
@@ -253,9 +253,9 @@ class Reschedule(NamedTuple):
 
 
 def reschedule_running(session: Session, rows: Sequence[Reschedule], now: datetime) -> None:
-    """Write the polled jobs that are still running (progress, next_at, poll_count + 1, while the job
-    is running): one UPDATE executed for many rows, which psycopg sends as one pipeline (a batch
-    family's poll of 100 jobs costs one round trip, not 100)."""
+    """Write polled jobs that are still running: next_at, poll_count + 1 and the progress (never
+    lowered), only while the job is running. One UPDATE executed for many rows, which psycopg sends
+    as one pipeline: a batch family's poll of 100 jobs costs one round trip, not 100."""
     if rows:
         session.execute(_RESCHEDULE, [{"b_id": r.job_id, "b_progress": r.progress, "b_next_at": r.next_at, "b_now": now} for r in rows])
 
@@ -263,7 +263,7 @@ def reschedule_running(session: Session, rows: Sequence[Reschedule], now: dateti
 def _reschedule_stmt() -> Update:
     jt = table_of(Job)
     return (update(jt).where(jt.c.id == bindparam("b_id"), jt.c.status == JobStatus.RUNNING.value)
-            .values(progress=bindparam("b_progress"), next_at=bindparam("b_next_at", type_=jt.c.next_at.type),
+            .values(progress=case((jt.c.progress > bindparam("b_progress"), jt.c.progress), else_=bindparam("b_progress")), next_at=bindparam("b_next_at", type_=jt.c.next_at.type),
                     updated_at=bindparam("b_now", type_=jt.c.updated_at.type), poll_count=jt.c.poll_count + 1))
 
 

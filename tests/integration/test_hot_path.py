@@ -132,6 +132,8 @@ def test_still_running_jobs_of_a_poll_are_written_in_one_executemany(engine_fact
         calls.append((statement.split()[0].upper(), executemany))
 
     later = now + timedelta(seconds=30)
+    with session_scope(driver.rt.engine) as s:
+        assert jobs.set_fields(s, ids[2], JobStatus.RUNNING, progress=50)  # a callback's progress, beyond what the poll saw
     event.listen(driver.rt.engine, "before_cursor_execute", seen)
     try:
         with session_scope(driver.rt.engine) as s:
@@ -141,7 +143,7 @@ def test_still_running_jobs_of_a_poll_are_written_in_one_executemany(engine_fact
     assert [c for c in calls if c[0] == "UPDATE"] == [("UPDATE", True)]  # one statement for all (a pipeline on psycopg)
     for n, job_id in enumerate(ids[:3]):
         job = driver.job(job_id)
-        assert (job.progress, job.next_at, job.poll_count, job.updated_at) == (10 * n, later + timedelta(seconds=n), 1, later)
+        assert (job.progress, job.next_at, job.poll_count, job.updated_at) == ([0, 10, 50][n], later + timedelta(seconds=n), 1, later)
     queued = driver.job(ids[3])
     assert (queued.status, queued.progress, queued.poll_count) == ("queued", 0, 0)  # only running jobs are touched
 

@@ -26,7 +26,7 @@ from workers.services.lifecycle import finish
 from workers.services.schedule import next_poll_at
 from workers.settings import Settings
 
-__all__ = ["apply_status", "download_priority", "folds_poll_count", "result_expiry"]
+__all__ = ["apply_status", "download_priority", "folds_poll_count", "reschedule", "result_expiry", "still_running"]
 
 
 def folds_poll_count(st: ProviderStatus) -> bool:
@@ -34,13 +34,21 @@ def folds_poll_count(st: ProviderStatus) -> bool:
     return st.state in (State.QUEUED, State.RUNNING, State.UNKNOWN, State.SUCCEEDED)
 
 
+def still_running(st: ProviderStatus) -> bool:
+    """A status that moves only the progress and the next poll (no result data, no detail): a poll
+    writes it for many jobs at once, from the rows it read before asking (reschedule)."""
+    return st.state in (State.QUEUED, State.RUNNING, State.UNKNOWN) and not st.result_data and not st.detail
+
+
+def reschedule(job: Job, st: ProviderStatus, settings: Settings, now: datetime) -> jobs.Reschedule:
+    """What apply_status writes for a polled job still_running(st), for jobs.reschedule_running."""
+    return jobs.Reschedule(job.id, min(max(job.progress, st.progress or 0), 99), next_poll_at(job, settings, now))
+
+
 def apply_status(session: Session, job: Job, st: ProviderStatus, *, settings: Settings, now: datetime,
-                 source: str, payload: bytes | None = None, polled: bool = False,
-                 reschedules: list[jobs.Reschedule] | None = None) -> Followups:
+                 source: str, payload: bytes | None = None, polled: bool = False) -> Followups:
     """Fold one normalized provider status into the job; returns the follow-up tasks to send.
-    `polled`: the answer of a poll, counted in job.poll_count by the same UPDATE (see folds_poll_count).
-    `reschedules`: where a polled job that is simply still running (new progress and next poll, nothing
-    else) is put instead of being written, for jobs.reschedule_running to write many in one go."""
+    `polled`: the answer of a poll, counted in job.poll_count by the same UPDATE (see folds_poll_count)."""
     if job.status != JobStatus.RUNNING:
         return []
     counted: dict[str, Any] = {"poll_count": jobs.INCREMENT} if polled else {}
@@ -53,9 +61,6 @@ def apply_status(session: Session, job: Job, st: ProviderStatus, *, settings: Se
             next_at = next_poll_at(job, settings, now)
             if not extra and progress == job.progress and next_at == job.next_at:
                 return []  # nothing new: the submit answer's own "submitted", already scheduled
-            if reschedules is not None and polled and extra == counted:
-                reschedules.append(jobs.Reschedule(job.id, progress, next_at))
-                return []
             jobs.set_fields(session, job.id, JobStatus.RUNNING, progress=progress, next_at=next_at, **extra)
             return []
         case State.SUCCEEDED:

@@ -22,7 +22,7 @@ from workers.context import Runtime
 from workers.db import autocommit_scope, session_scope
 from workers.dispatch import Followups, send_all
 from workers.flows import run_flow
-from workers.services.apply import apply_status, folds_poll_count
+from workers.services.apply import apply_status, folds_poll_count, reschedule, still_running
 from workers.services.schedule import next_poll_at
 
 log = logging.getLogger("k4u.poll")
@@ -81,23 +81,25 @@ def _poll_chunk(rt: Runtime, provider: str, chunk: list[Job], *, batch: bool) ->
         _push_back(rt, chunk, None)
         return
     matched = _match(chunk, statuses)
-    fu: Followups = []
+    # Jobs simply still running are written from the rows read before asking, many in one
+    # statement; the UPDATE matches only a job still running and never lowers its progress.
     now = rt.clock()
+    quick = [reschedule(job, st, rt.settings, now) for job, st in matched if still_running(st)]
+    rest = [(job, st) for job, st in matched if not still_running(st)]
+    fu: Followups = []
     with session_scope(rt.engine) as session:
-        # The rows as they are now, in this transaction (a callback may have moved a job meanwhile).
-        fresh = {j.id: j for j in session.exec(select(Job).where(col(Job.id).in_([job.id for job, _ in matched])))} if matched else {}
-        uncounted: list[str] = []
-        still: list[jobs.Reschedule] = []
-        for job, st in matched:
+        jobs.reschedule_running(session, quick, now)
+        # The others as they are now, in this transaction (a callback may have moved a job meanwhile).
+        fresh = {j.id: j for j in session.exec(select(Job).where(col(Job.id).in_([job.id for job, _ in rest])))} if rest else {}
+        uncounted = []
+        for job, st in rest:
             row = fresh.get(job.id)
             if row is None:
                 continue
             folded = row.status == JobStatus.RUNNING and folds_poll_count(st)
-            fu += apply_status(session, row, st, settings=rt.settings, now=now, source="poll", payload=bodies[-1], polled=folded,
-                               reschedules=still)
+            fu += apply_status(session, row, st, settings=rt.settings, now=now, source="poll", payload=bodies[-1], polled=folded)
             if not folded:
                 uncounted.append(job.id)
-        jobs.reschedule_running(session, still, now)
         jobs.count_polls(session, uncounted)
     send_all(rt.dispatcher, fu)
     answered = {job.id for job, _ in matched}
