@@ -104,7 +104,7 @@ def _move(session: Session, job: Job, job_id: str, old: JobStatus, new: JobStatu
         append_event(session, job, old, new, text, now, payload)
         return True
     shape, params = _shape_and_params(values, where)
-    event = {"e_old": old.value, "e_new": new.value, "e_reason": reason[:2000], "e_sha": digest(payload), "e_at": now}
+    event = _event_params(old, new, reason, payload, now)
     return _load(job, session.execute(_transition_stmt(shape, tuple(sorted(where)), reason_counter), params | event).first())
 
 
@@ -139,17 +139,31 @@ def _shape_and_params(values: dict[str, Any], where: dict[str, Any]) -> tuple[tu
 def _transition_stmt(sets: tuple[tuple[str, bool], ...], where: tuple[str, ...], reason_counter: str | None) -> Select[Any]:
     """PostgreSQL: the UPDATE of _update_stmt as a CTE, the INSERT of its JobEvent selecting from it
     (so only a row that moved gets one), and the updated row as the answer; one round trip. Event
-    parameters: e_old, e_new, e_reason (followed by the column `reason_counter`), e_sha, e_at."""
+    parameters as _event_params gives them; the reason is followed by the column `reason_counter`."""
     moved = _update_stmt(sets, where, returning=True).cte("moved")
-    et = table_of(JobEvent)
-    reason: ColumnElement[Any] = bindparam("e_reason", type_=et.c.reason.type)
+    reason = None
     if reason_counter is not None:
-        reason = reason + cast(moved.c[dict(_job_columns())[reason_counter].name], et.c.reason.type)
-    logged = insert(et).from_select(
-        ["job_id", "old_status", "new_status", "reason", "payload_sha256", "at"],
-        select(moved.c.id, bindparam("e_old", type_=et.c.old_status.type), bindparam("e_new", type_=et.c.new_status.type),
-               reason, bindparam("e_sha", type_=et.c.payload_sha256.type), bindparam("e_at", type_=et.c.at.type))).cte("logged")
-    return select(*moved.c).add_cte(logged)
+        column = table_of(JobEvent).c.reason
+        reason = bindparam("e_reason", type_=column.type) + cast(moved.c[dict(_job_columns())[reason_counter].name], column.type)
+    return select(*moved.c).add_cte(_event_insert(moved.c.id, reason).cte("logged"))
+
+
+_EVENT_COLUMNS = ("old_status", "new_status", "reason", "payload_sha256", "at")
+
+
+def _event_insert(job_id: ColumnElement[Any], reason: ColumnElement[Any] | None = None) -> Any:
+    """INSERT INTO job_event ... SELECT: one event for each row `job_id` comes from (a CTE), its
+    columns bound as e_<column> (_event_params), the reason replaced by `reason` when given."""
+    et = table_of(JobEvent)
+    values: dict[str, ColumnElement[Any]] = {c: bindparam(f"e_{c}", type_=et.c[c].type) for c in _EVENT_COLUMNS}
+    if reason is not None:
+        values["reason"] = reason
+    return insert(et).from_select(["job_id", *values], select(job_id, *values.values()))
+
+
+def _event_params(old: JobStatus | None, new: JobStatus, reason: str, payload: bytes | None, at: datetime) -> dict[str, Any]:
+    return {"e_old_status": old.value if old else None, "e_new_status": new.value, "e_reason": reason[:2000],
+            "e_payload_sha256": digest(payload), "e_at": at}
 
 
 @functools.cache
@@ -183,23 +197,22 @@ def insert_new(engine: Engine, job: Job) -> None:
     no unit of work); elsewhere two INSERTs in one transaction. IntegrityError if the id or the
     idempotency_key is taken: then nothing is written."""
     row = {column.name: getattr(job, key) for key, column in _job_columns()}
-    event = {"old_status": None, "new_status": job.status, "reason": "created", "payload_sha256": None, "at": job.created_at}
+    event = _event_params(None, JobStatus(job.status), "created", None, job.created_at)
     if is_postgres(engine):
         with autocommit(engine).connect() as conn:
-            conn.execute(_INSERT_WITH_EVENT, row | {f"event_{k}": v for k, v in event.items()})
+            conn.execute(_INSERT_WITH_EVENT, row | event)
         return
     with engine.begin() as conn:
         conn.execute(insert(table_of(Job)), row)
-        conn.execute(insert(table_of(JobEvent)), event | {"job_id": job.id})
+        conn.execute(insert(table_of(JobEvent)), {k.removeprefix("e_"): v for k, v in event.items()} | {"job_id": job.id})
 
 
 def _insert_with_event() -> Any:
     """INSERT INTO job ... RETURNING id, and the job_event row selected from it, as one statement
-    whose parameters are the job's columns and event_<column> (compiled once, then cached)."""
-    jt, et = table_of(Job), table_of(JobEvent)
+    whose parameters are the job's columns and _event_params (compiled once, then cached)."""
+    jt = table_of(Job)
     made = insert(jt).values({c.name: bindparam(c.name, type_=c.type) for c in jt.c}).returning(jt.c.id).cte("made")
-    cols = ["old_status", "new_status", "reason", "payload_sha256", "at"]
-    return insert(et).from_select(["job_id", *cols], select(made.c.id, *(bindparam(f"event_{c}", type_=et.c[c].type) for c in cols)))
+    return _event_insert(made.c.id)
 
 
 def append_event(session: Session, job: Job, old: JobStatus | None, new: JobStatus, reason: str,
@@ -263,8 +276,9 @@ def reschedule_running(session: Session, rows: Sequence[Reschedule], now: dateti
 def _reschedule_stmt() -> Update:
     jt = table_of(Job)
     return (update(jt).where(jt.c.id == bindparam("b_id"), jt.c.status == JobStatus.RUNNING.value)
-            .values(progress=case((jt.c.progress > bindparam("b_progress"), jt.c.progress), else_=bindparam("b_progress")), next_at=bindparam("b_next_at", type_=jt.c.next_at.type),
-                    updated_at=bindparam("b_now", type_=jt.c.updated_at.type), poll_count=jt.c.poll_count + 1))
+            .values(progress=case((jt.c.progress > bindparam("b_progress"), jt.c.progress), else_=bindparam("b_progress")),
+                    next_at=bindparam("b_next_at", type_=jt.c.next_at.type), updated_at=bindparam("b_now", type_=jt.c.updated_at.type),
+                    poll_count=jt.c.poll_count + 1))
 
 
 def count_polls(session: Session, job_ids: Sequence[str]) -> None:

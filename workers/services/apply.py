@@ -41,7 +41,8 @@ def still_running(st: ProviderStatus) -> bool:
 
 
 def reschedule(job: Job, st: ProviderStatus, settings: Settings, now: datetime) -> jobs.Reschedule:
-    """What apply_status writes for a polled job still_running(st), for jobs.reschedule_running."""
+    """The progress (never lowered, below 100 until success) and next poll of a job the provider
+    says is still running: what apply_status writes, and what jobs.reschedule_running writes for many."""
     return jobs.Reschedule(job.id, min(max(job.progress, st.progress or 0), 99), next_poll_at(job, settings, now))
 
 
@@ -54,11 +55,10 @@ def apply_status(session: Session, job: Job, st: ProviderStatus, *, settings: Se
     counted: dict[str, Any] = {"poll_count": jobs.INCREMENT} if polled else {}
     match st.state:
         case State.QUEUED | State.RUNNING | State.UNKNOWN:
-            progress = min(max(job.progress, st.progress or 0), 99)
+            _, progress, next_at = reschedule(job, st, settings, now)
             extra: dict[str, Any] = dict(counted)
             if st.result_data or st.detail:  # a Midjourney task parked in MODAL; a queue position
                 extra["result"] = dict(job.result or {}) | dict(st.result_data) | ({"provider_detail": st.detail} if st.detail else {})
-            next_at = next_poll_at(job, settings, now)
             if not extra and progress == job.progress and next_at == job.next_at:
                 return []  # nothing new: the submit answer's own "submitted", already scheduled
             jobs.set_fields(session, job.id, JobStatus.RUNNING, progress=progress, next_at=next_at, **extra)
