@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, Engine, Select, Update, bindparam, case, cast, func, insert, inspect, select, update
+from sqlalchemy import ColumnElement, Engine, Select, Update, bindparam, case, cast, func, insert, inspect, or_, select, update
 from sqlalchemy.engine import Result
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col
@@ -250,6 +250,37 @@ def take_lease(session: Session, job: Job, version: int, *, lease_s: float, now:
     """CAS on version without a status change: this worker now owns the job's current step."""
     now = now or utcnow()
     return bump(session, job, version, now=now, next_at=now + timedelta(seconds=lease_s), **fields)
+
+
+def take_download_lease(session: Session, job_id: str, version: int, *, now: datetime, lease_s: float,
+                        window_ends: dict[str, datetime], default_end: datetime) -> Job | None:
+    """The download step's lease in one UPDATE ... RETURNING, no SELECT first: the CAS on (downloading,
+    version) moves the version on, counts the attempt, and opens the download window on the first
+    attempt (its end by provider: `window_ends`, else `default_end`). It matches nothing once the
+    window has closed. The job as updated (detached), or None: stale, lost or past the deadline,
+    which the caller tells apart by reading the job."""
+    params = {"w_id": job_id, "w_version": version, "now": now, "lease_until": now + timedelta(seconds=lease_s),
+              "end_default": default_end} | {f"end_{i}": at for i, at in enumerate(window_ends.values())}
+    row = session.execute(_download_lease_stmt(tuple(window_ends)), params).first()
+    job: Job = inspect(Job).class_manager.new_instance()
+    return job if _load(job, row) else None
+
+
+@functools.cache
+def _download_lease_stmt(providers: tuple[str, ...]) -> Update:
+    jt = table_of(Job)
+    opening = or_(jt.c.download_attempts == 0, jt.c.download_deadline_at.is_(None))  # the columns' values before the update
+    end_type = jt.c.download_deadline_at.type
+    end: ColumnElement[Any] = bindparam("end_default", type_=end_type)
+    if providers:
+        end = case(*((jt.c.provider == p, bindparam(f"end_{i}", type_=end_type)) for i, p in enumerate(providers)), else_=end)
+    now = bindparam("now", type_=jt.c.updated_at.type)
+    return (update(jt).where(jt.c.id == bindparam("w_id"), jt.c.version == bindparam("w_version"),
+                             jt.c.status == JobStatus.DOWNLOADING.value, or_(opening, jt.c.download_deadline_at > now))
+            .values(version=jt.c.version + 1, updated_at=now, next_at=bindparam("lease_until", type_=jt.c.next_at.type),
+                    download_attempts=jt.c.download_attempts + 1,
+                    download_deadline_at=case((opening, end), else_=jt.c.download_deadline_at))
+            .returning(*dict(_job_columns()).values()))
 
 
 def set_fields(session: Session, job_id: str, status: JobStatus, **fields: Any) -> bool:

@@ -18,6 +18,8 @@ from tests.services import PG_ADMIN
 from workers import db, jobs
 from workers.db import autocommit_scope, get_engine, session_scope
 from workers.dispatch import POLL
+from workers.outcomes import Outcome
+from workers.services import download
 from workers.services.create import create_job
 from workers.services.sweep import POLL_MESSAGE_MAX, poll_message_size, tick
 
@@ -146,6 +148,79 @@ def test_still_running_jobs_of_a_poll_are_written_in_one_executemany(engine_fact
         assert (job.progress, job.next_at, job.poll_count, job.updated_at) == ([0, 10, 50][n], later + timedelta(seconds=n), 1, later)
     queued = driver.job(ids[3])
     assert (queued.status, queued.progress, queued.poll_count) == ("queued", 0, 0)  # only running jobs are touched
+
+
+def _downloading(driver, now, **fields) -> str:  # type: ignore[no-untyped-def]
+    job_id = _new_job(driver)
+    with session_scope(driver.rt.engine) as s:
+        job = jobs.get_job(s, job_id)
+        assert job is not None
+        for status in (JobStatus.SUBMITTING, JobStatus.RUNNING, JobStatus.DOWNLOADING):
+            assert jobs.transition(s, job, status, reason="r", now=now)
+        assert jobs.set_fields(s, job_id, JobStatus.DOWNLOADING, **fields)
+    return job_id
+
+
+def test_the_download_lease_is_one_update_that_opens_the_window_by_provider(engine_factory, clock) -> None:  # type: ignore[no-untyped-def]
+    driver = engine_factory(download_window_s=6 * 3600)
+    now = clock.now()
+    kling = _downloading(driver, now)
+    replicate = _downloading(driver, now, provider="replicate")  # its result URLs live an hour
+    ends = download._window_ends(driver.rt.settings, now)
+    assert "replicate" in ends and "kling" not in ends  # Kling's 30 days are longer than the window
+    calls: list[str] = []
+
+    def seen(conn, cursor, statement, params, context, executemany) -> None:  # type: ignore[no-untyped-def]
+        calls.append(statement.split()[0].upper())
+
+    event.listen(driver.rt.engine, "before_cursor_execute", seen)
+    try:
+        with autocommit_scope(driver.rt.engine) as s:
+            assert jobs.take_download_lease(s, kling, 7, now=now, lease_s=30, window_ends=ends, default_end=now + timedelta(hours=6)) is None
+            job = jobs.take_download_lease(s, kling, 3, now=now, lease_s=30, window_ends=ends, default_end=now + timedelta(hours=6))
+    finally:
+        event.remove(driver.rt.engine, "before_cursor_execute", seen)
+    assert [c for c in calls if c != "BEGIN"] == ["UPDATE", "UPDATE"]  # no SELECT first; the stale version matched nothing
+    assert job is not None and (job.version, job.download_attempts, job.next_at) == (4, 1, now + timedelta(seconds=30))
+    assert job.download_deadline_at == now + timedelta(hours=6) and job.provider == "kling"
+    with autocommit_scope(driver.rt.engine) as s:
+        rep = jobs.take_download_lease(s, replicate, 3, now=now, lease_s=30, window_ends=ends, default_end=now + timedelta(hours=6))
+        assert rep is not None and rep.download_deadline_at == now + timedelta(hours=1)
+        # A later attempt keeps the window the first one opened, and none is taken once it has closed.
+        later = now + timedelta(minutes=30)
+        again = jobs.take_download_lease(s, replicate, 4, now=later, lease_s=30, window_ends=download._window_ends(driver.rt.settings, later),
+                                         default_end=later + timedelta(hours=6))
+        assert again is not None and (again.download_attempts, again.download_deadline_at) == (2, now + timedelta(hours=1))
+        closed = now + timedelta(hours=1, seconds=1)
+        assert jobs.take_download_lease(s, replicate, 5, now=closed, lease_s=30, window_ends={}, default_end=closed) is None
+    assert (driver.job(replicate).version, driver.job(replicate).download_attempts) == (5, 2)
+
+
+def test_the_download_step_reads_no_job_before_its_lease_and_fails_a_closed_window(engine_factory, clock) -> None:  # type: ignore[no-untyped-def]
+    driver = engine_factory()
+    now = clock.now()
+    empty = _downloading(driver, now)  # a job without assets: the step stores nothing and succeeds
+    calls: list[str] = []
+
+    def seen(conn, cursor, statement, params, context, executemany) -> None:  # type: ignore[no-untyped-def]
+        calls.append(statement.split()[0].upper())
+
+    event.listen(driver.rt.engine, "before_cursor_execute", seen)
+    try:
+        assert download.store_outputs(driver.rt, empty, 2) == Outcome.STALE  # an old message: nothing written
+        assert download.store_outputs(driver.rt, empty, 3) == Outcome.SUCCEEDED
+    finally:
+        event.remove(driver.rt.engine, "before_cursor_execute", seen)
+    calls = [c for c in calls if c != "BEGIN"]  # SQLite's own (BEGIN IMMEDIATE)
+    stale_read = calls.index("SELECT")
+    assert calls[0] == "UPDATE" and calls[stale_read + 1:stale_read + 3] == ["UPDATE", "SELECT"], calls
+    assert (driver.job(empty).status, driver.job(empty).download_attempts) == ("succeeded", 1)
+    closed = _downloading(driver, now, download_attempts=1, download_deadline_at=now - timedelta(seconds=1),
+                          error_code="source_unavailable", error_message="503 from the CDN")
+    assert download.store_outputs(driver.rt, closed, 3) == Outcome.FAILED
+    job = driver.job(closed)
+    assert (job.status, job.error_code, job.download_attempts) == ("failed", "download_timeout", 1)
+    assert "source_unavailable: 503 from the CDN" in (job.error_message or "")
 
 
 @pytest.mark.postgres

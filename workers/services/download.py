@@ -20,19 +20,19 @@ import mimetypes
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
-from sqlalchemy import exc as sa_exc, update
-from sqlmodel import Session, col, select
+from sqlalchemy import Select, bindparam, exc as sa_exc, select as core_select, update
+from sqlmodel import Session, select
 
 from models.errors import DownloadFailed, ProviderError, StorageError
 from models.status import JobStatus
 from models.tables import Asset, Job
-from providers.registry import get_adapter
+from providers.registry import ADAPTERS, get_adapter
 from workers import jobs
 from workers.context import Runtime
-from workers.db import rowcount, session_scope
+from workers.db import autocommit_scope, rowcount, session_scope, table_of
 from workers.dispatch import Followups, send_all
 from workers.flows import run_flow
 from workers.outcomes import Outcome
@@ -53,29 +53,21 @@ _EXT = {"video/mp4": ".mp4", "image/png": ".png", "image/jpeg": ".jpg", "image/w
 
 def store_outputs(rt: Runtime, job_id: str, version: int) -> Outcome:
     s, now = rt.settings, rt.clock()
-    with session_scope(rt.engine) as session:
-        job = jobs.get_job(session, job_id)
-        if job is None or job.status != JobStatus.DOWNLOADING or job.version != version:
-            return Outcome.STALE
-        deadline = job.download_deadline_at
-        if job.download_attempts == 0 or deadline is None:  # the first attempt (of this job attempt) opens the window
-            deadline = now + timedelta(seconds=download_window_s(job, s))
-        elif now >= deadline:
-            fu = finish(session, job, JobStatus.FAILED, settings=s, now=now, reason="download deadline passed",
-                        error=timeout_error(job.error_code, job.error_message), expect_version=version)
-            send_all(rt.dispatcher, fu)
-            return Outcome.FAILED
-        # A short lease kept alive while bytes flow (_Heartbeat): a worker killed mid-download
-        # delays the job by about K4U_LEASE_S, not by the whole K4U_DOWNLOAD_TIMEOUT_S.
-        if not jobs.take_lease(session, job, version, lease_s=s.lease_s, now=now,
-                               download_attempts=job.download_attempts + 1, download_deadline_at=deadline):
-            return Outcome.LOST
-        lease = job.version
-        assets = list(session.exec(select(Asset).where(col(Asset.job_id) == job_id).order_by(col(Asset.index))).all())
-    pending = [a for a in assets if a.stored_at is None]
+    # The lease first, as one UPDATE (no SELECT before it), then the assets: two statements, each
+    # in autocommit on PostgreSQL. A short lease kept alive while bytes flow (_Heartbeat): a worker
+    # killed mid-download delays the job by about K4U_LEASE_S, not by the whole K4U_DOWNLOAD_TIMEOUT_S.
+    with autocommit_scope(rt.engine) as session:
+        job = jobs.take_download_lease(session, job_id, version, now=now, lease_s=s.lease_s,
+                                       window_ends=_window_ends(s, now), default_end=now + timedelta(seconds=s.download_window_s))
+        if job is not None:
+            assets = [_Pending(*r) for r in session.execute(_ASSETS, {"job_id": job_id})]
+    if job is None:
+        return _not_leased(rt, job_id, version, now)
+    lease = job.version
+    pending = [a for a in assets if not a.stored]
     beat = _Heartbeat(rt, job_id, lease)
     stored = 0
-    last: tuple[Asset, StoredObject] | None = None
+    last: tuple[_Pending, StoredObject] | None = None
     try:
         for i, asset in enumerate(pending):
             obj = _store_one(rt, asset, beat)
@@ -112,6 +104,48 @@ def store_outputs(rt: Runtime, job_id: str, version: int) -> Outcome:
     return Outcome.SUCCEEDED if won else Outcome.LOST
 
 
+class _Pending(NamedTuple):
+    """An asset of the job as the download step reads it."""
+
+    id: int
+    job_id: str
+    number: int  # Asset.index
+    source_url: str
+    needs_auth: bool
+    stored: bool
+
+
+def _assets_stmt() -> Select[Any]:
+    at = table_of(Asset)
+    return (core_select(at.c.id, at.c.job_id, at.c.index, at.c.source_url, at.c.needs_auth, at.c.stored_at.is_not(None))
+            .where(at.c.job_id == bindparam("job_id")).order_by(at.c.index))
+
+
+_ASSETS = _assets_stmt()
+
+
+def _window_ends(settings: Settings, now: datetime) -> dict[str, datetime]:
+    """Where a provider's result URLs expire sooner than K4U_DOWNLOAD_WINDOW_S: its window's end."""
+    return {name: now + timedelta(seconds=ttl) for name, a in ADAPTERS.items()
+            if (ttl := a.capabilities.result_ttl_s) and ttl < settings.download_window_s}
+
+
+def _not_leased(rt: Runtime, job_id: str, version: int, now: datetime) -> Outcome:
+    """The lease's UPDATE matched nothing: the message is stale, or the download window has closed
+    (then the job fails naming the last error), or another worker moved the job on meanwhile."""
+    with session_scope(rt.engine) as session:
+        job = jobs.get_job(session, job_id)
+        if job is None or job.status != JobStatus.DOWNLOADING or job.version != version:
+            return Outcome.STALE
+        deadline = job.download_deadline_at
+        if job.download_attempts == 0 or deadline is None or now < deadline:
+            return Outcome.LOST
+        fu = finish(session, job, JobStatus.FAILED, settings=rt.settings, now=now, reason="download deadline passed",
+                    error=timeout_error(job.error_code, job.error_message), expect_version=version)
+    send_all(rt.dispatcher, fu)
+    return Outcome.FAILED
+
+
 def _result_extra(rt: Runtime, job: Job) -> Mapping[str, Any]:
     """One optional read for result data the final status lacks (the Midjourney seed). A relay
     that cannot answer it costs the job nothing: the data is simply left out."""
@@ -126,12 +160,6 @@ def _result_extra(rt: Runtime, job: Job) -> Mapping[str, Any]:
     except Exception:  # optional data: a bug reading it must not throw away the stored, paid results
         log.exception("no extra result data for %s: unexpected error", job.id)
         return {}
-
-
-def download_window_s(job: Job, settings: Settings) -> float:
-    """K4U_DOWNLOAD_WINDOW_S, or the provider's result lifetime when that is shorter."""
-    ttl = get_adapter(job.provider).capabilities.result_ttl_s
-    return min(settings.download_window_s, float(ttl)) if ttl else settings.download_window_s
 
 
 def timeout_error(last_code: str | None, last_message: str | None) -> tuple[str, str, bool]:
@@ -179,21 +207,22 @@ class _Heartbeat:
         self._next = time.monotonic() + self._every
         now = self._rt.clock()
         with session_scope(self._rt.engine) as session:
-            res = session.execute(update(Job).where(col(Job.id) == self._job_id, col(Job.version) == self._lease,
-                                                    col(Job.status) == JobStatus.DOWNLOADING.value)
+            jt = table_of(Job)
+            res = session.execute(update(jt).where(jt.c.id == self._job_id, jt.c.version == self._lease,
+                                                   jt.c.status == JobStatus.DOWNLOADING.value)
                                   .values(next_at=now + timedelta(seconds=self._rt.settings.lease_s)))
             if rowcount(res) != 1:
                 raise _LeaseLost()
 
 
-def _store_one(rt: Runtime, asset: Asset, beat: _Heartbeat) -> StoredObject:
+def _store_one(rt: Runtime, asset: _Pending, beat: _Heartbeat) -> StoredObject:
     def put(dl: Download) -> StoredObject:
         """One pass of the body into the store; called again if the source starts over after a drop
         (the failed put has left nothing behind, so the new pass replaces it cleanly)."""
         content_type = safe_content_type(dl.content_type if dl.content_type != "application/octet-stream" else _guess_type(asset.source_url))
         if dl.length is not None and dl.length > rt.settings.download_max_bytes:
             raise DownloadFailed(f"result is {dl.length} bytes, over the {rt.settings.download_max_bytes} cap", code="too_large", retryable=False)
-        key = f"{asset.job_id}/{asset.index}{_ext(content_type, asset.source_url)}"
+        key = f"{asset.job_id}/{asset.number}{_ext(content_type, asset.source_url)}"
         return rt.store.put_stream(key, beat.chunks(dl.chunks), content_type, rt.settings.download_max_bytes)
 
     obj = rt.fetcher.fetch(asset.source_url, put, needs_auth=asset.needs_auth)
@@ -202,10 +231,10 @@ def _store_one(rt: Runtime, asset: Asset, beat: _Heartbeat) -> StoredObject:
     return obj
 
 
-def _record_stored(session: Session, asset: Asset, obj: StoredObject, now: datetime) -> None:
-    session.execute(update(Asset).where(col(Asset.id) == asset.id).values(
-        storage_key=obj.key, size=obj.size, sha256=obj.sha256, content_type=obj.content_type, stored_at=now,
-    ).execution_options(synchronize_session=False))
+def _record_stored(session: Session, asset: _Pending, obj: StoredObject, now: datetime) -> None:
+    at = table_of(Asset)
+    session.execute(update(at).where(at.c.id == asset.id).values(
+        storage_key=obj.key, size=obj.size, sha256=obj.sha256, content_type=obj.content_type, stored_at=now))
 
 
 def _failed(rt: Runtime, job_id: str, lease: int, exc: DownloadFailed | StorageError, *, progressed: bool = False) -> Outcome:
