@@ -45,9 +45,12 @@ def test_dev_stack_polling_path(stack_factory) -> None:  # type: ignore[no-untyp
                 r = c.get(a["url"])
             assert r.status_code == 200 and len(r.content) == a["size"]
     assert stack.sim_admin("/_sim/stats")["callbacks_sent"] == 0
-    metrics = httpx.get(f"{stack.api}/metrics").text
+    submits = 'k4u_relay_requests_total{call="submit",provider="kling",status="200"} 2.0'
+    deadline = time.monotonic() + 5  # the workers write their relay counts at most every half second
+    while submits not in (metrics := httpx.get(f"{stack.api}/metrics").text) and time.monotonic() < deadline:
+        time.sleep(0.1)
     assert 'k4u_jobs{provider="kling",status="succeeded"} 2.0' in metrics
-    assert 'k4u_relay_requests_total{call="submit",provider="kling",status="200"} 2.0' in metrics
+    assert submits in metrics
     assert httpx.get(f"{stack.api}/readyz").status_code == 200
     from tests.conftest import SIM_KEY
 
