@@ -65,14 +65,16 @@ def transition(
     *,
     reason: str,
     expect_version: int | None = None,
+    unchanged_since: datetime | None = None,
     payload: bytes | None = None,
     now: datetime | None = None,
     **fields: Any,
 ) -> bool:
-    """CAS job from its current status to `new`, setting fields (INCREMENT adds one); append a
-    JobEvent; load the updated row into `job`. False if lost."""
+    """CAS job from its current status to `new` (and on its version, and on its updated_at being
+    `unchanged_since`, when given), setting fields (INCREMENT adds one); append a JobEvent; load
+    the updated row into `job`. False if lost."""
     return _move(session, job, job.id, JobStatus(job.status), new, expect_version=expect_version, now=now or utcnow(),
-                 fields=fields, reason=reason, payload=payload)
+                 fields=fields, reason=reason, payload=payload, unchanged_since=unchanged_since)
 
 
 def transition_by_id(session: Session, job_id: str, old: JobStatus, new: JobStatus, *, expect_version: int,
@@ -89,13 +91,15 @@ def transition_by_id(session: Session, job_id: str, old: JobStatus, new: JobStat
 
 def _move(session: Session, job: Job, job_id: str, old: JobStatus, new: JobStatus, *, expect_version: int | None,
           now: datetime, fields: dict[str, Any], reason: str, payload: bytes | None = None,
-          reason_counter: str | None = None) -> bool:
+          reason_counter: str | None = None, unchanged_since: datetime | None = None) -> bool:
     """A transition: the CAS (old -> new, on the version when given), loading the row into `job`,
     and its JobEvent. On PostgreSQL both in one statement (an UPDATE ... RETURNING in a CTE that the
     event's INSERT selects from); elsewhere the UPDATE, then the INSERT."""
     if not can_transition(old, new):
         raise ValueError(f"transition {old} -> {new} is not in the table")
-    where = {"id": job_id, "status": old.value} | ({"version": expect_version} if expect_version is not None else {})
+    where: dict[str, Any] = {"id": job_id, "status": old.value} | ({"version": expect_version} if expect_version is not None else {})
+    if unchanged_since is not None:
+        where["updated_at"] = unchanged_since
     values = dict(fields, status=new.value, version=INCREMENT, updated_at=now)
     if not is_postgres(session.get_bind()):
         if not _update_into(session, job, values, where):
@@ -283,9 +287,15 @@ def _download_lease_stmt(providers: tuple[str, ...]) -> Update:
             .returning(*dict(_job_columns()).values()))
 
 
-def set_fields(session: Session, job_id: str, status: JobStatus, **fields: Any) -> bool:
-    """Update non-status fields (progress, next_at...) while the job is still in `status`."""
-    return rowcount(_run_update(session, dict(fields, updated_at=utcnow()), {"id": job_id, "status": status.value}, returning=False)) == 1
+def set_fields(session: Session, job_id: str, status: JobStatus, *, unchanged_since: datetime | None = None, **fields: Any) -> bool:
+    """Update non-status fields (progress, next_at...) while the job is still in `status` (and its
+    updated_at is `unchanged_since`, when given)."""
+    where = {"id": job_id, "status": status.value} | ({"updated_at": unchanged_since} if unchanged_since is not None else {})
+    return rowcount(_run_update(session, dict(fields, updated_at=utcnow()), where, returning=False)) == 1
+
+
+class RowChanged(Exception):
+    """A write guarded on the row as read earlier matched nothing: the job changed meanwhile."""
 
 
 class Reschedule(NamedTuple):

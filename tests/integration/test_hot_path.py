@@ -17,10 +17,11 @@ from models.tables import Job, JobEvent
 from tests.services import PG_ADMIN
 from workers import db, jobs
 from workers.db import autocommit_scope, get_engine, session_scope
-from workers.dispatch import POLL
+from workers.dispatch import DOWNLOAD, POLL, SUBMIT
 from workers.outcomes import Outcome
 from workers.services import download
 from workers.services.create import create_job
+from workers.services.poll import poll_jobs
 from workers.services.sweep import POLL_MESSAGE_MAX, poll_message_size, tick
 
 
@@ -221,6 +222,49 @@ def test_the_download_step_reads_no_job_before_its_lease_and_fails_a_closed_wind
     job = driver.job(closed)
     assert (job.status, job.error_code, job.download_attempts) == ("failed", "download_timeout", 1)
     assert "source_unavailable: 503 from the CDN" in (job.error_message or "")
+
+
+def test_a_poll_writes_from_the_rows_it_read_and_rereads_a_job_that_moved_meanwhile(engine_factory, clock) -> None:  # type: ignore[no-untyped-def]
+    driver = engine_factory()
+    plain, touched = _new_job(driver), _new_job(driver)
+    driver.recorder.sent += [(SUBMIT, (plain, 0)), (SUBMIT, (touched, 0))]
+    driver.drain()
+    clock.advance(10)  # both relay tasks have finished
+    send = driver.rt.relay.send
+    statements: list[str] = []
+
+    def relay_send(req, **kw):  # type: ignore[no-untyped-def]
+        # While the poll asks the relay, a callback's write lands on one job (no version change).
+        with session_scope(driver.rt.engine) as s:
+            assert jobs.set_fields(s, touched, JobStatus.RUNNING, result={"seen_by": "callback"})
+        return send(req, **kw)
+
+    def seen(conn, cursor, statement, params, context, executemany) -> None:  # type: ignore[no-untyped-def]
+        statements.append(statement.split()[0].upper())
+
+    driver.rt.relay.send = relay_send
+    event.listen(driver.rt.engine, "before_cursor_execute", seen)
+    try:
+        assert poll_jobs(driver.rt, [plain]) == 1
+        first = [c for c in statements if c != "BEGIN"]
+        statements.clear()
+        assert poll_jobs(driver.rt, [touched]) == 1
+        second = [c for c in statements if c != "BEGIN"]
+    finally:
+        event.remove(driver.rt.engine, "before_cursor_execute", seen)
+        driver.rt.relay.send = send
+    # The unchanged job: its read, the callback's write, then the CAS and the asset, no second read.
+    assert first.count("SELECT") == 1 and "INSERT" in first, first
+    # The job that moved: the CAS on the row as read lost, so it was read again and applied to that.
+    assert second.count("SELECT") == 2, second
+    for job_id in (plain, touched):
+        job = driver.job(job_id)
+        assert (job.status, job.progress, job.poll_count) == ("downloading", 100, 1)
+        assert [t for t, _ in driver.recorder.sent].count(DOWNLOAD) == 2
+    assert (driver.job(touched).result or {}).get("seen_by") == "callback"  # the callback's data kept in the result
+    with session_scope(driver.rt.engine) as s:
+        events = [e.new_status for e in s.exec(select(JobEvent).where(JobEvent.job_id == touched))]
+    assert events.count("downloading") == 1
 
 
 @pytest.mark.postgres

@@ -47,12 +47,26 @@ def reschedule(job: Job, st: ProviderStatus, settings: Settings, now: datetime) 
 
 
 def apply_status(session: Session, job: Job, st: ProviderStatus, *, settings: Settings, now: datetime,
-                 source: str, payload: bytes | None = None, polled: bool = False) -> Followups:
+                 source: str, payload: bytes | None = None, polled: bool = False, as_read: bool = False) -> Followups:
     """Fold one normalized provider status into the job; returns the follow-up tasks to send.
-    `polled`: the answer of a poll, counted in job.poll_count by the same UPDATE (see folds_poll_count)."""
+    `polled`: the answer of a poll, counted in job.poll_count by the same UPDATE (see folds_poll_count).
+    `as_read`: `job` is the row as read earlier, outside this transaction (no second SELECT): every
+    write is a CAS on its version and updated_at, and jobs.RowChanged says when the job has moved
+    meanwhile (nothing was written; read it again and apply to that)."""
     if job.status != JobStatus.RUNNING:
         return []
+    fu = _apply(session, job, st, settings=settings, now=now, source=source, payload=payload, polled=polled,
+                guard=(job.version, job.updated_at) if as_read else None)
+    if as_read and fu is None:
+        raise jobs.RowChanged(job.id)
+    return fu or []
+
+
+def _apply(session: Session, job: Job, st: ProviderStatus, *, settings: Settings, now: datetime, source: str,
+           payload: bytes | None, polled: bool, guard: tuple[int, datetime] | None) -> Followups | None:
+    """apply_status for a running job: None when a write matched nothing (it lost its CAS)."""
     counted: dict[str, Any] = {"poll_count": jobs.INCREMENT} if polled else {}
+    cas: dict[str, Any] = {"expect_version": guard[0], "unchanged_since": guard[1]} if guard else {}
     match st.state:
         case State.QUEUED | State.RUNNING | State.UNKNOWN:
             _, progress, next_at = reschedule(job, st, settings, now)
@@ -61,15 +75,16 @@ def apply_status(session: Session, job: Job, st: ProviderStatus, *, settings: Se
                 extra["result"] = dict(job.result or {}) | dict(st.result_data) | ({"provider_detail": st.detail} if st.detail else {})
             if not extra and progress == job.progress and next_at == job.next_at:
                 return []  # nothing new: the submit answer's own "submitted", already scheduled
-            jobs.set_fields(session, job.id, JobStatus.RUNNING, progress=progress, next_at=next_at, **extra)
-            return []
+            moved = jobs.set_fields(session, job.id, JobStatus.RUNNING, unchanged_since=cas.get("unchanged_since"),
+                                    progress=progress, next_at=next_at, **extra)
+            return [] if moved or not guard else None
         case State.SUCCEEDED:
             result = {k: v for k, v in (dict(job.result or {}) | dict(st.result_data)).items() if k != "provider_detail"}
             expires = result_expiry(job.provider, st, now)
             if not jobs.transition(session, job, JobStatus.DOWNLOADING, reason=f"{source}: provider succeeded",
                                    payload=payload, now=now, progress=100, result=result or None,
-                                   next_at=now + timedelta(seconds=settings.lease_s), result_expires_at=expires, **counted):
-                return []
+                                   next_at=now + timedelta(seconds=settings.lease_s), result_expires_at=expires, **counted, **cas):
+                return None
             # A relay route (/v1/videos/{id}/content) is stored as its absolute URL and fetched
             # with the key on that first request only; every other URL never sees the key.
             rows = [{"job_id": job.id, "index": i, "kind": out.kind, "needs_auth": out.relay_route, "metadata": dict(out.meta),
@@ -79,11 +94,12 @@ def apply_status(session: Session, job: Job, st: ProviderStatus, *, settings: Se
                 session.execute(insert(table_of(Asset)), rows)
             return [Followup(DOWNLOAD, (job.id, job.version), download_priority(expires, now))]
         case State.FAILED:
-            return finish(session, job, JobStatus.FAILED, settings=settings, now=now, reason=f"{source}: provider failed",
-                          payload=payload, error=(st.error_code or "provider_failed", st.error_message or "the provider reported a failure", False))
+            fu = finish(session, job, JobStatus.FAILED, settings=settings, now=now, reason=f"{source}: provider failed", payload=payload,
+                        error=(st.error_code or "provider_failed", st.error_message or "the provider reported a failure", False), **cas)
         case State.CANCELLED:
-            return finish(session, job, JobStatus.CANCELLED, settings=settings, now=now,
-                          reason=f"{source}: provider cancelled", payload=payload)
+            fu = finish(session, job, JobStatus.CANCELLED, settings=settings, now=now, reason=f"{source}: provider cancelled",
+                        payload=payload, **cas)
+    return None if job.status == JobStatus.RUNNING else fu  # still running: the CAS was lost
 
 
 def result_expiry(provider: str, st: ProviderStatus, now: datetime) -> datetime | None:

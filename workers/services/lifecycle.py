@@ -17,11 +17,12 @@ from workers.settings import Settings
 
 def finish(session: Session, job: Job, status: JobStatus, *, settings: Settings, now: datetime, reason: str,
            error: tuple[str, str, bool] | None = None, payload: bytes | None = None,
-           expect_version: int | None = None) -> Followups:
-    """Move the job to a terminal status (CAS) and queue its notification."""
+           expect_version: int | None = None, unchanged_since: datetime | None = None) -> Followups:
+    """Move the job to a terminal status (CAS, see jobs.transition) and queue its notification."""
     fields: dict[str, Any] = {"finished_at": now, "next_at": None}
     if error is not None:
         fields |= {"error_code": error[0], "error_message": error[1][:2000], "error_retryable": error[2]}
-    if not jobs.transition(session, job, status, reason=reason, payload=payload, now=now, expect_version=expect_version, **fields):
+    if not jobs.transition(session, job, status, reason=reason, payload=payload, now=now, expect_version=expect_version,
+                           unchanged_since=unchanged_since, **fields):
         return []
     return queue_notification(session, job, settings=settings, now=now)
