@@ -232,9 +232,18 @@ def _store_one(rt: Runtime, asset: _Pending, beat: _Heartbeat) -> StoredObject:
 
 
 def _record_stored(session: Session, asset: _Pending, obj: StoredObject, now: datetime) -> None:
+    session.execute(_RECORD_STORED, {"a_id": asset.id, "storage_key": obj.key, "size": obj.size, "sha256": obj.sha256,
+                                     "content_type": obj.content_type, "stored_at": now})
+
+
+def _record_stored_stmt() -> Any:
+    """UPDATE asset SET what was stored WHERE id: built once (building it cost more than running it)."""
     at = table_of(Asset)
-    session.execute(update(at).where(at.c.id == asset.id).values(
-        storage_key=obj.key, size=obj.size, sha256=obj.sha256, content_type=obj.content_type, stored_at=now))
+    return update(at).where(at.c.id == bindparam("a_id")).values(
+        {c: bindparam(c, type_=at.c[c].type) for c in ("storage_key", "size", "sha256", "content_type", "stored_at")})
+
+
+_RECORD_STORED = _record_stored_stmt()
 
 
 def _failed(rt: Runtime, job_id: str, lease: int, exc: DownloadFailed | StorageError, *, progressed: bool = False) -> Outcome:
