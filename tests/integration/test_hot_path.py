@@ -13,7 +13,7 @@ from sqlmodel import select
 
 from models.schemas import JobCreate
 from models.status import JobStatus
-from models.tables import Job, JobEvent
+from models.tables import Asset, Job, JobEvent
 from tests.services import PG_ADMIN
 from workers import db, jobs
 from workers.db import autocommit_scope, get_engine, session_scope
@@ -265,6 +265,33 @@ def test_a_poll_writes_from_the_rows_it_read_and_rereads_a_job_that_moved_meanwh
     with session_scope(driver.rt.engine) as s:
         events = [e.new_status for e in s.exec(select(JobEvent).where(JobEvent.job_id == touched))]
     assert events.count("downloading") == 1
+
+
+def test_a_job_cancelled_while_its_poll_was_out_stays_cancelled(engine_factory, clock) -> None:  # type: ignore[no-untyped-def]
+    driver = engine_factory()
+    job_id = _new_job(driver)
+    driver.recorder.sent.append((SUBMIT, (job_id, 0)))
+    driver.drain()
+    clock.advance(10)  # the relay task has finished
+    send = driver.rt.relay.send
+
+    def relay_send(req, **kw):  # type: ignore[no-untyped-def]
+        with session_scope(driver.rt.engine) as s:  # the user cancels while the poll asks the relay
+            job = jobs.get_job(s, job_id)
+            assert job is not None and jobs.transition(s, job, JobStatus.CANCELLED, reason="cancelled by the user", now=clock.now())
+        return send(req, **kw)
+
+    driver.rt.relay.send = relay_send
+    try:
+        assert poll_jobs(driver.rt, [job_id]) == 1
+    finally:
+        driver.rt.relay.send = send
+    # The relay's "succeeded" lost its CAS on the row as read, was applied to the row as it is: nothing.
+    job = driver.job(job_id)
+    assert (job.status, job.progress) == ("cancelled", 0) and DOWNLOAD not in [t for t, _ in driver.recorder.sent]
+    with session_scope(driver.rt.engine) as s:
+        assert s.exec(select(Asset).where(Asset.job_id == job_id)).all() == []
+        assert [e.new_status for e in s.exec(select(JobEvent).where(JobEvent.job_id == job_id))][-1] == "cancelled"
 
 
 @pytest.mark.postgres

@@ -96,10 +96,11 @@ def _apply(session: Session, job: Job, st: ProviderStatus, *, settings: Settings
         case State.FAILED:
             fu = finish(session, job, JobStatus.FAILED, settings=settings, now=now, reason=f"{source}: provider failed", payload=payload,
                         error=(st.error_code or "provider_failed", st.error_message or "the provider reported a failure", False), **cas)
+            return None if job.status == JobStatus.RUNNING else fu  # still running: the CAS was lost
         case State.CANCELLED:
             fu = finish(session, job, JobStatus.CANCELLED, settings=settings, now=now, reason=f"{source}: provider cancelled",
                         payload=payload, **cas)
-    return None if job.status == JobStatus.RUNNING else fu  # still running: the CAS was lost
+            return None if job.status == JobStatus.RUNNING else fu
 
 
 def result_expiry(provider: str, st: ProviderStatus, now: datetime) -> datetime | None:
