@@ -97,9 +97,7 @@ def _move(session: Session, job: Job, job_id: str, old: JobStatus, new: JobStatu
     event's INSERT selects from); elsewhere the UPDATE, then the INSERT."""
     if not can_transition(old, new):
         raise ValueError(f"transition {old} -> {new} is not in the table")
-    where: dict[str, Any] = {"id": job_id, "status": old.value} | ({"version": expect_version} if expect_version is not None else {})
-    if unchanged_since is not None:
-        where["updated_at"] = unchanged_since
+    where = {"id": job_id, "status": old.value} | _guard(expect_version, unchanged_since)
     values = dict(fields, status=new.value, version=INCREMENT, updated_at=now)
     if not is_postgres(session.get_bind()):
         if not _update_into(session, job, values, where):
@@ -287,11 +285,18 @@ def _download_lease_stmt(providers: tuple[str, ...]) -> Update:
             .returning(*dict(_job_columns()).values()))
 
 
-def set_fields(session: Session, job_id: str, status: JobStatus, *, unchanged_since: datetime | None = None, **fields: Any) -> bool:
-    """Update non-status fields (progress, next_at...) while the job is still in `status` (and its
-    updated_at is `unchanged_since`, when given)."""
-    where = {"id": job_id, "status": status.value} | ({"updated_at": unchanged_since} if unchanged_since is not None else {})
+def set_fields(session: Session, job_id: str, status: JobStatus, *, expect_version: int | None = None,
+               unchanged_since: datetime | None = None, **fields: Any) -> bool:
+    """Update non-status fields (progress, next_at...) while the job is still in `status` (and on
+    its version, and its updated_at being `unchanged_since`, when given)."""
+    where = {"id": job_id, "status": status.value} | _guard(expect_version, unchanged_since)
     return rowcount(_run_update(session, dict(fields, updated_at=utcnow()), where, returning=False)) == 1
+
+
+def _guard(expect_version: int | None, unchanged_since: datetime | None) -> dict[str, Any]:
+    """The optional parts of a CAS's WHERE: the version, and updated_at as read."""
+    return ({"version": expect_version} if expect_version is not None else {}) | (
+        {"updated_at": unchanged_since} if unchanged_since is not None else {})
 
 
 class RowChanged(Exception):

@@ -55,18 +55,17 @@ def apply_status(session: Session, job: Job, st: ProviderStatus, *, settings: Se
     meanwhile (nothing was written; read it again and apply to that)."""
     if job.status != JobStatus.RUNNING:
         return []
-    fu = _apply(session, job, st, settings=settings, now=now, source=source, payload=payload, polled=polled,
-                guard=(job.version, job.updated_at) if as_read else None)
+    cas: dict[str, Any] = {"expect_version": job.version, "unchanged_since": job.updated_at} if as_read else {}
+    fu = _apply(session, job, st, settings=settings, now=now, source=source, payload=payload, polled=polled, cas=cas)
     if as_read and fu is None:
         raise jobs.RowChanged(job.id)
     return fu or []
 
 
 def _apply(session: Session, job: Job, st: ProviderStatus, *, settings: Settings, now: datetime, source: str,
-           payload: bytes | None, polled: bool, guard: tuple[int, datetime] | None) -> Followups | None:
-    """apply_status for a running job: None when a write matched nothing (it lost its CAS)."""
+           payload: bytes | None, polled: bool, cas: dict[str, Any]) -> Followups | None:
+    """apply_status for a running job, each write a CAS with `cas` as well: None when one matched nothing."""
     counted: dict[str, Any] = {"poll_count": jobs.INCREMENT} if polled else {}
-    cas: dict[str, Any] = {"expect_version": guard[0], "unchanged_since": guard[1]} if guard else {}
     match st.state:
         case State.QUEUED | State.RUNNING | State.UNKNOWN:
             _, progress, next_at = reschedule(job, st, settings, now)
@@ -75,9 +74,8 @@ def _apply(session: Session, job: Job, st: ProviderStatus, *, settings: Settings
                 extra["result"] = dict(job.result or {}) | dict(st.result_data) | ({"provider_detail": st.detail} if st.detail else {})
             if not extra and progress == job.progress and next_at == job.next_at:
                 return []  # nothing new: the submit answer's own "submitted", already scheduled
-            moved = jobs.set_fields(session, job.id, JobStatus.RUNNING, unchanged_since=cas.get("unchanged_since"),
-                                    progress=progress, next_at=next_at, **extra)
-            return [] if moved or not guard else None
+            moved = jobs.set_fields(session, job.id, JobStatus.RUNNING, progress=progress, next_at=next_at, **extra, **cas)
+            return [] if moved or not cas else None
         case State.SUCCEEDED:
             result = {k: v for k, v in (dict(job.result or {}) | dict(st.result_data)).items() if k != "provider_detail"}
             expires = result_expiry(job.provider, st, now)
