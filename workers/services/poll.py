@@ -92,24 +92,19 @@ def _poll_chunk(rt: Runtime, provider: str, chunk: list[Job], *, batch: bool) ->
         # The others from the same rows, each write a CAS on the row as read; a job that moved
         # meanwhile (a callback, a claim) is read again in this transaction and the answer applied to that.
         uncounted: list[str] = []
-        changed: list[tuple[Job, ProviderStatus]] = []
         for job, st in rest:
+            folded = folds_poll_count(st)
             try:
                 fu += apply_status(session, job, st, settings=rt.settings, now=now, source="poll", payload=bodies[-1],
-                                   polled=folds_poll_count(st), as_read=True)
+                                   polled=folded, as_read=True)
             except jobs.RowChanged:
-                changed.append((job, st))
-                continue
-            if not folds_poll_count(st):
-                uncounted.append(job.id)
-        if changed:
-            fresh = {j.id: j for j in session.exec(select(Job).where(col(Job.id).in_([job.id for job, _ in changed])))}
-            for job, st in changed:
-                row = fresh[job.id]  # jobs are never deleted
-                folded = row.status == JobStatus.RUNNING and folds_poll_count(st)
+                row = jobs.get_job(session, job.id)
+                if row is None:
+                    continue
+                folded = row.status == JobStatus.RUNNING and folded
                 fu += apply_status(session, row, st, settings=rt.settings, now=now, source="poll", payload=bodies[-1], polled=folded)
-                if not folded:
-                    uncounted.append(job.id)
+            if not folded:
+                uncounted.append(job.id)
         jobs.count_polls(session, uncounted)
     send_all(rt.dispatcher, fu)
     answered = {job.id for job, _ in matched}
