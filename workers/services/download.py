@@ -140,8 +140,7 @@ def _not_leased(rt: Runtime, job_id: str, version: int, now: datetime) -> Outcom
         deadline = job.download_deadline_at
         if job.download_attempts == 0 or deadline is None or now < deadline:
             return Outcome.LOST
-        fu = finish(session, job, JobStatus.FAILED, settings=rt.settings, now=now, reason="download deadline passed",
-                    error=timeout_error(job.error_code, job.error_message), expect_version=version)
+        fu = _fail_past_deadline(session, job, settings=rt.settings, now=now)
     send_all(rt.dispatcher, fu)
     return Outcome.FAILED
 
@@ -176,9 +175,14 @@ def fail_expired_downloads(session: Session, *, settings: Settings, now: datetim
     ).limit(limit)).all()
     fu: Followups = []
     for job in expired:
-        fu += finish(session, job, JobStatus.FAILED, settings=settings, now=now, reason="download deadline passed",
-                     error=timeout_error(job.error_code, job.error_message), expect_version=job.version)
+        fu += _fail_past_deadline(session, job, settings=settings, now=now)
     return fu
+
+
+def _fail_past_deadline(session: Session, job: Job, *, settings: Settings, now: datetime) -> Followups:
+    """Fail a downloading job whose download window has closed, naming its last error (CAS on its version)."""
+    return finish(session, job, JobStatus.FAILED, settings=settings, now=now, reason="download deadline passed",
+                  error=timeout_error(job.error_code, job.error_message), expect_version=job.version)
 
 
 class _LeaseLost(Exception):
