@@ -4,6 +4,8 @@ the tick's poll messages. bench/throughput.py --sustained measures what these sa
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 
 import pytest
@@ -29,6 +31,26 @@ def _new_job(driver) -> str:  # type: ignore[no-untyped-def]
     job, _ = create_job(driver.rt, JobCreate(provider="kling", operation="text2video", input={"prompt": "a fox"}))
     driver.recorder.sent.clear()  # the submit message: these tests take the steps themselves
     return job.id
+
+
+@contextmanager
+def _statements(engine) -> Iterator[list[tuple[str, bool]]]:  # type: ignore[no-untyped-def]
+    """(first keyword, executemany) of every statement the engine sends inside the block."""
+    seen: list[tuple[str, bool]] = []
+
+    def listener(conn, cursor, statement, params, context, executemany) -> None:  # type: ignore[no-untyped-def]
+        seen.append((statement.split()[0].upper(), executemany))
+
+    event.listen(engine, "before_cursor_execute", listener)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", listener)
+
+
+def _keywords(seen: list[tuple[str, bool]]) -> list[str]:
+    """The statements' keywords, without SQLite's own BEGIN (IMMEDIATE)."""
+    return [k for k, _ in seen if k != "BEGIN"]
 
 
 def test_transition_by_id_loads_the_row_and_counts_in_the_same_update(engine_factory, clock) -> None:  # type: ignore[no-untyped-def]
@@ -91,17 +113,10 @@ def test_set_fields_matches_status_and_leaves_other_jobs_alone(engine_factory) -
 def test_a_new_job_and_its_event_in_one_statement_on_postgres(engine_factory) -> None:  # type: ignore[no-untyped-def]
     driver = engine_factory()
     engine = driver.rt.engine
-    statements: list[str] = []
-
-    def seen(conn, cursor, statement, params, context, executemany) -> None:  # type: ignore[no-untyped-def]
-        statements.append(statement.split()[0].upper())
-
-    event.listen(engine, "before_cursor_execute", seen)
-    try:
+    with _statements(engine) as seen:
         job, created = create_job(driver.rt, JobCreate(provider="kling", operation="text2video", input={"prompt": "a fox"},
                                                        metadata={"row": 7}, callback_url="http://127.0.0.1:9/cb"))
-    finally:
-        event.remove(engine, "before_cursor_execute", seen)
+    statements = [k for k, _ in seen]
     # PostgreSQL: one INSERT ... WITH, in autocommit (no BEGIN/COMMIT); SQLite: two INSERTs in a transaction.
     assert created and statements == (["WITH"] if engine.dialect.name == "postgresql" else ["BEGIN", "INSERT", "INSERT"])
     row = driver.job(job.id)
@@ -129,20 +144,11 @@ def test_still_running_jobs_of_a_poll_are_written_in_one_executemany(engine_fact
             job = jobs.get_job(s, job_id)
             assert job is not None and jobs.transition(s, job, JobStatus.SUBMITTING, reason="r", now=now)
             assert jobs.transition(s, job, JobStatus.RUNNING, reason="r", now=now)
-    calls: list[tuple[str, bool]] = []
-
-    def seen(conn, cursor, statement, params, context, executemany) -> None:  # type: ignore[no-untyped-def]
-        calls.append((statement.split()[0].upper(), executemany))
-
     later = now + timedelta(seconds=30)
     with session_scope(driver.rt.engine) as s:
         assert jobs.set_fields(s, ids[2], JobStatus.RUNNING, progress=50)  # a callback's progress, beyond what the poll saw
-    event.listen(driver.rt.engine, "before_cursor_execute", seen)
-    try:
-        with session_scope(driver.rt.engine) as s:
-            jobs.reschedule_running(s, [jobs.Reschedule(i, 10 * n, later + timedelta(seconds=n)) for n, i in enumerate(ids)], later)
-    finally:
-        event.remove(driver.rt.engine, "before_cursor_execute", seen)
+    with _statements(driver.rt.engine) as calls, session_scope(driver.rt.engine) as s:
+        jobs.reschedule_running(s, [jobs.Reschedule(i, 10 * n, later + timedelta(seconds=n)) for n, i in enumerate(ids)], later)
     assert [c for c in calls if c[0] == "UPDATE"] == [("UPDATE", True)]  # one statement for all (a pipeline on psycopg)
     for n, job_id in enumerate(ids[:3]):
         job = driver.job(job_id)
@@ -169,19 +175,10 @@ def test_the_download_lease_is_one_update_that_opens_the_window_by_provider(engi
     replicate = _downloading(driver, now, provider="replicate")  # its result URLs live an hour
     ends = download._window_ends(driver.rt.settings, now)
     assert "replicate" in ends and "kling" not in ends  # Kling's 30 days are longer than the window
-    calls: list[str] = []
-
-    def seen(conn, cursor, statement, params, context, executemany) -> None:  # type: ignore[no-untyped-def]
-        calls.append(statement.split()[0].upper())
-
-    event.listen(driver.rt.engine, "before_cursor_execute", seen)
-    try:
-        with autocommit_scope(driver.rt.engine) as s:
-            assert jobs.take_download_lease(s, kling, 7, now=now, lease_s=30, window_ends=ends, default_end=now + timedelta(hours=6)) is None
-            job = jobs.take_download_lease(s, kling, 3, now=now, lease_s=30, window_ends=ends, default_end=now + timedelta(hours=6))
-    finally:
-        event.remove(driver.rt.engine, "before_cursor_execute", seen)
-    assert [c for c in calls if c != "BEGIN"] == ["UPDATE", "UPDATE"]  # no SELECT first; the stale version matched nothing
+    with _statements(driver.rt.engine) as seen, autocommit_scope(driver.rt.engine) as s:
+        assert jobs.take_download_lease(s, kling, 7, now=now, lease_s=30, window_ends=ends, default_end=now + timedelta(hours=6)) is None
+        job = jobs.take_download_lease(s, kling, 3, now=now, lease_s=30, window_ends=ends, default_end=now + timedelta(hours=6))
+    assert _keywords(seen) == ["UPDATE", "UPDATE"]  # no SELECT first; the stale version matched nothing
     assert job is not None and (job.version, job.download_attempts, job.next_at) == (4, 1, now + timedelta(seconds=30))
     assert job.download_deadline_at == now + timedelta(hours=6) and job.provider == "kling"
     with autocommit_scope(driver.rt.engine) as s:
@@ -201,18 +198,10 @@ def test_the_download_step_reads_no_job_before_its_lease_and_fails_a_closed_wind
     driver = engine_factory()
     now = clock.now()
     empty = _downloading(driver, now)  # a job without assets: the step stores nothing and succeeds
-    calls: list[str] = []
-
-    def seen(conn, cursor, statement, params, context, executemany) -> None:  # type: ignore[no-untyped-def]
-        calls.append(statement.split()[0].upper())
-
-    event.listen(driver.rt.engine, "before_cursor_execute", seen)
-    try:
+    with _statements(driver.rt.engine) as seen:
         assert download.store_outputs(driver.rt, empty, 2) == Outcome.STALE  # an old message: nothing written
         assert download.store_outputs(driver.rt, empty, 3) == Outcome.SUCCEEDED
-    finally:
-        event.remove(driver.rt.engine, "before_cursor_execute", seen)
-    calls = [c for c in calls if c != "BEGIN"]  # SQLite's own (BEGIN IMMEDIATE)
+    calls = _keywords(seen)
     stale_read = calls.index("SELECT")
     assert calls[0] == "UPDATE" and calls[stale_read + 1:stale_read + 3] == ["UPDATE", "SELECT"], calls
     assert (driver.job(empty).status, driver.job(empty).download_attempts) == ("succeeded", 1)
@@ -231,7 +220,6 @@ def test_a_poll_writes_from_the_rows_it_read_and_rereads_a_job_that_moved_meanwh
     driver.drain()
     clock.advance(10)  # both relay tasks have finished
     send = driver.rt.relay.send
-    statements: list[str] = []
 
     def relay_send(req, **kw):  # type: ignore[no-untyped-def]
         # While the poll asks the relay, a callback's write lands on one job (no version change).
@@ -239,19 +227,15 @@ def test_a_poll_writes_from_the_rows_it_read_and_rereads_a_job_that_moved_meanwh
             assert jobs.set_fields(s, touched, JobStatus.RUNNING, result={"seen_by": "callback"})
         return send(req, **kw)
 
-    def seen(conn, cursor, statement, params, context, executemany) -> None:  # type: ignore[no-untyped-def]
-        statements.append(statement.split()[0].upper())
-
     driver.rt.relay.send = relay_send
-    event.listen(driver.rt.engine, "before_cursor_execute", seen)
     try:
-        assert poll_jobs(driver.rt, [plain]) == 1
-        first = [c for c in statements if c != "BEGIN"]
-        statements.clear()
-        assert poll_jobs(driver.rt, [touched]) == 1
-        second = [c for c in statements if c != "BEGIN"]
+        with _statements(driver.rt.engine) as seen:
+            assert poll_jobs(driver.rt, [plain]) == 1
+        first = _keywords(seen)
+        with _statements(driver.rt.engine) as seen:
+            assert poll_jobs(driver.rt, [touched]) == 1
+        second = _keywords(seen)
     finally:
-        event.remove(driver.rt.engine, "before_cursor_execute", seen)
         driver.rt.relay.send = send
     # The unchanged job: its read, the callback's write, then the CAS and the asset, no second read.
     assert first.count("SELECT") == 1 and "INSERT" in first, first
