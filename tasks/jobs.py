@@ -5,7 +5,7 @@ from __future__ import annotations
 from workers import dispatch
 from workers.celery_app import app
 from workers.process import runtime
-from workers.services.download import store_outputs
+from workers.services.download import store_many, store_outputs
 from workers.services.notify import deliver_notification
 from workers.services.poll import poll_jobs
 from workers.services.provider_cancel import cancel_at_provider
@@ -29,7 +29,11 @@ def poll(job_ids: list[str]) -> int:
 
 
 @app.task(name=dispatch.DOWNLOAD)
-def download(job_id: str, version: int) -> str:
+def download(job_id: str | list[list[str | int]], version: int | None = None) -> str | list[str]:
+    """One job (job_id, version), or several sent together: a list of [job_id, version] (store_many)."""
+    if isinstance(job_id, list):
+        return list(store_many(runtime(), [(str(j), int(v)) for j, v in job_id]))
+    assert version is not None, "a single download names its version"
     return store_outputs(runtime(), job_id, version)
 
 

@@ -6,6 +6,7 @@ Built once per worker process (worker_process_init) or API app; tests build thei
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -38,6 +39,7 @@ class Runtime:
     # provider -> monotonic time until which its batch status route is treated as unavailable
     batch_off_until: dict[str, float] = field(default_factory=dict)
     fal_keys: KeySet | None = None  # K4U_FAL_JWKS, loaded on first use
+    _download_threads: ThreadPoolExecutor | None = field(default=None, repr=False)
 
     def callback_inputs(self, provider: str, now: datetime, task_id: str | None, handle: Mapping[str, Any]) -> CallbackInputs:
         """What an adapter needs to judge a provider's callback: its secret or key set, and the clock."""
@@ -45,7 +47,15 @@ class Runtime:
         keys = self.fal_keys.keys() if provider == "fal" and self.fal_keys is not None else None
         return CallbackInputs(secret=secret.get_secret_value() if secret else None, now=now, task_id=task_id, handle=handle, keys=keys)
 
+    def download_threads(self) -> ThreadPoolExecutor:
+        """K4U_DOWNLOAD_CONCURRENCY threads for the jobs of one download message (store_many), made on first use."""
+        if self._download_threads is None:
+            self._download_threads = ThreadPoolExecutor(self.settings.download_concurrency, thread_name_prefix="k4u-download")
+        return self._download_threads
+
     def close(self) -> None:
+        if self._download_threads is not None:
+            self._download_threads.shutdown(wait=False)
         self.relay.close()
         self.fetcher.close()
 

@@ -16,6 +16,11 @@ log = logging.getLogger("k4u.dispatch")
 
 QUEUES = {SUBMIT: "submit", CANCEL: "submit", POLL: "poll", DOWNLOAD: "download", NOTIFY: "notify", TICK: "sweep"}
 
+# Downloads sent together (a poll's successes, a tick's claim) share a message, this many at most:
+# the download worker runs a message's jobs side by side (store_many), so one slow source delays
+# none of the others, and the broker, the worker's consumer and the task events count one message.
+DOWNLOAD_MESSAGE_MAX = 8
+
 
 # What a committed change asks to run next: (task, args), or a Followup that carries a priority.
 Followups = list[tuple[str, tuple[Any, ...]]]
@@ -23,6 +28,10 @@ Followups = list[tuple[str, tuple[Any, ...]]]
 
 class Dispatcher(Protocol):
     def send(self, task: str, *args: Any, priority: int | None = None) -> None: ...
+
+    def send_many(self, task: str, items: Sequence[tuple[Any, ...]], priority: int | None = None) -> None:
+        """Several calls of one task with the same priority, as few messages as the task allows."""
+        ...
 
     def backlog(self, task: str) -> int | None:
         """Messages waiting in the task's queue, or None when the broker cannot say."""
@@ -36,6 +45,13 @@ class CeleryDispatcher:
     def send(self, task: str, *args: Any, priority: int | None = None) -> None:
         # Redis emulates priorities with sub-queues (0 is served first); kombu's default steps are 0, 3, 6, 9.
         self._app.send_task(task, args=list(args), queue=QUEUES[task], priority=priority)
+
+    def send_many(self, task: str, items: Sequence[tuple[Any, ...]], priority: int | None = None) -> None:
+        if task != DOWNLOAD or len(items) == 1:  # only the download task takes a list of jobs
+            for args in items:
+                self.send(task, *args, priority=priority)
+            return
+        self.send(task, [list(args) for args in items], priority=priority)
 
     def backlog(self, task: str) -> int | None:
         # kombu's queue_declare answers (name, message count, consumers); on Redis the count sums the
@@ -54,10 +70,17 @@ class RecordingDispatcher:
     def __init__(self) -> None:
         self.sent: list[tuple[str, tuple[Any, ...]]] = []
         self.priorities: list[int | None] = []
+        self.groups: list[tuple[str, int]] = []  # (task, items) per send_many call
 
     def send(self, task: str, *args: Any, priority: int | None = None) -> None:
         self.sent.append((task, args))
         self.priorities.append(priority)
+
+    def send_many(self, task: str, items: Sequence[tuple[Any, ...]], priority: int | None = None) -> None:
+        """Recorded one call per item (a test driver runs each as its own step), the grouping in `groups`."""
+        self.groups.append((task, len(items)))
+        for args in items:
+            self.send(task, *args, priority=priority)
 
     def of(self, task: str) -> list[tuple[Any, ...]]:
         return [a for t, a in self.sent if t == task]
@@ -81,17 +104,29 @@ class Followup(tuple):  # type: ignore[type-arg]
 def send_all(dispatcher: Dispatcher, followups: Sequence[tuple[Any, ...]]) -> int:
     """Send follow-ups of a committed change. A failing send (broker down) is logged, not raised:
     the change carries a `next_at`, so the beat's sweep re-derives the work from the database.
+    Downloads of the same priority go out DOWNLOAD_MESSAGE_MAX to a message (send_many).
     Returns how many could not be sent (a caller may make that work due at once)."""
     failed = 0
+    downloads: dict[int | None, list[tuple[Any, ...]]] = {}
+    singles: list[tuple[str, list[tuple[Any, ...]], int | None]] = []
     for item in followups:
         task, args = item
+        priority = getattr(item, "priority", None)
+        if task == DOWNLOAD:
+            downloads.setdefault(priority, []).append(args)
+        else:
+            singles.append((task, [args], priority))
+    for priority, group in sorted(downloads.items(), key=lambda kv: 9 if kv[0] is None else kv[0]):
+        singles += [(DOWNLOAD, group[i : i + DOWNLOAD_MESSAGE_MAX], priority) for i in range(0, len(group), DOWNLOAD_MESSAGE_MAX)]
+    for task, items, priority in singles:
         try:
-            priority = getattr(item, "priority", None)
-            if priority is None:
-                dispatcher.send(task, *args)
+            if len(items) > 1:
+                dispatcher.send_many(task, items, priority)
+            elif priority is None:
+                dispatcher.send(task, *items[0])
             else:
-                dispatcher.send(task, *args, priority=priority)
+                dispatcher.send(task, *items[0], priority=priority)
         except Exception as exc:  # noqa: BLE001 - the committed change stands; the sweep carries it out
-            failed += 1
+            failed += len(items)
             log.warning("could not enqueue %s (%s); the sweep will pick it up", task, type(exc).__name__)
     return failed

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import mimetypes
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit
@@ -49,6 +49,26 @@ _DB_UNAVAILABLE = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.Timeou
 BACKOFF_BASE_S, BACKOFF_CAP_S = 2.0, 600.0
 
 _EXT = {"video/mp4": ".mp4", "image/png": ".png", "image/jpeg": ".jpg", "image/webp": ".webp", "audio/mpeg": ".mp3", "video/webm": ".webm"}
+
+
+def store_many(rt: Runtime, items: Sequence[tuple[str, int]]) -> list[Outcome]:
+    """The download steps of one message's jobs ((job_id, version) each), side by side on the
+    runtime's download threads: a slow or huge source holds up only its own job. Every step runs
+    to its end; an error a step raises (the database unreachable) is raised once all have ended,
+    and the sweep re-drives what that step left, as it does for a message of one job."""
+    if len(items) == 1:
+        return [store_outputs(rt, *items[0])]
+    futures = [rt.download_threads().submit(store_outputs, rt, job_id, version) for job_id, version in items]
+    outcomes: list[Outcome] = []
+    error: BaseException | None = None
+    for future in futures:
+        exc = future.exception()
+        if exc is not None:
+            error = error or exc
+        outcomes.append(Outcome.FAILED if exc is not None else future.result())
+    if error is not None:
+        raise error
+    return outcomes
 
 
 def store_outputs(rt: Runtime, job_id: str, version: int) -> Outcome:

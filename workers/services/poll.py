@@ -40,7 +40,9 @@ def chunk_size(rt: Runtime, adapter: Adapter) -> int:
 
 
 def poll_jobs(rt: Runtime, job_ids: Sequence[str]) -> int:
-    """Poll the given jobs; returns how many were still running and asked about."""
+    """Poll the given jobs; returns how many were still running and asked about. The follow-ups
+    (downloads above all) go out once the message's polls have ended, so that the downloads of
+    one message share download messages (send_all)."""
     with autocommit_scope(rt.engine) as session:
         rows = session.exec(select(Job).where(col(Job.id).in_(list(job_ids)), Job.status == JobStatus.RUNNING)).all()
     by_provider: dict[str, list[Job]] = {}
@@ -48,17 +50,22 @@ def poll_jobs(rt: Runtime, job_ids: Sequence[str]) -> int:
         if job.provider_task_id:
             by_provider.setdefault(job.provider, []).append(job)
     asked = 0
-    for provider, group in by_provider.items():
-        adapter = get_adapter(provider)
-        size = chunk_size(rt, adapter)
-        for i in range(0, len(group), size):
-            chunk = group[i : i + size]
-            _poll_chunk(rt, provider, chunk, batch=size > 1)
-            asked += len(chunk)
+    fu: Followups = []
+    try:
+        for provider, group in by_provider.items():
+            adapter = get_adapter(provider)
+            size = chunk_size(rt, adapter)
+            for i in range(0, len(group), size):
+                chunk = group[i : i + size]
+                fu += _poll_chunk(rt, provider, chunk, batch=size > 1)
+                asked += len(chunk)
+    finally:  # what committed chunks asked for goes out even if a later chunk raised
+        send_all(rt.dispatcher, fu)
     return asked
 
 
-def _poll_chunk(rt: Runtime, provider: str, chunk: list[Job], *, batch: bool) -> None:
+def _poll_chunk(rt: Runtime, provider: str, chunk: list[Job], *, batch: bool) -> Followups:
+    """Ask about one chunk and write the answers; returns the follow-ups of what it committed."""
     adapter = get_adapter(provider)
     targets = [jobs.target(j) for j in chunk]
     try:
@@ -68,18 +75,16 @@ def _poll_chunk(rt: Runtime, provider: str, chunk: list[Job], *, batch: bool) ->
     except BatchUnsupported as exc:
         log.warning("%s %s; polling one task at a time for %.0fs", provider, exc.message, _BATCH_OFF_S)
         rt.batch_off_until[provider] = time.monotonic() + _BATCH_OFF_S
-        for job in chunk:
-            _poll_chunk(rt, provider, [job], batch=False)
-        return
+        return [f for job in chunk for f in _poll_chunk(rt, provider, [job], batch=False)]
     except (ProviderUnavailable, ProviderProtocolError) as exc:
         delay = getattr(exc, "retry_after_s", None)
         _push_back(rt, chunk, delay)
         log.warning("%s poll of %d job(s) failed: %s", provider, len(chunk), exc.message)
-        return
+        return []
     except Exception:  # an adapter bug on an odd answer must not break the whole poll round
         log.exception("%s poll of %d job(s): unexpected error reading the answer", provider, len(chunk))
         _push_back(rt, chunk, None)
-        return
+        return []
     matched = _match(chunk, statuses)
     # Jobs simply still running are written from the rows read before asking, many in one
     # statement; the UPDATE matches only a job still running and never lowers its progress.
@@ -106,11 +111,11 @@ def _poll_chunk(rt: Runtime, provider: str, chunk: list[Job], *, batch: bool) ->
             if not folded:
                 uncounted.append(job.id)
         jobs.count_polls(session, uncounted)
-    send_all(rt.dispatcher, fu)
     answered = {job.id for job, _ in matched}
     missing = [j for j in chunk if j.id not in answered]
     if missing:  # a batch answer omits unknown ids: ask again at the normal interval
         _push_back(rt, missing, None)
+    return fu
 
 
 def _match(chunk: list[Job], statuses: list[ProviderStatus]) -> list[tuple[Job, ProviderStatus]]:
