@@ -45,6 +45,7 @@ def parse_args() -> argparse.Namespace:
     sus.add_argument("--sustained", action="store_true", help="run the sustained mode instead")
     sus.add_argument("--clients", type=int, default=16, help="concurrent POST /v1/jobs clients (default 16)")
     sus.add_argument("--chains", type=int, default=2000, help="4-task no-op Celery chains per variant (default 2000)")
+    sus.add_argument("--chain-runs", type=int, default=3, help="timed runs of the chain with engine settings, before and after the jobs (default 3)")
     sus.add_argument("--defaults", action="store_true", help="keep the k4u dev poll/beat defaults (default: fast polling as above)")
     sus.add_argument("--profile", action="store_true", help="sample the stack with py-spy while the jobs run (slows it down)")
     sus.add_argument("--profile-gil", action="store_true", help="with --profile: only samples holding the GIL (Python CPU, not waits)")
