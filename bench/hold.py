@@ -13,7 +13,9 @@ for `--hold-s`, every `--window-s` it prints:
 - per family, relay poll requests in the window and poll rounds per running job (poll_count from
   the database) beside what the poll schedule allows (the mean over a 2 % sample of the running
   jobs of window / `workers.services.schedule.poll_interval` at the job's age): the relay must see
-  no more than that.
+  no more than that;
+- CPU seconds in the window per process kind (the `k4u dev` tree, its PostgreSQL backends, the
+  simulator) and per poll round.
 
     .venv/bin/python bench/hold.py                                   # 100,000 jobs, 10 min held
     .venv/bin/python bench/hold.py --jobs 20000 --hold-s 300 --window-s 30
@@ -41,6 +43,7 @@ import psycopg
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from stack import ProcSampler, bench_stack, pg_database, private_redis  # noqa: E402
+from sustained import cpu_snapshot  # noqa: E402
 
 from providers.registry import get_adapter  # noqa: E402
 from workers.services.schedule import poll_interval  # noqa: E402
@@ -167,6 +170,8 @@ def main() -> int:
                 held_until = time.monotonic() + args.hold_s
                 before_req = Counter(stack.sim("/_sim/stats")["requests"])
                 _, before_run = db_counts(conn)
+                markers = {"postgres backends": db_url.rsplit("/", 1)[1], "simulator (bench's relay)": f"simulator --port {stack.sim_url.rsplit(':', 1)[1]}"}
+                before_cpu = cpu_snapshot(stack.sampler.pid, markers)
                 window = 0
                 while time.monotonic() < held_until:
                     window += 1
@@ -190,7 +195,15 @@ def main() -> int:
                               f"{polls.get(provider, 0)} ({polls.get(provider, 0) / args.window_s:.1f}/s, "
                               f"{polls.get(provider, 0) / max(1, n):.4f} per job); poll rounds per job {rounds:.2f}, "
                               f"the schedule allows {allowed:.2f}")
-                    before_req, before_run = req, running
+                    cpu = cpu_snapshot(stack.sampler.pid, markers)
+                    per: Counter[str] = Counter()
+                    for pid, (kind, c) in cpu.items():
+                        per[kind] += c - before_cpu.get(pid, (kind, 0.0))[1]
+                    rounds_all = sum(poll_sum - before_run.get(p, (0, 0, []))[1] for p, (_, poll_sum, _) in running.items())
+                    total = sum(per.values())
+                    print(f"  CPU {total:.1f} s in the window ({total / args.window_s:.2f} cores), {1000 * total / max(1, rounds_all):.2f} ms per "
+                          f"poll round ({rounds_all} rounds): " + ", ".join(f"{k} {v:.1f}" for k, v in per.most_common() if v >= 0.05))
+                    before_req, before_run, before_cpu = req, running, cpu
     except KeyboardInterrupt:
         print("interrupted: processes stopped, database dropped")
         return 1

@@ -6,8 +6,9 @@ due, plus as many finished jobs with their delivered notifications, then times t
 queries many times at a fixed `now`, each in a transaction that is rolled back so every
 repetition sees the same rows: `claim_due` for RUNNING per provider and for QUEUED, SUBMITTING
 and DOWNLOADING, `expired_deadlines` (and the ORDER BY deadline_at form proposed with migration
-0005), `fail_expired_downloads`, `deliveries.claim_due`, and the whole `tick()` (committed, then
-the claimed rows are made due again). It prints p50/p99 per query and level, and
+0005), `fail_expired_downloads`, `deliveries.claim_due`, the write of one batch poll's answer about
+100 still-running jobs (`reschedule_running`, beside the executemany it replaced), and the whole
+`tick()` (committed, then the claimed rows are made due again). It prints p50/p99 per query and level, and
 `EXPLAIN (ANALYZE, BUFFERS)` of the exact SQL each call sent.
 
     .venv/bin/python bench/inflight.py
@@ -124,7 +125,8 @@ class Capture:
             self.sent.append((statement, params))
 
 
-def queries(s: Settings, now: datetime) -> dict[str, Callable[[Session], Any]]:
+def queries(s: Settings, now: datetime, polled: list[str]) -> dict[str, Callable[[Session], Any]]:
+    """The tick's queries, and the write of one batch poll's answer about `polled` (still running)."""
     lim, lease = s.poll_batch_limit, s.lease_s
     out: dict[str, Callable[[Session], Any]] = {
         f"claim_due running {name}": (lambda ss, name=name: jobs.claim_due(ss, JobStatus.RUNNING, now=now, lease_s=lease, limit=lim, provider=name))
@@ -137,6 +139,10 @@ def queries(s: Settings, now: datetime) -> dict[str, Callable[[Session], Any]]:
     out["expired_deadlines ORDER BY (new)"] = lambda ss: expired_by_deadline(ss, now, lim)
     out["fail_expired_downloads"] = lambda ss: fail_expired_downloads(ss, settings=s, now=now, limit=lim)
     out["claim_due_deliveries"] = lambda ss: deliveries.claim_due(ss, now=now, lease_s=lease, limit=lim)
+    later = [jobs.Reschedule(job_id, 60, now + timedelta(seconds=30)) for job_id in polled]
+    out[f"reschedule_running {len(polled)}"] = lambda ss: jobs.reschedule_running(ss, later, now) or later
+    out[f"reschedule {len(polled)} executemany"] = lambda ss: ss.execute(jobs._RESCHEDULE, [  # the form before unnest(), to compare
+        {"b_id": r.job_id, "b_progress": r.progress, "b_next_at": r.next_at, "b_now": now} for r in later]) and later
     return out
 
 
@@ -150,7 +156,9 @@ def expired_by_deadline(session: Session, now: datetime, limit: int) -> Any:
 def time_queries(engine: Engine, cap: Capture, s: Settings, now: datetime, reps: int) -> dict[str, tuple[list[float], int, list[Any]]]:
     """name -> (sorted ms per call, rows returned, the statements it sent)."""
     out = {}
-    for name, fn in queries(s, now).items():
+    with Session(engine) as ss:  # the jobs of one batch poll (Midjourney's chunk): running, not due
+        polled = list(ss.scalars(select(Job.id).where(Job.provider == "midjourney", Job.status == "running").limit(100)))
+    for name, fn in queries(s, now, polled).items():
         ms: list[float] = []
         rows = 0
         for r in range(reps + 5):  # the first 5 warm the pool, the plan cache and the buffers
@@ -193,6 +201,8 @@ def explain(engine: Engine, statements: list[Any]) -> list[str]:
     with engine.connect() as conn:
         trans = conn.begin()
         for stmt, params in statements:
+            if isinstance(params, list | tuple) and params and isinstance(params[0], dict):
+                params = params[0]  # an executemany: the plan of one of its rows
             plan = conn.exec_driver_sql(f"EXPLAIN (ANALYZE, BUFFERS) {stmt}", params).scalars().all()
             lines += plan
         trans.rollback()

@@ -135,7 +135,7 @@ def test_a_new_job_and_its_event_in_one_statement_on_postgres(engine_factory) ->
     driver.recorder.sent.clear()
 
 
-def test_still_running_jobs_of_a_poll_are_written_in_one_executemany(engine_factory, clock) -> None:  # type: ignore[no-untyped-def]
+def test_still_running_jobs_of_a_poll_are_written_in_one_statement(engine_factory, clock) -> None:  # type: ignore[no-untyped-def]
     driver = engine_factory()
     now = clock.now()
     ids = [_new_job(driver) for _ in range(4)]
@@ -149,12 +149,17 @@ def test_still_running_jobs_of_a_poll_are_written_in_one_executemany(engine_fact
         assert jobs.set_fields(s, ids[2], JobStatus.RUNNING, progress=50)  # a callback's progress, beyond what the poll saw
     with _statements(driver.rt.engine) as calls, session_scope(driver.rt.engine) as s:
         jobs.reschedule_running(s, [jobs.Reschedule(i, 10 * n, later + timedelta(seconds=n)) for n, i in enumerate(ids)], later)
-    assert [c for c in calls if c[0] == "UPDATE"] == [("UPDATE", True)]  # one statement for all (a pipeline on psycopg)
+    # One statement for all: an UPDATE ... FROM unnest() of arrays on PostgreSQL, one UPDATE executed per row on SQLite.
+    assert [c for c in calls if c[0] == "UPDATE"] == [("UPDATE", not db.is_postgres(driver.rt.engine))]
     for n, job_id in enumerate(ids[:3]):
         job = driver.job(job_id)
         assert (job.progress, job.next_at, job.poll_count, job.updated_at) == ([0, 10, 50][n], later + timedelta(seconds=n), 1, later)
     queued = driver.job(ids[3])
     assert (queued.status, queued.progress, queued.poll_count) == ("queued", 0, 0)  # only running jobs are touched
+    with _statements(driver.rt.engine) as calls, session_scope(driver.rt.engine) as s:  # one job: the plain UPDATE
+        jobs.reschedule_running(s, [jobs.Reschedule(ids[0], 30, later + timedelta(seconds=9))], later)
+    assert [c for c in calls if c[0] == "UPDATE"] == [("UPDATE", False)]
+    assert (driver.job(ids[0]).progress, driver.job(ids[0]).poll_count, driver.job(ids[0]).next_at) == (30, 2, later + timedelta(seconds=9))
 
 
 def _downloading(driver, now, **fields) -> str:  # type: ignore[no-untyped-def]
