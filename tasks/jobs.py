@@ -9,12 +9,16 @@ from workers.services.download import store_many, store_outputs
 from workers.services.notify import deliver_notification
 from workers.services.poll import poll_jobs
 from workers.services.provider_cancel import cancel_at_provider
-from workers.services.submit import submit_job
+from workers.services.submit import submit_job, submit_many
 from workers.services.sweep import tick as sweep_tick
 
 
 @app.task(name=dispatch.SUBMIT)
-def submit(job_id: str, version: int) -> str:
+def submit(job_id: str | list[list[str | int]], version: int | None = None) -> str | list[str]:
+    """One job (job_id, version), or several the tick claimed together: a list of [job_id, version] (submit_many)."""
+    if isinstance(job_id, list):
+        return list(submit_many(runtime(), _pairs(job_id)))
+    assert version is not None, "a single submit names its version"
     return submit_job(runtime(), job_id, version)
 
 
@@ -32,7 +36,7 @@ def poll(job_ids: list[str]) -> int:
 def download(job_id: str | list[list[str | int]], version: int | None = None) -> str | list[str]:
     """One job (job_id, version), or several sent together: a list of [job_id, version] (store_many)."""
     if isinstance(job_id, list):
-        return list(store_many(runtime(), [(str(j), int(v)) for j, v in job_id]))
+        return list(store_many(runtime(), _pairs(job_id)))
     assert version is not None, "a single download names its version"
     return store_outputs(runtime(), job_id, version)
 
@@ -45,3 +49,7 @@ def notify(delivery_id: str, version: int) -> str:
 @app.task(name=dispatch.TICK)
 def tick() -> dict[str, int]:
     return sweep_tick(runtime())
+
+
+def _pairs(items: list[list[str | int]]) -> list[tuple[str, int]]:
+    return [(str(job_id), int(version)) for job_id, version in items]

@@ -7,7 +7,7 @@ Dispatcher only after their transaction has committed.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 SUBMIT, POLL, DOWNLOAD, NOTIFY, TICK = "k4u.submit", "k4u.poll", "k4u.download", "k4u.notify", "k4u.tick"
@@ -20,6 +20,8 @@ QUEUES = {SUBMIT: "submit", CANCEL: "submit", POLL: "poll", DOWNLOAD: "download"
 # the download worker runs a message's jobs side by side (store_many), so one slow source delays
 # none of the others, and the broker, the worker's consumer and the task events count one message.
 DOWNLOAD_MESSAGE_MAX = 8
+# Tasks whose message may carry a list of [job_id, version] instead of one job.
+MANY = frozenset({SUBMIT, DOWNLOAD})
 
 
 # What a committed change asks to run next: (task, args), or a Followup that carries a priority.
@@ -47,7 +49,7 @@ class CeleryDispatcher:
         self._app.send_task(task, args=list(args), queue=QUEUES[task], priority=priority)
 
     def send_many(self, task: str, items: Sequence[tuple[Any, ...]], priority: int | None = None) -> None:
-        if task != DOWNLOAD or len(items) == 1:  # only the download task takes a list of jobs
+        if task not in MANY or len(items) == 1:  # one message per call for a task that takes one job
             for args in items:
                 self.send(task, *args, priority=priority)
             return
@@ -71,23 +73,42 @@ class RecordingDispatcher:
         self.sent: list[tuple[str, tuple[Any, ...]]] = []
         self.priorities: list[int | None] = []
         self.groups: list[tuple[str, int]] = []  # (task, items) per send_many call
+        self._messages = 0
 
     def send(self, task: str, *args: Any, priority: int | None = None) -> None:
-        self.sent.append((task, args))
+        self.sent.append(_Recorded((task, args), self._messages))
         self.priorities.append(priority)
+        self._messages += 1
 
     def send_many(self, task: str, items: Sequence[tuple[Any, ...]], priority: int | None = None) -> None:
-        """Recorded one call per item (a test driver runs each as its own step), the grouping in `groups`."""
+        """Recorded one call per item (a test driver runs each as its own step), the grouping in
+        `groups`; the items count as one message in `backlog` until the last of them is taken."""
+        if task not in MANY or len(items) == 1:
+            for args in items:
+                self.send(task, *args, priority=priority)
+            return
         self.groups.append((task, len(items)))
-        for args in items:
-            self.send(task, *args, priority=priority)
+        self.sent += [_Recorded((task, args), self._messages) for args in items]
+        self.priorities += [priority] * len(items)
+        self._messages += 1
 
     def of(self, task: str) -> list[tuple[Any, ...]]:
         return [a for t, a in self.sent if t == task]
 
     def backlog(self, task: str) -> int | None:
         """The recorded messages not yet taken (a driver pops what it runs) for the task's queue."""
-        return sum(QUEUES[t] == QUEUES[task] for t, _ in self.sent)
+        return len({getattr(e, "message", id(e)) for e in self.sent if QUEUES[e[0]] == QUEUES[task]})
+
+
+class _Recorded(tuple):  # type: ignore[type-arg]
+    """A recorded (task, args), with the number of the message it went out in."""
+
+    message: int
+
+    def __new__(cls, item: tuple[str, tuple[Any, ...]], message: int) -> _Recorded:
+        made = super().__new__(cls, item)
+        made.message = message
+        return made
 
 
 class Followup(tuple):  # type: ignore[type-arg]
@@ -101,23 +122,26 @@ class Followup(tuple):  # type: ignore[type-arg]
         return item
 
 
-def send_all(dispatcher: Dispatcher, followups: Sequence[tuple[Any, ...]]) -> int:
+def send_all(dispatcher: Dispatcher, followups: Sequence[tuple[Any, ...]], per_message: Mapping[str, int] | None = None) -> int:
     """Send follow-ups of a committed change. A failing send (broker down) is logged, not raised:
     the change carries a `next_at`, so the beat's sweep re-derives the work from the database.
-    Downloads of the same priority go out DOWNLOAD_MESSAGE_MAX to a message (send_many).
+    Calls of a task in `per_message` (default: downloads, DOWNLOAD_MESSAGE_MAX) with the same
+    priority go out that many to a message (send_many); the rest one message each, in order.
     Returns how many could not be sent (a caller may make that work due at once)."""
+    sizes = {DOWNLOAD: DOWNLOAD_MESSAGE_MAX} if per_message is None else per_message
     failed = 0
-    downloads: dict[int | None, list[tuple[Any, ...]]] = {}
+    grouped: dict[tuple[str, int | None], list[tuple[Any, ...]]] = {}
     singles: list[tuple[str, list[tuple[Any, ...]], int | None]] = []
     for item in followups:
         task, args = item
         priority = getattr(item, "priority", None)
-        if task == DOWNLOAD:
-            downloads.setdefault(priority, []).append(args)
+        if sizes.get(task, 1) > 1:
+            grouped.setdefault((task, priority), []).append(args)
         else:
             singles.append((task, [args], priority))
-    for priority, group in sorted(downloads.items(), key=lambda kv: 9 if kv[0] is None else kv[0]):
-        singles += [(DOWNLOAD, group[i : i + DOWNLOAD_MESSAGE_MAX], priority) for i in range(0, len(group), DOWNLOAD_MESSAGE_MAX)]
+    for (task, priority), group in sorted(grouped.items(), key=lambda kv: (kv[0][0], 9 if kv[0][1] is None else kv[0][1])):
+        size = sizes[task]
+        singles += [(task, group[i : i + size], priority) for i in range(0, len(group), size)]
     for task, items, priority in singles:
         try:
             if len(items) > 1:

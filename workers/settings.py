@@ -54,7 +54,7 @@ class Settings(BaseSettings):
     poll_expected_s: float | None = Field(None, gt=0, description="Override the providers' expected duration")
     poll_batch_limit: int = Field(1000, ge=1, description="Jobs claimed per provider per beat tick")
     queue_backlog_max: int = Field(1000, ge=1, description="The tick sends no more claimed work to a queue that already holds "
-                                   "this many messages: a backlog waits in the database, where no lease runs out on it")
+                                   "this many messages (a submit message counts as the 8 jobs it may carry): a backlog waits in the database, where no lease runs out on it")
     batch_polling: bool = Field(True, description="Use a family's batch status query (Midjourney, Suno) where it has one")
     poll_batch_size: int = Field(100, ge=1, description="Task ids per batch status query (chunk size)")
     job_deadline_s: float | None = Field(None, gt=0, description="Override the providers' job deadline")

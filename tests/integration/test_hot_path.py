@@ -10,9 +10,10 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy import create_engine, event, text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import select
 
+import tasks.jobs
 from models.schemas import JobCreate
 from models.status import JobStatus
 from models.tables import Asset, Job, JobEvent
@@ -21,10 +22,10 @@ from workers import db, jobs
 from workers.db import autocommit_scope, get_engine, session_scope
 from workers.dispatch import DOWNLOAD, POLL, SUBMIT
 from workers.outcomes import Outcome
-from workers.services import download
+from workers.services import download, submit
 from workers.services.create import create_job
 from workers.services.poll import poll_jobs
-from workers.services.sweep import POLL_MESSAGE_MAX, poll_message_size, tick
+from workers.services.sweep import POLL_MESSAGE_MAX, SUBMIT_MESSAGE_MAX, poll_message_size, submit_message_size, tick
 
 
 def _new_job(driver) -> str:  # type: ignore[no-untyped-def]
@@ -343,25 +344,60 @@ def test_tick_spreads_due_polls_over_messages_and_polls_each_once(engine_factory
 
 def test_the_tick_sends_no_more_to_a_queue_holding_its_backlog_cap(engine_factory, sim, clock) -> None:  # type: ignore[no-untyped-def]
     """Due work beyond K4U_QUEUE_BACKLOG_MAX waits in the database (no lease runs out on it), and
-    goes out as the queue drains: each job gets one submit message, and one paid task."""
-    driver = engine_factory(queue_backlog_max=5)
-    ids = [_new_job(driver) for _ in range(12)]
+    goes out as the queue drains: each job gets one submit message, and one paid task. A held
+    message of the submit queue counts as SUBMIT_MESSAGE_MAX jobs, the most it may carry."""
+    driver = engine_factory(queue_backlog_max=20, worker_concurrency=4)
+    ids = [_new_job(driver) for _ in range(30)]
     with session_scope(driver.rt.engine) as s:  # due now, as a batch's items are
         for job_id in ids:
             jobs.set_fields(s, job_id, JobStatus.QUEUED, next_at=clock.now())
-    assert tick(driver.rt)["queued"] == 5 and driver.recorder.backlog("k4u.submit") == 5
+    # 20 claimed, five to a message (spread over the 4 engine processes): 4 messages held.
+    assert tick(driver.rt)["queued"] == 20 and driver.recorder.groups == [(SUBMIT, 5)] * 4
+    assert driver.recorder.backlog(SUBMIT) == 4
     clock.advance(1)
-    assert tick(driver.rt)["queued"] == 0, "the queue is full: nothing more is claimed"
-    for _ in range(2):  # a worker takes two
+    assert tick(driver.rt)["queued"] == 0, "4 held messages may carry 32 jobs: over the cap, nothing more is claimed"
+    for _ in range(10):  # a worker takes two messages
         task, args = driver.recorder.sent.pop(0)
         driver.HANDLERS[task](driver.rt, *args)
-    assert tick(driver.rt)["queued"] == 2
+    assert driver.recorder.backlog(SUBMIT) == 2
+    assert tick(driver.rt)["queued"] == 4  # 20 - 2 x 8
     driver.drain()
     for _ in range(4):
         clock.advance(1)
         driver.tick()
     assert all(driver.job(i).status != JobStatus.QUEUED for i in ids)
-    assert sim.stats()["creates"] == 12  # every job submitted exactly once
+    assert sim.stats()["creates"] == 30  # every job submitted exactly once
+
+
+def test_submit_message_size() -> None:
+    assert submit_message_size(3, 4) == 1  # few due: one per message, all processes busy at once
+    assert submit_message_size(20, 4) == 5
+    assert submit_message_size(1000, 4) == SUBMIT_MESSAGE_MAX
+    assert submit_message_size(0, 4) == 1
+
+
+def test_a_submit_message_of_several_jobs_runs_each_on_its_own_claim(engine_factory, sim, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    driver = engine_factory()
+    ids = [_new_job(driver) for _ in range(3)]
+    monkeypatch.setattr(tasks.jobs, "runtime", lambda: driver.rt)
+    # The second job's claim has moved on (the tick sent it again): its item here is stale.
+    assert tasks.jobs.submit.run([[ids[0], 0], [ids[1], 5], [ids[2], 0]]) == [Outcome.ACCEPTED, Outcome.STALE, Outcome.ACCEPTED]
+    assert [driver.job(i).status for i in ids] == ["running", "queued", "running"]
+    assert tasks.jobs.submit.run([[ids[0], 0]]) == [Outcome.STALE]  # a redelivered message: nothing twice
+    assert tasks.jobs.submit.run(ids[1], 0) == Outcome.ACCEPTED  # the single form
+    assert sim.stats()["creates"] == 3
+    real = submit.submit_job
+
+    def submit_job(rt, job_id, version):  # type: ignore[no-untyped-def]
+        if job_id == later[0]:
+            raise OperationalError("UPDATE job", {}, ConnectionError("the database went away"))
+        return real(rt, job_id, version)
+
+    later = [_new_job(driver) for _ in range(2)]
+    monkeypatch.setattr(submit, "submit_job", submit_job)
+    with pytest.raises(OperationalError):  # raised once the others have run
+        submit.submit_many(driver.rt, [(later[0], 0), (later[1], 0)])
+    assert [driver.job(i).status for i in later] == ["queued", "running"]
 
 
 def test_an_unknown_backlog_counts_as_an_empty_queue(engine_factory, clock) -> None:  # type: ignore[no-untyped-def]

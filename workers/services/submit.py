@@ -18,7 +18,7 @@ Outcomes (architecture.md §6):
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -42,6 +42,25 @@ from workers.services.schedule import backoff, next_poll_at
 from workers.settings import Settings
 
 log = logging.getLogger("k4u.submit")
+
+
+def submit_many(rt: Runtime, items: Sequence[tuple[str, int]]) -> list[Outcome]:
+    """The submit steps of one message's jobs ((job_id, version) each, as the tick claimed them),
+    one after another, each on its own claim as if sent alone: a message that waited longer than
+    its claims' lease finds those jobs moved on and does nothing for them (stale). An error a step
+    raises (the database unreachable) is raised once every step has run; the sweep re-drives what
+    that step left."""
+    outcomes: list[Outcome] = []
+    error: Exception | None = None
+    for job_id, version in items:
+        try:
+            outcomes.append(submit_job(rt, job_id, version))
+        except Exception as exc:  # noqa: BLE001 - raised after the other jobs of the message
+            error = error or exc
+            outcomes.append(Outcome.FAILED)
+    if error is not None:
+        raise error
+    return outcomes
 
 
 def submit_job(rt: Runtime, job_id: str, version: int) -> Outcome:

@@ -28,6 +28,7 @@ _DEADLINED = (JobStatus.QUEUED, JobStatus.SUBMITTING, JobStatus.RUNNING)
 
 
 POLL_MESSAGE_MAX = 8  # jobs per poll message when many are due and the family polls one task per request
+SUBMIT_MESSAGE_MAX = 8  # queued jobs per submit message when many are due (a batch's items)
 
 
 def poll_message_size(due: int, chunk: int, workers: int) -> int:
@@ -40,10 +41,20 @@ def poll_message_size(due: int, chunk: int, workers: int) -> int:
     return max(1, min(POLL_MESSAGE_MAX, -(-due // max(1, workers))))
 
 
+def submit_message_size(due: int, workers: int) -> int:
+    """Queued jobs per submit message: one each while the engine's processes can take them all at
+    once, several when many are due, never more than SUBMIT_MESSAGE_MAX (a message's submits run one
+    after another, each on its own claim). The submit and poll queues are served in turn, so a poll
+    message of a batch family (100 jobs) no longer faces a submit message of one job while a big
+    batch is being submitted."""
+    return max(1, min(SUBMIT_MESSAGE_MAX, -(-due // max(1, workers))))
+
+
 class Room:
-    """How many more messages the tick may send to each queue: K4U_QUEUE_BACKLOG_MAX minus what the
+    """How many more jobs the tick may send to each queue: K4U_QUEUE_BACKLOG_MAX minus what the
     queue holds (asked of the broker once per queue and tick), never more than K4U_POLL_BATCH_LIMIT
-    per claim. A broker that cannot say counts as empty."""
+    per claim. A held message of the submit queue counts as SUBMIT_MESSAGE_MAX jobs (it may carry
+    that many), so the jobs waiting there stay within the cap. A broker that cannot say counts as empty."""
 
     def __init__(self, rt: Runtime) -> None:
         self._rt = rt
@@ -52,8 +63,8 @@ class Room:
     def left(self, task: str) -> int:
         queue = QUEUES[task]
         if queue not in self._left:
-            held = self._rt.dispatcher.backlog(task)
-            self._left[queue] = max(0, self._rt.settings.queue_backlog_max - (held or 0))
+            held = (self._rt.dispatcher.backlog(task) or 0) * (SUBMIT_MESSAGE_MAX if queue == QUEUES[SUBMIT] else 1)
+            self._left[queue] = max(0, self._rt.settings.queue_backlog_max - held)
         return self._left[queue]
 
     def take(self, task: str) -> int:
@@ -86,14 +97,16 @@ def tick(rt: Runtime) -> dict[str, int]:
     # out and the next tick sent it a second time.
     room = Room(rt)
     out: Followups = []
+    submits: Followups = []  # queued jobs: several to a message when many are due
     polls: list[tuple[str, list[str]]] = []
     with session_scope(rt.engine) as session:
         for status, task in ((JobStatus.QUEUED, SUBMIT), (JobStatus.SUBMITTING, SUBMIT), (JobStatus.DOWNLOADING, DOWNLOAD),
                              (JobStatus.CANCELLED, CANCEL)):
             claimed = jobs.claim_due(session, status, now=now, lease_s=s.lease_s, limit=room.take(task)) if room.left(task) else []
             room.used(task, len(claimed))
-            out += [Followup(task, (c.job_id, c.version), download_priority(c.result_expires_at, now) if task == DOWNLOAD else None)
-                    for c in claimed]
+            (submits if status == JobStatus.QUEUED else out).extend(
+                Followup(task, (c.job_id, c.version), download_priority(c.result_expires_at, now) if task == DOWNLOAD else None)
+                for c in claimed)
             counts[status.value] = len(claimed)
         for name in jobs.due_providers(session, JobStatus.RUNNING, now) if room.left(POLL) else []:
             if name in ADAPTERS:  # a poll message carries several jobs: the room counts messages, loosely
@@ -105,6 +118,7 @@ def tick(rt: Runtime) -> dict[str, int]:
         size = poll_message_size(len(ids), chunk_size(rt, ADAPTERS[name]), s.worker_concurrency)
         out += [(POLL, (ids[i : i + size],)) for i in range(0, len(ids), size)]
     out += [(NOTIFY, d) for d in due]
+    send_all(rt.dispatcher, submits, {SUBMIT: submit_message_size(len(submits), s.worker_concurrency)})
     send_all(rt.dispatcher, out)
     counts["running"] = sum(len(ids) for _, ids in polls)
     counts["notify"] = len(due)
