@@ -257,6 +257,32 @@ def test_a_poll_writes_from_the_rows_it_read_and_rereads_a_job_that_moved_meanwh
     assert events.count("downloading") == 1
 
 
+def test_a_poll_reads_its_jobs_by_primary_key_and_skips_those_no_longer_running(engine_factory, clock) -> None:  # type: ignore[no-untyped-def]
+    """With the status in the WHERE, PostgreSQL read the poll's 100 ids through ix_job_status once
+    its statistics lagged (every running job's index entries, dead ones too): the read is by id only."""
+    driver = engine_factory()
+    running, cancelled = _new_job(driver), _new_job(driver)
+    driver.recorder.sent += [(SUBMIT, (running, 0)), (SUBMIT, (cancelled, 0))]
+    driver.drain()
+    with session_scope(driver.rt.engine) as s:
+        job = jobs.get_job(s, cancelled)
+        assert job is not None and jobs.transition(s, job, JobStatus.CANCELLED, reason="cancelled by the user", now=clock.now())
+    clock.advance(10)
+    seen: list[str] = []
+
+    def listener(conn, cursor, statement, params, context, executemany) -> None:  # type: ignore[no-untyped-def]
+        seen.append(statement)
+
+    event.listen(driver.rt.engine, "before_cursor_execute", listener)
+    try:
+        assert poll_jobs(driver.rt, [running, cancelled]) == 1  # the cancelled job is not asked about
+    finally:
+        event.remove(driver.rt.engine, "before_cursor_execute", listener)
+    read = seen[0] if not seen[0].startswith("BEGIN") else seen[1]
+    assert read.startswith("SELECT") and "job.status" not in read.split("WHERE", 1)[1], read
+    assert driver.job(running).status == "downloading" and driver.job(cancelled).status == "cancelled"
+
+
 def test_a_job_cancelled_while_its_poll_was_out_stays_cancelled(engine_factory, clock) -> None:  # type: ignore[no-untyped-def]
     driver = engine_factory()
     job_id = _new_job(driver)

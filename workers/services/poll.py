@@ -43,11 +43,15 @@ def poll_jobs(rt: Runtime, job_ids: Sequence[str]) -> int:
     """Poll the given jobs; returns how many were still running and asked about. The follow-ups
     (downloads above all) go out once the message's polls have ended, so that the downloads of
     one message share download messages (send_all)."""
+    # By primary key only, the status checked here: with `status = 'running'` in the WHERE,
+    # PostgreSQL took ix_job_status whenever its statistics lagged behind a fast-growing table
+    # (31 running jobs estimated, 41,647 index entries read for 100 ids at 20,000 in flight):
+    # a cost that grew with the jobs in flight. The primary key reads 100 rows for 100 ids.
     with autocommit_scope(rt.engine) as session:
-        rows = session.exec(select(Job).where(col(Job.id).in_(list(job_ids)), Job.status == JobStatus.RUNNING)).all()
+        rows = session.exec(select(Job).where(col(Job.id).in_(list(job_ids)))).all()
     by_provider: dict[str, list[Job]] = {}
     for job in rows:
-        if job.provider_task_id:
+        if job.status == JobStatus.RUNNING and job.provider_task_id:
             by_provider.setdefault(job.provider, []).append(job)
     asked = 0
     fu: Followups = []
