@@ -6,6 +6,7 @@ from workers import dispatch
 from workers.celery_app import app
 from workers.process import runtime
 from workers.services.download import store_many, store_outputs
+from workers.services.maintenance import maintain as maintain_tables
 from workers.services.notify import deliver_notification
 from workers.services.poll import poll_jobs
 from workers.services.provider_cancel import cancel_at_provider
@@ -44,6 +45,11 @@ def download(job_id: str | list[list[str | int]], version: int | None = None) ->
 @app.task(name=dispatch.NOTIFY)
 def notify(delivery_id: str, version: int) -> str:
     return deliver_notification(runtime(), delivery_id, version)
+
+
+@app.task(name=dispatch.MAINTAIN)
+def maintain() -> dict[str, str]:
+    return maintain_tables(runtime())
 
 
 @app.task(name=dispatch.TICK)

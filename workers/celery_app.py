@@ -11,7 +11,7 @@ from __future__ import annotations
 from celery import Celery
 from kombu.entity import Queue  # where kombu defines it: its package root re-exports lazily, invisible to mypy
 
-from workers.dispatch import QUEUES, TICK
+from workers.dispatch import MAINTAIN, QUEUES, TICK
 from workers.settings import Settings
 
 app = Celery("k4u", include=["tasks.jobs"])
@@ -39,7 +39,9 @@ def configure(celery: Celery, settings: Settings) -> Celery:
         task_queues=[Queue(q) for q in sorted(set(QUEUES.values()))],
         task_routes={name: {"queue": q} for name, q in QUEUES.items()},
         task_default_queue="sweep",
-        beat_schedule={"k4u-tick": {"task": TICK, "schedule": settings.beat_interval_s, "options": {"queue": "sweep", "expires": 30}}},
+        beat_schedule={"k4u-tick": {"task": TICK, "schedule": settings.beat_interval_s, "options": {"queue": "sweep", "expires": 30}},
+                       "k4u-maintain": {"task": MAINTAIN, "schedule": settings.vacuum_interval_s,
+                                        "options": {"queue": "sweep", "expires": settings.vacuum_interval_s}}},
         timezone="UTC",
     )
     return celery

@@ -60,6 +60,10 @@ class Settings(BaseSettings):
     job_deadline_s: float | None = Field(None, gt=0, description="Override the providers' job deadline")
     lease_s: float = Field(120.0, gt=0, description="How long a claimed step may run before the sweep re-drives it")
     beat_interval_s: float = Field(1.0, gt=0)
+    vacuum_interval_s: float = Field(30.0, gt=0, description="How often the beat checks whether a PostgreSQL table needs "
+                                     "VACUUM (ANALYZE) or ANALYZE (for where autovacuum is off or lags behind)")
+    vacuum_dead_rows: int = Field(5000, ge=1, description="Dead rows (and a tenth of the live ones) past which the beat "
+                                  "vacuums a table; as many changed rows since its last ANALYZE, and it analyzes it")
     celery_sent_events: bool = Field(False, description="Publish a Celery task-sent event for every message (Flower then "
                                      "lists queued tasks as SENT); off, Flower shows a task from its task-received event on. "
                                      "Costs about as much CPU per message as the send itself")
