@@ -1,11 +1,11 @@
-"""Real servers on loopback for tests: any ASGI app under uvicorn in a thread, and a webhook
-receiver that records what it is sent and answers with scripted status codes."""
+"""Real servers on loopback for tests: any ASGI app under uvicorn in a thread, a webhook receiver
+that records what it is sent and answers with scripted status codes, and a result CDN."""
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -78,6 +78,37 @@ def webhook_receiver() -> Iterator[Receiver]:
     thread.start()
     try:
         yield rec
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@contextmanager
+def result_server(status: int = 200, content_type: str = "video/mp4", body: bytes = b"\x00\x00\x00\x18ftypmp42",
+                  before_reply: Callable[[str], None] | None = None) -> Iterator[dict[str, Any]]:
+    """A CDN on loopback answering every GET with the given status, Content-Type and body; `before_reply`
+    is called with the request's path first (to hold a reply back)."""
+    state: dict[str, Any] = {"gets": 0}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            state["gets"] += 1
+            if before_reply is not None:
+                before_reply(self.path)
+            self.send_response(status)
+            self.send_header("content-type", content_type)
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    state["url"] = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        yield state
     finally:
         server.shutdown()
         server.server_close()

@@ -9,7 +9,6 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -19,6 +18,7 @@ import tasks.jobs
 from models.schemas import JobCreate
 from models.status import JobStatus
 from providers.base import OutputRef, ProviderStatus, State
+from tests.servers import result_server
 from workers import jobs
 from workers.db import session_scope
 from workers.dispatch import DOWNLOAD, DOWNLOAD_MESSAGE_MAX, NOTIFY, SUBMIT, CeleryDispatcher, Followup, RecordingDispatcher, send_all
@@ -94,31 +94,18 @@ def test_the_successes_of_one_poll_message_go_out_as_one_download_message(engine
 @contextmanager
 def _cdn() -> Iterator[dict[str, Any]]:
     """A CDN on loopback: /hang/... waits until `release` is set, every other path answers at once."""
-    state: dict[str, Any] = {"release": threading.Event(), "hanging": threading.Event()}
+    release, hanging = threading.Event(), threading.Event()
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802
-            if self.path.startswith("/hang/"):
-                state["hanging"].set()
-                state["release"].wait(30)
-            self.send_response(200)
-            self.send_header("content-type", "video/mp4")
-            self.send_header("content-length", str(len(BODY)))
-            self.end_headers()
-            self.wfile.write(BODY)
+    def hold(path: str) -> None:
+        if path.startswith("/hang/"):
+            hanging.set()
+            release.wait(30)
 
-        def log_message(self, *_: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    state["url"] = f"http://127.0.0.1:{server.server_address[1]}"
-    try:
-        yield state
-    finally:
-        state["release"].set()
-        server.shutdown()
-        server.server_close()
+    with result_server(body=BODY, before_reply=hold) as cdn:
+        try:
+            yield cdn | {"release": release, "hanging": hanging}
+        finally:
+            release.set()
 
 
 def _succeeded_at(driver, urls: list[str]) -> list[tuple[str, int]]:  # type: ignore[no-untyped-def]

@@ -20,6 +20,7 @@ from models.status import JobStatus
 from models.tables import Asset, JobEvent
 from providers.base import OutputRef, ProviderStatus, State
 from tests.conftest import FakeClock, Sim
+from tests.servers import result_server
 from workers.db import session_scope
 from workers.jobs import get_job, set_fields
 from workers.services.apply import apply_status
@@ -63,33 +64,6 @@ class BrokenStore(OutageStore):
 
     def put_stream(self, key: str, chunks: Iterable[bytes], content_type: str, max_bytes: int) -> StoredObject:
         raise ValueError("unexpected None in part list")
-
-
-@contextmanager
-def result_server(status: int = 200, content_type: str = "video/mp4", body: bytes = b"\x00\x00\x00\x18ftypmp42") -> Iterator[dict[str, Any]]:
-    """A CDN on loopback answering every GET with the given status, Content-Type and body."""
-    state: dict[str, Any] = {"gets": 0}
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802
-            state["gets"] += 1
-            self.send_response(status)
-            self.send_header("content-type", content_type)
-            self.send_header("content-length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *_: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    state["url"] = f"http://127.0.0.1:{server.server_address[1]}"
-    try:
-        yield state
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def test_a_storage_outage_longer_than_the_old_attempt_budget_does_not_fail_the_job(engine_factory, sim: Sim, clock: FakeClock) -> None:  # type: ignore[no-untyped-def]
