@@ -24,8 +24,10 @@ N = 20
 def start(stack: Stack, *args: str, name: str) -> tuple[subprocess.Popen[bytes], Path]:
     log = stack.tmp / f"cli-{name}.log"
     with log.open("ab") as f:
+        # Ctrl-C as a terminal delivers it: a test run started in the background (`cmd &` in a
+        # script) ignores SIGINT, the child would inherit that, and Python would keep ignoring it.
         proc = subprocess.Popen([sys.executable, "-m", "cli", "batch", *args], env=stack.env, stdout=f, stderr=subprocess.STDOUT,
-                                cwd=stack.tmp)
+                                cwd=stack.tmp, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     return proc, log
 
 
