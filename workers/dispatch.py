@@ -33,7 +33,7 @@ class Dispatcher(Protocol):
     def send(self, task: str, *args: Any, priority: int | None = None) -> None: ...
 
     def send_many(self, task: str, items: Sequence[tuple[Any, ...]], priority: int | None = None) -> None:
-        """Several calls of one task with the same priority, as few messages as the task allows."""
+        """Two or more calls of a task in MANY with the same priority, as one message (send_all groups them)."""
         ...
 
     def backlog(self, task: str) -> int | None:
@@ -50,10 +50,6 @@ class CeleryDispatcher:
         self._app.send_task(task, args=list(args), queue=QUEUES[task], priority=priority)
 
     def send_many(self, task: str, items: Sequence[tuple[Any, ...]], priority: int | None = None) -> None:
-        if task not in MANY or len(items) == 1:  # one message per call for a task that takes one job
-            for args in items:
-                self.send(task, *args, priority=priority)
-            return
         self.send(task, [list(args) for args in items], priority=priority)
 
     def backlog(self, task: str) -> int | None:
@@ -84,10 +80,6 @@ class RecordingDispatcher:
     def send_many(self, task: str, items: Sequence[tuple[Any, ...]], priority: int | None = None) -> None:
         """Recorded one call per item (a test driver runs each as its own step), the grouping in
         `groups`; the items count as one message in `backlog` until the last of them is taken."""
-        if task not in MANY or len(items) == 1:
-            for args in items:
-                self.send(task, *args, priority=priority)
-            return
         self.groups.append((task, len(items)))
         self.sent += [_Recorded((task, args), self._messages) for args in items]
         self.priorities += [priority] * len(items)
@@ -126,8 +118,9 @@ class Followup(tuple):  # type: ignore[type-arg]
 def send_all(dispatcher: Dispatcher, followups: Sequence[tuple[Any, ...]], per_message: Mapping[str, int] | None = None) -> int:
     """Send follow-ups of a committed change. A failing send (broker down) is logged, not raised:
     the change carries a `next_at`, so the beat's sweep re-derives the work from the database.
-    Calls of a task in `per_message` (default: downloads, DOWNLOAD_MESSAGE_MAX) with the same
-    priority go out that many to a message (send_many); the rest one message each, in order.
+    Calls of a task in `per_message` (default: downloads, DOWNLOAD_MESSAGE_MAX) that takes a list
+    (MANY) with the same priority go out that many to a message (send_many); the rest one message
+    each, in order.
     Returns how many could not be sent (a caller may make that work due at once)."""
     sizes = {DOWNLOAD: DOWNLOAD_MESSAGE_MAX} if per_message is None else per_message
     failed = 0
@@ -136,7 +129,7 @@ def send_all(dispatcher: Dispatcher, followups: Sequence[tuple[Any, ...]], per_m
     for item in followups:
         task, args = item
         priority = getattr(item, "priority", None)
-        if sizes.get(task, 1) > 1:
+        if task in MANY and sizes.get(task, 1) > 1:
             grouped.setdefault((task, priority), []).append(args)
         else:
             singles.append((task, [args], priority))
