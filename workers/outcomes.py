@@ -5,6 +5,7 @@ StrEnum members compare equal to their strings, so a log line or a task result r
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from enum import StrEnum
 
 
@@ -37,3 +38,19 @@ class Outcome(StrEnum):
     HINT = "hint"
     RECORDED = "recorded"
     IGNORED = "ignored"
+
+
+def run_each(steps: Iterable[Callable[[], Outcome]]) -> list[Outcome]:
+    """The steps of one message's jobs, each to its end: a step that raises counts as FAILED, and the
+    first error is raised once all have run (the sweep re-drives what that step left)."""
+    outcomes: list[Outcome] = []
+    error: Exception | None = None
+    for step in steps:
+        try:
+            outcomes.append(step())
+        except Exception as exc:  # noqa: BLE001 - raised after the other jobs of the message
+            error = error or exc
+            outcomes.append(Outcome.FAILED)
+    if error is not None:
+        raise error
+    return outcomes

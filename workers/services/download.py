@@ -35,7 +35,7 @@ from workers.context import Runtime
 from workers.db import autocommit_scope, rowcount, session_scope, table_of
 from workers.dispatch import Followups, send_all
 from workers.flows import run_flow
-from workers.outcomes import Outcome
+from workers.outcomes import Outcome, run_each
 from workers.relay import Download, safe_content_type
 from workers.services.lifecycle import finish
 from workers.services.schedule import backoff
@@ -59,16 +59,7 @@ def store_many(rt: Runtime, items: Sequence[tuple[str, int]]) -> list[Outcome]:
     if len(items) == 1:
         return [store_outputs(rt, *items[0])]
     futures = [rt.download_threads().submit(store_outputs, rt, job_id, version) for job_id, version in items]
-    outcomes: list[Outcome] = []
-    error: BaseException | None = None
-    for future in futures:
-        exc = future.exception()
-        if exc is not None:
-            error = error or exc
-        outcomes.append(Outcome.FAILED if exc is not None else future.result())
-    if error is not None:
-        raise error
-    return outcomes
+    return run_each(future.result for future in futures)
 
 
 def store_outputs(rt: Runtime, job_id: str, version: int) -> Outcome:

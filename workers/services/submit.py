@@ -17,6 +17,7 @@ Outcomes (architecture.md §6):
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
@@ -34,7 +35,7 @@ from workers.context import Runtime
 from workers.db import autocommit_scope, session_scope
 from workers.dispatch import Followups, send_all
 from workers.flows import run_flow
-from workers.outcomes import Outcome
+from workers.outcomes import Outcome, run_each
 from workers.services.apply import apply_status
 from workers.services.lifecycle import finish
 from workers.services.provider_cancel import record_late_accept
@@ -50,17 +51,7 @@ def submit_many(rt: Runtime, items: Sequence[tuple[str, int]]) -> list[Outcome]:
     its claims' lease finds those jobs moved on and does nothing for them (stale). An error a step
     raises (the database unreachable) is raised once every step has run; the sweep re-drives what
     that step left."""
-    outcomes: list[Outcome] = []
-    error: Exception | None = None
-    for job_id, version in items:
-        try:
-            outcomes.append(submit_job(rt, job_id, version))
-        except Exception as exc:  # noqa: BLE001 - raised after the other jobs of the message
-            error = error or exc
-            outcomes.append(Outcome.FAILED)
-    if error is not None:
-        raise error
-    return outcomes
+    return run_each(functools.partial(submit_job, rt, job_id, version) for job_id, version in items)
 
 
 def submit_job(rt: Runtime, job_id: str, version: int) -> Outcome:
