@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
 from workers import dispatch
 from workers.celery_app import app
+from workers.context import Runtime
+from workers.outcomes import Outcome
 from workers.process import runtime
 from workers.services.download import store_many, store_outputs
 from workers.services.maintenance import maintain as maintain_tables
@@ -17,10 +21,7 @@ from workers.services.sweep import tick as sweep_tick
 @app.task(name=dispatch.SUBMIT)
 def submit(job_id: str | list[list[str | int]], version: int | None = None) -> str | list[str]:
     """One job (job_id, version), or several the tick claimed together: a list of [job_id, version] (submit_many)."""
-    if isinstance(job_id, list):
-        return list(submit_many(runtime(), _pairs(job_id)))
-    assert version is not None, "a single submit names its version"
-    return submit_job(runtime(), job_id, version)
+    return _one_or_many(submit_job, submit_many, job_id, version)
 
 
 @app.task(name=dispatch.CANCEL)
@@ -36,10 +37,7 @@ def poll(job_ids: list[str]) -> int:
 @app.task(name=dispatch.DOWNLOAD)
 def download(job_id: str | list[list[str | int]], version: int | None = None) -> str | list[str]:
     """One job (job_id, version), or several sent together: a list of [job_id, version] (store_many)."""
-    if isinstance(job_id, list):
-        return list(store_many(runtime(), _pairs(job_id)))
-    assert version is not None, "a single download names its version"
-    return store_outputs(runtime(), job_id, version)
+    return _one_or_many(store_outputs, store_many, job_id, version)
 
 
 @app.task(name=dispatch.NOTIFY)
@@ -57,5 +55,10 @@ def tick() -> dict[str, int]:
     return sweep_tick(runtime())
 
 
-def _pairs(items: list[list[str | int]]) -> list[tuple[str, int]]:
-    return [(str(job_id), int(version)) for job_id, version in items]
+def _one_or_many(one: Callable[[Runtime, str, int], str], many: Callable[[Runtime, Sequence[tuple[str, int]]], list[Outcome]],
+                 job_id: str | list[list[str | int]], version: int | None) -> str | list[str]:
+    """A message of one job (job_id, version) or of several ([[job_id, version], ...]), as dispatch.MANY sends them."""
+    if isinstance(job_id, list):
+        return list(many(runtime(), [(str(j), int(v)) for j, v in job_id]))
+    assert version is not None, "a message of one job names its version"
+    return one(runtime(), job_id, version)
