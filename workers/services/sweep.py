@@ -38,7 +38,7 @@ def poll_message_size(due: int, chunk: int, workers: int) -> int:
     one after another)."""
     if chunk > 1:
         return chunk
-    return max(1, min(POLL_MESSAGE_MAX, -(-due // max(1, workers))))
+    return _spread(due, workers, POLL_MESSAGE_MAX)
 
 
 def submit_message_size(due: int, workers: int) -> int:
@@ -47,7 +47,12 @@ def submit_message_size(due: int, workers: int) -> int:
     after another, each on its own claim). The submit and poll queues are served in turn, so a poll
     message of a batch family (100 jobs) no longer faces a submit message of one job while a big
     batch is being submitted."""
-    return max(1, min(SUBMIT_MESSAGE_MAX, -(-due // max(1, workers))))
+    return _spread(due, workers, SUBMIT_MESSAGE_MAX)
+
+
+def _spread(due: int, workers: int, cap: int) -> int:
+    """Jobs per message so that `due` jobs spread over the engine's `workers` processes, 1 to `cap`."""
+    return max(1, min(cap, -(-due // max(1, workers))))
 
 
 class Room:
