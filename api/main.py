@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import redis as redis_lib
 from fastapi import FastAPI
+from fastapi.concurrency import run_in_threadpool
 from prometheus_client import CollectorRegistry
 
 from api import errors, logs
@@ -14,23 +17,43 @@ from api.routes import batches, health, jobs, providers, tools, ui, webhooks
 from models.schemas import SizeLimits
 from workers.context import Runtime, build_runtime
 from workers.db import session_scope
-from workers.dispatch import CeleryDispatcher, Dispatcher
+from workers.dispatch import CeleryDispatcher, Dispatcher, GatheringDispatcher
 from workers.jobs import count_by_provider_status
 from workers.metrics import JobsCollector, RelayMetrics
+from workers.services.create import mark_due
 from workers.settings import Settings, get_settings
 
 log = logging.getLogger("k4u.api")
 
 
+def gathering(rt: Runtime) -> GatheringDispatcher:
+    """The runtime's dispatcher with the POSTs' submits gathered (several to a message under load),
+    those the broker refuses made due at once."""
+    return GatheringDispatcher(rt.dispatcher, workers=rt.settings.worker_concurrency,
+                               on_failed=lambda items: mark_due(rt, [job_id for job_id, _ in items]))
+
+
 def create_app(settings: Settings | None = None, *, runtime: Runtime | None = None, dispatcher: Dispatcher | None = None) -> FastAPI:
     settings = settings or (runtime.settings if runtime else get_settings())
     if runtime is None:
+        gather = dispatcher is None
         if dispatcher is None:
             from workers.celery_app import app as celery_app, configure
 
             dispatcher = CeleryDispatcher(configure(celery_app, settings))
         runtime = build_runtime(settings, dispatcher)
-    app = FastAPI(title="Key4U Jobs", version="0.1.0",
+        if gather:
+            runtime.dispatcher = gathering(runtime)
+    rt = runtime
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        close = getattr(rt.dispatcher, "close", None)
+        if close is not None:  # the submits still gathered go out before the process ends
+            await run_in_threadpool(close)
+
+    app = FastAPI(title="Key4U Jobs", version="0.1.0", lifespan=lifespan,
                   description="Durable jobs for the Key4U relay: POST a job, get an id and a status_url at once.")
     app.state.runtime = runtime
     app.state.redis = redis_lib.Redis.from_url(settings.redis_url, socket_timeout=2) if settings.redis_url else None

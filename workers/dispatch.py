@@ -7,7 +7,9 @@ Dispatcher only after their transaction has committed.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 SUBMIT, POLL, DOWNLOAD, NOTIFY, TICK = "k4u.submit", "k4u.poll", "k4u.download", "k4u.notify", "k4u.tick"
@@ -21,6 +23,11 @@ QUEUES = {SUBMIT: "submit", CANCEL: "submit", POLL: "poll", DOWNLOAD: "download"
 # the download worker runs a message's jobs side by side (store_many), so one slow source delays
 # none of the others, and the broker, the worker's consumer and the task events count one message.
 DOWNLOAD_MESSAGE_MAX = 8
+# Queued jobs per submit message when many go out at once (a batch's items at a tick, the API's
+# gathered POSTs): a message's submits run one after another, each on its own claim.
+SUBMIT_MESSAGE_MAX = 8
+# The API process gathers its submits this long before sending them (GatheringDispatcher).
+SUBMIT_LINGER_S = 0.02
 # Tasks whose message may carry a list of [job_id, version] instead of one job.
 MANY = frozenset({SUBMIT, DOWNLOAD})
 
@@ -61,6 +68,100 @@ class CeleryDispatcher:
         except Exception as exc:  # noqa: BLE001 - unknown: the tick claims as if the queue were empty
             log.warning("could not read the backlog of queue %s (%s)", QUEUES[task], type(exc).__name__)
             return None
+
+
+def spread(due: int, workers: int, cap: int) -> int:
+    """Jobs per message so that `due` jobs spread over the engine's `workers` processes, 1 to `cap`."""
+    return max(1, min(cap, -(-due // max(1, workers))))
+
+
+class GatheringDispatcher:
+    """The API process's Dispatcher: a submit without a priority (POST /v1/jobs, a retry) goes to a
+    background thread that sends what arrived within `linger_s` together: spread over the engine's
+    `workers` processes while the submit queue is short, up to `cap` jobs to a message once it holds
+    a message per process (the processes are busy: fewer, fuller messages cost the broker, the
+    engine's consumer and the task events less). Everything else is sent at once by `inner`.
+
+    The request does not wait for the broker. Its job is committed first, with next_at a lease
+    ahead (K4U_LEASE_S): a submit that never goes out (the process killed before the thread sent it)
+    is sent by the sweep then, and one the broker refused is handed to `on_failed`, which makes
+    those jobs due at once. close() sends what is still gathered."""
+
+    def __init__(self, inner: Dispatcher, *, workers: int, on_failed: Callable[[list[tuple[Any, ...]]], None],
+                 linger_s: float = SUBMIT_LINGER_S, cap: int = SUBMIT_MESSAGE_MAX) -> None:
+        self.inner, self._workers, self._on_failed, self._linger_s, self._cap = inner, workers, on_failed, linger_s, cap
+        self._cond = threading.Condition()
+        self._pending: list[tuple[Any, ...]] = []
+        self._thread: threading.Thread | None = None
+        self._closed = False
+
+    def send(self, task: str, *args: Any, priority: int | None = None) -> None:
+        if task == SUBMIT and priority is None:
+            with self._cond:
+                if not self._closed:
+                    self._pending.append(args)
+                    self._start()
+                    self._cond.notify()
+                    return
+        self._send_now(task, args, priority)
+
+    def send_many(self, task: str, items: Sequence[tuple[Any, ...]], priority: int | None = None) -> None:
+        self.inner.send_many(task, items, priority)
+
+    def backlog(self, task: str) -> int | None:
+        return self.inner.backlog(task)
+
+    def close(self) -> None:
+        """Stop gathering: what is gathered goes out now, later submits at once."""
+        with self._cond:
+            self._closed = True
+            thread, self._thread = self._thread, None
+            self._cond.notify()
+        if thread is not None:
+            thread.join(timeout=30)
+        self._flush(self._take())  # the thread never started, or did not end in time
+
+    def _send_now(self, task: str, args: tuple[Any, ...], priority: int | None) -> None:
+        if priority is None:
+            self.inner.send(task, *args)
+        else:
+            self.inner.send(task, *args, priority=priority)
+
+    def _start(self) -> None:
+        if self._thread is None:  # made on first use: after a fork, in the process that serves
+            self._thread = threading.Thread(target=self._run, name="k4u-submit-gather", daemon=True)
+            self._thread.start()
+
+    def _take(self) -> list[tuple[Any, ...]]:
+        with self._cond:
+            taken, self._pending = self._pending, []
+        return taken
+
+    def _run(self) -> None:
+        full = self._cap * self._workers
+        while True:
+            with self._cond:
+                while not self._pending and not self._closed:
+                    self._cond.wait()
+                ends = time.monotonic() + self._linger_s
+                while not self._closed and len(self._pending) < full and (left := ends - time.monotonic()) > 0:
+                    self._cond.wait(left)
+                closed = self._closed
+            self._flush(self._take())
+            if closed:
+                return
+
+    def _flush(self, items: list[tuple[Any, ...]]) -> None:
+        if not items:
+            return
+        try:
+            busy = len(items) > 1 and (self.inner.backlog(SUBMIT) or 0) >= self._workers
+            size = self._cap if busy else spread(len(items), self._workers, self._cap)
+            failed = _send_groups(self.inner, SUBMIT, items, size)
+            if failed:
+                self._on_failed(failed)
+        except Exception:  # noqa: BLE001 - the thread must go on; the jobs are due after K4U_LEASE_S anyway
+            log.exception("could not send %d gathered submit(s); the sweep will pick them up", len(items))
 
 
 class RecordingDispatcher:
@@ -137,14 +238,28 @@ def send_all(dispatcher: Dispatcher, followups: Sequence[tuple[Any, ...]], per_m
         size = sizes[task]
         singles += [(task, group[i : i + size], priority) for i in range(0, len(group), size)]
     for task, items, priority in singles:
-        try:
-            if len(items) > 1:
-                dispatcher.send_many(task, items, priority)
-            elif priority is None:
-                dispatcher.send(task, *items[0])
-            else:
-                dispatcher.send(task, *items[0], priority=priority)
-        except Exception as exc:  # noqa: BLE001 - the committed change stands; the sweep carries it out
-            failed += len(items)
-            log.warning("could not enqueue %s (%s); the sweep will pick it up", task, type(exc).__name__)
+        failed += len(_send_message(dispatcher, task, items, priority))
     return failed
+
+
+def _send_groups(dispatcher: Dispatcher, task: str, items: Sequence[tuple[Any, ...]], size: int) -> list[tuple[Any, ...]]:
+    """Calls of a task in MANY, `size` to a message (no priority); those that could not be sent."""
+    failed: list[tuple[Any, ...]] = []
+    for i in range(0, len(items), size):
+        failed += _send_message(dispatcher, task, items[i : i + size], None)
+    return failed
+
+
+def _send_message(dispatcher: Dispatcher, task: str, items: Sequence[tuple[Any, ...]], priority: int | None) -> Sequence[tuple[Any, ...]]:
+    """One message: a call, or several of a task in MANY; the calls it carried if it failed."""
+    try:
+        if len(items) > 1:
+            dispatcher.send_many(task, items, priority)
+        elif priority is None:
+            dispatcher.send(task, *items[0])
+        else:
+            dispatcher.send(task, *items[0], priority=priority)
+    except Exception as exc:  # noqa: BLE001 - the committed change stands; the sweep carries it out
+        log.warning("could not enqueue %s (%s); the sweep will pick it up", task, type(exc).__name__)
+        return items
+    return ()

@@ -10,6 +10,7 @@ import hashlib
 import json
 import logging
 import secrets
+from collections.abc import Sequence
 from datetime import timedelta
 
 from pydantic import ValidationError
@@ -78,13 +79,21 @@ def create_job(rt: Runtime, body: JobCreate, header_key: str | None = None) -> t
         if existing is None:
             raise
         return _replay(existing, digest), False
-    if send_all(rt.dispatcher, [(SUBMIT, (job.id, job.version))]):  # broker down: due now, for the sweep's next tick
-        try:
-            with session_scope(rt.engine) as session:
-                jobs.set_fields(session, job.id, JobStatus.QUEUED, next_at=now)
-        except SQLAlchemyError as exc:  # the job stands; the sweep submits it after K4U_LEASE_S instead
-            log.warning("could not mark job %s due after a failed enqueue (%s)", job.id, type(exc).__name__)
+    if send_all(rt.dispatcher, [(SUBMIT, (job.id, job.version))]):
+        mark_due(rt, [job.id])
     return job, True
+
+
+def mark_due(rt: Runtime, job_ids: Sequence[str]) -> None:
+    """Queued jobs whose submit message the broker refused: due now, for the sweep's next tick
+    (rather than after the lease their message held)."""
+    try:
+        with session_scope(rt.engine) as session:
+            now = rt.clock()
+            for job_id in job_ids:
+                jobs.set_fields(session, job_id, JobStatus.QUEUED, next_at=now)
+    except SQLAlchemyError as exc:  # the jobs stand; the sweep submits them after K4U_LEASE_S instead
+        log.warning("could not mark %d job(s) due after a failed enqueue (%s)", len(job_ids), type(exc).__name__)
 
 
 def _check_parent(rt: Runtime, provider: str, operation: str, clean: dict[str, object]) -> None:

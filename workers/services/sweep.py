@@ -16,7 +16,7 @@ from providers.registry import ADAPTERS
 from workers import deliveries, jobs
 from workers.context import Runtime
 from workers.db import session_scope
-from workers.dispatch import CANCEL, DOWNLOAD, NOTIFY, POLL, QUEUES, SUBMIT, Followup, Followups, send_all
+from workers.dispatch import CANCEL, DOWNLOAD, NOTIFY, POLL, QUEUES, SUBMIT, SUBMIT_MESSAGE_MAX, Followup, Followups, send_all, spread
 from workers.services.apply import download_priority
 from workers.services.batches import finish_done_batches
 from workers.services.callbacks import prune_receipts
@@ -28,7 +28,6 @@ _DEADLINED = (JobStatus.QUEUED, JobStatus.SUBMITTING, JobStatus.RUNNING)
 
 
 POLL_MESSAGE_MAX = 8  # jobs per poll message when many are due and the family polls one task per request
-SUBMIT_MESSAGE_MAX = 8  # queued jobs per submit message when many are due (a batch's items)
 
 
 def poll_message_size(due: int, chunk: int, workers: int) -> int:
@@ -38,7 +37,7 @@ def poll_message_size(due: int, chunk: int, workers: int) -> int:
     one after another)."""
     if chunk > 1:
         return chunk
-    return _spread(due, workers, POLL_MESSAGE_MAX)
+    return spread(due, workers, POLL_MESSAGE_MAX)
 
 
 def submit_message_size(due: int, workers: int) -> int:
@@ -47,12 +46,7 @@ def submit_message_size(due: int, workers: int) -> int:
     after another, each on its own claim). The submit and poll queues are served in turn, so a poll
     message of a batch family (100 jobs) no longer faces a submit message of one job while a big
     batch is being submitted."""
-    return _spread(due, workers, SUBMIT_MESSAGE_MAX)
-
-
-def _spread(due: int, workers: int, cap: int) -> int:
-    """Jobs per message so that `due` jobs spread over the engine's `workers` processes, 1 to `cap`."""
-    return max(1, min(cap, -(-due // max(1, workers))))
+    return spread(due, workers, SUBMIT_MESSAGE_MAX)
 
 
 class Room:
