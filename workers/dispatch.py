@@ -28,6 +28,7 @@ DOWNLOAD_MESSAGE_MAX = 8
 SUBMIT_MESSAGE_MAX = 8
 # The API process gathers its submits this long before sending them (GatheringDispatcher).
 SUBMIT_LINGER_S = 0.02
+GATHER_MAX = 10_000  # submits gathered at most; later ones are sent by the request itself
 # Tasks whose message may carry a list of [job_id, version] instead of one job.
 MANY = frozenset({SUBMIT, DOWNLOAD})
 
@@ -98,7 +99,9 @@ class GatheringDispatcher:
     def send(self, task: str, *args: Any, priority: int | None = None) -> None:
         if task == SUBMIT and priority is None:
             with self._cond:
-                if not self._closed:
+                # Past GATHER_MAX (a broker that hangs holds the thread up) a request sends its own,
+                # as without gathering: memory stays bounded and the callers feel the backpressure.
+                if not self._closed and len(self._pending) < GATHER_MAX:
                     self._pending.append(args)
                     self._start()
                     self._cond.notify()

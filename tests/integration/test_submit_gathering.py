@@ -16,6 +16,7 @@ from api.main import create_app, gathering
 from models.tables import Job, utcnow
 from tests.conftest import Sim, make_settings
 from tests.servers import serve
+from workers import dispatch
 from workers.context import build_runtime
 from workers.db import get_engine, session_scope
 from workers.dispatch import DOWNLOAD, NOTIFY, SUBMIT, SUBMIT_LINGER_S, GatheringDispatcher, RecordingDispatcher
@@ -51,7 +52,8 @@ class Broker(RecordingDispatcher):
         """Jobs per message, in the order sent."""
         sizes: dict[int, int] = {}
         for entry in self.sent:
-            sizes[entry.message] = sizes.get(entry.message, 0) + 1
+            number = getattr(entry, "message")  # noqa: B009 - _Recorded carries it
+            sizes[number] = sizes.get(number, 0) + 1
         return list(sizes.values())
 
 
@@ -110,6 +112,17 @@ def test_everything_but_a_plain_submit_is_sent_at_once_and_after_close_submits_t
     g.close()
     g.send(SUBMIT, "late", 0)
     assert broker.sent[-1] == (SUBMIT, ("late", 0))
+
+
+def test_past_the_gathering_cap_a_request_sends_its_own(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(dispatch, "GATHER_MAX", 2)
+    broker = Broker()
+    g = GatheringDispatcher(broker, workers=4, cap=8, linger_s=60, on_failed=lambda items: None)
+    for i in range(3):
+        g.send(SUBMIT, f"j{i}", 0)
+    assert broker.sent == [(SUBMIT, ("j2", 0))]  # in the caller's thread, at once
+    g.close()
+    assert sorted(a for _, a in broker.sent) == [(f"j{i}", 0) for i in range(3)]
 
 
 def test_submits_the_broker_refuses_are_handed_back() -> None:
