@@ -163,8 +163,8 @@ class GatheringDispatcher:
             failed = _send_groups(self.inner, SUBMIT, items, size)
             if failed:
                 self._on_failed(failed)
-        except Exception:  # noqa: BLE001 - the thread must go on; the jobs are due after K4U_LEASE_S anyway
-            log.exception("could not send %d gathered submit(s); the sweep will pick them up", len(items))
+        except Exception as exc:  # noqa: BLE001 - the thread must go on; the jobs are due after K4U_LEASE_S anyway
+            log.error("could not send %d gathered submit(s) (%s); the sweep will pick them up", len(items), type(exc).__name__)
 
 
 class RecordingDispatcher:
