@@ -35,21 +35,18 @@ def gathering(rt: Runtime) -> GatheringDispatcher:
 
 def create_app(settings: Settings | None = None, *, runtime: Runtime | None = None, dispatcher: Dispatcher | None = None) -> FastAPI:
     settings = settings or (runtime.settings if runtime else get_settings())
-    if runtime is None:
-        gather = dispatcher is None
-        if dispatcher is None:
-            from workers.celery_app import app as celery_app, configure
-
-            dispatcher = CeleryDispatcher(configure(celery_app, settings))
+    if runtime is None and dispatcher is not None:
         runtime = build_runtime(settings, dispatcher)
-        if gather:
-            runtime.dispatcher = gathering(runtime)
-    rt = runtime
+    elif runtime is None:  # the process's own: Celery, with the POSTs' submits gathered
+        from workers.celery_app import app as celery_app, configure
+
+        runtime = build_runtime(settings, CeleryDispatcher(configure(celery_app, settings)))
+        runtime.dispatcher = gathering(runtime)
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
-        close = getattr(rt.dispatcher, "close", None)
+        close = getattr(app.state.runtime.dispatcher, "close", None)
         if close is not None:  # the submits still gathered go out before the process ends
             await run_in_threadpool(close)
 

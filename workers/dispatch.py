@@ -106,7 +106,7 @@ class GatheringDispatcher:
                     self._start()
                     self._cond.notify()
                     return
-        self._send_now(task, args, priority)
+        _send_one(self.inner, task, args, priority)
 
     def send_many(self, task: str, items: Sequence[tuple[Any, ...]], priority: int | None = None) -> None:
         self.inner.send_many(task, items, priority)
@@ -123,12 +123,6 @@ class GatheringDispatcher:
         if thread is not None:
             thread.join(timeout=30)
         self._flush(self._take())  # the thread never started, or did not end in time
-
-    def _send_now(self, task: str, args: tuple[Any, ...], priority: int | None) -> None:
-        if priority is None:
-            self.inner.send(task, *args)
-        else:
-            self.inner.send(task, *args, priority=priority)
 
     def _start(self) -> None:
         if self._thread is None:  # made on first use: after a fork, in the process that serves
@@ -160,7 +154,7 @@ class GatheringDispatcher:
         try:
             busy = len(items) > 1 and (self.inner.backlog(SUBMIT) or 0) >= self._workers
             size = self._cap if busy else spread(len(items), self._workers, self._cap)
-            failed = _send_groups(self.inner, SUBMIT, items, size)
+            failed = unsent(self.inner, [(SUBMIT, args) for args in items], {SUBMIT: size})
             if failed:
                 self._on_failed(failed)
         except Exception as exc:  # noqa: BLE001 - the thread must go on; the jobs are due after K4U_LEASE_S anyway
@@ -226,8 +220,13 @@ def send_all(dispatcher: Dispatcher, followups: Sequence[tuple[Any, ...]], per_m
     (MANY) with the same priority go out that many to a message (send_many); the rest one message
     each, in order.
     Returns how many could not be sent (a caller may make that work due at once)."""
+    return len(unsent(dispatcher, followups, per_message))
+
+
+def unsent(dispatcher: Dispatcher, followups: Sequence[tuple[Any, ...]], per_message: Mapping[str, int] | None = None) -> list[tuple[Any, ...]]:
+    """send_all, answering with the args of each call that could not be sent."""
     sizes = {DOWNLOAD: DOWNLOAD_MESSAGE_MAX} if per_message is None else per_message
-    failed = 0
+    failed: list[tuple[Any, ...]] = []
     grouped: dict[tuple[str, int | None], list[tuple[Any, ...]]] = {}
     singles: list[tuple[str, list[tuple[Any, ...]], int | None]] = []
     for item in followups:
@@ -241,15 +240,7 @@ def send_all(dispatcher: Dispatcher, followups: Sequence[tuple[Any, ...]], per_m
         size = sizes[task]
         singles += [(task, group[i : i + size], priority) for i in range(0, len(group), size)]
     for task, items, priority in singles:
-        failed += len(_send_message(dispatcher, task, items, priority))
-    return failed
-
-
-def _send_groups(dispatcher: Dispatcher, task: str, items: Sequence[tuple[Any, ...]], size: int) -> list[tuple[Any, ...]]:
-    """Calls of a task in MANY, `size` to a message (no priority); those that could not be sent."""
-    failed: list[tuple[Any, ...]] = []
-    for i in range(0, len(items), size):
-        failed += _send_message(dispatcher, task, items[i : i + size], None)
+        failed += _send_message(dispatcher, task, items, priority)
     return failed
 
 
@@ -258,11 +249,17 @@ def _send_message(dispatcher: Dispatcher, task: str, items: Sequence[tuple[Any, 
     try:
         if len(items) > 1:
             dispatcher.send_many(task, items, priority)
-        elif priority is None:
-            dispatcher.send(task, *items[0])
         else:
-            dispatcher.send(task, *items[0], priority=priority)
+            _send_one(dispatcher, task, items[0], priority)
     except Exception as exc:  # noqa: BLE001 - the committed change stands; the sweep carries it out
         log.warning("could not enqueue %s (%s); the sweep will pick it up", task, type(exc).__name__)
         return items
     return ()
+
+
+def _send_one(dispatcher: Dispatcher, task: str, args: tuple[Any, ...], priority: int | None) -> None:
+    """Dispatcher.send, naming a priority only when there is one."""
+    if priority is None:
+        dispatcher.send(task, *args)
+    else:
+        dispatcher.send(task, *args, priority=priority)
