@@ -75,6 +75,8 @@ class Settings(BaseSettings):
     download_concurrency: int = Field(16, ge=1, description="Threads of the download worker (its own pool and queue)")
     notify_concurrency: int = Field(32, ge=1, description="Threads of the notification worker (its own pool and queue)")
     allow_open_api: bool = Field(False, description="Let `k4u api` listen on a non-loopback address without K4U_API_TOKENS")
+    flower_basic_auth: SecretStr | None = Field(None, validation_alias="FLOWER_BASIC_AUTH", description="Flower's own variable: "
+                                                "its logins, user:password[,user2:password2]; `k4u flower` refuses a non-loopback --address without it")
     submit_rate_limits: str | None = Field(None, description='Submits per provider, shared by all workers: "kling=5/second,*=20/second"')
     max_in_flight: str | None = Field(None, description='Jobs submitting or running per provider: "kling=50,*=500"')
     api_url: str | None = Field(None, description="CLI commands on jobs (`k4u retry`...) talk to this running API; unset = the local database")
@@ -140,6 +142,19 @@ class Settings(BaseSettings):
             raise ValueError("must look like whsec_<base64>")
         return v
 
+    @field_validator("flower_basic_auth")
+    @classmethod
+    def _flower_logins(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is None or not v.get_secret_value():
+            return None
+        for login in v.get_secret_value().split(","):
+            user, _, password = login.partition(":")
+            if not user.strip() or not password:
+                raise ValueError("must be user:password (comma-separated for several logins)")
+            if is_placeholder(password):
+                raise ValueError("holds a placeholder password: set a random one (openssl rand -hex 32)")
+        return v
+
     @model_validator(mode="after")
     def _limits_parse(self) -> Settings:
         from workers.limits import SubmitGate
@@ -182,10 +197,13 @@ def is_placeholder(value: str) -> bool:
 
 
 def describe_errors(exc: ValidationError) -> str:
-    """One line per bad setting, naming the environment variable."""
+    """One line per bad setting, naming the environment variable (a field read from another tool's
+    variable, such as FLOWER_BASIC_AUTH, is named by it as it is)."""
     lines = []
     for err in exc.errors():
-        name = "K4U_" + "_".join(str(p) for p in err["loc"]).upper() if err["loc"] else "settings"
+        name = "_".join(str(p) for p in err["loc"]).upper() if err["loc"] else "settings"
+        if err["loc"] and not str(err["loc"][0]).isupper():
+            name = "K4U_" + name
         lines.append(f"{name}: {err['msg']}")
     return "\n".join(lines)
 
