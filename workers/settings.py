@@ -24,6 +24,8 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(None, description="Broker URL; unset = bundled Redis under `k4u dev`")
     storage_url: str = Field("file://./data/objects", description="file://dir, s3://bucket/prefix")
     s3_endpoint_url: str | None = Field(None, description="S3-compatible endpoint (MinIO, R2...)")
+    s3_public_endpoint_url: str | None = Field(None, description="Where clients outside our network reach that endpoint: "
+                                               "presigned asset URLs are signed for it (unset = K4U_S3_ENDPOINT_URL's, or AWS's)")
     public_url: str | None = Field(None, description="External base URL of our API for provider callbacks")
     api_tokens: SecretStr | None = Field(None, description="Comma-separated bearer tokens for our API; unset = open (dev)")
     webhook_secret: SecretStr | None = Field(None, description="whsec_... key that signs our notifications")
@@ -88,7 +90,7 @@ class Settings(BaseSettings):
     max_batch_jobs: int = Field(10_000, ge=1, description="Most jobs in one POST /v1/batches (422 naming `jobs` beyond)")
     longpoll_interval_s: float = Field(0.5, gt=0, le=10, description="How often GET /v1/jobs/{id}?wait= looks at the job")
 
-    @field_validator("base_url", "public_url", "s3_endpoint_url", "api_url")
+    @field_validator("base_url", "public_url", "s3_endpoint_url", "s3_public_endpoint_url", "api_url")
     @classmethod
     def _http_url(cls, v: str | None) -> str | None:
         if v is None or v == "":

@@ -11,12 +11,16 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import boto3
 import httpx
 import pytest
 
 from models.errors import ConfigError, StorageError, TooLarge
+from workers.context import build_runtime
+from workers.dispatch import RecordingDispatcher
+from workers.settings import Settings
 from workers.storage import ObjectStore, open_store
 from workers.storage.local import LocalStore
 from workers.storage.memory import MemoryStore
@@ -169,6 +173,38 @@ def test_presign(backend: Backend) -> None:
     if url is not None:
         response = httpx.get(url)
         assert url.startswith("http://127.0.0.1:") and response.status_code == 200 and response.content == data
+
+
+def test_s3_presigns_against_the_public_endpoint_as_an_attachment(bucket: str, s3_client: Any, s3_endpoint: str) -> None:
+    """K4U_S3_PUBLIC_ENDPOINT_URL: the store talks to the internal endpoint, the URL it hands out names
+    (and is signed for) the public one; the response is an attachment, so provider HTML/SVG never renders."""
+    public = s3_endpoint.replace("127.0.0.1", "localhost")  # another host name for the same server
+    store = open_store(f"s3://{bucket}/pre", s3_endpoint_url=s3_endpoint, s3_public_endpoint_url=public)
+    data = b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>'
+    store.put_stream("j/0.svg", [data], "image/svg+xml", max_bytes=len(data))
+    url = store.presign("j/0.svg", 300)
+    assert url is not None
+    parts = urlsplit(url)
+    assert f"{parts.scheme}://{parts.netloc}" == public and parts.path == f"/{bucket}/pre/j/0.svg"
+    assert parse_qs(parts.query)["response-content-disposition"] == ["attachment"]
+    response = httpx.get(url)
+    assert response.status_code == 200 and response.content == data
+    assert response.headers["content-disposition"] == "attachment"
+    internal = S3Store(bucket, "pre", endpoint_url=s3_endpoint).presign("j/0.svg", 300)  # no public endpoint: the internal one
+    assert internal is not None and internal.startswith(f"{s3_endpoint}/") and "response-content-disposition=attachment" in internal
+
+
+def test_the_runtime_store_presigns_for_k4u_s3_public_endpoint_url(bucket: str, s3_client: Any, s3_endpoint: str, tmp_path: Path) -> None:
+    public = s3_endpoint.replace("127.0.0.1", "localhost")
+    settings = Settings(database_url=f"sqlite:///{tmp_path}/k4u.db", storage_url=f"s3://{bucket}/pre",
+                        s3_endpoint_url=s3_endpoint, s3_public_endpoint_url=public)
+    rt = build_runtime(settings, RecordingDispatcher())
+    try:
+        rt.store.put_stream("j/0.mp4", [b"video"], "video/mp4", max_bytes=10)
+        url = rt.store.presign("j/0.mp4", 300)
+    finally:
+        rt.close()
+    assert url is not None and url.startswith(f"{public}/{bucket}/pre/j/0.mp4?") and httpx.get(url).content == b"video"
 
 
 def test_s3_20mib_goes_multipart_with_bounded_memory(bucket: str, s3_client: Any, s3_endpoint: str) -> None:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 from collections.abc import Iterable, Iterator
+from typing import Any
 
 import boto3
 from boto3.exceptions import Boto3Error
@@ -116,22 +117,20 @@ class _ChunkReader:
 
 
 class S3Store:
-    """Objects under `s3://bucket/prefix/`. The bucket must already exist."""
+    """Objects under `s3://bucket/prefix/`. The bucket must already exist.
 
-    def __init__(self, bucket: str, prefix: str = "", endpoint_url: str | None = None) -> None:
+    `public_endpoint_url` is where clients outside our network reach the same server (the compose
+    stack's MinIO is `http://minio:9000` inside): presigned URLs are signed by a client configured
+    for it, since a SigV4 signature covers the host. Unset, they name `endpoint_url`.
+    """
+
+    def __init__(self, bucket: str, prefix: str = "", endpoint_url: str | None = None,
+                 public_endpoint_url: str | None = None) -> None:
         self._bucket = bucket
         self._prefix = prefix.strip("/")
         session = boto3.session.Session()
-        config = Config(
-            retries={"mode": "standard", "max_attempts": 5},
-            s3={"addressing_style": "path"} if endpoint_url else {},
-        )
-        self._client = session.client(
-            "s3",
-            endpoint_url=endpoint_url,
-            region_name=session.region_name or "us-east-1",
-            config=config,
-        )
+        self._client = _client(session, endpoint_url)
+        self._presigner = _client(session, public_endpoint_url) if public_endpoint_url else self._client
         self._transfer = TransferConfig(
             multipart_threshold=_PART_SIZE,
             multipart_chunksize=_PART_SIZE,
@@ -183,10 +182,10 @@ class S3Store:
             body.close()  # type: ignore[attr-defined]
 
     def presign(self, key: str, expires_s: int) -> str | None:
+        # An attachment, whatever the stored type: a provider's HTML or SVG never renders from the bucket's origin.
+        params = {"Bucket": self._bucket, "Key": self._full_key(key), "ResponseContentDisposition": "attachment"}
         try:
-            url: str = self._client.generate_presigned_url(
-                "get_object", Params={"Bucket": self._bucket, "Key": self._full_key(key)}, ExpiresIn=expires_s
-            )
+            url: str = self._presigner.generate_presigned_url("get_object", Params=params, ExpiresIn=expires_s)
         except (ClientError, BotoCoreError) as exc:
             raise self._error("presign", key, exc) from exc
         return url
@@ -225,6 +224,14 @@ class S3Store:
             detail = type(exc).__name__
             retryable = not isinstance(exc, (NoCredentialsError, ParamValidationError))
         return StorageError(f"s3 {op} failed for {self.describe(key)}: {detail}", retryable=retryable)
+
+
+def _client(session: boto3.session.Session, endpoint_url: str | None) -> Any:
+    config = Config(
+        retries={"mode": "standard", "max_attempts": 5},
+        s3={"addressing_style": "path"} if endpoint_url else {},
+    )
+    return session.client("s3", endpoint_url=endpoint_url, region_name=session.region_name or "us-east-1", config=config)
 
 
 def _code(exc: BaseException) -> str:
