@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     relay_connect_timeout_s: float = Field(5.0, gt=0)
     download_timeout_s: float = Field(600.0, gt=0)
     download_max_bytes: int = Field(2 * 1024**3, gt=0)
+    storage_leftover_grace_s: float = Field(6 * 3600.0, gt=0, description="Temp files and unfinished S3 multipart uploads "
+                                            "that a worker killed mid-write left in the store are removed this long after their "
+                                            "last write (checked by the beat every quarter of it); longer than K4U_DOWNLOAD_TIMEOUT_S")
     download_resumes: int = Field(5, ge=0, description="Reconnects per result file after a dropped connection (resumed "
                                   "with Range where the source allows, else started over); past them the download step retries")
     download_max_attempts: int = Field(200, ge=1, description="Safety bound on download attempts; the window below is the real bound")
@@ -162,6 +165,12 @@ class Settings(BaseSettings):
         from workers.limits import SubmitGate
 
         SubmitGate.from_settings(self.submit_rate_limits, self.max_in_flight, None)  # ConfigError names the variable
+        return self
+
+    @model_validator(mode="after")
+    def _leftovers_outlast_downloads(self) -> Settings:
+        if self.storage_leftover_grace_s <= self.download_timeout_s:  # else a slow download's temp file could go
+            raise ValueError("K4U_STORAGE_LEFTOVER_GRACE_S must be longer than K4U_DOWNLOAD_TIMEOUT_S")
         return self
 
     @model_validator(mode="after")

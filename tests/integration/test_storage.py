@@ -9,6 +9,7 @@ import tracemalloc
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -244,6 +245,61 @@ def test_s3_errors_are_storage_errors_without_secrets(
         assert "NoSuchBucket" in message and "s3://k4u-no-such-bucket/pre/k" in message
         assert "Sup3rS3cretValue" not in message and "testing" not in message
         assert not excinfo.value.retryable
+
+
+def test_local_removes_temp_files_older_than_the_cutoff_and_nothing_else(tmp_path: Path) -> None:
+    """What a worker killed mid-write leaves: `.k4u-tmp-*` files last written before the cutoff go;
+    a temp file still being written (fresh), objects, other files, directories and symlinks stay."""
+    root, outside = tmp_path / "objects", tmp_path / "outside"
+    store = LocalStore(str(root))
+    store.put_stream("job_a/0.mp4", [b"object"], "video/mp4", max_bytes=10)
+    cutoff = datetime.now(UTC) - timedelta(hours=3)
+    hours_ago = (datetime.now(UTC) - timedelta(hours=4)).timestamp()
+    (root / "deep" / "er").mkdir(parents=True)
+    outside.mkdir()
+    files = {"job_a/.k4u-tmp-0123456789abcdef": hours_ago, "deep/er/.k4u-tmp-00aa11bb": hours_ago,  # left by crashes
+             "job_a/.k4u-tmp-fedcba9876543210": None,  # a download in progress
+             "job_a/k4u-tmp-not-ours": hours_ago, "job_a/notes.k4u-tmp-x": hours_ago, "job_a/0.mp4": hours_ago}
+    for name, mtime in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        if name != "job_a/0.mp4":
+            (root / name).write_bytes(b"partial")
+        if mtime is not None:
+            os.utime(root / name, (mtime, mtime))
+    (outside / "old").write_bytes(b"not ours")
+    os.utime(outside / "old", (hours_ago, hours_ago))
+    (root / "job_a" / ".k4u-tmp-link").symlink_to(outside / "old")
+    (root / "job_b" / ".k4u-tmp-dir").mkdir(parents=True)
+    os.utime(root / "job_b" / ".k4u-tmp-dir", (hours_ago, hours_ago))
+    (root / "out").symlink_to(outside, target_is_directory=True)
+    (outside / ".k4u-tmp-beyond-the-link").write_bytes(b"not ours")
+    os.utime(outside / ".k4u-tmp-beyond-the-link", (hours_ago, hours_ago))
+
+    assert store.remove_leftovers(cutoff) == 2
+    assert sorted(str(p.relative_to(root)) for p in root.rglob("*") if not p.is_dir() or p.is_symlink()) == [
+        "job_a/.k4u-tmp-fedcba9876543210", "job_a/.k4u-tmp-link", "job_a/0.mp4", "job_a/k4u-tmp-not-ours",
+        "job_a/notes.k4u-tmp-x", "out"]
+    assert (root / "job_b" / ".k4u-tmp-dir").is_dir() and sorted(p.name for p in outside.iterdir()) == [".k4u-tmp-beyond-the-link", "old"]
+    assert b"".join(store.open("job_a/0.mp4")) == b"object"
+    assert LocalStore(str(tmp_path / "never-written")).remove_leftovers(cutoff) == 0
+
+
+def test_s3_aborts_unfinished_uploads_under_its_prefix_started_before_the_cutoff(bucket: str, s3_client: Any, s3_endpoint: str) -> None:
+    """A multipart upload a killed worker never completed nor aborted: aborted once it started before
+    the cutoff, and only under the store's prefix (another application's uploads in the bucket stay)."""
+    store = S3Store(bucket, "pre", endpoint_url=s3_endpoint)
+    store.put_stream("job_a/1.png", [b"object"], "image/png", max_bytes=10)
+    for key in ("pre/job_a/0.mp4", "other/x.mp4", "prelude/y.mp4"):
+        upload = s3_client.create_multipart_upload(Bucket=bucket, Key=key)
+        s3_client.upload_part(Bucket=bucket, Key=key, UploadId=upload["UploadId"], PartNumber=1, Body=b"part")
+    (started,) = {u["Initiated"] for u in s3_client.list_multipart_uploads(Bucket=bucket)["Uploads"] if u["Key"] == "pre/job_a/0.mp4"}
+    everything = ["multipart:other/x.mp4", "multipart:pre/job_a/0.mp4", "multipart:prelude/y.mp4", "pre/job_a/1.png"]
+    assert store.remove_leftovers(started) == 0  # not older than the cutoff: an upload that may still be going on
+    assert s3_leftovers(s3_client, bucket) == everything
+    assert store.remove_leftovers(started + timedelta(seconds=1)) == 1
+    assert s3_leftovers(s3_client, bucket) == [e for e in everything if e != "multipart:pre/job_a/0.mp4"]
+    assert b"".join(store.open("job_a/1.png")) == b"object"
+    assert MemoryStore().remove_leftovers(started) == 0  # nothing is ever left behind in memory
 
 
 @pytest.mark.parametrize("key", ["../x", "a/../../x", "/etc/passwd", "", "a\\..\\x", "link/x"])

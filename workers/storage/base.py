@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
 
@@ -39,6 +40,11 @@ class ObjectStore(Protocol):
 
     def describe(self, key: str) -> str:
         """Where the object lives, for people: a file path or s3://bucket/key."""
+        ...
+
+    def remove_leftovers(self, before: datetime) -> int:
+        """Remove what interrupted puts left behind (a worker killed mid-write): temp files last
+        written, unfinished multipart uploads started, before `before`; never an object. How many."""
         ...
 
 
