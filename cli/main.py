@@ -71,6 +71,14 @@ def _refuse_open_api(host: str, settings: Settings) -> None:
     raise typer.Exit(2)
 
 
+def _refuse_open_flower(address: str, settings: Settings) -> None:
+    if settings.flower_basic_auth or is_loopback(address):
+        return
+    err.print(f"[red]refusing to serve Flower on {address} without FLOWER_BASIC_AUTH[/red]: anyone who reaches it could "
+              "read every task and revoke or kill them. Set FLOWER_BASIC_AUTH=user:password, or listen on 127.0.0.1.")
+    raise typer.Exit(2)
+
+
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Apply the Alembic migrations to K4U_DATABASE_URL."""
@@ -139,12 +147,16 @@ def beat() -> None:
 
 @app.command()
 def flower(port: int = 5555, address: str = "127.0.0.1") -> None:
-    """Run Flower, the Celery monitor, on the same broker."""
+    """Run Flower, the Celery monitor, on the same broker. A non-loopback --address needs
+    FLOWER_BASIC_AUTH=user:password (Flower's own variable)."""
     from workers.celery_app import app as celery_app, configure
 
     settings = load_settings()
+    _refuse_open_flower(address, settings)
     _need_redis(settings)
     configure(celery_app, settings)
+    if settings.flower_basic_auth:  # Flower reads its variable from the environment only, not from our .env
+        os.environ["FLOWER_BASIC_AUTH"] = settings.flower_basic_auth.get_secret_value()
     celery_app.start(["flower", f"--port={port}", f"--address={address}"])
 
 

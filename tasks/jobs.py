@@ -10,7 +10,7 @@ from workers.context import Runtime
 from workers.outcomes import Outcome
 from workers.process import runtime
 from workers.services.download import store_many, store_outputs
-from workers.services.maintenance import maintain as maintain_tables
+from workers.services.maintenance import clean_store as clean_store_leftovers, maintain as maintain_tables
 from workers.services.notify import deliver_notification
 from workers.services.poll import poll_jobs
 from workers.services.provider_cancel import cancel_at_provider
@@ -48,6 +48,11 @@ def notify(delivery_id: str, version: int) -> str:
 @app.task(name=dispatch.MAINTAIN)
 def maintain() -> dict[str, str]:
     return maintain_tables(runtime())
+
+
+@app.task(name=dispatch.CLEAN_STORE)
+def clean_store() -> int:
+    return clean_store_leftovers(runtime())
 
 
 @app.task(name=dispatch.TICK)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from celery import Celery
 from kombu.entity import Queue  # where kombu defines it: its package root re-exports lazily, invisible to mypy
 
-from workers.dispatch import MAINTAIN, QUEUES, TICK
+from workers.dispatch import CLEAN_STORE, MAINTAIN, QUEUES, TICK
 from workers.settings import Settings
 
 app = Celery("k4u", include=["tasks.jobs"])
@@ -41,7 +41,9 @@ def configure(celery: Celery, settings: Settings) -> Celery:
         task_default_queue="sweep",
         beat_schedule={"k4u-tick": {"task": TICK, "schedule": settings.beat_interval_s, "options": {"queue": "sweep", "expires": 30}},
                        "k4u-maintain": {"task": MAINTAIN, "schedule": settings.vacuum_interval_s,
-                                        "options": {"queue": "sweep", "expires": settings.vacuum_interval_s}}},
+                                        "options": {"queue": "sweep", "expires": settings.vacuum_interval_s}},
+                       "k4u-clean-store": {"task": CLEAN_STORE, "schedule": settings.storage_leftover_grace_s / 4,
+                                           "options": {"queue": "sweep", "expires": settings.storage_leftover_grace_s / 4}}},
         timezone="UTC",
     )
     return celery

@@ -15,9 +15,11 @@ from typing import Any, Protocol
 SUBMIT, POLL, DOWNLOAD, NOTIFY, TICK = "k4u.submit", "k4u.poll", "k4u.download", "k4u.notify", "k4u.tick"
 CANCEL = "k4u.cancel"  # the relay-side cancel of a cancelled job's task: one short relay call, beside the submits
 MAINTAIN = "k4u.maintain"  # the beat's VACUUM (ANALYZE) of PostgreSQL tables that need it
+CLEAN_STORE = "k4u.clean_store"  # the beat's removal of what writers killed mid-write left in the store
 log = logging.getLogger("k4u.dispatch")
 
-QUEUES = {SUBMIT: "submit", CANCEL: "submit", POLL: "poll", DOWNLOAD: "download", NOTIFY: "notify", TICK: "sweep", MAINTAIN: "sweep"}
+QUEUES = {SUBMIT: "submit", CANCEL: "submit", POLL: "poll", DOWNLOAD: "download", NOTIFY: "notify", TICK: "sweep", MAINTAIN: "sweep",
+          CLEAN_STORE: "sweep"}
 
 # Downloads sent together (a poll's successes, a tick's claim) share a message, this many at most:
 # the download worker runs a message's jobs side by side (store_many), so one slow source delays

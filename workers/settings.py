@@ -24,6 +24,8 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(None, description="Broker URL; unset = bundled Redis under `k4u dev`")
     storage_url: str = Field("file://./data/objects", description="file://dir, s3://bucket/prefix")
     s3_endpoint_url: str | None = Field(None, description="S3-compatible endpoint (MinIO, R2...)")
+    s3_public_endpoint_url: str | None = Field(None, description="Where clients outside our network reach that endpoint: "
+                                               "presigned asset URLs are signed for it (unset = K4U_S3_ENDPOINT_URL's, or AWS's)")
     public_url: str | None = Field(None, description="External base URL of our API for provider callbacks")
     api_tokens: SecretStr | None = Field(None, description="Comma-separated bearer tokens for our API; unset = open (dev)")
     webhook_secret: SecretStr | None = Field(None, description="whsec_... key that signs our notifications")
@@ -40,6 +42,9 @@ class Settings(BaseSettings):
     relay_connect_timeout_s: float = Field(5.0, gt=0)
     download_timeout_s: float = Field(600.0, gt=0)
     download_max_bytes: int = Field(2 * 1024**3, gt=0)
+    storage_leftover_grace_s: float = Field(6 * 3600.0, gt=0, description="Temp files and unfinished S3 multipart uploads "
+                                            "that a worker killed mid-write left in the store are removed this long after their "
+                                            "last write (checked by the beat every quarter of it); longer than K4U_DOWNLOAD_TIMEOUT_S")
     download_resumes: int = Field(5, ge=0, description="Reconnects per result file after a dropped connection (resumed "
                                   "with Range where the source allows, else started over); past them the download step retries")
     download_max_attempts: int = Field(200, ge=1, description="Safety bound on download attempts; the window below is the real bound")
@@ -75,6 +80,8 @@ class Settings(BaseSettings):
     download_concurrency: int = Field(16, ge=1, description="Threads of the download worker (its own pool and queue)")
     notify_concurrency: int = Field(32, ge=1, description="Threads of the notification worker (its own pool and queue)")
     allow_open_api: bool = Field(False, description="Let `k4u api` listen on a non-loopback address without K4U_API_TOKENS")
+    flower_basic_auth: SecretStr | None = Field(None, validation_alias="FLOWER_BASIC_AUTH", description="Flower's own variable: "
+                                                "its logins, user:password[,user2:password2]; `k4u flower` refuses a non-loopback --address without it")
     submit_rate_limits: str | None = Field(None, description='Submits per provider, shared by all workers: "kling=5/second,*=20/second"')
     max_in_flight: str | None = Field(None, description='Jobs submitting or running per provider: "kling=50,*=500"')
     api_url: str | None = Field(None, description="CLI commands on jobs (`k4u retry`...) talk to this running API; unset = the local database")
@@ -86,7 +93,7 @@ class Settings(BaseSettings):
     max_batch_jobs: int = Field(10_000, ge=1, description="Most jobs in one POST /v1/batches (422 naming `jobs` beyond)")
     longpoll_interval_s: float = Field(0.5, gt=0, le=10, description="How often GET /v1/jobs/{id}?wait= looks at the job")
 
-    @field_validator("base_url", "public_url", "s3_endpoint_url", "api_url")
+    @field_validator("base_url", "public_url", "s3_endpoint_url", "s3_public_endpoint_url", "api_url")
     @classmethod
     def _http_url(cls, v: str | None) -> str | None:
         if v is None or v == "":
@@ -140,11 +147,30 @@ class Settings(BaseSettings):
             raise ValueError("must look like whsec_<base64>")
         return v
 
+    @field_validator("flower_basic_auth")
+    @classmethod
+    def _flower_logins(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is None or not v.get_secret_value():
+            return None
+        for login in v.get_secret_value().split(","):
+            user, _, password = login.partition(":")
+            if not user.strip() or not password:
+                raise ValueError("must be user:password (comma-separated for several logins)")
+            if is_placeholder(password):
+                raise ValueError("holds a placeholder password: set a random one (openssl rand -hex 32)")
+        return v
+
     @model_validator(mode="after")
     def _limits_parse(self) -> Settings:
         from workers.limits import SubmitGate
 
         SubmitGate.from_settings(self.submit_rate_limits, self.max_in_flight, None)  # ConfigError names the variable
+        return self
+
+    @model_validator(mode="after")
+    def _leftovers_outlast_downloads(self) -> Settings:
+        if self.storage_leftover_grace_s <= self.download_timeout_s:  # else a slow download's temp file could go
+            raise ValueError("K4U_STORAGE_LEFTOVER_GRACE_S must be longer than K4U_DOWNLOAD_TIMEOUT_S")
         return self
 
     @model_validator(mode="after")
@@ -182,10 +208,13 @@ def is_placeholder(value: str) -> bool:
 
 
 def describe_errors(exc: ValidationError) -> str:
-    """One line per bad setting, naming the environment variable."""
+    """One line per bad setting, naming the environment variable (a field read from another tool's
+    variable, such as FLOWER_BASIC_AUTH, is named by it as it is)."""
     lines = []
     for err in exc.errors():
-        name = "K4U_" + "_".join(str(p) for p in err["loc"]).upper() if err["loc"] else "settings"
+        name = "_".join(str(p) for p in err["loc"]).upper() if err["loc"] else "settings"
+        if err["loc"] and not str(err["loc"][0]).isupper():
+            name = "K4U_" + name
         lines.append(f"{name}: {err['msg']}")
     return "\n".join(lines)
 

@@ -70,3 +70,22 @@ def test_worker_role_is_checked_and_documented(tmp_path: Path) -> None:
     out = " ".join(k4u("dev", "--help").stdout.split())
     for word in ("K4U_DOWNLOAD_CONCURRENCY", "K4U_NOTIFY_CONCURRENCY", "own queue"):
         assert word in out, out
+
+
+def test_flower_on_a_public_address_without_basic_auth_refuses_to_start(tmp_path: Path) -> None:
+    """Flower can revoke and kill tasks: on a non-loopback address it needs its login (refused before the broker check)."""
+    for address in ("0.0.0.0", "::", "10.1.2.3"):
+        r = k4u("flower", "--address", address, env={"FLOWER_BASIC_AUTH": ""}, cwd=tmp_path)
+        assert r.returncode == 2, (address, r.stderr)
+        assert "FLOWER_BASIC_AUTH" in r.stderr and "K4U_REDIS_URL" not in r.stderr, r.stderr
+
+
+def test_flower_basic_auth_is_checked_and_lets_a_public_address_through(tmp_path: Path) -> None:
+    """Past the check, `k4u flower` goes on to the broker check, which fails here (exit 2 naming K4U_REDIS_URL)."""
+    for auth in ("ops", "ops:", ":pw-7f3a9c", "admin:changeme"):
+        r = k4u("flower", "--address", "0.0.0.0", env={"FLOWER_BASIC_AUTH": auth}, cwd=tmp_path)
+        assert r.returncode == 2 and "FLOWER_BASIC_AUTH" in r.stderr and "K4U_REDIS_URL" not in r.stderr, (auth, r.stderr)
+        assert "pw-7f3a9c" not in r.stderr  # never echoed
+    for address, auth in (("127.0.0.1", ""), ("::1", ""), ("0.0.0.0", "ops:pw-7f3a9c"), ("0.0.0.0", "ops:pw-7f3a9c,ci:pw-81d2e0")):
+        r = k4u("flower", "--address", address, env={"FLOWER_BASIC_AUTH": auth}, cwd=tmp_path)
+        assert r.returncode == 2 and "K4U_REDIS_URL" in r.stderr and "FLOWER_BASIC_AUTH" not in r.stderr, (address, auth, r.stderr)

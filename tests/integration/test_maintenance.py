@@ -1,19 +1,27 @@
-"""The beat's table maintenance on real databases: a churned job table is vacuumed and analyzed on
+"""The beat's maintenance on real databases: a churned job table is vacuumed and analyzed on
 PostgreSQL (this machine's server runs with autovacuum off), nothing happens on SQLite, and two
-workers never vacuum at once."""
+workers never vacuum at once; the leftovers of interrupted writes leave the store after a grace."""
 
 from __future__ import annotations
 
+import os
 import time
 from datetime import timedelta
+from pathlib import Path
 
+import pytest
+from celery import Celery
+from pydantic import ValidationError
 from sqlalchemy import text
 
 from models.schemas import JobCreate
 from workers import jobs
+from workers.celery_app import configure
 from workers.db import autocommit, is_postgres, session_scope
+from workers.dispatch import CLEAN_STORE, QUEUES
 from workers.services.create import create_job
-from workers.services.maintenance import _LOCK, maintain
+from workers.services.maintenance import _LOCK, clean_store, maintain
+from workers.settings import Settings, describe_errors
 
 
 def _create(driver, n: int) -> list[str]:  # type: ignore[no-untyped-def]
@@ -70,3 +78,26 @@ def test_a_churned_job_table_is_vacuumed_and_analyzed_on_postgres(engine_factory
     dead_after, last_vacuum = _stats(driver.rt.engine)
     assert last_vacuum is not None and dead_after < dead
     assert maintain(driver.rt).get("job") is None  # done: not again until the dead rows pile up anew
+
+
+def test_the_beat_removes_store_leftovers_older_than_the_grace(engine_factory, clock, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    driver = engine_factory(storage_leftover_grace_s=3 * 3600.0)
+    job_dir = tmp_path / "objects" / "job_a"  # the driver's local store
+    job_dir.mkdir(parents=True)
+    now = clock.now().timestamp()
+    for name, age_s in ((".k4u-tmp-0a0a0a0a", 3 * 3600 + 60), (".k4u-tmp-1b1b1b1b", 3 * 3600 - 60)):
+        (job_dir / name).write_bytes(b"partial")
+        os.utime(job_dir / name, (now - age_s, now - age_s))
+    assert clean_store(driver.rt) == 1  # past the grace: a worker died writing it
+    assert [p.name for p in job_dir.iterdir()] == [".k4u-tmp-1b1b1b1b"]  # within it: maybe a download still going on
+    clock.t += 120
+    assert clean_store(driver.rt) == 1 and not any(job_dir.iterdir())
+
+
+def test_the_leftover_grace_outlasts_a_download_and_the_beat_runs_the_cleanup() -> None:
+    with pytest.raises(ValidationError) as excinfo:
+        Settings(download_timeout_s=7200, storage_leftover_grace_s=3600)
+    assert "K4U_STORAGE_LEFTOVER_GRACE_S" in describe_errors(excinfo.value) and "K4U_DOWNLOAD_TIMEOUT_S" in describe_errors(excinfo.value)
+    settings = Settings(redis_url="redis://127.0.0.1:1/0", storage_leftover_grace_s=4 * 3600.0)
+    (entry,) = [e for e in configure(Celery("t"), settings).conf.beat_schedule.values() if e["task"] == CLEAN_STORE]
+    assert QUEUES[CLEAN_STORE] == entry["options"]["queue"] == "sweep" and entry["schedule"] <= settings.storage_leftover_grace_s

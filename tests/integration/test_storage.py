@@ -9,14 +9,19 @@ import tracemalloc
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import boto3
 import httpx
 import pytest
 
 from models.errors import ConfigError, StorageError, TooLarge
+from workers.context import build_runtime
+from workers.dispatch import RecordingDispatcher
+from workers.settings import Settings
 from workers.storage import ObjectStore, open_store
 from workers.storage.local import LocalStore
 from workers.storage.memory import MemoryStore
@@ -171,6 +176,38 @@ def test_presign(backend: Backend) -> None:
         assert url.startswith("http://127.0.0.1:") and response.status_code == 200 and response.content == data
 
 
+def test_s3_presigns_against_the_public_endpoint_as_an_attachment(bucket: str, s3_client: Any, s3_endpoint: str) -> None:
+    """K4U_S3_PUBLIC_ENDPOINT_URL: the store talks to the internal endpoint, the URL it hands out names
+    (and is signed for) the public one; the response is an attachment, so provider HTML/SVG never renders."""
+    public = s3_endpoint.replace("127.0.0.1", "localhost")  # another host name for the same server
+    store = open_store(f"s3://{bucket}/pre", s3_endpoint_url=s3_endpoint, s3_public_endpoint_url=public)
+    data = b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>'
+    store.put_stream("j/0.svg", [data], "image/svg+xml", max_bytes=len(data))
+    url = store.presign("j/0.svg", 300)
+    assert url is not None
+    parts = urlsplit(url)
+    assert f"{parts.scheme}://{parts.netloc}" == public and parts.path == f"/{bucket}/pre/j/0.svg"
+    assert parse_qs(parts.query)["response-content-disposition"] == ["attachment"]
+    response = httpx.get(url)
+    assert response.status_code == 200 and response.content == data
+    assert response.headers["content-disposition"] == "attachment"
+    internal = S3Store(bucket, "pre", endpoint_url=s3_endpoint).presign("j/0.svg", 300)  # no public endpoint: the internal one
+    assert internal is not None and internal.startswith(f"{s3_endpoint}/") and "response-content-disposition=attachment" in internal
+
+
+def test_the_runtime_store_presigns_for_k4u_s3_public_endpoint_url(bucket: str, s3_client: Any, s3_endpoint: str, tmp_path: Path) -> None:
+    public = s3_endpoint.replace("127.0.0.1", "localhost")
+    settings = Settings(database_url=f"sqlite:///{tmp_path}/k4u.db", storage_url=f"s3://{bucket}/pre",
+                        s3_endpoint_url=s3_endpoint, s3_public_endpoint_url=public)
+    rt = build_runtime(settings, RecordingDispatcher())
+    try:
+        rt.store.put_stream("j/0.mp4", [b"video"], "video/mp4", max_bytes=10)
+        url = rt.store.presign("j/0.mp4", 300)
+    finally:
+        rt.close()
+    assert url is not None and url.startswith(f"{public}/{bucket}/pre/j/0.mp4?") and httpx.get(url).content == b"video"
+
+
 def test_s3_20mib_goes_multipart_with_bounded_memory(bucket: str, s3_client: Any, s3_endpoint: str) -> None:
     store = S3Store(bucket, "media", endpoint_url=s3_endpoint)
     peaks: list[int] = []  # traced peak when the parts are up; moto then assembles the object in-process
@@ -208,6 +245,61 @@ def test_s3_errors_are_storage_errors_without_secrets(
         assert "NoSuchBucket" in message and "s3://k4u-no-such-bucket/pre/k" in message
         assert "Sup3rS3cretValue" not in message and "testing" not in message
         assert not excinfo.value.retryable
+
+
+def test_local_removes_temp_files_older_than_the_cutoff_and_nothing_else(tmp_path: Path) -> None:
+    """What a worker killed mid-write leaves: `.k4u-tmp-*` files last written before the cutoff go;
+    a temp file still being written (fresh), objects, other files, directories and symlinks stay."""
+    root, outside = tmp_path / "objects", tmp_path / "outside"
+    store = LocalStore(str(root))
+    store.put_stream("job_a/0.mp4", [b"object"], "video/mp4", max_bytes=10)
+    cutoff = datetime.now(UTC) - timedelta(hours=3)
+    hours_ago = (datetime.now(UTC) - timedelta(hours=4)).timestamp()
+    (root / "deep" / "er").mkdir(parents=True)
+    outside.mkdir()
+    files = {"job_a/.k4u-tmp-0123456789abcdef": hours_ago, "deep/er/.k4u-tmp-00aa11bb": hours_ago,  # left by crashes
+             "job_a/.k4u-tmp-fedcba9876543210": None,  # a download in progress
+             "job_a/k4u-tmp-not-ours": hours_ago, "job_a/notes.k4u-tmp-x": hours_ago, "job_a/0.mp4": hours_ago}
+    for name, mtime in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        if name != "job_a/0.mp4":
+            (root / name).write_bytes(b"partial")
+        if mtime is not None:
+            os.utime(root / name, (mtime, mtime))
+    (outside / "old").write_bytes(b"not ours")
+    os.utime(outside / "old", (hours_ago, hours_ago))
+    (root / "job_a" / ".k4u-tmp-link").symlink_to(outside / "old")
+    (root / "job_b" / ".k4u-tmp-dir").mkdir(parents=True)
+    os.utime(root / "job_b" / ".k4u-tmp-dir", (hours_ago, hours_ago))
+    (root / "out").symlink_to(outside, target_is_directory=True)
+    (outside / ".k4u-tmp-beyond-the-link").write_bytes(b"not ours")
+    os.utime(outside / ".k4u-tmp-beyond-the-link", (hours_ago, hours_ago))
+
+    assert store.remove_leftovers(cutoff) == 2
+    assert sorted(str(p.relative_to(root)) for p in root.rglob("*") if not p.is_dir() or p.is_symlink()) == [
+        "job_a/.k4u-tmp-fedcba9876543210", "job_a/.k4u-tmp-link", "job_a/0.mp4", "job_a/k4u-tmp-not-ours",
+        "job_a/notes.k4u-tmp-x", "out"]
+    assert (root / "job_b" / ".k4u-tmp-dir").is_dir() and sorted(p.name for p in outside.iterdir()) == [".k4u-tmp-beyond-the-link", "old"]
+    assert b"".join(store.open("job_a/0.mp4")) == b"object"
+    assert LocalStore(str(tmp_path / "never-written")).remove_leftovers(cutoff) == 0
+
+
+def test_s3_aborts_unfinished_uploads_under_its_prefix_started_before_the_cutoff(bucket: str, s3_client: Any, s3_endpoint: str) -> None:
+    """A multipart upload a killed worker never completed nor aborted: aborted once it started before
+    the cutoff, and only under the store's prefix (another application's uploads in the bucket stay)."""
+    store = S3Store(bucket, "pre", endpoint_url=s3_endpoint)
+    store.put_stream("job_a/1.png", [b"object"], "image/png", max_bytes=10)
+    for key in ("pre/job_a/0.mp4", "other/x.mp4", "prelude/y.mp4"):
+        upload = s3_client.create_multipart_upload(Bucket=bucket, Key=key)
+        s3_client.upload_part(Bucket=bucket, Key=key, UploadId=upload["UploadId"], PartNumber=1, Body=b"part")
+    (started,) = {u["Initiated"] for u in s3_client.list_multipart_uploads(Bucket=bucket)["Uploads"] if u["Key"] == "pre/job_a/0.mp4"}
+    everything = ["multipart:other/x.mp4", "multipart:pre/job_a/0.mp4", "multipart:prelude/y.mp4", "pre/job_a/1.png"]
+    assert store.remove_leftovers(started) == 0  # not older than the cutoff: an upload that may still be going on
+    assert s3_leftovers(s3_client, bucket) == everything
+    assert store.remove_leftovers(started + timedelta(seconds=1)) == 1
+    assert s3_leftovers(s3_client, bucket) == [e for e in everything if e != "multipart:pre/job_a/0.mp4"]
+    assert b"".join(store.open("job_a/1.png")) == b"object"
+    assert MemoryStore().remove_leftovers(started) == 0  # nothing is ever left behind in memory
 
 
 @pytest.mark.parametrize("key", ["../x", "a/../../x", "/etc/passwd", "", "a\\..\\x", "link/x"])

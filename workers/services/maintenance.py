@@ -10,12 +10,18 @@ where it is off (this kind of machine ships with `autovacuum = off`), or lags be
 step does it: a table is vacuumed once its dead rows pass K4U_VACUUM_DEAD_ROWS and a tenth of its
 live rows, analyzed once as many rows changed since its last ANALYZE. A session advisory lock keeps
 two workers from vacuuming at once. SQLite needs none of it (nothing is done there).
+
+clean_store: the beat's removal of what a worker killed mid-write (SIGKILL, OOM) left in the store,
+temp files (local) and unfinished multipart uploads (S3), once K4U_STORAGE_LEFTOVER_GRACE_S has
+passed since their last write; that grace is longer than a download attempt may last, so a write
+still going on is never touched.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from datetime import timedelta
 
 from sqlalchemy import text
 from sqlmodel import SQLModel
@@ -55,3 +61,11 @@ def maintain(rt: Runtime) -> dict[str, str]:
         finally:
             conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _LOCK})
     return done
+
+
+def clean_store(rt: Runtime) -> int:
+    """Remove the store's leftovers of interrupted writes older than K4U_STORAGE_LEFTOVER_GRACE_S; how many."""
+    removed = rt.store.remove_leftovers(rt.clock() - timedelta(seconds=rt.settings.storage_leftover_grace_s))
+    if removed:
+        log.info("removed %d leftovers of interrupted writes from the store", removed)
+    return removed

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
 
@@ -41,9 +42,15 @@ class ObjectStore(Protocol):
         """Where the object lives, for people: a file path or s3://bucket/key."""
         ...
 
+    def remove_leftovers(self, before: datetime) -> int:
+        """Remove what interrupted puts left behind (a worker killed mid-write): temp files last
+        written, unfinished multipart uploads started, before `before`; never an object. How many."""
+        ...
 
-def open_store(url: str, *, s3_endpoint_url: str | None = None) -> ObjectStore:
-    """Build the store for a K4U_STORAGE_URL: file://path, s3://bucket/prefix or memory://."""
+
+def open_store(url: str, *, s3_endpoint_url: str | None = None, s3_public_endpoint_url: str | None = None) -> ObjectStore:
+    """Build the store for a K4U_STORAGE_URL: file://path, s3://bucket/prefix or memory://
+    (an S3 store presigns for s3_public_endpoint_url when given)."""
     from models.errors import ConfigError
 
     if url.startswith("file://"):
@@ -56,7 +63,7 @@ def open_store(url: str, *, s3_endpoint_url: str | None = None) -> ObjectStore:
         bucket, _, prefix = url.removeprefix("s3://").partition("/")
         if not bucket:
             raise ConfigError("K4U_STORAGE_URL: s3:// URL names no bucket")
-        return S3Store(bucket, prefix.strip("/"), endpoint_url=s3_endpoint_url)
+        return S3Store(bucket, prefix.strip("/"), endpoint_url=s3_endpoint_url, public_endpoint_url=s3_public_endpoint_url)
     if url.startswith("memory://"):
         from workers.storage.memory import MemoryStore
 

@@ -5,7 +5,8 @@ object's own directory, fsyncs it and `os.replace`s it over the final name, so r
 either the old object or the complete new one. On any failure (TooLarge, an exception from
 the chunk iterator, an OS error) the temp file and any directories this call created are
 removed again. Keys that would escape the root (`..`, absolute paths, symlinks pointing
-outside) are rejected with StorageError.
+outside) are rejected with StorageError. A temp file outlives its put only when the process dies
+mid-write (SIGKILL, OOM): `remove_leftovers` removes those once the maintenance grace has passed.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ import contextlib
 import hashlib
 import os
 import secrets
+import stat
 from collections.abc import Iterable, Iterator
+from datetime import datetime
 from pathlib import Path, PurePosixPath
 
 from models.errors import ConfigError, StorageError, TooLarge
@@ -22,6 +25,7 @@ from workers.storage.base import StoredObject
 
 _READ_CHUNK = 256 * 1024
 _TMP_PREFIX = ".k4u-tmp-"
+_WALK_DEPTH = 8  # directories below the root that remove_leftovers searches
 
 
 class LocalStore:
@@ -133,6 +137,25 @@ class LocalStore:
     def describe(self, key: str) -> str:
         return str(self._path(key))
 
+    def remove_leftovers(self, before: datetime) -> int:
+        """Temp files (`.k4u-tmp-*`, a name no key may have) last written before `before`. The walk
+        follows no symlink and goes at most _WALK_DEPTH directories down (keys are `<job_id>/<index><ext>`)."""
+        cutoff, removed = before.timestamp(), 0
+        for directory, subdirs, files in os.walk(self._root):  # a root never written to yields nothing
+            if len(Path(directory).relative_to(self._root).parts) >= _WALK_DEPTH:
+                subdirs.clear()
+            for name in files:
+                path = Path(directory, name)
+                try:
+                    if name.startswith(_TMP_PREFIX) and _is_stale_file(path, cutoff):
+                        path.unlink()
+                        removed += 1
+                except FileNotFoundError:  # renamed into place or removed meanwhile
+                    continue
+                except OSError as exc:
+                    raise StorageError(f"local cleanup failed for {path}: {exc.strerror or type(exc).__name__}") from exc
+        return removed
+
     def _path(self, key: str) -> Path:
         """The file for `key`, or StorageError when the key is unusable or escapes the root."""
         if not key or "\x00" in key or "\\" in key or key.startswith("/"):
@@ -144,6 +167,12 @@ class LocalStore:
         if not path.resolve().is_relative_to(self._root):
             raise StorageError(f"object key escapes the store root: {key!r}", retryable=False)
         return path
+
+
+def _is_stale_file(path: Path, cutoff: float) -> bool:
+    """A regular file (a symlink is not followed) last modified before `cutoff` (a POSIX time)."""
+    st = path.lstat()
+    return stat.S_ISREG(st.st_mode) and st.st_mtime < cutoff
 
 
 def _makedirs(directory: Path, root: Path) -> list[Path]:

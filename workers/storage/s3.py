@@ -15,6 +15,9 @@ untouched.
 Note that s3transfer calls `read()` from its own submission thread, so the chunk iterator
 is consumed there (sequentially, never concurrently).
 
+A worker killed mid-upload leaves its multipart upload open (parts stored and billed, no object):
+`remove_leftovers` aborts those under our prefix once the maintenance grace has passed.
+
 botocore errors become StorageError with a message built here (operation, location,
 S3 error code, HTTP status) so credentials never reach it.
 """
@@ -24,6 +27,8 @@ from __future__ import annotations
 import contextlib
 import hashlib
 from collections.abc import Iterable, Iterator
+from datetime import datetime
+from typing import Any
 
 import boto3
 from boto3.exceptions import Boto3Error
@@ -116,22 +121,20 @@ class _ChunkReader:
 
 
 class S3Store:
-    """Objects under `s3://bucket/prefix/`. The bucket must already exist."""
+    """Objects under `s3://bucket/prefix/`. The bucket must already exist.
 
-    def __init__(self, bucket: str, prefix: str = "", endpoint_url: str | None = None) -> None:
+    `public_endpoint_url` is where clients outside our network reach the same server (the compose
+    stack's MinIO is `http://minio:9000` inside): presigned URLs are signed by a client configured
+    for it, since a SigV4 signature covers the host. Unset, they name `endpoint_url`.
+    """
+
+    def __init__(self, bucket: str, prefix: str = "", endpoint_url: str | None = None,
+                 public_endpoint_url: str | None = None) -> None:
         self._bucket = bucket
         self._prefix = prefix.strip("/")
         session = boto3.session.Session()
-        config = Config(
-            retries={"mode": "standard", "max_attempts": 5},
-            s3={"addressing_style": "path"} if endpoint_url else {},
-        )
-        self._client = session.client(
-            "s3",
-            endpoint_url=endpoint_url,
-            region_name=session.region_name or "us-east-1",
-            config=config,
-        )
+        self._client = _client(session, endpoint_url)
+        self._presigner = _client(session, public_endpoint_url) if public_endpoint_url else self._client
         self._transfer = TransferConfig(
             multipart_threshold=_PART_SIZE,
             multipart_chunksize=_PART_SIZE,
@@ -183,10 +186,10 @@ class S3Store:
             body.close()  # type: ignore[attr-defined]
 
     def presign(self, key: str, expires_s: int) -> str | None:
+        # An attachment, whatever the stored type: a provider's HTML or SVG never renders from the bucket's origin.
+        params = {"Bucket": self._bucket, "Key": self._full_key(key), "ResponseContentDisposition": "attachment"}
         try:
-            url: str = self._client.generate_presigned_url(
-                "get_object", Params={"Bucket": self._bucket, "Key": self._full_key(key)}, ExpiresIn=expires_s
-            )
+            url: str = self._presigner.generate_presigned_url("get_object", Params=params, ExpiresIn=expires_s)
         except (ClientError, BotoCoreError) as exc:
             raise self._error("presign", key, exc) from exc
         return url
@@ -210,13 +213,28 @@ class S3Store:
     def describe(self, key: str) -> str:
         return f"s3://{self._bucket}/{self._full_key(key)}"
 
+    def remove_leftovers(self, before: datetime) -> int:
+        """Abort the multipart uploads under our prefix initiated before `before` (a worker killed
+        mid-upload never completed nor aborted them; S3 keeps and bills their parts until then)."""
+        prefix = f"{self._prefix}/" if self._prefix else ""
+        removed = 0
+        try:
+            for page in self._client.get_paginator("list_multipart_uploads").paginate(Bucket=self._bucket, Prefix=prefix):
+                for upload in page.get("Uploads", []):
+                    if upload["Initiated"] < before:
+                        self._client.abort_multipart_upload(Bucket=self._bucket, Key=upload["Key"], UploadId=upload["UploadId"])
+                        removed += 1
+        except (ClientError, BotoCoreError) as exc:
+            raise self._error("cleanup", "", exc, where=f"s3://{self._bucket}/{prefix}") from exc
+        return removed
+
     def _full_key(self, key: str) -> str:
         if not key:
             raise StorageError("invalid object key: ''", retryable=False)
         return f"{self._prefix}/{key}" if self._prefix else key
 
-    def _error(self, op: str, key: str, exc: BaseException) -> StorageError:
-        """A StorageError naming the operation and place; never the error's own text."""
+    def _error(self, op: str, key: str, exc: BaseException, *, where: str | None = None) -> StorageError:
+        """A StorageError naming the operation and place (the key's, or `where`); never the error's own text."""
         if isinstance(exc, ClientError):
             status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
             detail = f"{_code(exc)} (HTTP {status})"
@@ -224,7 +242,15 @@ class S3Store:
         else:
             detail = type(exc).__name__
             retryable = not isinstance(exc, (NoCredentialsError, ParamValidationError))
-        return StorageError(f"s3 {op} failed for {self.describe(key)}: {detail}", retryable=retryable)
+        return StorageError(f"s3 {op} failed for {where or self.describe(key)}: {detail}", retryable=retryable)
+
+
+def _client(session: boto3.session.Session, endpoint_url: str | None) -> Any:
+    config = Config(
+        retries={"mode": "standard", "max_attempts": 5},
+        s3={"addressing_style": "path"} if endpoint_url else {},
+    )
+    return session.client("s3", endpoint_url=endpoint_url, region_name=session.region_name or "us-east-1", config=config)
 
 
 def _code(exc: BaseException) -> str:
