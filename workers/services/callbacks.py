@@ -5,9 +5,13 @@ sign their deliveries are verified too when a secret or key set is configured (R
 K4U_REPLICATE_WEBHOOK_SECRET; fal: K4U_FAL_JWKS): a bad signature, a stale timestamp or a replayed
 webhook-id is refused (401) and changes nothing, whatever state the job is in. A delivery's
 webhook-id is recorded in the same transaction that applies it, so one we answered with an error
-is accepted when retried. A notice whose task id or external_task_id matches the job goes through
-the same apply_status as a poll (so duplicates and out-of-order notices change nothing); any
-other notice is only a hint that makes the job due for a poll now.
+is accepted when retried. A signed notice whose task id or external_task_id matches the job goes
+through the same apply_status as a poll (so duplicates and out-of-order notices change nothing).
+
+A notice nothing signs (trust "token": whoever holds the URL can say anything in it) never writes
+the relay's facts itself: its progress alone is recorded; a terminal state or result URLs only
+make the job due for a poll now, and the relay's answer to that poll is what is applied. Any other
+notice is only a hint that makes the job due for a poll now.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from workers.context import Runtime
 from workers.db import rowcount, session_scope
 from workers.dispatch import send_all
 from workers.outcomes import Outcome
-from workers.services.apply import apply_status
+from workers.services.apply import apply_status, reschedule
 from workers.services.submit import adopt_task
 
 log = logging.getLogger("k4u.callbacks")
@@ -49,37 +53,42 @@ def handle_callback(rt: Runtime, provider: str, job_id: str, token: str, headers
         job = jobs.get_job(session, job_id)
         if job is None or job.provider != provider or not hmac.compare_digest(token.encode(), job.callback_token.encode()):
             raise CallbackInvalid("unknown callback URL")
-        task_id, handle = job.provider_task_id, dict(job.provider_handle or {})
-    verdict = _verdict(rt, adapter, provider, headers, body, now, task_id, handle)  # may fetch a key set: outside any transaction
+    verdict = _verdict(rt, adapter, provider, headers, body, now, job.provider_task_id, dict(job.provider_handle or {}))  # may fetch a key set: outside any transaction
+    st = verdict.status or ProviderStatus(None, State.UNKNOWN)
+    signed = verdict.trust == "signed"
     with session_scope(rt.engine) as session:
         job = jobs.get_job(session, job_id)
         assert job is not None  # jobs are never deleted
         if verdict.delivery_id is not None and not _first_receipt(session, provider, verdict.delivery_id, job_id, now):
             raise CallbackInvalid(f"webhook-id {verdict.delivery_id[:80]} was already received (a replay)", code="callback_refused")
-        st = verdict.status or ProviderStatus(None, State.UNKNOWN)
-        matches = st.external_id == jobs.external_id(job) or (st.task_id is not None and st.task_id == job.provider_task_id)
-        if verdict.trust == "hint" or verdict.status is None:
-            matches = False  # only a hint: poll now, polling stays the truth
+        matches = verdict.status is not None and verdict.trust != "hint" and (
+            st.external_id == jobs.external_id(job) or (st.task_id is not None and st.task_id == job.provider_task_id))
+        fu, outcome = [], Outcome.IGNORED
         if job.status == JobStatus.SUBMITTING and adapter.capabilities.callback_reveals_task and _reveals_lost_task(job, st, True):
             # The submission's answer was lost (or has not come back yet): the callback names the task.
             fu = adopt_task(session, job, st.task_id, st, settings=rt.settings, now=now, reason="recovered from the provider's callback",
                             source="callback", payload=body, expect_version=None) or []
             outcome = Outcome.ADOPTED
-        elif job.status == JobStatus.RUNNING and matches:
+        elif job.status == JobStatus.RUNNING and matches and signed:
             fu = apply_status(session, job, st, settings=rt.settings, now=now, source="callback", payload=body)
             outcome = Outcome.APPLIED
+        elif job.status == JobStatus.RUNNING and matches and _progress_only(st):
+            # Unsigned progress: recorded (never lowered), the next poll left where it was.
+            progress = reschedule(job, st, rt.settings, now).progress
+            if progress != job.progress:
+                jobs.set_fields(session, job.id, JobStatus.RUNNING, progress=progress)
+            outcome = Outcome.APPLIED
         elif job.status == JobStatus.RUNNING:
+            # A hint, or an unsigned notice of an end (or result URLs): the relay's answer to a poll now decides.
             jobs.set_fields(session, job.id, JobStatus.RUNNING, next_at=now)
-            fu, outcome = [], Outcome.HINT
+            outcome = Outcome.HINT
         elif job.status == JobStatus.FAILED and job.error_code == "submit_outcome_unknown" and _reveals_lost_task(job, st):
             # The submission's answer was lost and the job failed rather than risk a second charge;
             # the relay now shows that it did create the task. Record it for whoever decides on a retry.
             jobs.set_fields(session, job.id, JobStatus.FAILED, provider_task_id=st.task_id)
             jobs.append_event(session, job, JobStatus.FAILED, JobStatus.FAILED, now=now, payload=body,
                               reason=f"callback: the relay did create task {st.task_id} for this job (it was charged)")
-            fu, outcome = [], Outcome.RECORDED
-        else:
-            fu, outcome = [], Outcome.IGNORED
+            outcome = Outcome.RECORDED
     send_all(rt.dispatcher, fu)
     return outcome
 
@@ -117,6 +126,11 @@ def prune_receipts(session: Session, now: datetime) -> int:
     timestamp and is refused for that."""
     res = session.execute(delete(WebhookReceipt).where(col(WebhookReceipt.received_at) < now - timedelta(seconds=RECEIPT_TTL_S)))
     return rowcount(res)
+
+
+def _progress_only(st: ProviderStatus) -> bool:
+    """An unsigned notice whose word may be recorded as it is: no end, no result URLs."""
+    return st.state in (State.QUEUED, State.RUNNING, State.UNKNOWN) and not st.outputs
 
 
 def _reveals_lost_task(job: Job, st: ProviderStatus, echo_required: bool = False) -> bool:
