@@ -199,9 +199,10 @@ class CallbackInputs:
 
 @dataclass(frozen=True)
 class CallbackVerdict:
-    """A callback read. `trust`: "token" (our per-job URL token authenticates it: applied like a
-    poll), "signed" (its signature verified: applied), "hint" (only makes the job due for a poll);
-    `refused` names why it must be answered 401 and change nothing (bad or stale signature)."""
+    """A callback read. `trust`: "signed" (its signature verified: applied like a poll), "token" (our
+    per-job URL token is its only proof: its progress is recorded, an end or result URLs only make
+    the job due for a poll), "hint" (only makes the job due for a poll); `refused` names why it
+    must be answered 401 and change nothing (bad or stale signature)."""
 
     status: ProviderStatus | None
     trust: str = "token"
@@ -228,7 +229,8 @@ class Operation:
 @dataclass(frozen=True)
 class Capabilities:
     max_batch: int = 1
-    # token: our per-job URL token authenticates the notice, which is applied like a poll;
+    # token: our per-job URL token is the notice's only proof: its progress is recorded, an end or
+    # result URLs only make the job due for a poll now (the relay's answer is applied);
     # hint: the notice only makes the job due for a poll now (polling stays the truth).
     callback_trust: str = "token"
     result_ttl_s: int | None = None

@@ -32,8 +32,9 @@ class Settings(BaseSettings):
     allow_private_urls: bool = Field(False, description="Allow downloads and callbacks to private/loopback addresses")
     replicate_webhook_secret: SecretStr | None = Field(None, description="whsec_... secret of the Replicate account behind "
                                                        "the relay: webhooks must then carry its signature (401 otherwise); unset = a webhook is only a hint to poll")
-    fal_jwks: str | None = Field(None, description="fal's webhook key set (JWKS), a file path or an https URL: deliveries must "
-                                 "then carry a valid Ed25519 signature (401 otherwise); unset = a webhook is only a hint to poll")
+    fal_jwks: str | None = Field(None, description="fal's webhook key set (JWKS), a file path or an https URL (http:// only to a "
+                                 "loopback host with K4U_ALLOW_PRIVATE_URLS): deliveries must then carry a valid Ed25519 signature "
+                                 "(401 otherwise); unset = a webhook is only a hint to poll")
     relay_max_body_bytes: int = Field(64 * 1024**2, ge=1024, description="Largest relay answer read (a result JSON with inline "
                                       "data: files included); beyond it the answer is unreadable")
 
@@ -171,6 +172,14 @@ class Settings(BaseSettings):
     def _leftovers_outlast_downloads(self) -> Settings:
         if self.storage_leftover_grace_s <= self.download_timeout_s:  # else a slow download's temp file could go
             raise ValueError("K4U_STORAGE_LEFTOVER_GRACE_S must be longer than K4U_DOWNLOAD_TIMEOUT_S")
+        return self
+
+    @model_validator(mode="after")
+    def _fal_jwks_source(self) -> Settings:
+        from workers.keysets import check_source
+
+        if self.fal_jwks:
+            check_source(self.fal_jwks, allow_private=self.allow_private_urls)  # ValueError names K4U_FAL_JWKS
         return self
 
     @model_validator(mode="after")

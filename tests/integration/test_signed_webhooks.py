@@ -2,30 +2,43 @@
 Webhooks (K4U_REPLICATE_WEBHOOK_SECRET) and fal's Ed25519 + JWKS (K4U_FAL_JWKS). Forged, stale and
 replayed deliveries are refused and change nothing, even after the job finished; a delivery we
 failed to apply is accepted when retried; a flood signed by an unknown key causes at most one key
-set fetch a minute; without a secret or key set a delivery is only a hint to poll."""
+set fetch a minute; a key set served gzipped is decoded (and a gzip bomb refused without inflating
+it); a key set URL is https (http only to loopback with K4U_ALLOW_PRIVATE_URLS); without a secret
+or key set a delivery is only a hint to poll."""
 
 from __future__ import annotations
 
 import base64
+import gzip
 import json
+import tracemalloc
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from pydantic import ValidationError
+from starlette.applications import Starlette
+from starlette.middleware.gzip import GZipMiddleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
 from models.errors import CallbackInvalid
 from models.status import JobStatus
 from models.tables import Job, WebhookReceipt
 from providers.webhooks import fal_message, sign
 from tests.conftest import Sim
+from tests.servers import serve
 from workers.db import session_scope
 from workers.keysets import KeySet
 from workers.services import callbacks
 from workers.services.callbacks import handle_callback
+from workers.settings import Settings, describe_errors
 
 SECRET = "whsec_" + base64.b64encode(b"replicate-test-secret-24b").decode()
 
@@ -119,6 +132,17 @@ def fal_keys(tmp_path: Path) -> tuple[Ed25519PrivateKey, Path]:
     return key, path
 
 
+def key_set_host(body: bytes, headers: dict[str, str] | None = None, *, gzips: bool = False) -> Starlette:
+    """A host serving `body` at /jwks.json, compressing what it sends when `gzips` (as CDNs do)."""
+    def jwks(request: Request) -> Response:
+        return Response(body, media_type="application/json", headers=headers)
+
+    app = Starlette(routes=[Route("/jwks.json", jwks)])
+    if gzips:
+        app.add_middleware(GZipMiddleware, minimum_size=0)
+    return app
+
+
 def fal_delivery(key: Ed25519PrivateKey, request_id: str, ts: int, status: str = "OK") -> tuple[dict[str, str], bytes]:
     body = json.dumps({"request_id": request_id, "gateway_request_id": "gw-" + request_id, "status": status,
                        "payload": {"images": [{"url": "https://v3.fal.media/files/x.png", "content_type": "image/png"}]} if status == "OK" else {"detail": "boom"},
@@ -164,3 +188,44 @@ def test_fal_matches_request_id_and_hint_without_keys(engine_factory, sim: Sim, 
     headers, body = fal_delivery(key, "r-2", int(d.rt.clock().timestamp()))
     assert handle_callback(d.rt, "fal", job.id, "tok", headers, body) == "hint"
     assert status_of(d, job.id) == "running"
+
+
+def test_fal_key_set_from_a_gzipping_host_verifies_webhooks(engine_factory, sim: Sim, fal_keys: tuple[Ed25519PrivateKey, Path]) -> None:  # type: ignore[no-untyped-def]
+    key, path = fal_keys
+    with serve(key_set_host(path.read_bytes(), gzips=True)) as host:
+        url = f"{host}/jwks.json"
+        assert httpx.get(url, headers={"accept-encoding": "gzip"}).headers.get("content-encoding") == "gzip"
+        d = engine_factory(fal_jwks=url)
+        job = running_job(d, "fal", "r-gz", "queue")
+        headers, body = fal_delivery(key, "r-gz", int(d.rt.clock().timestamp()))
+        assert handle_callback(d.rt, "fal", job.id, "tok", headers, body) == "applied"
+    assert status_of(d, job.id) == "downloading"
+    assert d.rt.fal_keys is not None and len(d.rt.fal_keys.keys()) == 1
+
+
+def test_a_gzip_bomb_key_set_is_refused_without_being_inflated(fal_keys: tuple[Ed25519PrivateKey, Path]) -> None:
+    _, path = fal_keys
+    padded = json.loads(path.read_text()) | {"padding": " " * (32 * 1024**2)}  # valid JSON, 32 MiB; about 32 KiB gzipped
+    bomb = gzip.compress(json.dumps(padded).encode())
+    with serve(key_set_host(bomb, {"content-encoding": "gzip"})) as host:
+        keys = KeySet(f"{host}/jwks.json", allow_private=True)
+        tracemalloc.start()
+        try:
+            assert keys.keys() == [], "a key set over 64 KiB decoded is refused"
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+    assert peak < 4 * 1024**2, f"reading the bomb took {peak} bytes"
+
+
+def test_a_key_set_url_is_https_unless_loopback_and_private_urls_allowed() -> None:
+    for value, allow_private in (("http://keys.example.com/jwks.json", False), ("http://keys.example.com/jwks.json", True),
+                                 ("http://127.0.0.1:9/jwks.json", False)):
+        with pytest.raises(ValidationError) as exc:
+            Settings(fal_jwks=value, allow_private_urls=allow_private)
+        assert "K4U_FAL_JWKS" in describe_errors(exc.value) and "https" in describe_errors(exc.value)
+        with pytest.raises(ValueError, match="https"):
+            KeySet(value, allow_private=allow_private)
+    assert Settings(fal_jwks="https://keys.example.com/jwks.json").fal_jwks
+    assert Settings(fal_jwks="http://127.0.0.1:9/jwks.json", allow_private_urls=True).fal_jwks
+    assert Settings(fal_jwks="/etc/k4u/fal-jwks.json").fal_jwks

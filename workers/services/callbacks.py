@@ -5,15 +5,22 @@ sign their deliveries are verified too when a secret or key set is configured (R
 K4U_REPLICATE_WEBHOOK_SECRET; fal: K4U_FAL_JWKS): a bad signature, a stale timestamp or a replayed
 webhook-id is refused (401) and changes nothing, whatever state the job is in. A delivery's
 webhook-id is recorded in the same transaction that applies it, so one we answered with an error
-is accepted when retried. A notice whose task id or external_task_id matches the job goes through
-the same apply_status as a poll (so duplicates and out-of-order notices change nothing); any
-other notice is only a hint that makes the job due for a poll now.
+is accepted when retried. A signed notice whose task id or external_task_id matches the job goes
+through the same apply_status as a poll (so duplicates and out-of-order notices change nothing).
+
+A notice nothing signs (trust "token": whoever holds the URL can say anything in it) never writes
+the relay's facts itself: its progress alone is recorded; a terminal state or result URLs only
+make the job due for a poll now, and the relay's answer to that poll is what is applied. A notice
+naming the task of a job that has none (a lost submit answer) is checked with the relay, through
+the adapter's poll of that task, before the task is adopted or recorded. Any other notice is
+only a hint that makes the job due for a poll now.
 """
 
 from __future__ import annotations
 
 import hmac
 import logging
+import re
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
@@ -22,21 +29,24 @@ from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
-from models.errors import CallbackInvalid, ProviderProtocolError
+from models.errors import CallbackInvalid, ProviderProtocolError, ProviderUnavailable
 from models.status import JobStatus
 from models.tables import Job, WebhookReceipt
-from providers.base import Adapter, CallbackVerdict, ProviderStatus, State
+from providers.base import Adapter, CallbackVerdict, PollTarget, ProviderStatus, State
 from providers.registry import UnknownProvider, get_adapter
 from workers import jobs
 from workers.context import Runtime
 from workers.db import rowcount, session_scope
 from workers.dispatch import send_all
+from workers.flows import run_flow
 from workers.outcomes import Outcome
-from workers.services.apply import apply_status
+from workers.services.apply import apply_status, reschedule
 from workers.services.submit import adopt_task
 
 log = logging.getLogger("k4u.callbacks")
 RECEIPT_TTL_S = 3600.0
+# A task id a notice names is asked about (in a relay path) and stored (200 characters) only if it looks like one.
+_TASK_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}")
 
 
 def handle_callback(rt: Runtime, provider: str, job_id: str, token: str, headers: Mapping[str, str], body: bytes) -> Outcome:
@@ -49,37 +59,49 @@ def handle_callback(rt: Runtime, provider: str, job_id: str, token: str, headers
         job = jobs.get_job(session, job_id)
         if job is None or job.provider != provider or not hmac.compare_digest(token.encode(), job.callback_token.encode()):
             raise CallbackInvalid("unknown callback URL")
-        task_id, handle = job.provider_task_id, dict(job.provider_handle or {})
-    verdict = _verdict(rt, adapter, provider, headers, body, now, task_id, handle)  # may fetch a key set: outside any transaction
+    verdict = _verdict(rt, adapter, provider, headers, body, now, job.provider_task_id, dict(job.provider_handle or {}))  # may fetch a key set: outside any transaction
+    st = verdict.status or ProviderStatus(None, State.UNKNOWN)
+    signed = verdict.trust == "signed"
+    # An unsigned notice naming the task of a job that has none is only a reason to ask the relay about that task.
+    checked = _ask_relay(rt, adapter, job, st) if not signed and _names_lost_task(adapter, job, st) else None
     with session_scope(rt.engine) as session:
         job = jobs.get_job(session, job_id)
         assert job is not None  # jobs are never deleted
         if verdict.delivery_id is not None and not _first_receipt(session, provider, verdict.delivery_id, job_id, now):
             raise CallbackInvalid(f"webhook-id {verdict.delivery_id[:80]} was already received (a replay)", code="callback_refused")
-        st = verdict.status or ProviderStatus(None, State.UNKNOWN)
-        matches = st.external_id == jobs.external_id(job) or (st.task_id is not None and st.task_id == job.provider_task_id)
-        if verdict.trust == "hint" or verdict.status is None:
-            matches = False  # only a hint: poll now, polling stays the truth
-        if job.status == JobStatus.SUBMITTING and adapter.capabilities.callback_reveals_task and _reveals_lost_task(job, st, True):
-            # The submission's answer was lost (or has not come back yet): the callback names the task.
-            fu = adopt_task(session, job, st.task_id, st, settings=rt.settings, now=now, reason="recovered from the provider's callback",
-                            source="callback", payload=body, expect_version=None) or []
-            outcome = Outcome.ADOPTED
-        elif job.status == JobStatus.RUNNING and matches:
+        matches = verdict.status is not None and verdict.trust != "hint" and (
+            st.external_id == jobs.external_id(job) or (st.task_id is not None and st.task_id == job.provider_task_id))
+        fu, outcome = [], Outcome.IGNORED
+        if _names_lost_task(adapter, job, st):
+            # The submission's answer was lost: the notice names the task the relay made for it.
+            confirmed, payload = (st, body) if signed else checked or (None, body)
+            if confirmed is None:
+                named = st.task_id if _TASK_ID.fullmatch(st.task_id or "") else "with a malformed id"
+                jobs.append_event(session, job, JobStatus(job.status), JobStatus(job.status), now=now, payload=body,
+                                  reason=f"callback: ignored an unverified hint naming task {named}: the relay did not confirm it as this job's task")
+            elif job.status == JobStatus.SUBMITTING:  # its task is adopted, with the status the relay gave
+                fu = adopt_task(session, job, confirmed.task_id, confirmed, settings=rt.settings, now=now, payload=payload, expect_version=None,
+                                reason="recovered from the provider's callback" + ("" if signed else " (confirmed by the relay)"),
+                                source="callback" if signed else "poll") or []
+                outcome = Outcome.ADOPTED
+            else:  # it failed rather than risk a second charge: record the task for whoever decides on a retry
+                jobs.set_fields(session, job.id, JobStatus.FAILED, provider_task_id=confirmed.task_id)
+                jobs.append_event(session, job, JobStatus.FAILED, JobStatus.FAILED, now=now, payload=payload,
+                                  reason=f"callback: the relay did create task {confirmed.task_id} for this job (it was charged)")
+                outcome = Outcome.RECORDED
+        elif job.status == JobStatus.RUNNING and matches and signed:
             fu = apply_status(session, job, st, settings=rt.settings, now=now, source="callback", payload=body)
             outcome = Outcome.APPLIED
+        elif job.status == JobStatus.RUNNING and matches and _progress_only(st):
+            # Unsigned progress: recorded (never lowered), the next poll left where it was.
+            progress = reschedule(job, st, rt.settings, now).progress
+            if progress != job.progress:
+                jobs.set_fields(session, job.id, JobStatus.RUNNING, progress=progress)
+            outcome = Outcome.APPLIED
         elif job.status == JobStatus.RUNNING:
+            # A hint, or an unsigned notice of an end (or result URLs): the relay's answer to a poll now decides.
             jobs.set_fields(session, job.id, JobStatus.RUNNING, next_at=now)
-            fu, outcome = [], Outcome.HINT
-        elif job.status == JobStatus.FAILED and job.error_code == "submit_outcome_unknown" and _reveals_lost_task(job, st):
-            # The submission's answer was lost and the job failed rather than risk a second charge;
-            # the relay now shows that it did create the task. Record it for whoever decides on a retry.
-            jobs.set_fields(session, job.id, JobStatus.FAILED, provider_task_id=st.task_id)
-            jobs.append_event(session, job, JobStatus.FAILED, JobStatus.FAILED, now=now, payload=body,
-                              reason=f"callback: the relay did create task {st.task_id} for this job (it was charged)")
-            fu, outcome = [], Outcome.RECORDED
-        else:
-            fu, outcome = [], Outcome.IGNORED
+            outcome = Outcome.HINT
     send_all(rt.dispatcher, fu)
     return outcome
 
@@ -119,11 +141,36 @@ def prune_receipts(session: Session, now: datetime) -> int:
     return rowcount(res)
 
 
-def _reveals_lost_task(job: Job, st: ProviderStatus, echo_required: bool = False) -> bool:
-    """The notice names a task for a job that has none recorded; to adopt it (not just note it) the
-    notice must echo this attempt's external id."""
+def _progress_only(st: ProviderStatus) -> bool:
+    """An unsigned notice whose word may be recorded as it is: no end, no result URLs."""
+    return st.state in (State.QUEUED, State.RUNNING, State.UNKNOWN) and not st.outputs
+
+
+def _names_lost_task(adapter: Adapter, job: Job, st: ProviderStatus) -> bool:
+    """The notice names a task for a job whose submit answer was lost: one waiting for its callback
+    to reveal it (the notice must echo this attempt's external id), or one that failed
+    submit_outcome_unknown (the echo, if any, must be this attempt's)."""
     if job.provider_task_id is not None or st.task_id is None:
         return False
-    if echo_required:
+    if job.status == JobStatus.SUBMITTING and adapter.capabilities.callback_reveals_task:
         return st.external_id == jobs.external_id(job)
-    return st.external_id in (None, jobs.external_id(job))
+    if job.status == JobStatus.FAILED and job.error_code == "submit_outcome_unknown":
+        return st.external_id in (None, jobs.external_id(job))
+    return False
+
+
+def _ask_relay(rt: Runtime, adapter: Adapter, job: Job, st: ProviderStatus) -> tuple[ProviderStatus, bytes] | None:
+    """The relay's status of the task an unsigned notice names (the adapter's poll of that task id)
+    and its answer's body, when the relay knows it as this job's task; None when it does not, or
+    cannot be asked now."""
+    if st.task_id is None or not _TASK_ID.fullmatch(st.task_id):
+        return None
+    target = PollTarget(job.id, st.task_id, job.operation, job.provider_handle or {}, job.input)
+    bodies: list[bytes] = []
+    try:
+        statuses = run_flow(rt.relay, adapter.poll([target], batch=False), f"{job.provider}.poll", bodies)
+    except (ProviderUnavailable, ProviderProtocolError, ValueError) as exc:
+        log.warning("could not check task %s named by a callback for job %s: %s", st.task_id, job.id, exc)
+        return None
+    found = next((s for s in statuses if s.task_id == st.task_id and _names_lost_task(adapter, job, s)), None)
+    return (found, bodies[-1]) if found is not None else None
