@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from models.errors import ConfigError
+from workers.logs import quiet_http_clients
 from workers.settings import Settings, describe_errors, get_settings
 
 app = typer.Typer(help="Key4U Jobs: durable jobs for the Key4U relay.", no_args_is_help=True, add_completion=False)
@@ -44,6 +45,7 @@ def load_settings() -> Settings:
 
 def _logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    quiet_http_clients()  # httpx logs full URLs, query strings included, at INFO
 
 
 def _need_redis(settings: Settings) -> None:
