@@ -1,9 +1,12 @@
-"""Access-log redaction: provider callback URLs carry a per-job token, which never reaches a log."""
+"""Access-log redaction: provider callback URLs carry a per-job token, which never reaches a log.
+Outbound URLs neither: install() also keeps httpx's request lines out (workers.logs)."""
 
 from __future__ import annotations
 
 import logging
 import re
+
+from workers.logs import quiet_http_clients
 
 _WEBHOOK = re.compile(r"(/v1/webhooks/[^/\s]+/[^/\s]+/)[^/\s?]+")
 
@@ -22,6 +25,7 @@ class RedactTokens(logging.Filter):
 
 
 def install() -> None:
+    quiet_http_clients()
     logger = logging.getLogger("uvicorn.access")
     if not any(isinstance(f, RedactTokens) for f in logger.filters):
         logger.addFilter(RedactTokens())

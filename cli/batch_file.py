@@ -121,6 +121,9 @@ def _csv_rows(text: str) -> tuple[list[tuple[int, dict[str, Any]]], list[LineErr
                               "and input or input.<field> columns)")]
     if "input" in header and any(h.startswith("input.") for h in header):
         return [], [LineError(1, "input", "use either an input column (JSON) or input.<field> columns, not both")]
+    clash = _clashing(header)
+    if clash:
+        return [], [clash]
     rows, errors = [], []
     start = reader.line_num + 1
     for row in reader:
@@ -153,6 +156,22 @@ def _csv_rows(text: str) -> tuple[list[tuple[int, dict[str, Any]]], list[LineErr
     return rows, errors
 
 
+def _clashing(header: list[str]) -> LineError | None:
+    """A column given twice, or one naming a field inside another's (input.x and input.x.y): the
+    field would be both a value and an object."""
+    columns = set()
+    for h in header:
+        if h in columns:
+            return LineError(1, h, "the column appears twice in the header")
+        columns.add(h)
+    for h in header:
+        parts = h.split(".")
+        for outer in (".".join(parts[:i]) for i in range(2, len(parts))):
+            if outer in columns:
+                return LineError(1, h, f"conflicts with the column {outer}: {outer} cannot be both a value and an object; keep one of them")
+    return None
+
+
 def check(body: dict[str, Any]) -> tuple[str, str] | None:
     """(field, message) of the first problem the API would answer 422 for, or None."""
     try:
@@ -172,10 +191,19 @@ def check(body: dict[str, Any]) -> tuple[str, str] | None:
 
 
 RESULT_FIELDS = ("line", "job_id", "status", "files", "sha256", "downloaded", "error_code", "error_message")
+# A spreadsheet runs a cell starting with one of these as a formula (OWASP, CSV injection).
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _csv_cell(value: Any) -> Any:
+    """A results value as a CSV cell: lists joined by spaces, None empty, and text a spreadsheet
+    would run as a formula (relay error text is anyone's) prefixed with a single quote."""
+    value = " ".join(value) if isinstance(value, list) else "" if value is None else value
+    return "'" + value if isinstance(value, str) and value.startswith(FORMULA_START) else value
 
 
 def write_results(path: Path, rows: list[dict[str, Any]]) -> None:
-    """JSONL, or CSV when path ends in .csv (lists joined by spaces); temp file + rename, so a reader
+    """JSONL, or CSV when path ends in .csv (cells by _csv_cell); temp file + rename, so a reader
     (or a Ctrl-C) never sees half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
@@ -185,7 +213,7 @@ def write_results(path: Path, rows: list[dict[str, Any]]) -> None:
                 w = csv.DictWriter(f, fieldnames=RESULT_FIELDS)
                 w.writeheader()
                 for r in rows:
-                    w.writerow({k: " ".join(v) if isinstance(v, list) else ("" if v is None else v) for k, v in r.items()})
+                    w.writerow({k: _csv_cell(v) for k, v in r.items()})
             else:
                 for r in rows:
                     f.write(json.dumps(r, ensure_ascii=False) + "\n")

@@ -12,8 +12,10 @@ from typing import Annotated
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 
 from models.errors import ConfigError
+from workers.logs import quiet_http_clients
 from workers.settings import Settings, describe_errors, get_settings
 
 app = typer.Typer(help="Key4U Jobs: durable jobs for the Key4U relay.", no_args_is_help=True, add_completion=False)
@@ -43,6 +45,7 @@ def load_settings() -> Settings:
 
 def _logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    quiet_http_clients()  # httpx logs full URLs, query strings included, at INFO
 
 
 def _need_redis(settings: Settings) -> None:
@@ -217,7 +220,7 @@ def dev(host: str = "127.0.0.1", port: int = 8000,
     except KeyboardInterrupt:
         err.print("stopping...")
     except (RuntimeError, ConfigError) as exc:
-        err.print(f"[red]{exc}[/red]")
+        err.print(f"[red]{escape(str(exc))}[/red]")
         code = 1
     finally:
         sup.stop()

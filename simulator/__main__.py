@@ -40,6 +40,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    for name in ("httpx", "httpcore"):  # their INFO lines are whole callback URLs, tokens included
+        logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLogger().level))
     config = SimConfig(
         envelope=args.envelope,
         queue_s=args.queue_s,

@@ -185,7 +185,7 @@ class CallbackDispatcher:
         except Exception as exc:  # delivery problems are the receiver's
             entry["ok"] = False
             entry["error"] = f"{type(exc).__name__}: {exc}"
-            log.warning("callback to %s for task %s failed: %s", delivery.url, delivery.task_id, exc)
+            log.warning("callback to %s for task %s failed: %s", signed_hooks.host_of(delivery.url), delivery.task_id, exc)
         self.state.callbacks_sent += 1
         if not entry["ok"]:
             self.state.callbacks_failed += 1

@@ -33,6 +33,7 @@ import string
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -59,6 +60,14 @@ class SignedDelivery:
     delivery_id: str  # the same on every retry
     sign: Signer
     retry_on: Callable[[int], bool]  # whether an answer with this HTTP status is tried again
+
+
+def host_of(url: str) -> str:
+    """host[:port] of a callback URL, for a log line: its path and query carry the receiver's token."""
+    try:
+        return urlsplit(url).netloc.rpartition("@")[2] or "?"
+    except ValueError:
+        return "?"
 
 
 def _hmac_key(secret: str) -> bytes:
@@ -165,7 +174,7 @@ async def post(client: httpx.AsyncClient, d: SignedDelivery, state: SimState) ->
             again = d.retry_on(response.status_code)
         except Exception as exc:  # the receiver's problem; retried like a 5xx
             entry["ok"], entry["error"] = False, f"{type(exc).__name__}: {exc}"
-            log.warning("%s webhook to %s for %s failed: %s", d.family, d.url, d.task_id, exc)
+            log.warning("%s webhook to %s for %s failed: %s", d.family, host_of(d.url), d.task_id, exc)
             again = True
         state.callbacks_sent += 1
         if not entry["ok"]:

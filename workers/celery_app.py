@@ -8,13 +8,26 @@ stopped by DB attempt counters, not by the broker.
 
 from __future__ import annotations
 
+from typing import Any
+
 from celery import Celery
+from celery.signals import after_setup_logger
 from kombu.entity import Queue  # where kombu defines it: its package root re-exports lazily, invisible to mypy
 
 from workers.dispatch import CLEAN_STORE, MAINTAIN, QUEUES, TICK
+from workers.logs import quiet_http_clients
 from workers.settings import Settings
 
 app = Celery("k4u", include=["tasks.jobs"])
+
+
+def _quiet_http_clients(**_: Any) -> None:
+    """Celery has set up a worker's or the beat's logging (root at --loglevel): httpx's request
+    lines, full URLs with their query strings, stay out of it."""
+    quiet_http_clients()
+
+
+after_setup_logger.connect(_quiet_http_clients, weak=False)
 
 
 def configure(celery: Celery, settings: Settings) -> Celery:
