@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from api.openmode import trusted_host
 from models.errors import JobNotFound
 from workers.context import Runtime
 
@@ -40,9 +41,16 @@ async def require_token(rt: RuntimeDep, creds: Annotated[HTTPAuthorizationCreden
 
 
 def link_base(request: Request) -> str:
-    """Where the links we hand out point: K4U_PUBLIC_URL, else the URL this request came to."""
+    """Where the links we hand out (`status_url`, `Location`, the tools document's server) point:
+    K4U_PUBLIC_URL; else the URL this request came to when its Host names this machine (localhost,
+    127.x, [::1]); else the address the connection reached us at. Never another Host name, which
+    anyone can send (a DNS-rebinding page, a poisoned cache) and would turn our links into theirs."""
     rt: Runtime = request.app.state.runtime
-    return rt.settings.public_url or str(request.base_url).rstrip("/")
+    if rt.settings.public_url:
+        return rt.settings.public_url
+    host = request.headers.get("host")
+    trusted = request if host is None or trusted_host(host) else Request({**request.scope, "headers": []})  # no Host: scope["server"]
+    return str(trusted.base_url).rstrip("/")
 
 
 async def base_url(request: Request) -> str:

@@ -1,10 +1,14 @@
-"""Request bounds enforced before routing, auth and parsing: body size and JSON nesting depth.
+"""Request bounds enforced before routing, auth and parsing: body size, JSON nesting depth and type.
 
 `BodyLimits` is a pure ASGI middleware. It refuses a declared `Content-Length` over the cap with
 413 before reading anything, and counts the bytes of a streamed (chunked) body, answering 413 as
 soon as the count passes the cap without reading further. A body within the cap is handed on
 whole; one that looks like JSON is scanned first (brackets outside strings) and refused with 422
-when nested deeper than `MAX_JSON_DEPTH`, before any `json.loads` can recurse that deep.
+when nested deeper than `MAX_JSON_DEPTH`, before any `json.loads` can recurse that deep. A
+request that changes state (POST, PUT, PATCH, DELETE) with a body must then declare it JSON
+(`application/json` or `application/*+json`), else 415: a web page can send a text/plain or typeless
+body cross-site without a CORS preflight, so only JSON keeps such a page out. Provider webhooks
+(`WEBHOOKS`) come with the providers' own types and are exempt.
 It also sets the per-request size caps that `JobCreate` checks `input` and `metadata` against.
 """
 
@@ -15,6 +19,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from models.schemas import SizeLimits, size_limits
@@ -22,13 +27,16 @@ from workers.settings import Settings
 
 MAX_JSON_DEPTH = 64
 
+WEBHOOKS = "/v1/webhooks/"  # called by the providers, with their own content types
+_CHANGES_STATE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
 _TOKEN = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]', re.DOTALL)
 
 
 def body_caps(settings: Settings) -> dict[str, int]:
     """Per-path-prefix caps (longest prefix wins); every other path gets K4U_MAX_BODY_BYTES.
     A route that needs its own cap (e.g. a batch submit) adds its prefix here."""
-    return {"/v1/jobs": settings.max_body_bytes, "/v1/webhooks/": settings.max_body_bytes,
+    return {"/v1/jobs": settings.max_body_bytes, WEBHOOKS: settings.max_body_bytes,
             "/v1/batches": settings.max_batch_body_bytes}
 
 
@@ -58,6 +66,12 @@ def too_deep(body: bytes, limit: int = MAX_JSON_DEPTH) -> str | None:
             if depth == 1:
                 key = None
     return None
+
+
+def is_json(content_type: str) -> bool:
+    """application/json or a JSON-based type (application/*+json), parameters such as charset aside."""
+    media = content_type.partition(";")[0].strip().lower()
+    return media == "application/json" or media.startswith("application/") and media.endswith("+json")
 
 
 def _field_name(key: bytes | None) -> str:
@@ -93,10 +107,10 @@ class BodyLimits:
         declared = [v for k, v in scope.get("headers", []) if k.lower() == b"content-length"]
         if declared:
             if len(declared) > 1 or not declared[0].strip().isdigit():
-                await _answer(send, 400, {"detail": "invalid Content-Length header"})
+                await answer(send, 400, {"detail": "invalid Content-Length header"})
                 return
             if int(declared[0]) > cap:
-                await _answer(send, 413, _too_large(cap, scope.get("path", "")))
+                await answer(send, 413, _too_large(cap, scope.get("path", "")))
                 return
         chunks: list[bytes] = []
         total, more = 0, True
@@ -107,7 +121,7 @@ class BodyLimits:
             chunk = message.get("body", b"")
             total += len(chunk)
             if total > cap:
-                await _answer(send, 413, _too_large(cap, scope.get("path", "")))
+                await answer(send, 413, _too_large(cap, scope.get("path", "")))
                 return
             chunks.append(chunk)
             more = message.get("more_body", False)
@@ -115,9 +129,13 @@ class BodyLimits:
         if body.lstrip()[:1] in (b"{", b"["):
             field = too_deep(body, self.max_depth)
             if field is not None:
-                await _answer(send, 422, {"detail": [{"loc": ["body", field], "type": "value_error",
+                await answer(send, 422, {"detail": [{"loc": ["body", field], "type": "value_error",
                                                       "msg": f"JSON nested deeper than {self.max_depth} levels"}]})
                 return
+        if body and scope.get("method") in _CHANGES_STATE and not scope.get("path", "").startswith(WEBHOOKS) \
+                and not is_json(Headers(scope=scope).get("content-type", "")):
+            await answer(send, 415, {"detail": "the request body must be JSON, sent with Content-Type: application/json"})
+            return
 
         replayed = False
 
@@ -140,7 +158,7 @@ def _too_large(cap: int, path: str) -> dict[str, Any]:
     return {"detail": f"request body is larger than the limit of {cap} bytes ({name})", "limit_bytes": cap}
 
 
-async def _answer(send: Send, status: int, content: dict[str, Any]) -> None:
+async def answer(send: Send, status: int, content: dict[str, Any]) -> None:
     body = json.dumps(content).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     if status == 413:

@@ -13,6 +13,7 @@ from prometheus_client import CollectorRegistry
 
 from api import errors, logs
 from api.limits import BodyLimits, body_caps
+from api.openmode import LoopbackOnly
 from api.routes import batches, health, jobs, providers, tools, ui, webhooks
 from models.schemas import SizeLimits
 from workers.context import Runtime, build_runtime
@@ -65,10 +66,13 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     errors.install(app)
     app.add_middleware(BodyLimits, default_cap=settings.max_body_bytes, caps=body_caps(settings),
                        sizes=SizeLimits(settings.max_input_bytes, settings.max_metadata_bytes))
+    if not settings.tokens and not settings.allow_open_api:
+        app.add_middleware(LoopbackOnly)  # outermost: a request from elsewhere is refused before its body is read
     logs.install()
     for r in (jobs.router, batches.router, providers.router, webhooks.router, tools.router, health.router):
         app.include_router(r)
     ui.install(app)
     if not settings.tokens:
-        log.warning("K4U_API_TOKENS is not set: the API accepts requests without a token")
+        log.warning("K4U_API_TOKENS is not set: the API accepts requests without a token%s",
+                    "" if settings.allow_open_api else " (from loopback clients under a loopback Host name only)")
     return app

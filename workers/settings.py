@@ -24,8 +24,10 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(None, description="Broker URL; unset = bundled Redis under `k4u dev`")
     storage_url: str = Field("file://./data/objects", description="file://dir, s3://bucket/prefix")
     s3_endpoint_url: str | None = Field(None, description="S3-compatible endpoint (MinIO, R2...)")
-    public_url: str | None = Field(None, description="External base URL of our API for provider callbacks")
-    api_tokens: SecretStr | None = Field(None, description="Comma-separated bearer tokens for our API; unset = open (dev)")
+    public_url: str | None = Field(None, description="External base URL of our API: provider callbacks, and the base of the links "
+                                   "we hand out (unset: a loopback Host the request named, else the address it reached)")
+    api_tokens: SecretStr | None = Field(None, description="Comma-separated bearer tokens for our API; unset = open (dev): "
+                                         "only loopback clients under a loopback Host name are served")
     webhook_secret: SecretStr | None = Field(None, description="whsec_... key that signs our notifications")
     allow_private_urls: bool = Field(False, description="Allow downloads and callbacks to private/loopback addresses")
     replicate_webhook_secret: SecretStr | None = Field(None, description="whsec_... secret of the Replicate account behind "
@@ -74,7 +76,8 @@ class Settings(BaseSettings):
     worker_concurrency: int = Field(4, ge=1)
     download_concurrency: int = Field(16, ge=1, description="Threads of the download worker (its own pool and queue)")
     notify_concurrency: int = Field(32, ge=1, description="Threads of the notification worker (its own pool and queue)")
-    allow_open_api: bool = Field(False, description="Let `k4u api` listen on a non-loopback address without K4U_API_TOKENS")
+    allow_open_api: bool = Field(False, description="Let `k4u api` listen on a non-loopback address without K4U_API_TOKENS, and "
+                                 "the open API serve any client and Host name (behind a gateway that authenticates)")
     submit_rate_limits: str | None = Field(None, description='Submits per provider, shared by all workers: "kling=5/second,*=20/second"')
     max_in_flight: str | None = Field(None, description='Jobs submitting or running per provider: "kling=50,*=500"')
     api_url: str | None = Field(None, description="CLI commands on jobs (`k4u retry`...) talk to this running API; unset = the local database")

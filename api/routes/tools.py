@@ -3,7 +3,8 @@
 Those platforms treat any status but 200 as a failure (Coze), cut a call at about 60 s (Dify) or
 3 minutes (Coze), and take only scalar query and header parameters. So every answer here is HTTP
 200 with one flat JSON object, `{ok, job, error}`, business errors included; `input` may be a JSON
-object or a string holding one; `wait` long-polls at most 50 s. The tools' own OpenAPI 3.0.3
+object or a string holding one; `wait` long-polls at most 50 s. (A body not declared JSON is
+refused 415 before it gets here, `api.limits`: the platforms send JSON, a cross-site page cannot.) The tools' own OpenAPI 3.0.3
 document, with every output field declared and descriptions written for a model choosing a tool,
 is `GET /v1/tools/openapi.json` (`api.tools_openapi`).
 """

@@ -228,7 +228,7 @@ def test_header_with_control_characters_is_422(db_url: str, sim: Sim, tmp_path: 
     app = create_app(make_settings(db_url, sim.url, tmp_path), dispatcher=RecordingDispatcher())
 
     async def call() -> httpx.Response:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://localhost") as c:
             return await c.post("/v1/jobs", json=GOOD, headers=[(b"Idempotency-Key", b"row\x0042")])
 
     r = asyncio.run(call())
