@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 import redis as redis_lib
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
+from fastapi_offline import FastAPIOffline
 from prometheus_client import CollectorRegistry
 
 from api import errors, logs
@@ -51,8 +52,10 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         if close is not None:  # the submits still gathered go out before the process ends
             await run_in_threadpool(close)
 
-    app = FastAPI(title="Key4U Jobs", version="0.1.0", lifespan=lifespan,
-                  description="Durable jobs for the Key4U relay: POST a job, get an id and a status_url at once.")
+    # /docs and /redoc with Swagger UI and ReDoc from the package (under /static-offline-docs), not a
+    # CDN: a script from elsewhere on this origin could read the token the gallery keeps here.
+    app = FastAPIOffline(title="Key4U Jobs", version="0.1.0", lifespan=lifespan,
+                         description="Durable jobs for the Key4U relay: POST a job, get an id and a status_url at once.")
     app.state.runtime = runtime
     app.state.redis = redis_lib.Redis.from_url(settings.redis_url, socket_timeout=2) if settings.redis_url else None
     registry = CollectorRegistry()

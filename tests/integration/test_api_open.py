@@ -6,6 +6,7 @@ that changes state is JSON, and the links handed out never come from an untruste
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -117,3 +118,17 @@ def test_links_never_come_from_an_untrusted_host(served) -> None:  # type: ignor
         r = httpx.post(f"{url}/v1/jobs", json=GOOD, headers=evil)
         assert r.headers["location"] == f"https://jobs.example.com/v1/jobs/{r.json()['id']}" == r.json()["status_url"]
         assert httpx.get(f"{url}/v1/tools/openapi.json", headers=evil).json()["servers"] == [{"url": "https://jobs.example.com"}]
+
+
+def test_docs_pages_load_everything_from_the_app(served) -> None:  # type: ignore[no-untyped-def]
+    """/docs runs on the origin where the gallery keeps its token: no script from a CDN there."""
+    with served() as url:
+        for page in ("/docs", "/redoc"):
+            html = httpx.get(url + page).text
+            assert "://" not in html, f"{page} names another host"
+            refs = re.findall(r'(?:src|href)="([^"]+)"', html)
+            assert any(r.endswith(".js") for r in refs), html
+            for ref in refs:
+                r = httpx.get(url + ref)
+                assert r.status_code == 200 and len(r.content) > 1000, (page, ref, r.status_code)
+        assert httpx.get(f"{url}/openapi.json").status_code == 200
