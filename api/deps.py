@@ -40,6 +40,13 @@ async def require_token(rt: RuntimeDep, creds: Annotated[HTTPAuthorizationCreden
         raise HTTPException(status_code=401, detail="missing or invalid bearer token", headers={"WWW-Authenticate": "Bearer"})
 
 
+async def require_metrics_token(rt: RuntimeDep, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> None:
+    """K4U_METRICS_TOKEN as a bearer token, when it is set (the API's own tokens do not open /metrics)."""
+    expected = rt.settings.metrics_token
+    if expected is not None and not (creds and hmac.compare_digest(creds.credentials.encode(), expected.get_secret_value().encode())):
+        raise HTTPException(status_code=401, detail="missing or invalid bearer token (K4U_METRICS_TOKEN)", headers={"WWW-Authenticate": "Bearer"})
+
+
 def link_base(request: Request) -> str:
     """Where the links we hand out (`status_url`, `Location`, the tools document's server) point:
     K4U_PUBLIC_URL; else the URL this request came to when its Host names this machine (localhost,

@@ -28,6 +28,8 @@ class Settings(BaseSettings):
                                    "we hand out (unset: a loopback Host the request named, else the address it reached)")
     api_tokens: SecretStr | None = Field(None, description="Comma-separated bearer tokens for our API; unset = open (dev): "
                                          "only loopback clients under a loopback Host name are served")
+    metrics_token: SecretStr | None = Field(None, description="Bearer token that /metrics then requires (401 without it; "
+                                            "Prometheus: the scrape config's authorization credentials); unset = /metrics is open")
     webhook_secret: SecretStr | None = Field(None, description="whsec_... key that signs our notifications")
     allow_private_urls: bool = Field(False, description="Allow downloads and callbacks to private/loopback addresses")
     replicate_webhook_secret: SecretStr | None = Field(None, description="whsec_... secret of the Replicate account behind "
@@ -125,9 +127,11 @@ class Settings(BaseSettings):
             raise ValueError("s3:// URL names no bucket")
         return v
 
-    @field_validator("api_tokens")
+    @field_validator("api_tokens", "metrics_token")
     @classmethod
     def _no_placeholder_tokens(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is not None and not v.get_secret_value().strip():
+            return None
         if v is not None and any(is_placeholder(t) for t in v.get_secret_value().split(",") if t.strip()):
             raise ValueError("holds a placeholder token: set random ones (openssl rand -hex 32)")
         return v
