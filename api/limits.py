@@ -3,7 +3,8 @@
 `BodyLimits` is a pure ASGI middleware. It refuses a declared `Content-Length` over the cap with
 413 before reading anything, and counts the bytes of a streamed (chunked) body, answering 413 as
 soon as the count passes the cap without reading further. A body within the cap is handed on
-whole; one that looks like JSON is scanned first (brackets outside strings) and refused with 422
+whole; one that looks like JSON (in any encoding `json.loads` reads: a UTF-8 BOM, UTF-16, UTF-32) is
+scanned first (brackets outside strings) and refused with 422
 when nested deeper than `MAX_JSON_DEPTH`, before any `json.loads` can recurse that deep. A
 request that changes state (POST, PUT, PATCH, DELETE) with a body must then declare it JSON
 (`application/json` or `application/*+json`), else 415: a web page can send a text/plain or typeless
@@ -14,6 +15,7 @@ It also sets the per-request size caps that `JobCreate` checks `input` and `meta
 
 from __future__ import annotations
 
+import codecs
 import json
 import re
 from collections.abc import Mapping
@@ -42,6 +44,20 @@ def body_caps(settings: Settings) -> dict[str, int]:
 
 # The setting behind a prefix's own cap, named in its 413 (every other cap is K4U_MAX_BODY_BYTES).
 CAP_SETTINGS = {"/v1/batches": "K4U_MAX_BATCH_BODY_BYTES"}
+
+
+def json_text(body: bytes) -> bytes:
+    """The body as the UTF-8 text json.loads reads from it. The parser also takes a UTF-8 BOM, UTF-16
+    and UTF-32 (`json.detect_encoding`), and the depth scan must see the brackets it will see."""
+    encoding = json.detect_encoding(body)
+    if encoding == "utf-8":
+        return body  # the common case: no copy
+    if encoding == "utf-8-sig":
+        return body.removeprefix(codecs.BOM_UTF8)
+    try:
+        return body.decode(encoding, "surrogatepass").encode("utf-8", "surrogatepass")
+    except UnicodeError:
+        return body  # not text in that encoding: the parser refuses it as well
 
 
 def too_deep(body: bytes, limit: int = MAX_JSON_DEPTH) -> str | None:
@@ -126,8 +142,9 @@ class BodyLimits:
             chunks.append(chunk)
             more = message.get("more_body", False)
         body = b"".join(chunks)
-        if body.lstrip()[:1] in (b"{", b"["):
-            field = too_deep(body, self.max_depth)
+        text = json_text(body)
+        if text.lstrip()[:1] in (b"{", b"["):
+            field = too_deep(text, self.max_depth)
             if field is not None:
                 await answer(send, 422, {"detail": [{"loc": ["body", field], "type": "value_error",
                                                       "msg": f"JSON nested deeper than {self.max_depth} levels"}]})

@@ -24,6 +24,7 @@ from sqlmodel import col, select
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import JOB_ID_PATTERN, RuntimeDep, link_base, token_accepted
+from api.limits import MAX_JSON_DEPTH, too_deep
 from api.tools_openapi import WAIT_MAX_S, tools_document
 from models.errors import IdempotencyConflict, JobNotFound, RequestInvalid
 from models.schemas import JobCreate
@@ -83,6 +84,8 @@ def _parse_submit(raw: bytes) -> JobCreate | JSONResponse:
         return _error("invalid_request", "the body must be a JSON object", "body")
     for key in ("input", "metadata"):  # Coze and Dify users often hold only strings: JSON in a string is read
         if isinstance(body.get(key), str):
+            if too_deep(body[key].encode("utf-8", "surrogatepass"), MAX_JSON_DEPTH - 1):  # as deep as the body's cap allows it
+                return _error("invalid_request", f"{key} is JSON nested deeper than {MAX_JSON_DEPTH} levels", key)
             try:
                 body[key] = json.loads(body[key]) if body[key].strip() else {}
             except ValueError:
