@@ -56,8 +56,9 @@ def link_base(request: Request) -> str:
     if rt.settings.public_url:
         return rt.settings.public_url
     host = request.headers.get("host")
-    trusted = request if host is None or trusted_host(host) else Request({**request.scope, "headers": []})  # no Host: scope["server"]
-    return str(trusted.base_url).rstrip("/")
+    if host is not None and not trusted_host(host):
+        request = Request({**request.scope, "headers": []})  # without a Host, Starlette's URL is scope["server"]
+    return str(request.base_url).rstrip("/")
 
 
 async def base_url(request: Request) -> str:

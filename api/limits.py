@@ -3,14 +3,14 @@
 `BodyLimits` is a pure ASGI middleware. It refuses a declared `Content-Length` over the cap with
 413 before reading anything, and counts the bytes of a streamed (chunked) body, answering 413 as
 soon as the count passes the cap without reading further. A body within the cap is handed on
-whole; one that looks like JSON (in any encoding `json.loads` reads: a UTF-8 BOM, UTF-16, UTF-32) is
-scanned first (brackets outside strings) and refused with 422
-when nested deeper than `MAX_JSON_DEPTH`, before any `json.loads` can recurse that deep. A
-request that changes state (POST, PUT, PATCH, DELETE) with a body must then declare it JSON
-(`application/json` or `application/*+json`), else 415: a web page can send a text/plain or typeless
-body cross-site without a CORS preflight, so only JSON keeps such a page out. Provider webhooks
-(`WEBHOOKS`) come with the providers' own types and are exempt.
-It also sets the per-request size caps that `JobCreate` checks `input` and `metadata` against.
+whole; one that looks like JSON (read as `json.loads` reads it: a UTF-8 BOM, UTF-16 and UTF-32
+too) is scanned first (brackets outside strings) and refused with 422 when nested deeper than
+`MAX_JSON_DEPTH`, before any `json.loads` can recurse that deep. A request that changes state
+(POST, PUT, PATCH, DELETE) with a body must then declare it JSON (`application/json` or
+`application/*+json`), else 415: a web page can send a text/plain or typeless body cross-site
+without a CORS preflight, a JSON one it cannot. Provider webhooks (`WEBHOOKS`) come with the
+providers' own types and are exempt. It also sets the per-request size caps that `JobCreate`
+checks `input` and `metadata` against.
 """
 
 from __future__ import annotations
