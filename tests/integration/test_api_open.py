@@ -17,6 +17,7 @@ from sqlalchemy import func
 from sqlmodel import select
 
 from api.main import create_app
+from api.openmode import trusted_host
 from models.tables import Job
 from tests.conftest import Sim, make_settings
 from tests.servers import serve
@@ -132,3 +133,12 @@ def test_docs_pages_load_everything_from_the_app(served) -> None:  # type: ignor
                 r = httpx.get(url + ref)
                 assert r.status_code == 200 and len(r.content) > 1000, (page, ref, r.status_code)
         assert httpx.get(f"{url}/openapi.json").status_code == 200
+
+
+@pytest.mark.parametrize(("host", "trusted"), [
+    ("localhost", True), ("LocalHost:8000", True), ("127.0.0.1:1", True), ("127.255.0.9", True), ("[::1]:80", True),
+    ("[::ffff:127.0.0.1]", True), ("::1", False), ("localhost:x", False), ("evil@localhost", False), ("localhost.", False),
+    ("0.0.0.0", False), ("[::1", False), ("127.0.0.1.nip.io", False), ("", False),
+])
+def test_trusted_host_names_only_this_machine(host: str, trusted: bool) -> None:
+    assert trusted_host(host) is trusted
