@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from api.openmode import trusted_host
 from models.errors import JobNotFound
 from workers.context import Runtime
 
@@ -39,10 +40,25 @@ async def require_token(rt: RuntimeDep, creds: Annotated[HTTPAuthorizationCreden
         raise HTTPException(status_code=401, detail="missing or invalid bearer token", headers={"WWW-Authenticate": "Bearer"})
 
 
+async def require_metrics_token(rt: RuntimeDep, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> None:
+    """K4U_METRICS_TOKEN as a bearer token, when it is set (the API's own tokens do not open /metrics)."""
+    expected = rt.settings.metrics_token
+    if expected is not None and not (creds and hmac.compare_digest(creds.credentials.encode(), expected.get_secret_value().encode())):
+        raise HTTPException(status_code=401, detail="missing or invalid bearer token (K4U_METRICS_TOKEN)", headers={"WWW-Authenticate": "Bearer"})
+
+
 def link_base(request: Request) -> str:
-    """Where the links we hand out point: K4U_PUBLIC_URL, else the URL this request came to."""
+    """Where the links we hand out (`status_url`, `Location`, the tools document's server) point:
+    K4U_PUBLIC_URL; else the URL this request came to when its Host names this machine (localhost,
+    127.x, [::1]); else the address the connection reached us at. Never another Host name, which
+    anyone can send (a DNS-rebinding page, a poisoned cache) and would turn our links into theirs."""
     rt: Runtime = request.app.state.runtime
-    return rt.settings.public_url or str(request.base_url).rstrip("/")
+    if rt.settings.public_url:
+        return rt.settings.public_url
+    host = request.headers.get("host")
+    if host is not None and not trusted_host(host):
+        request = Request({**request.scope, "headers": []})  # without a Host, Starlette's URL is scope["server"]
+    return str(request.base_url).rstrip("/")
 
 
 async def base_url(request: Request) -> str:

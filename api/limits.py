@@ -1,20 +1,27 @@
-"""Request bounds enforced before routing, auth and parsing: body size and JSON nesting depth.
+"""Request bounds enforced before routing, auth and parsing: body size, JSON nesting depth and type.
 
 `BodyLimits` is a pure ASGI middleware. It refuses a declared `Content-Length` over the cap with
 413 before reading anything, and counts the bytes of a streamed (chunked) body, answering 413 as
 soon as the count passes the cap without reading further. A body within the cap is handed on
-whole; one that looks like JSON is scanned first (brackets outside strings) and refused with 422
-when nested deeper than `MAX_JSON_DEPTH`, before any `json.loads` can recurse that deep.
-It also sets the per-request size caps that `JobCreate` checks `input` and `metadata` against.
+whole; one that looks like JSON (read as `json.loads` reads it: a UTF-8 BOM, UTF-16 and UTF-32
+too) is scanned first (brackets outside strings) and refused with 422 when nested deeper than
+`MAX_JSON_DEPTH`, before any `json.loads` can recurse that deep. A request that changes state
+(POST, PUT, PATCH, DELETE) with a body must then declare it JSON (`application/json` or
+`application/*+json`), else 415: a web page can send a text/plain or typeless body cross-site
+without a CORS preflight, a JSON one it cannot. Provider webhooks (`WEBHOOKS`) come with the
+providers' own types and are exempt. It also sets the per-request size caps that `JobCreate`
+checks `input` and `metadata` against.
 """
 
 from __future__ import annotations
 
+import codecs
 import json
 import re
 from collections.abc import Mapping
 from typing import Any
 
+from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from models.schemas import SizeLimits, size_limits
@@ -22,18 +29,35 @@ from workers.settings import Settings
 
 MAX_JSON_DEPTH = 64
 
+WEBHOOKS = "/v1/webhooks/"  # called by the providers, with their own content types
+_CHANGES_STATE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
 _TOKEN = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]', re.DOTALL)
 
 
 def body_caps(settings: Settings) -> dict[str, int]:
     """Per-path-prefix caps (longest prefix wins); every other path gets K4U_MAX_BODY_BYTES.
     A route that needs its own cap (e.g. a batch submit) adds its prefix here."""
-    return {"/v1/jobs": settings.max_body_bytes, "/v1/webhooks/": settings.max_body_bytes,
+    return {"/v1/jobs": settings.max_body_bytes, WEBHOOKS: settings.max_body_bytes,
             "/v1/batches": settings.max_batch_body_bytes}
 
 
 # The setting behind a prefix's own cap, named in its 413 (every other cap is K4U_MAX_BODY_BYTES).
 CAP_SETTINGS = {"/v1/batches": "K4U_MAX_BATCH_BODY_BYTES"}
+
+
+def json_text(body: bytes) -> bytes:
+    """The body as the UTF-8 text json.loads reads from it. The parser also takes a UTF-8 BOM, UTF-16
+    and UTF-32 (`json.detect_encoding`), and the depth scan must see the brackets it will see."""
+    encoding = json.detect_encoding(body)
+    if encoding == "utf-8":
+        return body  # the common case: no copy
+    if encoding == "utf-8-sig":
+        return body.removeprefix(codecs.BOM_UTF8)
+    try:
+        return body.decode(encoding, "surrogatepass").encode("utf-8", "surrogatepass")
+    except UnicodeError:
+        return body  # not text in that encoding: the parser refuses it as well
 
 
 def too_deep(body: bytes, limit: int = MAX_JSON_DEPTH) -> str | None:
@@ -58,6 +82,12 @@ def too_deep(body: bytes, limit: int = MAX_JSON_DEPTH) -> str | None:
             if depth == 1:
                 key = None
     return None
+
+
+def is_json(content_type: str) -> bool:
+    """application/json or a JSON-based type (application/*+json), parameters such as charset aside."""
+    media = content_type.partition(";")[0].strip().lower()
+    return media == "application/json" or media.startswith("application/") and media.endswith("+json")
 
 
 def _field_name(key: bytes | None) -> str:
@@ -93,10 +123,10 @@ class BodyLimits:
         declared = [v for k, v in scope.get("headers", []) if k.lower() == b"content-length"]
         if declared:
             if len(declared) > 1 or not declared[0].strip().isdigit():
-                await _answer(send, 400, {"detail": "invalid Content-Length header"})
+                await answer(send, 400, {"detail": "invalid Content-Length header"})
                 return
             if int(declared[0]) > cap:
-                await _answer(send, 413, _too_large(cap, scope.get("path", "")))
+                await answer(send, 413, _too_large(cap, scope.get("path", "")))
                 return
         chunks: list[bytes] = []
         total, more = 0, True
@@ -107,17 +137,22 @@ class BodyLimits:
             chunk = message.get("body", b"")
             total += len(chunk)
             if total > cap:
-                await _answer(send, 413, _too_large(cap, scope.get("path", "")))
+                await answer(send, 413, _too_large(cap, scope.get("path", "")))
                 return
             chunks.append(chunk)
             more = message.get("more_body", False)
         body = b"".join(chunks)
-        if body.lstrip()[:1] in (b"{", b"["):
-            field = too_deep(body, self.max_depth)
+        text = json_text(body)
+        if text.lstrip()[:1] in (b"{", b"["):
+            field = too_deep(text, self.max_depth)
             if field is not None:
-                await _answer(send, 422, {"detail": [{"loc": ["body", field], "type": "value_error",
+                await answer(send, 422, {"detail": [{"loc": ["body", field], "type": "value_error",
                                                       "msg": f"JSON nested deeper than {self.max_depth} levels"}]})
                 return
+        if body and scope.get("method") in _CHANGES_STATE and not scope.get("path", "").startswith(WEBHOOKS) \
+                and not is_json(Headers(scope=scope).get("content-type", "")):
+            await answer(send, 415, {"detail": "the request body must be JSON, sent with Content-Type: application/json"})
+            return
 
         replayed = False
 
@@ -140,7 +175,7 @@ def _too_large(cap: int, path: str) -> dict[str, Any]:
     return {"detail": f"request body is larger than the limit of {cap} bytes ({name})", "limit_bytes": cap}
 
 
-async def _answer(send: Send, status: int, content: dict[str, Any]) -> None:
+async def answer(send: Send, status: int, content: dict[str, Any]) -> None:
     body = json.dumps(content).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     if status == 413:

@@ -9,10 +9,12 @@ from contextlib import asynccontextmanager
 import redis as redis_lib
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
+from fastapi_offline import FastAPIOffline
 from prometheus_client import CollectorRegistry
 
 from api import errors, logs
 from api.limits import BodyLimits, body_caps
+from api.openmode import LoopbackOnly
 from api.routes import batches, health, jobs, providers, tools, ui, webhooks
 from models.schemas import SizeLimits
 from workers.context import Runtime, build_runtime
@@ -50,8 +52,10 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         if close is not None:  # the submits still gathered go out before the process ends
             await run_in_threadpool(close)
 
-    app = FastAPI(title="Key4U Jobs", version="0.1.0", lifespan=lifespan,
-                  description="Durable jobs for the Key4U relay: POST a job, get an id and a status_url at once.")
+    # /docs and /redoc with Swagger UI and ReDoc from the package (under /static-offline-docs), not a
+    # CDN: a script from elsewhere on this origin could read the token the gallery keeps here.
+    app = FastAPIOffline(title="Key4U Jobs", version="0.1.0", lifespan=lifespan,
+                         description="Durable jobs for the Key4U relay: POST a job, get an id and a status_url at once.")
     app.state.runtime = runtime
     app.state.redis = redis_lib.Redis.from_url(settings.redis_url, socket_timeout=2) if settings.redis_url else None
     registry = CollectorRegistry()
@@ -65,10 +69,13 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     errors.install(app)
     app.add_middleware(BodyLimits, default_cap=settings.max_body_bytes, caps=body_caps(settings),
                        sizes=SizeLimits(settings.max_input_bytes, settings.max_metadata_bytes))
+    if not settings.tokens and not settings.allow_open_api:
+        app.add_middleware(LoopbackOnly)  # outermost: a request from elsewhere is refused before its body is read
     logs.install()
     for r in (jobs.router, batches.router, providers.router, webhooks.router, tools.router, health.router):
         app.include_router(r)
     ui.install(app)
     if not settings.tokens:
-        log.warning("K4U_API_TOKENS is not set: the API accepts requests without a token")
+        log.warning("K4U_API_TOKENS is not set: the API accepts requests without a token%s",
+                    "" if settings.allow_open_api else " (from loopback clients under a loopback Host name only)")
     return app

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import os
 import sys
@@ -54,18 +53,9 @@ def _need_redis(settings: Settings) -> None:
         raise typer.Exit(2)
 
 
-def is_loopback(host: str) -> bool:
-    """127.0.0.0/8, ::1 and localhost; anything else (0.0.0.0 included) is reachable from outside."""
-    name = host.strip().strip("[]").lower()
-    if name == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
-
-
 def _refuse_open_api(host: str, settings: Settings) -> None:
+    from api.openmode import is_loopback  # the rule the open API itself enforces on each request
+
     if settings.tokens or settings.allow_open_api or is_loopback(host):
         return
     err.print(f"[red]refusing to serve the API on {host} without K4U_API_TOKENS[/red]: anyone who reaches it could "

@@ -26,8 +26,12 @@ class Settings(BaseSettings):
     s3_endpoint_url: str | None = Field(None, description="S3-compatible endpoint (MinIO, R2...)")
     s3_public_endpoint_url: str | None = Field(None, description="Where clients outside our network reach that endpoint: "
                                                "presigned asset URLs are signed for it (unset = K4U_S3_ENDPOINT_URL's, or AWS's)")
-    public_url: str | None = Field(None, description="External base URL of our API for provider callbacks")
-    api_tokens: SecretStr | None = Field(None, description="Comma-separated bearer tokens for our API; unset = open (dev)")
+    public_url: str | None = Field(None, description="External base URL of our API: provider callbacks, and the base of the links "
+                                   "we hand out (unset: a loopback Host the request named, else the address it reached)")
+    api_tokens: SecretStr | None = Field(None, description="Comma-separated bearer tokens for our API; unset = open (dev): "
+                                         "only loopback clients under a loopback Host name are served")
+    metrics_token: SecretStr | None = Field(None, description="Bearer token that /metrics then requires (401 without it; "
+                                            "Prometheus: the scrape config's authorization credentials); unset = /metrics is open")
     webhook_secret: SecretStr | None = Field(None, description="whsec_... key that signs our notifications")
     allow_private_urls: bool = Field(False, description="Allow downloads and callbacks to private/loopback addresses")
     replicate_webhook_secret: SecretStr | None = Field(None, description="whsec_... secret of the Replicate account behind "
@@ -80,7 +84,8 @@ class Settings(BaseSettings):
     worker_concurrency: int = Field(4, ge=1)
     download_concurrency: int = Field(16, ge=1, description="Threads of the download worker (its own pool and queue)")
     notify_concurrency: int = Field(32, ge=1, description="Threads of the notification worker (its own pool and queue)")
-    allow_open_api: bool = Field(False, description="Let `k4u api` listen on a non-loopback address without K4U_API_TOKENS")
+    allow_open_api: bool = Field(False, description="Let `k4u api` listen on a non-loopback address without K4U_API_TOKENS, and "
+                                 "the open API serve any client and Host name (behind a gateway that authenticates)")
     flower_basic_auth: SecretStr | None = Field(None, validation_alias="FLOWER_BASIC_AUTH", description="Flower's own variable: "
                                                 "its logins, user:password[,user2:password2]; `k4u flower` refuses a non-loopback --address without it")
     submit_rate_limits: str | None = Field(None, description='Submits per provider, shared by all workers: "kling=5/second,*=20/second"')
@@ -130,9 +135,11 @@ class Settings(BaseSettings):
             raise ValueError("s3:// URL names no bucket")
         return v
 
-    @field_validator("api_tokens")
+    @field_validator("api_tokens", "metrics_token")
     @classmethod
     def _no_placeholder_tokens(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is not None and not v.get_secret_value().strip():
+            return None
         if v is not None and any(is_placeholder(t) for t in v.get_secret_value().split(",") if t.strip()):
             raise ValueError("holds a placeholder token: set random ones (openssl rand -hex 32)")
         return v

@@ -1,13 +1,14 @@
-"""/healthz (process up), /readyz (database and broker reachable), /metrics (Prometheus)."""
+"""/healthz (process up), /readyz (database and broker reachable), /metrics (Prometheus; behind
+K4U_METRICS_TOKEN as a bearer token when it is set)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
-from api.deps import RuntimeDep
+from api.deps import RuntimeDep, require_metrics_token
 
 router = APIRouter(tags=["health"])
 
@@ -39,6 +40,6 @@ def readyz(rt: RuntimeDep, request: Request) -> JSONResponse:
     return JSONResponse(status_code=200 if ok else 503, content={"status": "ok" if ok else "unavailable", "checks": checks})
 
 
-@router.get("/metrics")
+@router.get("/metrics", dependencies=[Depends(require_metrics_token)])
 def metrics(request: Request) -> Response:
     return Response(generate_latest(request.app.state.registry), media_type=CONTENT_TYPE_LATEST)

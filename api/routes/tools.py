@@ -3,7 +3,9 @@
 Those platforms treat any status but 200 as a failure (Coze), cut a call at about 60 s (Dify) or
 3 minutes (Coze), and take only scalar query and header parameters. So every answer here is HTTP
 200 with one flat JSON object, `{ok, job, error}`, business errors included; `input` may be a JSON
-object or a string holding one; `wait` long-polls at most 50 s. The tools' own OpenAPI 3.0.3
+object or a string holding one (bounded to the body's nesting depth); `wait` long-polls at most
+50 s. A body not declared JSON is refused 415 before it gets here (`api.limits`): the platforms
+send JSON, and a cross-site page cannot without a CORS preflight. The tools' own OpenAPI 3.0.3
 document, with every output field declared and descriptions written for a model choosing a tool,
 is `GET /v1/tools/openapi.json` (`api.tools_openapi`).
 """
@@ -23,6 +25,7 @@ from sqlmodel import col, select
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import JOB_ID_PATTERN, RuntimeDep, link_base, token_accepted
+from api.limits import MAX_JSON_DEPTH, too_deep
 from api.tools_openapi import WAIT_MAX_S, tools_document
 from models.errors import IdempotencyConflict, JobNotFound, RequestInvalid
 from models.schemas import JobCreate
@@ -82,6 +85,9 @@ def _parse_submit(raw: bytes) -> JobCreate | JSONResponse:
         return _error("invalid_request", "the body must be a JSON object", "body")
     for key in ("input", "metadata"):  # Coze and Dify users often hold only strings: JSON in a string is read
         if isinstance(body.get(key), str):
+            # nested under its key, it may go as deep as the body's own cap allows: one level less
+            if too_deep(body[key].encode("utf-8", "surrogatepass"), MAX_JSON_DEPTH - 1) is not None:
+                return _error("invalid_request", f"{key} is JSON nested deeper than {MAX_JSON_DEPTH} levels", key)
             try:
                 body[key] = json.loads(body[key]) if body[key].strip() else {}
             except ValueError:

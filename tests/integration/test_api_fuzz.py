@@ -47,8 +47,9 @@ CASES = _cases()
 def api_schema(db_url: str, redis_url: str, tmp_path: Path) -> Any:
     # Open API (no K4U_API_TOKENS) so generated requests reach validation rather than stop at 401;
     # private URLs allowed so a generated callback_url is never resolved through DNS; a real Redis
-    # so /readyz is ready (it answers 503 by design when the broker is down).
-    settings = make_settings(db_url, "http://127.0.0.1:9", tmp_path, redis_url=redis_url)
+    # so /readyz is ready (it answers 503 by design when the broker is down). K4U_ALLOW_OPEN_API: the
+    # in-process client is neither a loopback address nor under a loopback Host (api.openmode).
+    settings = make_settings(db_url, "http://127.0.0.1:9", tmp_path, redis_url=redis_url, allow_open_api=True)
     app = create_app(settings, dispatcher=RecordingDispatcher())
     for i in range(3):  # a few jobs, so listing and paging run real queries
         create_job(app.state.runtime, JobCreate(provider="kling", operation="text2video", input={"prompt": f"fox {i}"},

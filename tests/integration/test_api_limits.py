@@ -144,6 +144,20 @@ def test_deep_json_is_422_naming_the_field(api, db_url: str) -> None:  # type: i
     assert ok.status_code == 202, ok.text
 
 
+@pytest.mark.parametrize("encoding", ["utf-8-sig", "utf-16", "utf-16-be", "utf-32-le"])
+def test_the_depth_cap_reads_what_the_json_parser_reads(api, db_url: str, encoding: str) -> None:  # type: ignore[no-untyped-def]
+    """json.loads takes a UTF-8 BOM, UTF-16 and UTF-32 too: the scanner must see the same brackets."""
+    client, recorder = api
+    for doc, field in ((json.dumps(GOOD | {"metadata": nested(300)}), "body.metadata"), ("[" * 5000 + "]" * 5000, "body.body")):
+        r = client.post("/v1/jobs", content=doc.encode(encoding), headers={"content-type": "application/json"})
+        assert r.status_code == 422 and locs(r) == [field], (encoding, r.text)
+    hook = httpx.post(f"{client.base_url}/v1/webhooks/kling/job_0123abcd/tok", content=json.dumps(nested(900)).encode(encoding))
+    assert hook.status_code == 422, hook.text
+    assert counts(db_url) == (0, 0) and recorder.sent == []
+    ok = client.post("/v1/jobs", content=json.dumps(GOOD | {"metadata": nested(60)}).encode(encoding), headers={"content-type": "application/json"})
+    assert ok.status_code == 202, ok.text
+
+
 def test_depth_scanner() -> None:
     assert too_deep(json.dumps({"a": 1, "b": nested(63)}).encode(), 64) is None  # 64 levels with the outer object
     assert too_deep(json.dumps({"a": "z", "b": nested(64)}).encode(), 64) == "b"
@@ -228,7 +242,7 @@ def test_header_with_control_characters_is_422(db_url: str, sim: Sim, tmp_path: 
     app = create_app(make_settings(db_url, sim.url, tmp_path), dispatcher=RecordingDispatcher())
 
     async def call() -> httpx.Response:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://localhost") as c:
             return await c.post("/v1/jobs", json=GOOD, headers=[(b"Idempotency-Key", b"row\x0042")])
 
     r = asyncio.run(call())

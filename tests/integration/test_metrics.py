@@ -1,12 +1,19 @@
-"""Relay metrics on a real Redis: added up in the process, written in one pipeline per flush."""
+"""Relay metrics on a real Redis: added up in the process, written in one pipeline per flush; and
+the API's /metrics, behind K4U_METRICS_TOKEN when it is set."""
 
 from __future__ import annotations
 
 import time
 import uuid
+from pathlib import Path
 
+import httpx
 import redis
 
+from api.main import create_app
+from tests.conftest import make_settings
+from tests.servers import serve
+from workers.dispatch import RecordingDispatcher
 from workers.metrics import RelayMetrics
 
 
@@ -60,3 +67,22 @@ def test_a_redis_outage_loses_the_counts_but_never_raises() -> None:
     metrics = RelayMetrics(redis.Redis.from_url("redis://127.0.0.1:9/0", socket_connect_timeout=0.2), flush_s=60)
     metrics.observe("POST", "kling.submit", 200, 0.1)
     metrics.flush()  # nobody listens on port 9
+
+
+def test_metrics_need_the_metrics_token_when_one_is_set(db_url: str, tmp_path: Path) -> None:
+    token = "metrics-5b0d2e7a9c"
+    settings = make_settings(db_url, "http://127.0.0.1:9", tmp_path, api_tokens="tok-api-3f1c", metrics_token=token)
+    with serve(create_app(settings, dispatcher=RecordingDispatcher())) as url:
+        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "Bearer tok-api-3f1c"}, {"Authorization": f"Basic {token}"}):
+            r = httpx.get(f"{url}/metrics", headers=headers)
+            assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer", (headers, r.text)
+            assert "k4u_jobs" not in r.text
+        r = httpx.get(f"{url}/metrics", headers={"Authorization": f"Bearer {token}"})
+        assert r.status_code == 200 and "k4u_jobs" in r.text
+
+
+def test_metrics_are_open_without_a_metrics_token(db_url: str, tmp_path: Path) -> None:
+    with serve(create_app(make_settings(db_url, "http://127.0.0.1:9", tmp_path, api_tokens="tok-api-3f1c"),
+                          dispatcher=RecordingDispatcher())) as url:
+        r = httpx.get(f"{url}/metrics")
+        assert r.status_code == 200 and "k4u_jobs" in r.text

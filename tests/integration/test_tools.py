@@ -18,6 +18,8 @@ from tests.conftest import Driver, Sim, make_settings
 from tests.servers import serve
 
 TOKEN = "tok-tools-1"
+JSON = {"content-type": "application/json"}
+DEEP = '{"prompt": "x", "k": ' + '{"k": ' * 3000 + "1" + "}" * 3001  # JSON in a string, nested past the body's cap
 
 
 @pytest.fixture
@@ -77,8 +79,10 @@ def test_submit_wait_status_to_a_finished_job(tools, sim: Sim) -> None:  # type:
     (("POST", "/v1/tools/submit", {"json": {"provider": "kling", "input": "{not json"}}), "invalid_request", "input"),
     (("POST", "/v1/tools/submit", {"json": {"provider": "nope", "input": {"prompt": "x"}}}), "invalid_request", "provider"),
     (("POST", "/v1/tools/submit", {"json": {"provider": "kling", "input": {}}}), "invalid_request", "input.prompt"),
-    (("POST", "/v1/tools/submit", {"content": b"[1, 2]"}), "invalid_request", "body"),
-    (("POST", "/v1/tools/submit", {"content": b"\xff\xfe"}), "invalid_request", "body"),
+    (("POST", "/v1/tools/submit", {"json": {"provider": "kling", "input": DEEP}}), "invalid_request", "input"),
+    (("POST", "/v1/tools/submit", {"json": {"provider": "kling", "input": {"prompt": "x"}, "metadata": "[" * 5000}}), "invalid_request", "metadata"),
+    (("POST", "/v1/tools/submit", {"content": b"[1, 2]", "headers": JSON}), "invalid_request", "body"),
+    (("POST", "/v1/tools/submit", {"content": b"\xff\xfe", "headers": JSON}), "invalid_request", "body"),
     (("GET", "/v1/tools/status", {"params": {"job_id": "job_0123456789abcdef"}}), "not_found", "job_id"),
     (("GET", "/v1/tools/status", {"params": {"job_id": "x" * 5000}}), "not_found", "job_id"),
     (("GET", "/v1/tools/status", {}), "not_found", "job_id"),
