@@ -65,6 +65,8 @@ def _refuse_open_api(host: str, settings: Settings) -> None:
 
 
 def _refuse_open_flower(address: str, settings: Settings) -> None:
+    from api.openmode import is_loopback
+
     if settings.flower_basic_auth or is_loopback(address):
         return
     err.print(f"[red]refusing to serve Flower on {address} without FLOWER_BASIC_AUTH[/red]: anyone who reaches it could "
