@@ -42,7 +42,7 @@ SIM_KEY = "sk-test-relay-key-0123456789"
 @pytest.fixture(autouse=True)
 def _scrub_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     for name in list(os.environ):
-        if name.startswith("K4U_") and not name.startswith("K4U_TEST_"):
+        if (name.startswith("K4U_") and not name.startswith("K4U_TEST_")) or name == "FLOWER_BASIC_AUTH":
             monkeypatch.delenv(name)
     get_settings.cache_clear()
     yield
