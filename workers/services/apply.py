@@ -85,7 +85,7 @@ def _apply(session: Session, job: Job, st: ProviderStatus, *, settings: Settings
                 return None
             # A relay route (/v1/videos/{id}/content) is stored as its absolute URL and fetched
             # with the key on that first request only; every other URL never sees the key.
-            rows = [{"job_id": job.id, "index": i, "kind": out.kind, "needs_auth": out.relay_route, "metadata": dict(out.meta),
+            rows = [{"job_id": job.id, "attempt": job.attempt, "index": i, "kind": out.kind, "needs_auth": out.relay_route, "metadata": dict(out.meta),
                      "source_url": resolve_relay_path(settings.base_url, out.url) if out.relay_route else out.url}
                     for i, out in enumerate(st.outputs)]
             if rows:

@@ -1,7 +1,9 @@
 """store_outputs: stream every result URL of a job into object storage, then finish the job.
 
-Keys are deterministic (`<job_id>/<index><ext>`), so a re-run after a crash overwrites the
-same objects: a job is stored exactly once whatever happens to the worker. The job becomes
+Keys are deterministic (`<job_id>/<index><ext>`, `<job_id>/<attempt>/<index><ext>` from a retry's
+second attempt on: storage_key), so a re-run after a crash overwrites the same objects: a job is
+stored exactly once whatever happens to the worker, and a retry never overwrites an earlier
+attempt's paid files. The job becomes
 `succeeded` only when every asset has its sha256 and size.
 
 The results are paid for, so retries are bounded by time, not by a handful of attempts: the
@@ -71,7 +73,7 @@ def store_outputs(rt: Runtime, job_id: str, version: int) -> Outcome:
         job = jobs.take_download_lease(session, job_id, version, now=now, lease_s=s.lease_s,
                                        window_ends=_window_ends(s, now), default_end=now + timedelta(seconds=s.download_window_s))
         if job is not None:
-            assets = [_Pending(*r) for r in session.execute(_ASSETS, {"job_id": job_id})]
+            assets = [_Pending(*r) for r in session.execute(_ASSETS, {"job_id": job_id, "attempt": job.attempt})]
     if job is None:
         return _not_leased(rt, job_id, version, now)
     lease = job.version
@@ -120,6 +122,7 @@ class _Pending(NamedTuple):
 
     id: int
     job_id: str
+    attempt: int
     number: int  # Asset.index
     source_url: str
     needs_auth: bool
@@ -128,8 +131,8 @@ class _Pending(NamedTuple):
 
 def _assets_stmt() -> Select[Any]:
     at = table_of(Asset)
-    return (core_select(at.c.id, at.c.job_id, at.c.index, at.c.source_url, at.c.needs_auth, at.c.stored_at.is_not(None))
-            .where(at.c.job_id == bindparam("job_id")).order_by(at.c.index))
+    return (core_select(at.c.id, at.c.job_id, at.c.attempt, at.c.index, at.c.source_url, at.c.needs_auth, at.c.stored_at.is_not(None))
+            .where(at.c.job_id == bindparam("job_id"), at.c.attempt == bindparam("attempt")).order_by(at.c.index))
 
 
 _ASSETS = _assets_stmt()
@@ -237,13 +240,19 @@ def _store_one(rt: Runtime, asset: _Pending, beat: _Heartbeat) -> StoredObject:
         content_type = safe_content_type(dl.content_type if dl.content_type != "application/octet-stream" else _guess_type(asset.source_url))
         if dl.length is not None and dl.length > rt.settings.download_max_bytes:
             raise DownloadFailed(f"result is {dl.length} bytes, over the {rt.settings.download_max_bytes} cap", code="too_large", retryable=False)
-        key = f"{asset.job_id}/{asset.number}{_ext(content_type, asset.source_url)}"
+        key = storage_key(asset.job_id, asset.attempt, asset.number, _ext(content_type, asset.source_url))
         return rt.store.put_stream(key, beat.chunks(dl.chunks), content_type, rt.settings.download_max_bytes)
 
     obj = rt.fetcher.fetch(asset.source_url, put, needs_auth=asset.needs_auth)
     log.info("stored %s (%d bytes)", obj.key, obj.size)
     beat.beat_if_due()
     return obj
+
+
+def storage_key(job_id: str, attempt: int, index: int, ext: str) -> str:
+    """Where an asset's bytes go: `<job>/<index><ext>` for a job's first attempt (the layout of every
+    object stored before retries kept their files), `<job>/<attempt>/<index><ext>` for a retry's."""
+    return f"{job_id}/{index}{ext}" if attempt == 1 else f"{job_id}/{attempt}/{index}{ext}"
 
 
 def _record_stored(session: Session, asset: _Pending, obj: StoredObject, now: datetime) -> None:
