@@ -109,7 +109,9 @@ class JobCreate(BaseModel):
     callback_url: str | None = Field(None, max_length=2000, description="Where the completion notification is POSTed")
     idempotency_key: str | None = Field(None, min_length=1, max_length=255)
     metadata: dict[str, Any] = Field(default_factory=dict, description="Yours; echoed back untouched")
-    batch_id: str | None = Field(None, max_length=64)
+    batch_id: str | None = Field(None, max_length=64, description=(
+        "A label of yours, to list jobs by (GET /v1/jobs?batch_id=); not the id of a batch made by POST /v1/batches "
+        "(422): jobs join a batch only through that route"))
 
     @field_validator("provider", "operation", "idempotency_key", "batch_id")
     @classmethod

@@ -20,7 +20,7 @@ from sqlmodel import select
 from models.errors import IdempotencyConflict, JobNotFound, JobStateConflict, RequestInvalid, UnsafeURL
 from models.schemas import JobCreate
 from models.status import TERMINAL, JobStatus
-from models.tables import Job
+from models.tables import Batch, Job
 from providers.registry import UnknownProvider, get_adapter, resolve_operation, validate_input
 from workers import jobs
 from workers.context import Runtime
@@ -46,6 +46,8 @@ def create_job(rt: Runtime, body: JobCreate, header_key: str | None = None) -> t
         loc = ".".join(str(p) for p in ("input", *err["loc"]))
         raise RequestInvalid(loc, f"{loc}: {err['msg']}") from None
     _check_parent(rt, body.provider, operation, clean)
+    if body.batch_id is not None:
+        _check_batch_label(rt, body.batch_id)
     if body.callback_url:
         try:
             check_url(body.callback_url, allow_private=rt.settings.allow_private_urls)
@@ -116,6 +118,16 @@ def _check_parent(rt: Runtime, provider: str, operation: str, clean: dict[str, o
         adapter.check_parent(operation, clean, parent)
     except ValueError as exc:
         raise RequestInvalid(field, f"{field}: {exc}") from None
+
+
+def _check_batch_label(rt: Runtime, batch_id: str) -> None:
+    """A job's own batch_id is the caller's label; a batch of POST /v1/batches is joined only there
+    (its total, counts and batch.completed are about the jobs it created)."""
+    with session_scope(rt.engine) as session:
+        taken = session.get(Batch, batch_id) is not None
+    if taken:
+        raise RequestInvalid("batch_id", f"batch_id: {batch_id} is a batch of POST /v1/batches, which alone adds jobs to it; "
+                                         "leave batch_id out or use a label of your own")
 
 
 def cancel_job(rt: Runtime, job_id: str) -> Job:
