@@ -120,12 +120,13 @@ def batch_cost(rt: RuntimeDep, batch_id: str) -> dict[str, int | float]:
     return out
 
 
-@router.post("/{job_id}/cancel", response_model=JobPublic, responses={404: {}, 409: {"description": "already finished"}})
+@router.post("/{job_id}/cancel", response_model=JobPublic, responses={404: {}, 409: {"description": "already finished, or downloading a paid result (kept)"}})
 def post_cancel(job_id: str, rt: RuntimeDep, base: BaseUrlDep) -> JobPublic:
-    """Stop tracking the job (a paid result already made is not fetched). Where the family can
-    cancel at the relay (Replicate, fal) and the job has a task there, that task is cancelled too,
-    in the background: `provider_cancel` pending, then done (the events say what the relay
-    answered) or failed after K4U_PROVIDER_CANCEL_MAX_ATTEMPTS."""
+    """Stop tracking the job. Where the family can cancel at the relay (Replicate, fal) and the job
+    has a task there, that task is cancelled too, in the background: `provider_cancel` pending, then
+    done (the events say what the relay answered) or failed after K4U_PROVIDER_CANCEL_MAX_ATTEMPTS.
+    409 for a finished job, and for a downloading one: its result is finished and paid for, so it
+    is kept (the request is recorded in its events) and the job ends as its download does."""
     return _public(rt, cancel_job(rt, job_id), base)
 
 

@@ -27,7 +27,7 @@ from workers.context import Runtime
 from workers.db import session_scope
 from workers.dispatch import SUBMIT, send_all
 from workers.netguard import check_url
-from workers.services.lifecycle import finish
+from workers.services.lifecycle import finish, paid_result_kept
 from workers.services.provider_cancel import schedule_provider_cancel
 from workers.services.schedule import deadline_at
 
@@ -139,10 +139,17 @@ def cancel_job(rt: Runtime, job_id: str) -> Job:
         if prior in TERMINAL:
             raise JobStateConflict(f"job is already {job.status}")
         now = rt.clock()
-        fu = finish(session, job, JobStatus.CANCELLED, settings=rt.settings, now=now, reason="cancelled by the caller")
-        if not fu and job.status != JobStatus.CANCELLED:
-            raise JobStateConflict("the job changed state meanwhile; try again")
-        fu += schedule_provider_cancel(session, job, prior, now)  # where the family can stop the task at the relay
+        if prior == JobStatus.DOWNLOADING:  # recorded, then refused below (after the commit)
+            jobs.append_event(session, job, prior, prior, paid_result_kept("by the caller"), now)
+            fu = None
+        else:
+            fu = finish(session, job, JobStatus.CANCELLED, settings=rt.settings, now=now, reason="cancelled by the caller")
+            if not fu and job.status != JobStatus.CANCELLED:
+                raise JobStateConflict("the job changed state meanwhile; try again")
+            fu += schedule_provider_cancel(session, job, prior, now)  # where the family can stop the task at the relay
+    if fu is None:
+        raise JobStateConflict("the job is downloading a result already paid for (the relay has finished it): it is kept, "
+                               "and the job ends as its download does, succeeded once its files are stored (see its events)")
     send_all(rt.dispatcher, fu)  # never raises: a notification the broker missed is sent by the sweep
     return job
 
