@@ -12,6 +12,7 @@ from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import pytest
 from sqlmodel import select
 
 from models.errors import StorageError
@@ -114,6 +115,40 @@ def test_a_gone_source_fails_result_expired_at_once(engine_factory) -> None:  # 
         job_id = downloading(d, [f"{cdn['url']}/clip.mp4"])
     job = d.job(job_id)
     assert job.status == "failed" and job.error_code == "result_expired" and job.download_attempts == 1
+
+
+@pytest.mark.parametrize("relay_busy", [False, True])
+def test_a_result_url_gone_on_first_sight_is_fetched_from_a_re_poll(engine_factory, sim: Sim, clock: FakeClock, relay_busy: bool) -> None:  # type: ignore[no-untyped-def]
+    """Signed result URLs expire: a 403/404/410 is not the end while the relay can be asked about the
+    task again. One re-poll gives fresh URLs, and the same attempt stores the result from them (a
+    relay too busy to answer the re-poll: the next attempt asks again)."""
+    d = engine_factory()
+    job, _ = create_job(d.rt, JobCreate(provider="kling", operation="text2video", input={"prompt": "a fox"}))
+    d.drain()
+    clock.advance(10)  # the simulator's task has finished: asked again, it answers with its own URL
+    with session_scope(d.rt.engine) as s:
+        row = get_job(s, job.id)
+        assert row is not None and row.status == "running"
+        task_id = row.provider_task_id
+        fu = apply_status(s, row, ProviderStatus(task_id, State.SUCCEEDED, outputs=[OutputRef(f"{sim.url}/_sim/media/expired/{task_id}.mp4", "video")]),
+                          settings=d.rt.settings, now=d.clock.now(), source="test")
+    polls = sim.stats()["poll_requests"]
+    if relay_busy:  # the re-poll answered 503: tried again within the download window
+        sim.admin("/_sim/faults", {"error_5xx_next": 1, "status": 503})
+    d.recorder.sent.extend(fu)
+    d.drain()
+    if relay_busy:
+        waiting = d.job(job.id)
+        assert waiting.status == "downloading" and waiting.error_code == "result_refresh_failed" and waiting.error_retryable
+        d.run_for(10)
+    done = d.job(job.id)
+    assert done.status == "succeeded" and done.download_attempts == 1 + relay_busy, (done.error_code, done.error_message)
+    assert sim.stats()["poll_requests"] == polls + 1 + relay_busy
+    with session_scope(d.rt.engine) as s:
+        (asset,) = s.exec(select(Asset).where(Asset.job_id == job.id)).all()
+        reasons = [e.reason for e in s.exec(select(JobEvent).where(JobEvent.job_id == job.id)).all()]
+    assert asset.sha256 == sim.sha256()["mp4"] and asset.source_url == f"{sim.url}/_sim/media/{task_id}.mp4"
+    assert any("HTTP 403" in r and "fresh" in r for r in reasons), reasons
 
 
 def test_a_bad_port_fails_at_once_with_a_clear_code(engine_factory) -> None:  # type: ignore[no-untyped-def]
