@@ -104,7 +104,7 @@ class ApiClient:
         """Stream one stored asset (GET /v1/jobs/{id}/assets/{index}, following an S3 redirect) into dest."""
         path = f"/v1/jobs/{job['id']}/assets/{asset['index']}"
         try:
-            with self._http.stream("GET", path, follow_redirects=True) as r:
+            with self._http.stream("GET", path, params={"attempt": asset.get("attempt", 1)}, follow_redirects=True) as r:
                 if r.status_code >= 400:
                     raise CliError(f"HTTP {r.status_code} fetching asset {asset['index']} of {job['id']}")
                 with dest.open("wb") as f:

@@ -204,7 +204,7 @@ class Run:
             if job["status"] != "succeeded" or number in self.downloaded:
                 continue
             names = []
-            for a in job.get("assets", []):
+            for a in current_assets(job):
                 if not (a.get("url") or a.get("path")):
                     continue
                 dest = self.download / f"{number}-{job['provider']}-{job['operation']}-{a['index']}{_ext(a)}"
@@ -227,7 +227,7 @@ class Run:
                 out.append({"line": ln.number, "job_id": known, "status": "created" if known else "not_created", "files": [], "sha256": [],
                             "downloaded": [], "error_code": None, "error_message": None})
                 continue
-            assets = job.get("assets", [])
+            assets = current_assets(job)
             error = job.get("error") or {}
             out.append({"line": ln.number, "job_id": job["id"], "status": job["status"],
                         "files": [a.get("path") or a.get("url") for a in assets if a.get("path") or a.get("url")],
@@ -257,6 +257,11 @@ def _line_message(exc: CliError, chunk: list[Line]) -> str:
         else:
             parts.append(f"{loc}: {msg}" if loc else msg)
     return ("; ".join(parts) + "; nothing was created for this part of the file") if parts else exc.message
+
+
+def current_assets(job: dict[str, Any]) -> list[dict[str, Any]]:
+    """The job's assets of its current attempt (a retried job also lists its earlier attempts' files)."""
+    return [a for a in job.get("assets", []) if a.get("attempt", 1) == job.get("attempt", 1)]
 
 
 def _ext(asset: dict[str, Any]) -> str:

@@ -74,7 +74,8 @@ def show(job: dict[str, Any], as_json: bool = False) -> None:
         typer.echo(f"  error {job['error']['code']}: {job['error']['message']}")
     for a in job.get("assets", []):
         where = a.get("path") or a.get("url") or f"not stored (source {a.get('source_url')})"
-        typer.echo(f"  asset {a['index']} {a.get('content_type') or a.get('kind')} {a.get('size')} bytes "
+        earlier = f" (attempt {a['attempt']})" if a.get("attempt", 1) != job.get("attempt", 1) else ""
+        typer.echo(f"  asset {a['index']}{earlier} {a.get('content_type') or a.get('kind')} {a.get('size')} bytes "
                    f"sha256 {a.get('sha256')}: {where}")
 
 

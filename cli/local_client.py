@@ -55,9 +55,9 @@ class LocalClient:
         for job in rows:
             mine = by_job.get(job.id, [])
             public = JobPublic.from_rows(job, mine, self.base_url).model_dump(mode="json")
-            keys = {a.index: a.storage_key for a in mine}
+            keys = {(a.attempt, a.index): a.storage_key for a in mine}
             for a in public["assets"]:
-                key = keys.get(a["index"])
+                key = keys.get((a["attempt"], a["index"]))
                 a["path"] = self.rt.store.describe(key) if key and a["url"] else None
             out.append(public)
         return out
@@ -104,7 +104,8 @@ class LocalClient:
 
     def fetch_asset(self, job: dict[str, Any], asset: dict[str, Any], dest: Path) -> None:
         with session_scope(self.rt.engine) as session:
-            row = session.exec(select(Asset).where(Asset.job_id == job["id"], Asset.index == asset["index"])).first()
+            row = session.exec(select(Asset).where(Asset.job_id == job["id"], Asset.attempt == asset.get("attempt", 1),
+                                                   Asset.index == asset["index"])).first()
         if row is None or row.storage_key is None:
             raise CliError(f"asset {asset['index']} of {job['id']} is not stored")
         try:

@@ -109,7 +109,9 @@ class JobCreate(BaseModel):
     callback_url: str | None = Field(None, max_length=2000, description="Where the completion notification is POSTed")
     idempotency_key: str | None = Field(None, min_length=1, max_length=255)
     metadata: dict[str, Any] = Field(default_factory=dict, description="Yours; echoed back untouched")
-    batch_id: str | None = Field(None, max_length=64)
+    batch_id: str | None = Field(None, max_length=64, description=(
+        "A label of yours, to list jobs by (GET /v1/jobs?batch_id=); not the id of a batch made by POST /v1/batches "
+        "(422): jobs join a batch only through that route"))
 
     @field_validator("provider", "operation", "idempotency_key", "batch_id")
     @classmethod
@@ -142,6 +144,8 @@ class ErrorPublic(BaseModel):
 
 class AssetPublic(BaseModel):
     index: int
+    attempt: int = Field(1, description="The job's attempt that produced it: after a retry the current attempt's assets "
+                         "come first, then the earlier attempts' (newest first), whose stored files are kept")
     kind: str
     content_type: str | None
     size: int | None
@@ -188,16 +192,23 @@ class JobPublic(BaseModel):
             batch_id=job.batch_id, error=error,
             assets=[
                 AssetPublic(
-                    index=a.index, kind=a.kind, content_type=a.content_type, size=a.size, sha256=a.sha256,
-                    url=f"{job_url}/assets/{a.index}" if a.stored_at else None, source_url=data_uri_label(a.source_url) if a.source_url[:5].lower() == "data:" else a.source_url,
+                    index=a.index, attempt=a.attempt, kind=a.kind, content_type=a.content_type, size=a.size, sha256=a.sha256,
+                    url=_asset_url(job_url, job, a), source_url=data_uri_label(a.source_url) if a.source_url[:5].lower() == "data:" else a.source_url,
                     metadata=dict(a.meta),
                 )
-                for a in sorted(assets, key=lambda a: a.index)
+                for a in sorted(assets, key=lambda a: (-a.attempt, a.index))
             ],
             result=job.result, created_at=job.created_at, updated_at=job.updated_at,
             submitted_at=job.submitted_at, finished_at=job.finished_at, result_expires_at=job.result_expires_at,
             provider_cancel=ProviderCancel(job.provider_cancel) if job.provider_cancel else None, status_url=job_url,
         )
+
+
+def _asset_url(job_url: str, job: Job, asset: Asset) -> str | None:
+    """The asset route of a stored asset; an earlier attempt's names its attempt."""
+    if asset.stored_at is None:
+        return None
+    return f"{job_url}/assets/{asset.index}" + ("" if asset.attempt == job.attempt else f"?attempt={asset.attempt}")
 
 
 class JobsPublic(BaseModel):

@@ -99,10 +99,12 @@ class Job(SQLModel, table=True):
 
 class Asset(SQLModel, table=True):
     __tablename__ = "asset"
-    __table_args__ = (UniqueConstraint("job_id", "index", name="uq_asset_job_index"),)
+    __table_args__ = (UniqueConstraint("job_id", "attempt", "index", name="uq_asset_job_attempt_index"),)
 
     id: int | None = Field(default=None, primary_key=True)
     job_id: str = Field(foreign_key="job.id", index=True, max_length=40)
+    # The job's attempt that produced it: a retry adds its own assets, and earlier attempts' stay (paid files).
+    attempt: int = 1
     index: int
     kind: str = Field(max_length=20)
     source_url: str

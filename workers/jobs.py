@@ -16,14 +16,14 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, Engine, Select, Update, bindparam, case, cast, func, insert, inspect, or_, select, update
+from sqlalchemy import ColumnElement, Engine, Select, Update, bindparam, case, cast, func, insert, inspect, literal, or_, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Result
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col
 
 from models.status import JobStatus, can_transition
-from models.tables import Job, JobEvent, utcnow
+from models.tables import Job, JobEvent, UTCDateTime, utcnow
 from providers.base import ParentRef, PollTarget
 from workers.db import autocommit, in_claim, is_postgres, rowcount, table_of
 
@@ -241,6 +241,14 @@ def transition_batch(session: Session, batch_id: str, old: JobStatus, new: JobSt
             {"job_id": i, "old_status": old.value, "new_status": new.value, "reason": reason[:2000], "payload_sha256": None, "at": now}
             for i in ids])
     return ids
+
+
+def note_batch(session: Session, batch_id: str, status: JobStatus, *, reason: str, now: datetime) -> None:
+    """Append an event without a status change to every job of a batch in `status` (one INSERT ... SELECT)."""
+    jt = table_of(Job)
+    rows = select(jt.c.id, literal(status.value), literal(status.value), literal(reason[:2000]), literal(now, UTCDateTime())) \
+        .where(jt.c.batch_id == batch_id, jt.c.status == status.value)
+    session.execute(insert(table_of(JobEvent)).from_select(["job_id", "old_status", "new_status", "reason", "at"], rows))
 
 
 def bump(session: Session, job: Job, version: int, *, now: datetime, **fields: Any) -> bool:

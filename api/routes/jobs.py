@@ -24,6 +24,7 @@ from workers.services.retry import retry_job
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], dependencies=[Authed, JobIdChecked])
 MAX_ASSET_INDEX = 9999
+MAX_ATTEMPT = 2**31 - 1  # the column's range: a larger number is a 422, not a database error
 
 
 def _public(rt: RuntimeDep, job: Job, base: str) -> JobPublic:
@@ -119,12 +120,13 @@ def batch_cost(rt: RuntimeDep, batch_id: str) -> dict[str, int | float]:
     return out
 
 
-@router.post("/{job_id}/cancel", response_model=JobPublic, responses={404: {}, 409: {"description": "already finished"}})
+@router.post("/{job_id}/cancel", response_model=JobPublic, responses={404: {}, 409: {"description": "already finished, or downloading a paid result (kept)"}})
 def post_cancel(job_id: str, rt: RuntimeDep, base: BaseUrlDep) -> JobPublic:
-    """Stop tracking the job (a paid result already made is not fetched). Where the family can
-    cancel at the relay (Replicate, fal) and the job has a task there, that task is cancelled too,
-    in the background: `provider_cancel` pending, then done (the events say what the relay
-    answered) or failed after K4U_PROVIDER_CANCEL_MAX_ATTEMPTS."""
+    """Stop tracking the job. Where the family can cancel at the relay (Replicate, fal) and the job
+    has a task there, that task is cancelled too, in the background: `provider_cancel` pending, then
+    done (the events say what the relay answered) or failed after K4U_PROVIDER_CANCEL_MAX_ATTEMPTS.
+    409 for a finished job, and for a downloading one: its result is finished and paid for, so it
+    is kept (the request is recorded in its events) and the job ends as its download does."""
     return _public(rt, cancel_job(rt, job_id), base)
 
 
@@ -140,10 +142,13 @@ def post_retry(job_id: str, rt: RuntimeDep, base: BaseUrlDep) -> JobPublic:
 @router.get("/{job_id}/assets/{index}", responses={200: {"content": {"application/octet-stream": {}}}, 307: {}, 404: {}, 410: {}})
 def get_asset(job_id: str, index: Annotated[int, Path(ge=0, le=MAX_ASSET_INDEX)], rt: RuntimeDep,
               redirect: Annotated[bool, Query(description="false: stream the bytes through the API even when the store "
-                                                          "is S3 (for a browser page whose policy keeps it on our origin)")] = True) -> Response:
+                                                          "is S3 (for a browser page whose policy keeps it on our origin)")] = True,
+              attempt: Annotated[int | None, Query(ge=1, le=MAX_ATTEMPT, description=(
+                  "An earlier attempt's asset (after a retry; its `url` in the job names it); default: the job's current attempt"))] = None) -> Response:
     """The stored bytes, or a redirect to a presigned URL when the store is S3 (unless redirect=false)."""
+    current = select(col(Job.attempt)).where(col(Job.id) == job_id).scalar_subquery()
     with session_scope(rt.engine) as session:
-        asset = session.exec(select(Asset).where(Asset.job_id == job_id, Asset.index == index)).first()
+        asset = session.exec(select(Asset).where(Asset.job_id == job_id, Asset.attempt == (attempt or current), Asset.index == index)).first()
     if asset is None or asset.storage_key is None:
         raise HTTPException(status_code=404, detail="no stored asset with that index")
     url = rt.store.presign(asset.storage_key, rt.settings.presign_expires_s) if redirect else None

@@ -57,7 +57,7 @@ def _authorized(rt: Runtime, authorization: str | None, api_key: str | None) -> 
 
 def flat_job(job: Job, assets: list[Asset], base: str) -> dict[str, Any]:
     """One job as flat fields, every one always present (tool platforms drop undeclared fields)."""
-    stored = sorted((a for a in assets if a.stored_at is not None), key=lambda a: a.index)
+    stored = sorted((a for a in assets if a.stored_at is not None and a.attempt == job.attempt), key=lambda a: a.index)
     urls = [f"{base}/v1/jobs/{job.id}/assets/{a.index}" for a in stored]
     return {
         "job_id": job.id, "provider": job.provider, "operation": job.operation, "status": job.status,

@@ -65,9 +65,10 @@ export function jobPath(jobId, rest = '') {
 // <img>/<video>/<audio> cannot send an Authorization header, so asset bytes are fetched here with
 // the token and handed to the element as a blob: URL (the asset route has no Range support, so a
 // streamed <video src> would gain nothing over a whole-file blob; big files wait for a click).
-export async function fetchAsset(jobId, index, signal) {
+export async function fetchAsset(jobId, index, attempt, signal) {
   // redirect=false: with an S3 store the bytes still come from our origin (the page's CSP allows only it).
-  const r = await send(jobPath(jobId, `/assets/${index}?redirect=false`), { signal, accept: '*/*' });
+  // attempt: a retried job also shows its earlier attempts' files, each under its own attempt.
+  const r = await send(jobPath(jobId, `/assets/${index}${query({ redirect: 'false', attempt })}`), { signal, accept: '*/*' });
   return r.blob();
 }
 

@@ -36,7 +36,7 @@ function summary(job) {
 function assets(job) {
   if (!job.assets.length) return h('p', { class: 'muted' }, 'No assets.');
   return table(['#', 'kind', 'type', 'size', 'sha256', 'source'], job.assets.map((a) => [
-    String(a.index), a.kind, a.content_type || '', bytes(a.size), h('code', {}, a.sha256 || ''), h('code', { class: 'wrap' }, a.source_url),
+    (a.attempt ?? 1) === job.attempt ? String(a.index) : `${a.index} (attempt ${a.attempt})`, a.kind, a.content_type || '', bytes(a.size), h('code', {}, a.sha256 || ''), h('code', { class: 'wrap' }, a.source_url),
   ]), 'Assets');
 }
 

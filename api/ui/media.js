@@ -41,7 +41,7 @@ export class Media {
     const label = `${kind} ${asset.index} of ${jobId}`;
     const fig = h('figure', {
       class: `asset asset-${kind}`,
-      dataset: { jobId, index: String(asset.index), kind, sha256: asset.sha256 || '', verified: 'pending' },
+      dataset: { jobId, index: String(asset.index), attempt: String(asset.attempt ?? 1), kind, sha256: asset.sha256 || '', verified: 'pending' },
     });
     if (!asset.url) {
       fig.dataset.verified = 'none';
@@ -75,7 +75,7 @@ export class Media {
     const badge = fig.querySelector('.verify');
     badge.textContent = 'loading…';
     try {
-      const blob = await fetchAsset(fig.dataset.jobId, fig.dataset.index);
+      const blob = await fetchAsset(fig.dataset.jobId, fig.dataset.index, fig.dataset.attempt);
       if (!fig.isConnected) return;
       const url = URL.createObjectURL(blob);
       this.revoke(fig);

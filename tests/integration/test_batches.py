@@ -133,6 +133,21 @@ def test_one_bad_item_rejects_the_batch_naming_its_index_and_field(api, db_url: 
     assert rows(db_url) == before and recorder.sent == []
 
 
+def test_a_job_cannot_join_a_batch_through_post_jobs(api, db_url: str) -> None:  # type: ignore[no-untyped-def]
+    """Membership of a batch comes only from POST /v1/batches: its total, counts and batch.completed
+    are about the jobs it created. A free label (no such batch) still groups jobs as before."""
+    client, recorder = api
+    b = client.post("/v1/batches", json={"jobs": [item(0)]}).json()
+    before = rows(db_url)
+    r = client.post("/v1/jobs", json=item(1, batch_id=b["id"]))
+    assert r.status_code == 422, r.text
+    assert [d["loc"] for d in r.json()["detail"]] == [["body", "batch_id"]] and "POST /v1/batches" in r.text
+    assert rows(db_url) == before and recorder.of(dispatch.SUBMIT) == []
+    got = client.get(f"/v1/batches/{b['id']}").json()
+    assert (got["total"], got["counts"]["queued"]) == (1, 1)
+    assert client.post("/v1/jobs", json=item(2, batch_id="my-label")).status_code == 202
+
+
 def test_too_many_items_and_a_private_callback_are_refused(api_factory, db_url: str) -> None:  # type: ignore[no-untyped-def]
     client, _ = api_factory(max_batch_jobs=3)
     r = client.post("/v1/batches", json={"jobs": [item(i) for i in range(4)]})

@@ -12,10 +12,11 @@ from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import pytest
 from sqlmodel import select
 
 from models.errors import StorageError
-from models.schemas import JobCreate
+from models.schemas import BatchCreate, JobCreate
 from models.status import JobStatus
 from models.tables import Asset, JobEvent
 from providers.base import OutputRef, ProviderStatus, State
@@ -116,6 +117,40 @@ def test_a_gone_source_fails_result_expired_at_once(engine_factory) -> None:  # 
     assert job.status == "failed" and job.error_code == "result_expired" and job.download_attempts == 1
 
 
+@pytest.mark.parametrize("relay_busy", [False, True])
+def test_a_result_url_gone_on_first_sight_is_fetched_from_a_re_poll(engine_factory, sim: Sim, clock: FakeClock, relay_busy: bool) -> None:  # type: ignore[no-untyped-def]
+    """Signed result URLs expire: a 403/404/410 is not the end while the relay can be asked about the
+    task again. One re-poll gives fresh URLs, and the same attempt stores the result from them (a
+    relay too busy to answer the re-poll: the next attempt asks again)."""
+    d = engine_factory()
+    job, _ = create_job(d.rt, JobCreate(provider="kling", operation="text2video", input={"prompt": "a fox"}))
+    d.drain()
+    clock.advance(10)  # the simulator's task has finished: asked again, it answers with its own URL
+    with session_scope(d.rt.engine) as s:
+        row = get_job(s, job.id)
+        assert row is not None and row.status == "running"
+        task_id = row.provider_task_id
+        fu = apply_status(s, row, ProviderStatus(task_id, State.SUCCEEDED, outputs=[OutputRef(f"{sim.url}/_sim/media/expired/{task_id}.mp4", "video")]),
+                          settings=d.rt.settings, now=d.clock.now(), source="test")
+    polls = sim.stats()["poll_requests"]
+    if relay_busy:  # the re-poll answered 503: tried again within the download window
+        sim.admin("/_sim/faults", {"error_5xx_next": 1, "status": 503})
+    d.recorder.sent.extend(fu)
+    d.drain()
+    if relay_busy:
+        waiting = d.job(job.id)
+        assert waiting.status == "downloading" and waiting.error_code == "result_refresh_failed" and waiting.error_retryable
+        d.run_for(10)
+    done = d.job(job.id)
+    assert done.status == "succeeded" and done.download_attempts == 1 + relay_busy, (done.error_code, done.error_message)
+    assert sim.stats()["poll_requests"] == polls + 1 + relay_busy
+    with session_scope(d.rt.engine) as s:
+        (asset,) = s.exec(select(Asset).where(Asset.job_id == job.id)).all()
+        reasons = [e.reason for e in s.exec(select(JobEvent).where(JobEvent.job_id == job.id)).all()]
+    assert asset.sha256 == sim.sha256()["mp4"] and asset.source_url == f"{sim.url}/_sim/media/{task_id}.mp4"
+    assert any("HTTP 403" in r and "fresh" in r for r in reasons), reasons
+
+
 def test_a_bad_port_fails_at_once_with_a_clear_code(engine_factory) -> None:  # type: ignore[no-untyped-def]
     d = engine_factory()
     job_id = downloading(d, ["http://cdn.example:99999/x.mp4"])
@@ -177,6 +212,40 @@ def test_the_sweep_leaves_a_download_in_progress_alone_past_the_window(engine_fa
     assert job.status == "failed" and job.error_code == "download_timeout"
 
 
+def test_a_cancel_while_downloading_keeps_the_paid_result(engine_factory, sim: Sim) -> None:  # type: ignore[no-untyped-def]
+    """The provider has finished and charged: a cancel (POST /v1/jobs/{id}/cancel, or the job's
+    batch cancelled) is refused with a 409 saying so, recorded in the events, and the download
+    goes on to store the files; the job ends succeeded."""
+    import httpx
+
+    from api.main import create_app
+    from tests.servers import serve
+    from workers.dispatch import RecordingDispatcher
+    from workers.services.batches import cancel_batch, create_batch
+
+    d = engine_factory(api_tokens="tok-d")
+    batch, (job, *_), _ = create_batch(d.rt, BatchCreate(jobs=[JobCreate(provider="kling", operation="text2video", input={"prompt": "a fox"})]))
+    d.tick()
+    with session_scope(d.rt.engine) as s:
+        row = get_job(s, job.id)
+        assert row is not None and row.status == "running"
+        fu = apply_status(s, row, ProviderStatus(row.provider_task_id, State.SUCCEEDED, outputs=[OutputRef(f"{sim.url}/_sim/media/paid.mp4", "video")]),
+                          settings=d.rt.settings, now=d.clock.now(), source="test")
+    with serve(create_app(d.rt.settings, dispatcher=RecordingDispatcher())) as url:
+        r = httpx.post(f"{url}/v1/jobs/{job.id}/cancel", headers={"Authorization": "Bearer tok-d"})
+    assert r.status_code == 409 and "paid" in r.json()["detail"], r.text
+    assert cancel_batch(d.rt, batch.id).counts["downloading"] == 1
+    d.recorder.sent.extend(fu)
+    d.drain()
+    job_now = d.job(job.id)
+    assert job_now.status == "succeeded", (job_now.status, job_now.error_code)
+    with session_scope(d.rt.engine) as s:
+        (asset,) = s.exec(select(Asset).where(Asset.job_id == job.id)).all()
+        reasons = [e.reason for e in s.exec(select(JobEvent).where(JobEvent.job_id == job.id)).all()]
+    assert asset.sha256 == sim.sha256()["mp4"]
+    assert sum("cancel requested while downloading" in r for r in reasons) == 2, reasons
+
+
 @contextmanager
 def trickle_server(chunks: int = 100, every_s: float = 0.2) -> Iterator[str]:
     """A CDN that sends a 1 KiB chunk every `every_s` seconds (about 20 s for the whole file)."""
@@ -208,12 +277,14 @@ def trickle_server(chunks: int = 100, every_s: float = 0.2) -> Iterator[str]:
         server.server_close()
 
 
-def test_a_download_keeps_its_short_lease_alive_and_stops_when_the_job_is_cancelled(engine_factory, sim: Sim) -> None:  # type: ignore[no-untyped-def]
+def test_a_download_keeps_its_short_lease_alive_and_stops_when_its_step_is_taken_over(engine_factory, sim: Sim) -> None:  # type: ignore[no-untyped-def]
     """The lease is K4U_LEASE_S (kept alive by a heartbeat while bytes flow), not the whole
-    download timeout; a cancel moves the version on, and the heartbeat stops the stream."""
+    download timeout; when the step is taken over (the sweep re-drove it after a stall) the version
+    moves on, and the heartbeat stops the stream. (A cancel no longer stops a download: it keeps
+    the paid result, see test_a_cancel_while_downloading_keeps_the_paid_result.)"""
     import time
 
-    from workers.services.create import cancel_job
+    from workers.jobs import bump
     from workers.services.download import store_outputs
 
     d = engine_factory(lease_s=3.0, download_timeout_s=600.0)
@@ -235,9 +306,11 @@ def test_a_download_keeps_its_short_lease_alive_and_stops_when_the_job_is_cancel
             row = get_job(s, job_id)
             assert row is not None and row.next_at is not None
             assert row.next_at <= d.clock.now() + timedelta(seconds=3.5), "the lease is K4U_LEASE_S, not the download timeout"
-        cancel_job(d.rt, job_id)
+        with session_scope(d.rt.engine) as s:
+            row = get_job(s, job_id)
+            assert row is not None and bump(s, row, row.version, now=d.clock.now())
         worker.join(15)
-        assert result == ["lost"] and time.monotonic() - started < 12, "the heartbeat must stop a cancelled download"
+        assert result == ["lost"] and time.monotonic() - started < 12, "the heartbeat must stop a download whose step moved on"
         with session_scope(d.rt.engine) as s:
             assert [a.stored_at for a in s.exec(select(Asset).where(Asset.job_id == job_id)).all()] == [None]
-            assert get_job(s, job_id).status == "cancelled"  # type: ignore[union-attr]
+            assert get_job(s, job_id).status == "downloading"  # type: ignore[union-attr]

@@ -9,11 +9,14 @@ import hashlib
 from typing import Any
 
 import pytest
+from sqlmodel import select
 
 from models.errors import RequestInvalid
 from models.schemas import JobCreate
+from models.tables import JobEvent
 from simulator.media import PNG_BYTES
 from tests.conftest import Sim
+from workers.db import session_scope
 from workers.services.create import create_job
 
 
@@ -150,6 +153,17 @@ def test_expired_result_fails_result_expired(d, sim: Sim) -> None:  # type: igno
     d.run_for(30)
     job = public(d, job_id)
     assert job["status"] == "failed" and job["error"]["code"] == "result_expired", job["error"]
+
+
+def test_a_result_that_stays_gone_fails_result_expired_after_one_re_poll(d, sim: Sim) -> None:  # type: ignore[no-untyped-def]
+    job_id = new(d, "veo", "video", {"prompt": "x [sim:expire=0]"})
+    d.run_for(30)
+    job = d.job(job_id)
+    assert job.status == "failed" and job.error_code == "result_expired" and job.download_attempts == 1
+    assert "asked again" in (job.error_message or ""), job.error_message
+    with session_scope(d.rt.engine) as s:
+        reasons = [e.reason for e in s.exec(select(JobEvent).where(JobEvent.job_id == job_id)).all()]
+    assert sum("fresh" in r for r in reasons) == 1, reasons
 
 
 @pytest.mark.parametrize("provider, operation", [("sora", "video"), ("veo", "video"), ("grok", "video")])

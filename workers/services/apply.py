@@ -21,7 +21,7 @@ from providers.registry import get_adapter
 from workers import jobs
 from workers.db import table_of
 from workers.dispatch import DOWNLOAD, Followup, Followups
-from workers.relay import resolve_relay_path
+from workers.services.download import output_source
 from workers.services.lifecycle import finish
 from workers.services.schedule import next_poll_at
 from workers.settings import Settings
@@ -85,8 +85,8 @@ def _apply(session: Session, job: Job, st: ProviderStatus, *, settings: Settings
                 return None
             # A relay route (/v1/videos/{id}/content) is stored as its absolute URL and fetched
             # with the key on that first request only; every other URL never sees the key.
-            rows = [{"job_id": job.id, "index": i, "kind": out.kind, "needs_auth": out.relay_route, "metadata": dict(out.meta),
-                     "source_url": resolve_relay_path(settings.base_url, out.url) if out.relay_route else out.url}
+            rows = [{"job_id": job.id, "attempt": job.attempt, "index": i, "kind": out.kind, "needs_auth": out.relay_route, "metadata": dict(out.meta),
+                     "source_url": output_source(out, settings.base_url)}
                     for i, out in enumerate(st.outputs)]
             if rows:
                 session.execute(insert(table_of(Asset)), rows)

@@ -49,6 +49,7 @@ from workers.context import Runtime
 from workers.db import rowcount, session_scope, table_of
 from workers.dispatch import NOTIFY, Followups, send_all
 from workers.netguard import check_url
+from workers.services.lifecycle import paid_result_kept
 from workers.services.notification import notification_delivery
 from workers.services.provider_cancel import schedule_batch_cancels
 from workers.services.schedule import deadline_at
@@ -283,14 +284,17 @@ def get_batch(rt: Runtime, batch_id: str) -> BatchPublic:
 
 
 def cancel_batch(rt: Runtime, batch_id: str) -> BatchPublic:
-    """Cancel every job of the batch that is not terminal: one UPDATE per status, one INSERT of
-    events, their notifications left for the tick (no broker message per job)."""
+    """Cancel every job of the batch that is queued, submitting or running: one UPDATE per status, one
+    INSERT of events, their notifications left for the tick (no broker message per job). A downloading
+    job keeps its paid result and ends as its download does (an event says so)."""
     now = rt.clock()
     with session_scope(rt.engine) as session:
         batch = _load(session, batch_id)
         cancelled: list[str] = []
         in_flight: list[str] = []  # their task may still be working at the relay
-        for status in (JobStatus.QUEUED, JobStatus.SUBMITTING, JobStatus.RUNNING, JobStatus.DOWNLOADING):
+        # A downloading job's result is finished and paid for: it is stored and kept, with an event.
+        jobs.note_batch(session, batch_id, JobStatus.DOWNLOADING, reason=paid_result_kept("its batch cancelled by the caller"), now=now)
+        for status in (JobStatus.QUEUED, JobStatus.SUBMITTING, JobStatus.RUNNING):
             ids = jobs.transition_batch(session, batch_id, status, JobStatus.CANCELLED, reason="batch cancelled by the caller",
                                         now=now, finished_at=now, next_at=None)
             cancelled += ids

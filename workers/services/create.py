@@ -20,14 +20,14 @@ from sqlmodel import select
 from models.errors import IdempotencyConflict, JobNotFound, JobStateConflict, RequestInvalid, UnsafeURL
 from models.schemas import JobCreate
 from models.status import TERMINAL, JobStatus
-from models.tables import Job
+from models.tables import Batch, Job
 from providers.registry import UnknownProvider, get_adapter, resolve_operation, validate_input
 from workers import jobs
 from workers.context import Runtime
 from workers.db import session_scope
 from workers.dispatch import SUBMIT, send_all
 from workers.netguard import check_url
-from workers.services.lifecycle import finish
+from workers.services.lifecycle import finish, paid_result_kept
 from workers.services.provider_cancel import schedule_provider_cancel
 from workers.services.schedule import deadline_at
 
@@ -46,6 +46,8 @@ def create_job(rt: Runtime, body: JobCreate, header_key: str | None = None) -> t
         loc = ".".join(str(p) for p in ("input", *err["loc"]))
         raise RequestInvalid(loc, f"{loc}: {err['msg']}") from None
     _check_parent(rt, body.provider, operation, clean)
+    if body.batch_id is not None:
+        _check_batch_label(rt, body.batch_id)
     if body.callback_url:
         try:
             check_url(body.callback_url, allow_private=rt.settings.allow_private_urls)
@@ -118,6 +120,16 @@ def _check_parent(rt: Runtime, provider: str, operation: str, clean: dict[str, o
         raise RequestInvalid(field, f"{field}: {exc}") from None
 
 
+def _check_batch_label(rt: Runtime, batch_id: str) -> None:
+    """A job's own batch_id is the caller's label; a batch of POST /v1/batches is joined only there
+    (its total, counts and batch.completed are about the jobs it created)."""
+    with session_scope(rt.engine) as session:
+        taken = session.get(Batch, batch_id) is not None
+    if taken:
+        raise RequestInvalid("batch_id", f"batch_id: {batch_id} is a batch of POST /v1/batches, which alone adds jobs to it; "
+                                         "leave batch_id out or use a label of your own")
+
+
 def cancel_job(rt: Runtime, job_id: str) -> Job:
     with session_scope(rt.engine) as session:
         job = jobs.get_job(session, job_id)
@@ -127,10 +139,17 @@ def cancel_job(rt: Runtime, job_id: str) -> Job:
         if prior in TERMINAL:
             raise JobStateConflict(f"job is already {job.status}")
         now = rt.clock()
-        fu = finish(session, job, JobStatus.CANCELLED, settings=rt.settings, now=now, reason="cancelled by the caller")
-        if not fu and job.status != JobStatus.CANCELLED:
-            raise JobStateConflict("the job changed state meanwhile; try again")
-        fu += schedule_provider_cancel(session, job, prior, now)  # where the family can stop the task at the relay
+        if prior == JobStatus.DOWNLOADING:  # recorded, then refused below (after the commit)
+            jobs.append_event(session, job, prior, prior, paid_result_kept("by the caller"), now)
+            fu = None
+        else:
+            fu = finish(session, job, JobStatus.CANCELLED, settings=rt.settings, now=now, reason="cancelled by the caller")
+            if not fu and job.status != JobStatus.CANCELLED:
+                raise JobStateConflict("the job changed state meanwhile; try again")
+            fu += schedule_provider_cancel(session, job, prior, now)  # where the family can stop the task at the relay
+    if fu is None:
+        raise JobStateConflict("the job is downloading a result already paid for (the relay has finished it): it is kept, "
+                               "and the job ends as its download does, succeeded once its files are stored (see its events)")
     send_all(rt.dispatcher, fu)  # never raises: a notification the broker missed is sent by the sweep
     return job
 

@@ -1,15 +1,19 @@
 """store_outputs: stream every result URL of a job into object storage, then finish the job.
 
-Keys are deterministic (`<job_id>/<index><ext>`), so a re-run after a crash overwrites the
-same objects: a job is stored exactly once whatever happens to the worker. The job becomes
+Keys are deterministic (`<job_id>/<index><ext>`, `<job_id>/<attempt>/<index><ext>` from a retry's
+second attempt on: storage_key), so a re-run after a crash overwrites the same objects: a job is
+stored exactly once whatever happens to the worker, and a retry never overwrites an earlier
+attempt's paid files. The job becomes
 `succeeded` only when every asset has its sha256 and size.
 
 The results are paid for, so retries are bounded by time, not by a handful of attempts: the
 first attempt sets `download_deadline_at` (K4U_DOWNLOAD_WINDOW_S, or sooner when the provider's
 URLs expire sooner). Until then our own storage's errors and the source's transient ones wait
 in next_at with backoff (the sweep re-drives them); past it the job fails `download_timeout`
-naming the last error. A source that says the result is gone fails `result_expired` at once, too
-large `too_large`, a malformed URL `invalid_result_url`, and an error that is none of ours (a
+naming the last error. A source that says the result is gone (403/404/410) gets one second chance
+per attempt: the relay is asked about the task again for fresh URLs (signed URLs expire), and the
+download goes on from those; gone again, or no fresh URL, fails `result_expired`. Too
+large fails `too_large`, a malformed URL `invalid_result_url`, and an error that is none of ours (a
 bug, bad data) `download_error` rather than a re-drive loop.
 """
 
@@ -26,9 +30,10 @@ from urllib.parse import urlsplit
 from sqlalchemy import Select, bindparam, exc as sa_exc, select as core_select, update
 from sqlmodel import Session, select
 
-from models.errors import DownloadFailed, ProviderError, StorageError
+from models.errors import DownloadFailed, ProviderError, ProviderUnavailable, StorageError
 from models.status import JobStatus
 from models.tables import Asset, Job
+from providers.base import OutputRef, State
 from providers.registry import ADAPTERS, get_adapter
 from workers import jobs
 from workers.context import Runtime
@@ -36,7 +41,7 @@ from workers.db import autocommit_scope, rowcount, session_scope, table_of
 from workers.dispatch import Followups, send_all
 from workers.flows import run_flow
 from workers.outcomes import Outcome, run_each
-from workers.relay import Download, safe_content_type
+from workers.relay import Download, resolve_relay_path, safe_content_type
 from workers.services.lifecycle import finish
 from workers.services.schedule import backoff
 from workers.settings import Settings
@@ -47,6 +52,7 @@ log = logging.getLogger("k4u.download")
 # The database itself is unreachable or busy: nothing to decide now; the sweep re-drives the step.
 _DB_UNAVAILABLE = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError, sa_exc.DisconnectionError)
 BACKOFF_BASE_S, BACKOFF_CAP_S = 2.0, 600.0
+GONE = "result_expired"  # the source's 403/404/410 (workers.relay)
 
 _EXT = {"video/mp4": ".mp4", "image/png": ".png", "image/jpeg": ".jpg", "image/webp": ".webp", "audio/mpeg": ".mp3", "video/webm": ".webm"}
 
@@ -71,7 +77,7 @@ def store_outputs(rt: Runtime, job_id: str, version: int) -> Outcome:
         job = jobs.take_download_lease(session, job_id, version, now=now, lease_s=s.lease_s,
                                        window_ends=_window_ends(s, now), default_end=now + timedelta(seconds=s.download_window_s))
         if job is not None:
-            assets = [_Pending(*r) for r in session.execute(_ASSETS, {"job_id": job_id})]
+            assets = [_Pending(*r) for r in session.execute(_ASSETS, {"job_id": job_id, "attempt": job.attempt})]
     if job is None:
         return _not_leased(rt, job_id, version, now)
     lease = job.version
@@ -79,9 +85,18 @@ def store_outputs(rt: Runtime, job_id: str, version: int) -> Outcome:
     beat = _Heartbeat(rt, job_id, lease)
     stored = 0
     last: tuple[_Pending, StoredObject] | None = None
+    fresh: dict[int, _Pending] = {}  # the assets with the relay's fresh URLs, once it was asked again
     try:
         for i, asset in enumerate(pending):
-            obj = _store_one(rt, asset, beat)
+            asset = fresh.get(asset.number, asset)
+            try:
+                obj = _store_one(rt, asset, beat)
+            except DownloadFailed as exc:
+                if exc.code != GONE or fresh:
+                    raise
+                fresh = _repoll(rt, job, pending[i:], exc)
+                asset = fresh[asset.number]
+                obj = _store_one(rt, asset, beat)
             if i + 1 < len(pending):  # recorded at once: a later attempt skips it
                 with session_scope(rt.engine) as session:
                     _record_stored(session, asset, obj, rt.clock())
@@ -89,8 +104,10 @@ def store_outputs(rt: Runtime, job_id: str, version: int) -> Outcome:
                 last = (asset, obj)
             stored += 1
     except _LeaseLost:
-        return Outcome.LOST  # cancelled meanwhile, or the sweep gave the step to another worker
+        return Outcome.LOST  # the sweep gave the step to another worker, or the job ended meanwhile
     except (DownloadFailed, StorageError) as exc:
+        if fresh and exc.code == GONE:
+            exc = DownloadFailed(f"{exc.message}, also at the URL the relay gave when asked again", code=GONE, retryable=False)
         return _failed(rt, job_id, lease, exc, progressed=stored > 0)
     except _DB_UNAVAILABLE:
         raise
@@ -115,11 +132,46 @@ def store_outputs(rt: Runtime, job_id: str, version: int) -> Outcome:
     return Outcome.SUCCEEDED if won else Outcome.LOST
 
 
+def _repoll(rt: Runtime, job: Job, assets: list[_Pending], gone: DownloadFailed) -> dict[int, _Pending]:
+    """A result URL answered 403/404/410: ask the relay about the task once more (one poll) and take
+    its fresh URLs for these assets (not stored yet), with an event. DownloadFailed result_expired,
+    saying so, where the task cannot be asked or the answer has no URL for them; retryable when the
+    relay could not answer (the attempt is tried again within the download window)."""
+    if not job.provider_task_id:
+        raise gone
+    try:
+        statuses = run_flow(rt.relay, get_adapter(job.provider).poll([jobs.target(job)], batch=False), f"{job.provider}.repoll")
+    except ProviderUnavailable as exc:
+        raise DownloadFailed(f"{gone.message}; asking the relay for fresh URLs failed: {exc.message}",
+                             code="result_refresh_failed", retryable=True) from None
+    except ProviderError as exc:
+        raise DownloadFailed(f"{gone.message}; asked again, the relay answered: {exc.message}", code=GONE, retryable=False) from None
+    st = next((st for st in statuses if st.task_id == job.provider_task_id), statuses[0] if len(statuses) == 1 else None)
+    outputs = st.outputs if st is not None and st.state == State.SUCCEEDED else []
+    if len(outputs) <= max(a.number for a in assets):
+        raise DownloadFailed(f"{gone.message}; asked again, the relay gave no fresh URL for it (task {st.state if st else 'not in the answer'})",
+                             code=GONE, retryable=False)
+    fresh = {a.number: a._replace(source_url=output_source(outputs[a.number], rt.settings.base_url), needs_auth=outputs[a.number].relay_route)
+             for a in assets}
+    with session_scope(rt.engine) as session:
+        session.execute(_NEW_SOURCE, [{"a_id": a.id, "source_url": a.source_url, "needs_auth": a.needs_auth} for a in fresh.values()])
+        jobs.append_event(session, job, JobStatus.DOWNLOADING, JobStatus.DOWNLOADING,
+                          f"{gone.message}: asked the relay again for fresh result URLs; downloading {len(fresh)} from them", rt.clock())
+    return fresh
+
+
+def output_source(out: OutputRef, base_url: str) -> str:
+    """Where an output is fetched from: a relay route (/v1/videos/{id}/content) as its absolute URL,
+    fetched with the key on that first request only; any other URL as given, never with the key."""
+    return resolve_relay_path(base_url, out.url) if out.relay_route else out.url
+
+
 class _Pending(NamedTuple):
     """An asset of the job as the download step reads it."""
 
     id: int
     job_id: str
+    attempt: int
     number: int  # Asset.index
     source_url: str
     needs_auth: bool
@@ -128,8 +180,8 @@ class _Pending(NamedTuple):
 
 def _assets_stmt() -> Select[Any]:
     at = table_of(Asset)
-    return (core_select(at.c.id, at.c.job_id, at.c.index, at.c.source_url, at.c.needs_auth, at.c.stored_at.is_not(None))
-            .where(at.c.job_id == bindparam("job_id")).order_by(at.c.index))
+    return (core_select(at.c.id, at.c.job_id, at.c.attempt, at.c.index, at.c.source_url, at.c.needs_auth, at.c.stored_at.is_not(None))
+            .where(at.c.job_id == bindparam("job_id"), at.c.attempt == bindparam("attempt")).order_by(at.c.index))
 
 
 _ASSETS = _assets_stmt()
@@ -237,13 +289,19 @@ def _store_one(rt: Runtime, asset: _Pending, beat: _Heartbeat) -> StoredObject:
         content_type = safe_content_type(dl.content_type if dl.content_type != "application/octet-stream" else _guess_type(asset.source_url))
         if dl.length is not None and dl.length > rt.settings.download_max_bytes:
             raise DownloadFailed(f"result is {dl.length} bytes, over the {rt.settings.download_max_bytes} cap", code="too_large", retryable=False)
-        key = f"{asset.job_id}/{asset.number}{_ext(content_type, asset.source_url)}"
+        key = storage_key(asset.job_id, asset.attempt, asset.number, _ext(content_type, asset.source_url))
         return rt.store.put_stream(key, beat.chunks(dl.chunks), content_type, rt.settings.download_max_bytes)
 
     obj = rt.fetcher.fetch(asset.source_url, put, needs_auth=asset.needs_auth)
     log.info("stored %s (%d bytes)", obj.key, obj.size)
     beat.beat_if_due()
     return obj
+
+
+def storage_key(job_id: str, attempt: int, index: int, ext: str) -> str:
+    """Where an asset's bytes go: `<job>/<index><ext>` for a job's first attempt (the layout of every
+    object stored before retries kept their files), `<job>/<attempt>/<index><ext>` for a retry's."""
+    return f"{job_id}/{index}{ext}" if attempt == 1 else f"{job_id}/{attempt}/{index}{ext}"
 
 
 def _record_stored(session: Session, asset: _Pending, obj: StoredObject, now: datetime) -> None:
@@ -259,6 +317,8 @@ def _record_stored_stmt() -> Any:
 
 
 _RECORD_STORED = _record_stored_stmt()
+_NEW_SOURCE = update(table_of(Asset)).where(table_of(Asset).c.id == bindparam("a_id")).values(
+    source_url=bindparam("source_url"), needs_auth=bindparam("needs_auth"))
 
 
 def _failed(rt: Runtime, job_id: str, lease: int, exc: DownloadFailed | StorageError, *, progressed: bool = False) -> Outcome:

@@ -15,6 +15,13 @@ from workers.services.notification import queue_notification
 from workers.settings import Settings
 
 
+def paid_result_kept(by: str) -> str:
+    """The event of a cancel refused while downloading: the relay has finished and charged, so the
+    result is stored and kept (nothing paid is thrown away); the job ends as its download does."""
+    return (f"cancel requested while downloading ({by}): the relay has finished and charged for the result, "
+            "so it is stored and kept; the job ends as its download does")
+
+
 def finish(session: Session, job: Job, status: JobStatus, *, settings: Settings, now: datetime, reason: str,
            error: tuple[str, str, bool] | None = None, payload: bytes | None = None,
            expect_version: int | None = None, unchanged_since: datetime | None = None) -> Followups:

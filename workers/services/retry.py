@@ -2,19 +2,18 @@
 
 This is the answer to `submit_outcome_unknown` (the relay may have charged the first attempt; only
 a person or a workflow may accept the risk of a second charge) and to any other failure worth
-another try. The job keeps its id; it starts attempt N+1 with the same input from `queued`, and
-the earlier attempt's relay task id, error and assets' sources stay in its events. The relay sees
-a new external id (`<job id>-a<N>`), so a lookup never mistakes the old task for the new one.
+another try. The job keeps its id; it starts attempt N+1 with the same input from `queued`; the
+earlier attempt's relay task id and error stay in its events, and its assets stay listed with
+their attempt, their stored files untouched (the new attempt stores under its own keys: see
+download.storage_key). The relay sees a new external id (`<job id>-a<N>`), so a lookup never
+mistakes the old task for the new one.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import delete
-from sqlmodel import col
-
 from models.errors import JobNotFound, JobStateConflict
 from models.status import JobStatus, SubmitState
-from models.tables import Asset, Job
+from models.tables import Job
 from workers import jobs
 from workers.context import Runtime
 from workers.db import session_scope
@@ -34,7 +33,6 @@ def retry_job(rt: Runtime, job_id: str) -> Job:
         task = f"relay task {job.provider_task_id}" if job.provider_task_id else "no relay task known"
         reason = (f"retry requested: attempt {job.attempt + 1}; attempt {job.attempt} failed with "
                   f"{job.error_code or 'an error'} ({task})")
-        session.execute(delete(Asset).where(col(Asset.job_id) == job.id))
         won = jobs.transition(
             session, job, JobStatus.QUEUED, reason=reason, expect_version=job.version, now=now,
             attempt=job.attempt + 1, provider_task_id=None, submit_state=SubmitState.NOT_SENT, submit_attempts=0, submit_resends=0,
