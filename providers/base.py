@@ -13,9 +13,11 @@ flows for families that need nothing more. See docs/adding-a-provider.md.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from enum import StrEnum
 from typing import Any, Protocol, TypeVar
 
@@ -368,15 +370,32 @@ def submit_rejection(resp: HttpResponse, message: str) -> Rejected:
     return rejected
 
 
+RETRY_AFTER_MAX_S = 600.0  # the longest Retry-After honoured: a relay's "come back tomorrow" is 10 min here
+
+
 def retry_after_s(resp: HttpResponse) -> float | None:
-    """The Retry-After header in seconds (the delta form), or None."""
+    """The answer's Retry-After header in seconds (parse_retry_after), or None."""
     raw = resp.header("retry-after")
-    if raw is None:
-        return None
+    return None if raw is None else parse_retry_after(raw)
+
+
+def parse_retry_after(raw: str, now: datetime | None = None) -> float | None:
+    """A Retry-After value in seconds: delay-seconds, or an HTTP-date counted from `now` (the wall
+    clock by default; a date passed is 0), at most RETRY_AFTER_MAX_S. None for anything else (inf,
+    nan, a negative number, garbage): the caller's own backoff applies. The relay sets this value,
+    and it reaches a schedule: unbounded, one answer parked jobs past their deadline."""
     try:
-        return max(0.0, float(raw))
+        seconds = float(raw)
     except ValueError:
+        try:
+            when = parsedate_to_datetime(raw.strip())
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return None
+        when = when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+        seconds = max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+    if not math.isfinite(seconds) or seconds < 0:
         return None
+    return min(seconds, RETRY_AFTER_MAX_S)
 
 
 def parse_progress(raw: object) -> int | None:

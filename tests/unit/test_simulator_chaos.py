@@ -81,6 +81,15 @@ async def test_429_rate_one_answers_429_with_retry_after(make: Factory, family: 
     assert (await client.get("/_sim/stats")).json()["faults_fired"] == {"rate_limit": 1}
 
 
+async def test_injected_429s_carry_the_configured_retry_after(make: Factory) -> None:
+    client, _ = make()
+    assert (await client.post("/_sim/config", json={"retry_after": "86400"})).status_code == 200
+    assert (await client.post("/_sim/faults", json={"rate_limit_next": len(POLLS)})).status_code == 200
+    for path in POLLS.values():
+        r = await client.get(path, headers=AUTH)
+        assert r.status_code == 429 and r.headers["retry-after"] == "86400", path
+
+
 async def test_rates_are_set_through_config_or_faults_and_validated(make: Factory) -> None:
     client, sim = make()
     r = await client.post("/_sim/config", json={"error_5xx_rate": 0.1, "media_cut_rate": 0.2, "fault_seed": 7})
