@@ -22,10 +22,32 @@ from enum import StrEnum
 from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel
+from sqlalchemy import inspect
 
 from models.errors import BatchUnsupported, ProviderProtocolError
+from models.tables import Job
 
 T = TypeVar("T")
+
+
+def _column_size(name: str) -> int:
+    size = getattr(inspect(Job).columns[name].type, "length", None)
+    assert isinstance(size, int), f"job.{name} has no size"
+    return size
+
+
+# What a relay's answer may put in a job row is bounded where it becomes a typed value below
+# (ProviderStatus, Rejected): every text is cut to its column's size (or, where the column has
+# none, to a size that keeps rows and notifications small). A task id is not cut (cut, it names
+# another task): one longer than TASK_ID_MAX cannot be stored and the engine fails its job instead.
+TASK_ID_MAX = _column_size("provider_task_id")
+ERROR_CODE_MAX = _column_size("error_code")
+ERROR_MESSAGE_MAX = 2000
+DETAIL_MAX = 500
+
+
+def _cut(value: object, limit: int) -> Any:
+    return value[:limit] if isinstance(value, str) else value
 
 
 @dataclass(frozen=True)
@@ -124,6 +146,13 @@ class ProviderStatus:
     expires_at: datetime | None = None  # when the result URLs stop working, where the relay says
     detail: str | None = None  # what the provider is doing now (a queue position), for people
 
+    def __post_init__(self) -> None:  # the relay's values, bounded (see TASK_ID_MAX)
+        object.__setattr__(self, "error_code", _cut(self.error_code, ERROR_CODE_MAX))
+        object.__setattr__(self, "error_message", _cut(self.error_message, ERROR_MESSAGE_MAX))
+        object.__setattr__(self, "detail", _cut(self.detail, DETAIL_MAX))
+        if self.progress is not None:
+            object.__setattr__(self, "progress", max(0, min(100, self.progress)))
+
 
 @dataclass(frozen=True)
 class Submitted:
@@ -141,6 +170,10 @@ class Rejected:
     message: str
     retryable: bool
     retry_after_s: float | None = None
+
+    def __post_init__(self) -> None:  # the relay's values, bounded (see TASK_ID_MAX)
+        object.__setattr__(self, "code", _cut(self.code, ERROR_CODE_MAX))
+        object.__setattr__(self, "message", _cut(self.message, ERROR_MESSAGE_MAX))
 
 
 @dataclass(frozen=True)

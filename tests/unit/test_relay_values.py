@@ -1,4 +1,5 @@
-"""Values a relay's answer carries, read into bounded typed values (issue 24): Retry-After."""
+"""Values a relay's answer carries, read into bounded typed values (issue 24): Retry-After, and
+the texts of a status or a rejection, cut to what a job row holds."""
 
 from __future__ import annotations
 
@@ -6,7 +7,17 @@ from datetime import UTC, datetime
 
 import pytest
 
-from providers.base import RETRY_AFTER_MAX_S, HttpResponse, parse_retry_after, retry_after_s
+from providers.base import (
+    ERROR_CODE_MAX,
+    ERROR_MESSAGE_MAX,
+    RETRY_AFTER_MAX_S,
+    HttpResponse,
+    ProviderStatus,
+    Rejected,
+    State,
+    parse_retry_after,
+    retry_after_s,
+)
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 
@@ -29,3 +40,13 @@ def test_retry_after_of_an_answer() -> None:
     assert retry_after_s(HttpResponse(429, {"Retry-After": "86400"}, b"")) == RETRY_AFTER_MAX_S
     assert retry_after_s(HttpResponse(429, {"retry-after": "inf"}, b"")) is None
     assert retry_after_s(HttpResponse(429, {}, b"")) is None
+
+
+def test_a_status_and_a_rejection_hold_at_most_what_a_job_row_stores() -> None:
+    st = ProviderStatus("t1", State.FAILED, progress=10**12, error_code="c" * 100, error_message="m" * 10**6, detail="d" * 10**5)
+    assert (st.error_code, st.progress) == ("c" * ERROR_CODE_MAX, 100)
+    assert st.error_message == "m" * ERROR_MESSAGE_MAX and st.detail is not None and len(st.detail) <= 500
+    assert ProviderStatus("t1", State.RUNNING, progress=-5).progress == 0
+    assert ProviderStatus("t" * 300, State.RUNNING).task_id == "t" * 300, "a task id is never cut: it would name another task"
+    r = Rejected("kling_" + "9" * 100, "x" * 10**6, False)
+    assert (r.code, r.message) == (("kling_" + "9" * 100)[:ERROR_CODE_MAX], "x" * ERROR_MESSAGE_MAX)
