@@ -52,6 +52,22 @@ def test_a_poll_answered_429_for_a_day_still_collects_the_result(make, sim: Sim,
     assert job.status == "succeeded", (job.error_code, job.error_message)
 
 
+def test_polls_near_the_deadline_go_on_whatever_the_relay_asks(make, sim: Sim) -> None:  # type: ignore[no-untyped-def]
+    """The poll before the deadline answered 429 for a day too: the job is asked again before it."""
+    d = make(job_deadline_s=400)
+    job_id = d.create("kling", "text2video", {"prompt": "a fox"})
+    rate_limit_next(sim, "86400")
+    d.run_for(10, step=2)
+    sim.admin("/_sim/faults", {"rate_limit_next": 1})
+    d.run_for(380, step=2)  # to the last stretch before the deadline (390 s)
+    job = d.job(job_id)
+    assert sim.admin("/_sim/faults")["rate_limit_next"] == 0 and job.status == "running", "the last poll was answered 429"
+    assert job.next_at is not None and job.deadline_at is not None and job.next_at < job.deadline_at
+    d.run_for(20, step=1)
+    job = d.job(job_id)
+    assert job.status == "succeeded", (job.error_code, job.error_message)
+
+
 def test_a_batch_poll_answered_429_for_a_day_collects_every_job(make, sim: Sim) -> None:  # type: ignore[no-untyped-def]
     d = make(job_deadline_s=400)
     ids = [d.create("midjourney", "imagine", {"prompt": f"a lighthouse {i}"}) for i in range(3)]

@@ -1,8 +1,8 @@
 """poll_jobs: ask the relay about running jobs (one batch query where the provider has one)
 and fold each answer into its job through apply_status. Polls are idempotent; a 429 or a 5xx
-only pushes next_at out (honouring Retry-After, bounded, and never past the job's last poll before
-its deadline), it never fails a job. When a relay answers the
-batch route with 404/405/501, this process polls that family one task at a time for a while."""
+only pushes next_at out (honouring Retry-After, bounded, and never past the last stretch before
+the job's deadline), it never fails a job. When a relay answers the batch route with
+404/405/501, this process polls that family one task at a time for a while."""
 
 from __future__ import annotations
 
