@@ -2,8 +2,9 @@
 against the simulator, while workers are SIGKILLed, Redis restarts and the relay misbehaves.
 
 Starts a fresh PostgreSQL database (dropped at the end), its own redis-server on a free loopback
-port, `k4u simulator` (seeded faults: relay 5xx, 429, creates processed then answered 502, media
-downloads cut mid-stream, duplicate and out-of-order callbacks), a notification receiver (the
+port, `k4u simulator` (seeded faults: relay 5xx, 429 with a day-long Retry-After, creates processed
+then answered 502, tasks named with 300-character ids, media downloads cut mid-stream, duplicate
+and out-of-order callbacks), a notification receiver (the
 first delivery for some jobs is answered 500/409/404) and `k4u dev`. During the run it SIGKILLs a
 Celery worker process every few seconds and restarts Redis twice. Prints % terminal, outcomes,
 sha256 mismatches, paid relay tasks per job, notifications per job and event, wall time, and
@@ -54,6 +55,11 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--run-s", type=float, default=3.0, help="simulated generation time (default 3)")
     p.add_argument("--error-5xx-rate", type=float, default=0.10, help="relay requests answered 5xx, not processed")
     p.add_argument("--rate-limit-rate", type=float, default=0.05, help="relay requests answered 429")
+    p.add_argument("--retry-after", default="86400", help="the Retry-After of those 429s (default a day; honoured up to 10 min)")
+    p.add_argument("--long-task-id-rate", type=float, default=0.02,
+                   help="creates whose task (made and paid) gets a 300-character id: its job fails invalid_relay_answer")
+    p.add_argument("--job-deadline-s", type=float, default=180.0,
+                   help="K4U_JOB_DEADLINE_S: short, so that jobs a 429 sent away are collected in the stretch before it")
     p.add_argument("--accept-502-rate", type=float, default=0.10, help="creates processed, then answered 502")
     p.add_argument("--media-cut-rate", type=float, default=0.20, help="media downloads cut mid-stream")
     p.add_argument("--notify-fail-rate", type=float, default=0.05, help="jobs whose first notification gets 500/409/404")
@@ -240,6 +246,7 @@ def run(args: argparse.Namespace, tmp: Path, cleanup: list[Any]) -> Figures:
         "K4U_API_TOKENS": TOKEN, "K4U_WEBHOOK_SECRET": SECRET,
         "K4U_POLL_EXPECTED_S": "3", "K4U_POLL_MIN_INTERVAL_S": "1", "K4U_POLL_MAX_INTERVAL_S": "5",
         "K4U_BEAT_INTERVAL_S": "1", "K4U_NOTIFY_BACKOFF_S": "1", "K4U_LEASE_S": "20",
+        "K4U_JOB_DEADLINE_S": str(args.job_deadline_s),
     }
     sim = spawn(k4u_cmd("simulator", "--port", str(sim_port)), tmp / "simulator.log", env, ROOT)
     cleanup.append(("simulator", lambda: stop(sim)))
@@ -247,8 +254,8 @@ def run(args: argparse.Namespace, tmp: Path, cleanup: list[Any]) -> Figures:
     httpx.post(f"{sim_url}/_sim/config", timeout=10, json={
         "queue_s": 0.5, "run_s": args.run_s, "callback_duplicates": args.callback_duplicates, "callback_reorder": True,
         "suno_notify_enabled": True, "fault_seed": args.seed, "error_5xx_rate": args.error_5xx_rate,
-        "rate_limit_rate": args.rate_limit_rate, "accept_502_rate": args.accept_502_rate,
-        "media_cut_rate": args.media_cut_rate}).raise_for_status()
+        "rate_limit_rate": args.rate_limit_rate, "retry_after": args.retry_after, "accept_502_rate": args.accept_502_rate,
+        "long_task_id_rate": args.long_task_id_rate, "media_cut_rate": args.media_cut_rate}).raise_for_status()
     holder: list[Dev] = []
     cleanup.append(("k4u dev", lambda: holder and holder[0].stop()))
     dev_cmd = k4u_cmd("dev", "--port", str(api_port), "--concurrency", str(args.concurrency))

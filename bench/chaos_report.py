@@ -15,6 +15,10 @@ from chaos_parts import MARKER, Receiver
 from stack import ts
 
 FAMILIES = ("kling", "midjourney", "suno")
+# Failures that tell the caller what became of a paid task: it may have been charged with its answer
+# lost (no lookup), it was charged under an id too long to follow, or it failed at the provider
+# (no result to lose). A paid task's job failed with any other code lost a paid result.
+SAYS_CHARGED = ("submit_outcome_unknown", "invalid_relay_answer", "provider_failed")
 SIM_FAMILY = {"kling": "kling", "mj": "midjourney", "suno": "suno"}
 CONTENT_SHA = {"video/mp4": "mp4", "image/png": "png", "audio/mpeg": "mp3", "image/jpeg": "jpg"}
 
@@ -70,7 +74,7 @@ def sha_figures(f: Figures) -> dict[str, int]:
 
 def paid_figures(f: Figures) -> tuple[dict[str, list[int]], int, list[str], Counter[str]]:
     """Paid tasks per job of each family, unattributed paid tasks, examples of double charges, and
-    failed jobs per family whose relay task was paid (it ran: its result exists at the relay)."""
+    failed jobs per error code whose relay task was paid (it ran: its result exists at the relay)."""
     by_index: dict[int, list[dict[str, Any]]] = defaultdict(list)
     unattributed = 0
     for row in f.paid:
@@ -89,7 +93,8 @@ def paid_figures(f: Figures) -> tuple[dict[str, list[int]], int, list[str], Coun
             continue
         rows = by_index.get(index, [])
         per_family[job["provider"]].append(len(rows))
-        paid_failed[job["provider"]] += bool(rows) and job["status"] == "failed"
+        if rows and job["status"] == "failed":
+            paid_failed[(job.get("error") or {}).get("code") or "?"] += 1
         if len(rows) > 1:
             doubles.append(f"  chaos-{index:06d} {job['provider']} {job['status']}: "
                            + ", ".join(f"{r['task_id']} (answered {r['answered']})" for r in rows))
@@ -129,8 +134,9 @@ def print_report(f: Figures) -> bool:
     by_status = Counter(j["status"] for j in f.jobs)
     terminal = sum(by_status[s] for s in ("succeeded", "failed", "cancelled"))
     print(f"\n=== chaos: {n} jobs (seed {a.seed}), wall time {f.wall_s:.0f} s ===")
-    print(f"faults: relay 5xx {a.error_5xx_rate:.0%}, 429 {a.rate_limit_rate:.0%}, processed-then-502 {a.accept_502_rate:.0%}, "
-          f"media cut {a.media_cut_rate:.0%}, callbacks x{1 + a.callback_duplicates} reordered, "
+    print(f"faults: relay 5xx {a.error_5xx_rate:.0%}, 429 {a.rate_limit_rate:.0%} (Retry-After: {a.retry_after}), "
+          f"processed-then-502 {a.accept_502_rate:.0%}, 300-character task ids {a.long_task_id_rate:.0%}, "
+          f"media cut {a.media_cut_rate:.0%}, callbacks x{1 + a.callback_duplicates} reordered, job deadline {a.job_deadline_s:.0f} s, "
           f"first notification refused for {a.notify_fail_rate:.0%} of jobs")
     print(f"fired by the simulator: {f.stats.get('faults_fired')}; relay callbacks sent {f.stats.get('callbacks_sent')} "
           f"(failed {f.stats.get('callbacks_failed')}); media downloads {f.stats.get('media_downloads')}")
@@ -173,7 +179,9 @@ def print_report(f: Figures) -> bool:
         print(f"  {fam:<12}{_hist(per_family[fam])}")
     answered = Counter(str(r["answered"]) for r in f.paid)
     print(f"  paid tasks: {len(f.paid)} (create answered: {dict(answered)}); not attributable to a job: {unattributed}")
-    print(f"  failed jobs whose relay task was paid (and ran): {sum(paid_failed.values())} {dict(paid_failed)}")
+    lost = sum(n for code, n in paid_failed.items() if code not in SAYS_CHARGED)
+    print(f"  failed jobs whose relay task was paid (and ran), by error code: {sum(paid_failed.values())} {dict(paid_failed)}; "
+          f"lost paid results (failed with a code that does not say so): {lost}")
     for line in doubles[:10]:
         print(line)
 
@@ -197,6 +205,7 @@ def print_report(f: Figures) -> bool:
         ("100% of jobs terminal", terminal == n, f"{terminal / n:.1%}"),
         ("0 sha256 mismatches", mismatches == 0, str(mismatches)),
         ("0 jobs with more than one paid relay task", double_paid == 0, str(double_paid)),
+        ("0 paid results lost (failed without saying it was charged)", lost == 0, str(lost)),
         ("every job notified once per event (webhook-id), acknowledged", once,
          f"{sum(1 for fam in FAMILIES for v in notes['distinct'][fam] if v != 1)} jobs off"),
     ]

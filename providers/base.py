@@ -13,17 +13,41 @@ flows for families that need nothing more. See docs/adding-a-provider.md.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from enum import StrEnum
 from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel
+from sqlalchemy import inspect
 
 from models.errors import BatchUnsupported, ProviderProtocolError
+from models.tables import Job
 
 T = TypeVar("T")
+
+
+def _column_size(name: str) -> int:
+    size = getattr(inspect(Job).columns[name].type, "length", None)
+    assert isinstance(size, int), f"job.{name} has no size"
+    return size
+
+
+# What a relay's answer may put in a job row is bounded where it becomes a typed value below
+# (ProviderStatus, Rejected): every text is cut to its column's size (or, where the column has
+# none, to a size that keeps rows and notifications small). A task id is not cut (cut, it names
+# another task): one longer than TASK_ID_MAX cannot be stored and the engine fails its job instead.
+TASK_ID_MAX = _column_size("provider_task_id")
+ERROR_CODE_MAX = _column_size("error_code")
+ERROR_MESSAGE_MAX = 2000
+DETAIL_MAX = 500
+
+
+def _cut(value: object, limit: int) -> Any:
+    return value[:limit] if isinstance(value, str) else value
 
 
 @dataclass(frozen=True)
@@ -122,6 +146,13 @@ class ProviderStatus:
     expires_at: datetime | None = None  # when the result URLs stop working, where the relay says
     detail: str | None = None  # what the provider is doing now (a queue position), for people
 
+    def __post_init__(self) -> None:  # the relay's values, bounded (see TASK_ID_MAX)
+        object.__setattr__(self, "error_code", _cut(self.error_code, ERROR_CODE_MAX))
+        object.__setattr__(self, "error_message", _cut(self.error_message, ERROR_MESSAGE_MAX))
+        object.__setattr__(self, "detail", _cut(self.detail, DETAIL_MAX))
+        if self.progress is not None:
+            object.__setattr__(self, "progress", max(0, min(100, self.progress)))
+
 
 @dataclass(frozen=True)
 class Submitted:
@@ -139,6 +170,10 @@ class Rejected:
     message: str
     retryable: bool
     retry_after_s: float | None = None
+
+    def __post_init__(self) -> None:  # the relay's values, bounded (see TASK_ID_MAX)
+        object.__setattr__(self, "code", _cut(self.code, ERROR_CODE_MAX))
+        object.__setattr__(self, "message", _cut(self.message, ERROR_MESSAGE_MAX))
 
 
 @dataclass(frozen=True)
@@ -370,15 +405,32 @@ def submit_rejection(resp: HttpResponse, message: str) -> Rejected:
     return rejected
 
 
+RETRY_AFTER_MAX_S = 600.0  # the longest Retry-After honoured: a relay's "come back tomorrow" is 10 min here
+
+
 def retry_after_s(resp: HttpResponse) -> float | None:
-    """The Retry-After header in seconds (the delta form), or None."""
+    """The answer's Retry-After header in seconds (parse_retry_after), or None."""
     raw = resp.header("retry-after")
-    if raw is None:
-        return None
+    return None if raw is None else parse_retry_after(raw)
+
+
+def parse_retry_after(raw: str, now: datetime | None = None) -> float | None:
+    """A Retry-After value in seconds: delay-seconds, or an HTTP-date counted from `now` (the wall
+    clock by default; a date passed is 0), at most RETRY_AFTER_MAX_S. None for anything else (inf,
+    nan, a negative number, garbage): the caller's own backoff applies. The relay sets this value,
+    and it reaches a schedule: unbounded, one answer parked jobs past their deadline."""
     try:
-        return max(0.0, float(raw))
+        seconds = float(raw)
     except ValueError:
+        try:
+            when = parsedate_to_datetime(raw.strip())
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return None
+        when = when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+        seconds = max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+    if not math.isfinite(seconds) or seconds < 0:
         return None
+    return min(seconds, RETRY_AFTER_MAX_S)
 
 
 def parse_progress(raw: object) -> int | None:

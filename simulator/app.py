@@ -83,7 +83,7 @@ class Simulator:
             return fail("auth", "Authorization invalid", None)
         if faults.rate_limit_next > 0:
             faults.rate_limit_next -= 1
-            return fail("rate_limit", "rate limit", None)
+            return self._rate_limited(fail)
         if faults.error_5xx_next > 0 and not (is_create and faults.error_5xx_after_accept):
             faults.error_5xx_next -= 1
             return fail("server", "internal server error", faults.error_5xx_status)
@@ -92,11 +92,17 @@ class Simulator:
             await asyncio.sleep(faults.slow_delay_s)
         if state.dice.roll(self.config.rate_limit_rate):
             state.paid.fired["rate_limit"] += 1
-            return fail("rate_limit", "rate limit", None)
+            return self._rate_limited(fail)
         if state.dice.roll(self.config.error_5xx_rate):
             state.paid.fired["error_5xx"] += 1
             return fail("server", "internal server error", state.dice.choice(STATUSES_5XX))
         return None
+
+    def _rate_limited(self, fail: ErrorFn) -> Response:
+        """An injected 429 in the family's shape, its Retry-After as configured (`retry_after`)."""
+        response = fail("rate_limit", "rate limit", None)
+        response.headers["Retry-After"] = self.config.retry_after
+        return response
 
     async def after_accept(self, fail: ErrorFn) -> Response | None:
         """Faults that hit a create after the task exists (it will run and is paid): a one-shot

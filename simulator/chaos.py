@@ -17,8 +17,14 @@ from typing import Any
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-RATE_FIELDS = ("error_5xx_rate", "rate_limit_rate", "accept_502_rate", "media_cut_rate")
+RATE_FIELDS = ("error_5xx_rate", "rate_limit_rate", "accept_502_rate", "media_cut_rate", "long_task_id_rate")
+LONG_TASK_ID = 300  # characters of a task id under `long_task_id_rate`: more than a client may store
 STATUSES_5XX = (500, 502, 503, 504)
+
+
+def lengthen(task_id: str) -> str:
+    """`task_id` padded with zeros to LONG_TASK_ID characters (as unique as the id it extends)."""
+    return task_id + "0" * (LONG_TASK_ID - len(task_id))
 
 
 class Dice:

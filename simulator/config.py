@@ -44,6 +44,8 @@ _RUNTIME_FIELDS: dict[str, type] = {
     "rate_limit_rate": float,
     "accept_502_rate": float,
     "media_cut_rate": float,
+    "long_task_id_rate": float,
+    "retry_after": str,
     "replicate_webhook_secret": str,
     "webhook_retries": int,
     "webhook_retry_delay_s": float,
@@ -82,6 +84,10 @@ class SimConfig:
     accept_502_rate: share of creates (Kling, Midjourney, Suno) that make the task, which
         will run and is paid, and are then answered 502.
     media_cut_rate: share of media downloads cut mid-stream (full Content-Length announced).
+    long_task_id_rate: share of creates (Kling, Midjourney, Suno) whose task, made and paid, gets
+        an id of `simulator.chaos.LONG_TASK_ID` (300) characters.
+    retry_after: the `Retry-After` header of the 429s that `rate_limit_next` / `rate_limit_rate`
+        inject, as sent ("1"; a day: "86400"; "inf"; an HTTP-date).
     replicate_webhook_secret: `whsec_<base64>` key that signs Replicate webhooks (Standard Webhooks).
     webhook_retries / webhook_retry_delay_s: extra attempts of a signed Replicate / fal webhook
         answered 5xx (Replicate) or non-2xx (fal), and the pause between attempts.
@@ -115,6 +121,8 @@ class SimConfig:
     rate_limit_rate: float = 0.0
     accept_502_rate: float = 0.0
     media_cut_rate: float = 0.0
+    long_task_id_rate: float = 0.0
+    retry_after: str = "1"
     replicate_webhook_secret: str = REPLICATE_WEBHOOK_SECRET
     webhook_retries: int = 3
     webhook_retry_delay_s: float = 0.2

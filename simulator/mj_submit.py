@@ -101,7 +101,7 @@ class Ctx:
         modal_at = self.now if modal_now else (self.now + queue_s if modal else None)
         bot_type = body.get("botType") if body.get("botType") in BOT_TYPES else BOT_TYPES[0]
         task = MjTask(
-            id=state.mj.new_id(state.wall_ms(self.now)),
+            id=state.task_ids(state.mj.new_id(state.wall_ms(self.now)))[0],
             action=action,
             result=result,
             prompt=prompt,

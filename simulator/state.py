@@ -22,7 +22,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from simulator.chaos import Dice, PaidLedger
+from simulator.chaos import Dice, PaidLedger, lengthen
 from simulator.config import Faults, SimConfig
 from simulator.fal import FalSigningKey, FalStore
 from simulator.mj import MjStore
@@ -197,8 +197,7 @@ class SimState:
         return task
 
     def create_task(self, kind: str, body: dict[str, Any], directives: Directives, public_base: str) -> Task:
-        task_id = self._new_upstream_id()
-        relay_id = "task_" + "".join(secrets.choice(_ALNUM) for _ in range(32))
+        task_id, relay_id = self.task_ids(self._new_upstream_id(), "task_" + "".join(secrets.choice(_ALNUM) for _ in range(32)))
         n = body.get("n", 1)
         task = Task(
             db_id=self._next_db_id,
@@ -228,6 +227,14 @@ class SimState:
         self.creates += 1
         self.creates_by_family[family] += 1
         self.paid.record(family, task_id, kind, prompt, self.wall_ms(created), external_id, state)
+
+    def task_ids(self, *ids: str) -> tuple[str, ...]:
+        """The ids of a task being created (Kling's upstream and relay ids, a Midjourney or Suno
+        id) as made, or, for a `long_task_id_rate` share of creates, lengthened to LONG_TASK_ID."""
+        if not self.dice.roll(self.config.long_task_id_rate):
+            return ids
+        self.paid.fired["long_task_id"] += 1
+        return tuple(lengthen(i) for i in ids)
 
     def _new_upstream_id(self) -> str:
         while True:

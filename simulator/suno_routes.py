@@ -137,6 +137,7 @@ def _submit(sim: Simulator, action: str, build: Builder) -> Endpoint:
         if isinstance(task, JSONResponse):
             store.codes["fail"] += 1
             return task
+        (task.id,) = sim.state.task_ids(task.id)
         store.tasks[task.id] = task
         store.codes["success"] += 1
         prompt = str(body.get("gpt_description_prompt") or body.get("prompt") or "")

@@ -238,3 +238,18 @@ def test_a_submit_accepted_after_a_local_cancel_is_cancelled_at_the_relay(engine
         ("cancelled", "cancelled", f"the relay accepted task {row.provider_task_id} after the job was cancelled"),
         ("cancelled", "cancelled", "provider cancel did not stop the task: fal cancel answered HTTP 400: ALREADY_STARTED"),
     ]
+
+
+def test_a_task_id_too_long_to_keep_accepted_after_a_local_cancel_is_only_noted(engine_factory, sim: Sim, family: CancelFamily) -> None:  # type: ignore[no-untyped-def]
+    sim.admin("/_sim/config", {"long_task_id_rate": 1.0})
+    transport = CancelDuringSubmit()
+    d = engine_factory(relay_transport=transport)
+    job, _ = create_job(d.rt, JobCreate(provider="cancelfam", operation="make", input={"prompt": "a kite"}))
+    transport.cancel = lambda: cancel_job(d.rt, job.id)
+    d.drain()
+    (task,) = sim.admin("/_sim/tasks")["tasks"]
+    row = d.job(job.id)
+    assert row.status == "cancelled" and row.provider_task_id is None and row.provider_cancel is None
+    assert cancels_received(sim) == 0
+    assert events(d, job.id)[-1] == ("cancelled", "cancelled", f"the relay accepted task {task['task_id'][:80]}... (300 characters, "
+                                     "too long to keep or cancel by) after the job was cancelled; it may run and be charged")

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from simulator import SimConfig, create_app
-from simulator.chaos import Dice
+from simulator.chaos import LONG_TASK_ID, Dice
 from tests.servers import serve
 from tests.unit.conftest import Factory
 
@@ -79,6 +79,27 @@ async def test_429_rate_one_answers_429_with_retry_after(make: Factory, family: 
     assert r.status_code == 429 and r.headers["retry-after"] == "1"
     assert await paid(client) == []
     assert (await client.get("/_sim/stats")).json()["faults_fired"] == {"rate_limit": 1}
+
+
+@pytest.mark.parametrize("family", list(CREATES))
+async def test_long_task_id_rate_one_makes_a_paid_task_with_a_300_character_id(make: Factory, family: str) -> None:
+    client, _ = make(long_task_id_rate=1.0)
+    path, body = CREATES[family]
+    assert (await client.post(path, json=body, headers=AUTH)).status_code == 200
+    (row,) = await paid(client)
+    assert len(row["task_id"]) == LONG_TASK_ID
+    r = await client.get(POLLS[family].replace("123", row["task_id"]), headers=AUTH)
+    assert r.status_code == 200 and row["task_id"] in r.text, "the task answers by its long id"
+    assert (await client.get("/_sim/stats")).json()["faults_fired"] == {"long_task_id": 1}
+
+
+async def test_injected_429s_carry_the_configured_retry_after(make: Factory) -> None:
+    client, _ = make()
+    assert (await client.post("/_sim/config", json={"retry_after": "86400"})).status_code == 200
+    assert (await client.post("/_sim/faults", json={"rate_limit_next": len(POLLS)})).status_code == 200
+    for path in POLLS.values():
+        r = await client.get(path, headers=AUTH)
+        assert r.status_code == 429 and r.headers["retry-after"] == "86400", path
 
 
 async def test_rates_are_set_through_config_or_faults_and_validated(make: Factory) -> None:

@@ -1,14 +1,14 @@
 """poll_jobs: ask the relay about running jobs (one batch query where the provider has one)
 and fold each answer into its job through apply_status. Polls are idempotent; a 429 or a 5xx
-only pushes next_at out (honouring Retry-After), it never fails a job. When a relay answers the
-batch route with 404/405/501, this process polls that family one task at a time for a while."""
+only pushes next_at out (honouring Retry-After, bounded, and never past the last stretch before
+the job's deadline), it never fails a job. When a relay answers the batch route with
+404/405/501, this process polls that family one task at a time for a while."""
 
 from __future__ import annotations
 
 import logging
 import time
 from collections.abc import Sequence
-from datetime import timedelta
 
 from sqlmodel import col, select
 
@@ -142,7 +142,4 @@ def _push_back(rt: Runtime, chunk: list[Job], retry_after_s: float | None) -> No
     now = rt.clock()
     with session_scope(rt.engine) as session:
         for job in chunk:
-            at = next_poll_at(job, rt.settings, now)
-            if retry_after_s:
-                at = max(at, now + timedelta(seconds=retry_after_s))
-            jobs.set_fields(session, job.id, JobStatus.RUNNING, next_at=at)
+            jobs.set_fields(session, job.id, JobStatus.RUNNING, next_at=next_poll_at(job, rt.settings, now, wait_s=retry_after_s))

@@ -28,7 +28,7 @@ from sqlmodel import Session, col
 from models.errors import ProviderProtocolError, ProviderUnavailable
 from models.status import JobStatus, ProviderCancel
 from models.tables import Job
-from providers.base import CancelOutcome, Flow, PollTarget
+from providers.base import TASK_ID_MAX, CancelOutcome, Flow, PollTarget
 from providers.registry import ADAPTERS, UnknownProvider, get_adapter
 from workers import jobs
 from workers.context import Runtime
@@ -92,6 +92,11 @@ def record_late_accept(session: Session, job: Job, task_id: str | None, handle: 
     """The relay accepted the job's submission after it was cancelled here: keep the task on the
     cancelled job (the caller sees what was charged) and cancel it at the relay where the family can."""
     if job.status != JobStatus.CANCELLED or not task_id or job.provider_task_id:
+        return []
+    if len(task_id) > TASK_ID_MAX:  # cannot be stored, so cannot be cancelled by it either
+        jobs.append_event(session, job, JobStatus.CANCELLED, JobStatus.CANCELLED,
+                          f"the relay accepted task {task_id[:80]}... ({len(task_id)} characters, too long to keep or cancel by) "
+                          "after the job was cancelled; it may run and be charged", now, payload)
         return []
     jobs.set_fields(session, job.id, JobStatus.CANCELLED, provider_task_id=task_id, provider_handle=dict(handle or {}) or None)
     session.refresh(job)

@@ -28,13 +28,26 @@ def backoff(attempt: int, base_s: float, cap_s: float, rng: random.Random | None
     return delay * (rng or random).uniform(0.8, 1.2)
 
 
-def next_poll_at(job: Job, settings: Settings, now: datetime, *, submitted_at: datetime | None = None) -> datetime:
-    """When to poll the job next; `submitted_at` for a job whose row is about to get it (the first poll)."""
+# The last stretch before a running job's deadline: however long the relay asked to wait, the job
+# is polled in it, every minimum interval (so a refused poll there is not the last), and a task the
+# relay finished meanwhile is collected before the sweep fails the job `timeout`.
+LAST_POLL_BEFORE_DEADLINE_S = 10.0
+
+
+def next_poll_at(job: Job, settings: Settings, now: datetime, *, submitted_at: datetime | None = None,
+                 wait_s: float | None = None) -> datetime:
+    """When to poll the job next; `submitted_at` for a job whose row is about to get it (the first
+    poll); `wait_s` (the relay's Retry-After) to wait at least that long, but never past the last
+    stretch before the job's deadline (LAST_POLL_BEFORE_DEADLINE_S)."""
     caps = get_adapter(job.provider).capabilities
     expected = settings.poll_expected_s or caps.expected_s
     min_s = settings.poll_min_interval_s or max(2.0, expected / 20)
     age = (now - (submitted_at or job.submitted_at or job.created_at)).total_seconds()
-    return now + timedelta(seconds=poll_interval(age, expected, min_s, settings.poll_max_interval_s))
+    at = now + timedelta(seconds=max(wait_s or 0.0, poll_interval(age, expected, min_s, settings.poll_max_interval_s)))
+    if job.deadline_at is None:
+        return at
+    last = job.deadline_at - timedelta(seconds=LAST_POLL_BEFORE_DEADLINE_S)
+    return min(at, max(last, now + timedelta(seconds=min_s)))
 
 
 def deadline_at(provider: str, settings: Settings, now: datetime) -> datetime:

@@ -28,7 +28,7 @@ from sqlmodel import Session
 from models.errors import ProviderProtocolError, ProviderUnavailable, SubmitOutcomeUnknown
 from models.status import JobStatus, SubmitState
 from models.tables import Job
-from providers.base import Adapter, ParentRef, ProviderStatus, Rejected, SubmitContext, Submitted
+from providers.base import TASK_ID_MAX, Adapter, ParentRef, ProviderStatus, Rejected, SubmitContext, Submitted
 from providers.registry import get_adapter
 from workers import jobs
 from workers.context import Runtime
@@ -194,7 +194,7 @@ def _record(rt: Runtime, job: Job, lease: int, result: Submitted | Rejected, bod
                 adopted = adopt_task(session, job, task_id, st, settings=s, now=now, reason=reason, source="lookup",
                                      payload=body, expect_version=lease, handle=handle)
                 if adopted is not None:
-                    fu, outcome = adopted, Outcome.ACCEPTED
+                    fu, outcome = adopted, Outcome.FAILED if job.status == JobStatus.FAILED else Outcome.ACCEPTED
                 elif (job := _reload(session, job)).status == JobStatus.CANCELLED and task_id:
                     log.warning("job %s accepted as %s after it was cancelled", job.id, task_id)
                     fu, outcome = record_late_accept(session, job, task_id, handle, now=now, payload=body), Outcome.LOST_AFTER_ACCEPT
@@ -217,7 +217,13 @@ def adopt_task(session: Session, job: Job, task_id: str | None, st: ProviderStat
                handle: Mapping[str, Any] | None = None) -> Followups | None:
     """submitting -> running with the relay's task (from the submit answer, a lookup or a callback),
     then fold in the status that came with it. None when the CAS was lost. A task id of None is an
-    answer that already carried the final status (a synchronous route): there is nothing to poll."""
+    answer that already carried the final status (a synchronous route): there is nothing to poll.
+    A task id too long to store (TASK_ID_MAX) fails the job `invalid_relay_answer` instead."""
+    if task_id is not None and len(task_id) > TASK_ID_MAX:  # cut, it would name another task
+        log.warning("job %s: the relay's task id is %d characters, over %d: %s", job.id, len(task_id), TASK_ID_MAX, task_id)
+        fu = finish(session, job, JobStatus.FAILED, settings=settings, now=now, payload=payload, expect_version=expect_version,
+                    reason=f"{reason}: task {task_id[:80]}... ({len(task_id)} characters)", error=_too_long(task_id))
+        return fu if job.status == JobStatus.FAILED else None
     what = f"task {task_id}" if task_id else "answered at once"
     if not jobs.transition(session, job, JobStatus.RUNNING, reason=f"{reason}: {what}", expect_version=expect_version,
                            payload=payload, now=now, provider_task_id=task_id, submitted_at=now, provider_handle=dict(handle or {}) or None,
@@ -225,6 +231,13 @@ def adopt_task(session: Session, job: Job, task_id: str | None, st: ProviderStat
                            next_at=next_poll_at(job, settings, now, submitted_at=now)):
         return None
     return apply_status(session, job, st, settings=settings, now=now, source=source, payload=payload) if st is not None else []
+
+
+def _too_long(task_id: str) -> tuple[str, str, bool]:
+    return ("invalid_relay_answer",
+            f"the relay accepted this job (it was charged) but named its task with an id of {len(task_id)} characters, longer "
+            f"than the {TASK_ID_MAX} this service stores, so the task cannot be followed; it begins {task_id[:80]!r} "
+            "(the whole id is in the worker log). Ask the relay's operator about it before any retry.", False)
 
 
 def _requeue(rt: Runtime, job: Job, lease: int, code: str, message: str, retry_after_s: float | None) -> Outcome:
