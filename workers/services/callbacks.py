@@ -32,7 +32,7 @@ from sqlmodel import Session, col
 from models.errors import CallbackInvalid, ProviderProtocolError, ProviderUnavailable
 from models.status import JobStatus
 from models.tables import Job, WebhookReceipt
-from providers.base import Adapter, CallbackVerdict, PollTarget, ProviderStatus, State
+from providers.base import TASK_ID_MAX, Adapter, CallbackVerdict, PollTarget, ProviderStatus, State
 from providers.registry import UnknownProvider, get_adapter
 from workers import jobs
 from workers.context import Runtime
@@ -45,8 +45,8 @@ from workers.services.submit import adopt_task
 
 log = logging.getLogger("k4u.callbacks")
 RECEIPT_TTL_S = 3600.0
-# A task id a notice names is asked about (in a relay path) and stored (200 characters) only if it looks like one.
-_TASK_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}")
+# A task id a notice names is asked about (in a relay path) and stored (the column's size) only if it looks like one.
+_TASK_ID = re.compile(rf"[A-Za-z0-9][A-Za-z0-9_.:-]{{0,{TASK_ID_MAX - 1}}}")
 
 
 def handle_callback(rt: Runtime, provider: str, job_id: str, token: str, headers: Mapping[str, str], body: bytes) -> Outcome:
