@@ -25,7 +25,7 @@ from simulator.mj_views import invalid_url
 from simulator.timeline import QUEUED, SUBMITTED, HookCursor, Timeline, directive_seconds, directives
 
 if TYPE_CHECKING:
-    from simulator.app import Simulator
+    from simulator.core import Simulator
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 Builder = Callable[["Simulator", dict[str, Any], str], "s.SunoTask | JSONResponse"]

@@ -33,7 +33,7 @@ from simulator.media import MP4_BYTES
 from simulator.ranged import RangeOptions, big_blob, bytes_blob, ranged_response
 
 if TYPE_CHECKING:
-    from simulator.app import Simulator
+    from simulator.core import Simulator
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 MP4_BLOB = bytes_blob(MP4_BYTES, "video/mp4")
