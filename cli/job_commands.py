@@ -1,4 +1,4 @@
-"""Commands on one job: `k4u submit`, `status`, `wait`, `retry`, `cancel` (and registers `k4u batch`).
+"""Commands on one job: `k4u submit`, `status`, `wait`, `retry`, `cancel`.
 
 Against a running API when `--api` (or K4U_API_URL) is given, with `--token` (K4U_API_TOKEN);
 otherwise straight on the local database (K4U_DATABASE_URL), like `k4u dev`: the beat of the
@@ -17,6 +17,7 @@ from typing import Annotated, Any
 import typer
 
 from cli.api_client import TERMINAL, ApiClient, CliError
+from cli.app import load_settings
 
 ApiOpt = Annotated[str | None, typer.Option("--api", help="Base URL of a running Key4U Jobs API (default K4U_API_URL; unset = local database)")]
 TokenOpt = Annotated[str | None, typer.Option("--token", help="Bearer token for --api (default K4U_API_TOKEN)")]
@@ -26,11 +27,8 @@ EXIT_TIMEOUT = 3
 
 
 def register(app: typer.Typer) -> None:
-    from cli import batch_command
-
     for command in (submit, status, wait, retry, cancel):
         app.command()(command)
-    batch_command.register(app)
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
@@ -41,8 +39,6 @@ def fail(message: str, code: int = 1) -> typer.Exit:
 @contextmanager
 def client(api: str | None, token: str | None) -> Iterator[Any]:
     """ApiClient for --api / K4U_API_URL, else LocalClient; a CliError inside exits 1 with its message."""
-    from cli.main import load_settings
-
     settings = load_settings()
     api = api or settings.api_url
     try:

@@ -9,18 +9,13 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from pydantic import ValidationError
-from rich.console import Console
 from rich.markup import escape
 
+from cli import batch_command, job_commands
+from cli.app import app, db_app, err, load_settings
 from models.errors import ConfigError
 from workers.logs import quiet_http_clients
-from workers.settings import Settings, describe_errors, get_settings
-
-app = typer.Typer(help="Key4U Jobs: durable jobs for the Key4U relay.", no_args_is_help=True, add_completion=False)
-db_app = typer.Typer(help="Database commands.", no_args_is_help=True)
-app.add_typer(db_app, name="db")
-err = Console(stderr=True)
+from workers.settings import Settings
 
 QUEUES = "submit,poll,download,notify,sweep"
 # role -> (queues, pool). Downloads and notifications wait on other people's servers, so each has
@@ -31,15 +26,6 @@ ROLES: dict[str, tuple[str, str]] = {
     "notify": ("notify", "threads"),
     "all": (QUEUES, "prefork"),
 }
-
-
-def load_settings() -> Settings:
-    """Settings from the environment; a bad value stops here with the variable named."""
-    try:
-        return get_settings()
-    except ValidationError as exc:
-        err.print(f"[red]bad setting[/red]\n{describe_errors(exc)}")
-        raise typer.Exit(2) from None
 
 
 def _logging() -> None:
@@ -228,9 +214,8 @@ def demo(jobs: Annotated[int, typer.Option(help="Extra text2video jobs beyond th
     raise typer.Exit(run_demo(extra=jobs, timeout_s=timeout))
 
 
-from cli import job_commands  # noqa: E402 - registered last: its commands use load_settings above
-
-job_commands.register(app)
+job_commands.register(app)  # after the commands above, so `k4u --help` lists them first
+batch_command.register(app)
 
 
 def main() -> None:

@@ -36,7 +36,7 @@ from simulator.ranged import RangeOptions, big_blob, ranged_response
 from simulator.timeline import directive_seconds, directives
 
 if TYPE_CHECKING:
-    from simulator.app import Simulator
+    from simulator.core import Simulator
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 _NAME = r"^[A-Za-z0-9_.-]+"

@@ -22,7 +22,7 @@ from typing import Any
 
 import httpx
 
-from simulator import mj_views, signed_hooks, suno
+from simulator import mj_views, signed_hooks, suno_views
 from simulator.state import PROCESSING, SimState
 from simulator.timeline import Event, HookCursor, Timeline
 from simulator.views import native_task
@@ -82,7 +82,7 @@ def _timeline_batches(state: SimState) -> list[list[Delivery]]:
     config, batches = state.config, []
     families: list[tuple[Any, Callable[..., dict[str, Any]], bool]] = [
         (state.mj.tasks, mj_views.task_view, False),
-        (state.suno.tasks, suno.task_view, not config.suno_notify_enabled),
+        (state.suno.tasks, suno_views.task_view, not config.suno_notify_enabled),
     ]
     for tasks, view, silent in families:
         for task in tasks.values():

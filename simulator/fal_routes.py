@@ -33,7 +33,7 @@ from simulator.ranged import bytes_blob, ranged_response
 from simulator.video_routes import oai_guard_error
 
 if TYPE_CHECKING:
-    from simulator.app import Simulator
+    from simulator.core import Simulator
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 _SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")

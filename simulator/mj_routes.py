@@ -23,7 +23,7 @@ from simulator.mj_submit import SUBMITS, Ctx
 from simulator.timeline import SUCCESS
 
 if TYPE_CHECKING:
-    from simulator.app import Simulator
+    from simulator.core import Simulator
 
 CREATES = ("imagine", "action", "blend", "describe", "video")
 Endpoint = Callable[[Request], Awaitable[Response]]

@@ -31,7 +31,7 @@ from simulator.mj import (
 from simulator.timeline import MODAL, NOT_START, SUBMITTED, SUCCESS, HookCursor, Timeline, directive_seconds as seconds, directives as find_directives
 
 if TYPE_CHECKING:
-    from simulator.app import Simulator
+    from simulator.core import Simulator
 
 DIMENSIONS = ("PORTRAIT", "SQUARE", "LANDSCAPE")
 QUEUE_AHEAD = 3  # numberOfQueues reported with code 22

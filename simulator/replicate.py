@@ -25,13 +25,15 @@ Webhooks (when `webhook` was given): events `start` (run begins), `logs` (each n
 
 from __future__ import annotations
 
+import base64
 import secrets
 import string
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from simulator.timeline import directive_seconds, directives
+from simulator.media import MP4_BYTES, PNG_BYTES
+from simulator.timeline import directive_seconds, directives, strip_directives
 
 STARTING, PROCESSING, SUCCEEDED, FAILED = "starting", "processing", "succeeded", "failed"
 CANCELED, ABORTED = "canceled", "aborted"
@@ -211,6 +213,32 @@ def _progress_line(fraction: float) -> str:
     filled = int(10 * fraction)
     bar = ("#" * filled).ljust(10)
     return f"{int(100 * fraction):3d}%|{bar}| {step}/{STEPS} [00:0{int(4 * fraction)}<00:04, 6.50it/s]"
+
+
+def media_url(p: Prediction, base: str, i: int) -> str:
+    return f"{base}/_sim/media/rep/{p.id}_{i}.{p.media_ext}"
+
+
+def _data_uri(p: Prediction) -> str:
+    mime, data = ("video/mp4", MP4_BYTES) if p.media_ext == "mp4" else ("image/png", PNG_BYTES)
+    return f"data:{mime};base64,{base64.b64encode(data).decode()}"
+
+
+def output_at(p: Prediction, now: float, base: str) -> Any:
+    """The `output` field at `now` in the plan's shape (None when there is nothing to show)."""
+    count = p.visible_outputs(now)
+    if count == 0:
+        return None
+    urls = [media_url(p, base, i) for i in range(count)]
+    kind = p.plan.output
+    if kind == "url":
+        return urls[0]
+    if kind == "data":
+        return [_data_uri(p)]
+    if kind == "json":
+        key = "videos" if p.media_ext == "mp4" else "images"
+        return {key: [{"url": u} for u in urls], "seed": SEED, "text": strip_directives(p.prompt)}
+    return urls
 
 
 class ReplicateStore:

@@ -32,7 +32,7 @@ from simulator.ranged import bytes_blob, ranged_response
 from simulator.video_routes import oai_guard_error
 
 if TYPE_CHECKING:
-    from simulator.app import Simulator
+    from simulator.core import Simulator
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")

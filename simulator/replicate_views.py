@@ -10,15 +10,12 @@ relay in front); `urls.web` is the replicate.com page. Times are ISO 8601 with m
 
 from __future__ import annotations
 
-import base64
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from starlette.responses import JSONResponse
 
-from simulator.media import MP4_BYTES, PNG_BYTES
-from simulator.replicate import FAIL_ERROR, FAILED, SEED, SUCCEEDED, Prediction
-from simulator.timeline import strip_directives
+from simulator.replicate import FAIL_ERROR, FAILED, SUCCEEDED, Prediction, output_at
 
 if TYPE_CHECKING:
     from simulator.state import SimState
@@ -36,32 +33,6 @@ def not_found() -> JSONResponse:
 
 def iso(state: SimState, mono: float) -> str:
     return datetime.fromtimestamp(state.wall_ms(mono) / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def media_url(p: Prediction, base: str, i: int) -> str:
-    return f"{base}/_sim/media/rep/{p.id}_{i}.{p.media_ext}"
-
-
-def _data_uri(p: Prediction) -> str:
-    mime, data = ("video/mp4", MP4_BYTES) if p.media_ext == "mp4" else ("image/png", PNG_BYTES)
-    return f"data:{mime};base64,{base64.b64encode(data).decode()}"
-
-
-def output_at(p: Prediction, now: float, base: str) -> Any:
-    """The `output` field at `now` in the plan's shape (None when there is nothing to show)."""
-    count = p.visible_outputs(now)
-    if count == 0:
-        return None
-    urls = [media_url(p, base, i) for i in range(count)]
-    kind = p.plan.output
-    if kind == "url":
-        return urls[0]
-    if kind == "data":
-        return [_data_uri(p)]
-    if kind == "json":
-        key = "videos" if p.media_ext == "mp4" else "images"
-        return {key: [{"url": u} for u in urls], "seed": SEED, "text": strip_directives(p.prompt)}
-    return urls
 
 
 def prediction(p: Prediction, state: SimState, now: float, base: str) -> dict[str, Any]:

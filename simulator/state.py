@@ -26,8 +26,7 @@ from simulator.chaos import Dice, PaidLedger, lengthen
 from simulator.config import Faults, SimConfig
 from simulator.fal import FalSigningKey, FalStore
 from simulator.mj import MjStore
-from simulator.replicate import Prediction, ReplicateStore
-from simulator.replicate_views import output_at
+from simulator.replicate import Prediction, ReplicateStore, output_at
 from simulator.suno import SunoStore
 from simulator.video import VideoStore
 

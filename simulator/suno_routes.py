@@ -19,13 +19,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from simulator import suno as s
+from simulator import suno as s, suno_views as sv
 from simulator.bodies import json_object
 from simulator.mj_views import invalid_url
 from simulator.timeline import QUEUED, SUBMITTED, HookCursor, Timeline, directive_seconds, directives
 
 if TYPE_CHECKING:
-    from simulator.app import Simulator
+    from simulator.core import Simulator
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 Builder = Callable[["Simulator", dict[str, Any], str], "s.SunoTask | JSONResponse"]
@@ -68,16 +68,16 @@ def _continuation(sim: Simulator, body: dict[str, Any]) -> str | None:
 def build_music(sim: Simulator, body: dict[str, Any], base: str) -> s.SunoTask | JSONResponse:
     for key in _STRINGS:
         if body.get(key) is not None and not isinstance(body[key], str):
-            return s.fail(f"{key} must be a string")
+            return sv.fail(f"{key} must be a string")
     gpt = str(body.get("gpt_description_prompt") or "")
     inspiration = bool(gpt.strip())
     if not inspiration and body.get("prompt") is None:
-        return s.fail("prompt is required")
+        return sv.fail("prompt is required")
     prompt = str(body.get("prompt") or "")
     continuing = body.get("task_id") is not None or body.get("continue_clip_id") is not None
     problem = _continuation(sim, body) if continuing else None
     if problem:
-        return s.fail(problem)
+        return sv.fail(problem)
     found = directives(gpt, prompt, body.get("title"))
     if inspiration:
         title, tags = s.title_from(gpt), DEFAULT_TAGS
@@ -107,7 +107,7 @@ def build_music(sim: Simulator, body: dict[str, Any], base: str) -> s.SunoTask |
 def build_lyrics(sim: Simulator, body: dict[str, Any], base: str) -> s.SunoTask | JSONResponse:
     prompt = body.get("prompt")
     if not isinstance(prompt, str) or not prompt.strip():
-        return s.fail("prompt is required")
+        return sv.fail("prompt is required")
     task_id = s.new_id()
     return s.SunoTask(
         id=task_id,
@@ -125,14 +125,14 @@ def _submit(sim: Simulator, action: str, build: Builder) -> Endpoint:
     route_key = f"POST /suno/submit/{action}"
 
     async def endpoint(request: Request) -> Response:
-        blocked = await sim.guard(request, route_key, is_create=True, fail=s.guard_error)
+        blocked = await sim.guard(request, route_key, is_create=True, fail=sv.guard_error)
         if blocked is not None:
             return blocked
         store = sim.state.suno
         body = await json_object(request)
         if body is None:
             store.codes["invalid_request"] += 1
-            return s.fail("request body must be a JSON object", "invalid_request", 400)
+            return sv.fail("request body must be a JSON object", "invalid_request", 400)
         task = build(sim, body, sim.base_url(request))
         if isinstance(task, JSONResponse):
             store.codes["fail"] += 1
@@ -142,31 +142,31 @@ def _submit(sim: Simulator, action: str, build: Builder) -> Endpoint:
         store.codes["success"] += 1
         prompt = str(body.get("gpt_description_prompt") or body.get("prompt") or "")
         sim.state.count_create("suno", task.id, task.action, prompt, task.tl.created)
-        late = await sim.after_accept(s.guard_error)
-        return late if late is not None else JSONResponse(s.ok(task.id))
+        late = await sim.after_accept(sv.guard_error)
+        return late if late is not None else JSONResponse(sv.ok(task.id))
 
     return endpoint
 
 
 def _unsupported(sim: Simulator) -> Endpoint:
     async def endpoint(request: Request) -> Response:
-        blocked = await sim.guard(request, "POST /suno/submit/{action}", fail=s.guard_error)
+        blocked = await sim.guard(request, "POST /suno/submit/{action}", fail=sv.guard_error)
         if blocked is not None:
             return blocked
-        return s.fail(f"invalid_action: {request.path_params['action']}", "invalid_action", 400)
+        return sv.fail(f"invalid_action: {request.path_params['action']}", "invalid_action", 400)
 
     return endpoint
 
 
 def _fetch(sim: Simulator) -> Endpoint:
     async def endpoint(request: Request) -> Response:
-        blocked = await sim.guard(request, "GET /suno/fetch/{id}", fail=s.guard_error)
+        blocked = await sim.guard(request, "GET /suno/fetch/{id}", fail=sv.guard_error)
         if blocked is not None:
             return blocked
         task = sim.state.suno.tasks.get(request.path_params["task_id"])
         if task is None:
-            return s.fail("task_not_exist", "task_not_exist", 400)
-        return JSONResponse(s.ok(s.task_view(task, sim.state, sim.state.now(), sim.config)))
+            return sv.fail("task_not_exist", "task_not_exist", 400)
+        return JSONResponse(sv.ok(sv.task_view(task, sim.state, sim.state.now(), sim.config)))
 
     return endpoint
 
@@ -176,7 +176,7 @@ def _batch(sim: Simulator) -> Endpoint:
         if not sim.config.suno_batch_enabled:
             sim.state.requests["POST /suno/fetch"] += 1
             return invalid_url("POST", "/suno/fetch")
-        blocked = await sim.guard(request, "POST /suno/fetch", fail=s.guard_error)
+        blocked = await sim.guard(request, "POST /suno/fetch", fail=sv.guard_error)
         if blocked is not None:
             return blocked
         body = await json_object(request) or {}
@@ -184,7 +184,7 @@ def _batch(sim: Simulator) -> Endpoint:
         wanted = list(dict.fromkeys(i for i in ids if isinstance(i, str))) if isinstance(ids, list) else []
         now, tasks = sim.state.now(), sim.state.suno.tasks
         found = [tasks[i] for i in wanted if i in tasks and (not action or tasks[i].action == action)]
-        return JSONResponse(s.ok([s.task_view(t, sim.state, now, sim.config) for t in found]))
+        return JSONResponse(sv.ok([sv.task_view(t, sim.state, now, sim.config) for t in found]))
 
     return endpoint
 

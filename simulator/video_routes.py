@@ -27,13 +27,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from simulator import suno, video as v, video_views as views
+from simulator import suno_views, video as v, video_views as views
 from simulator.bodies import json_object
 from simulator.media import MP4_BYTES
 from simulator.ranged import RangeOptions, big_blob, bytes_blob, ranged_response
 
 if TYPE_CHECKING:
-    from simulator.app import Simulator
+    from simulator.core import Simulator
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 MP4_BLOB = bytes_blob(MP4_BYTES, "video/mp4")
@@ -87,7 +87,7 @@ def serve_video(sim: Simulator, request: Request, task: v.VideoTask, headers: di
 
 def _unified_create(sim: Simulator) -> Endpoint:
     async def endpoint(request: Request) -> Response:
-        blocked = await sim.guard(request, "POST /v1/video/create", is_create=True, fail=suno.guard_error)
+        blocked = await sim.guard(request, "POST /v1/video/create", is_create=True, fail=suno_views.guard_error)
         if blocked is not None:
             return blocked
         body = await json_object(request)
@@ -115,7 +115,7 @@ def _unified_create(sim: Simulator) -> Endpoint:
             params={k: val for k, val in body.items() if k not in ("prompt", "model")},
         ))
         sim.state.count_create("video", task.id, f"unified/{family}", prompt, now)
-        late = await sim.after_accept(suno.guard_error)
+        late = await sim.after_accept(suno_views.guard_error)
         return late or JSONResponse(views.unified_submit(task, sim.state, now, _base(sim, task)))
 
     return endpoint
@@ -127,7 +127,7 @@ def _base(sim: Simulator, task: v.VideoTask) -> str:
 
 def _unified_query(sim: Simulator) -> Endpoint:
     async def endpoint(request: Request) -> Response:
-        blocked = await sim.guard(request, "GET /v1/video/query", fail=suno.guard_error)
+        blocked = await sim.guard(request, "GET /v1/video/query", fail=suno_views.guard_error)
         if blocked is not None:
             return blocked
         task_id = request.query_params.get("id", "")  # Starlette has URL-decoded it (%3A -> :)

@@ -1,4 +1,4 @@
-"""The object store protocol and the URL-based factory.
+"""The object store protocol.
 
 Backends stream: `put_stream` consumes an iterator of byte chunks and never holds a whole
 object in memory. It computes sha256 and size on the way, enforces `max_bytes` (TooLarge,
@@ -47,25 +47,3 @@ class ObjectStore(Protocol):
         written, unfinished multipart uploads started, before `before`; never an object. How many."""
         ...
 
-
-def open_store(url: str, *, s3_endpoint_url: str | None = None, s3_public_endpoint_url: str | None = None) -> ObjectStore:
-    """Build the store for a K4U_STORAGE_URL: file://path, s3://bucket/prefix or memory://
-    (an S3 store presigns for s3_public_endpoint_url when given)."""
-    from models.errors import ConfigError
-
-    if url.startswith("file://"):
-        from workers.storage.local import LocalStore
-
-        return LocalStore(url.removeprefix("file://"))
-    if url.startswith("s3://"):
-        from workers.storage.s3 import S3Store
-
-        bucket, _, prefix = url.removeprefix("s3://").partition("/")
-        if not bucket:
-            raise ConfigError("K4U_STORAGE_URL: s3:// URL names no bucket")
-        return S3Store(bucket, prefix.strip("/"), endpoint_url=s3_endpoint_url, public_endpoint_url=s3_public_endpoint_url)
-    if url.startswith("memory://"):
-        from workers.storage.memory import MemoryStore
-
-        return MemoryStore()
-    raise ConfigError(f"K4U_STORAGE_URL: unsupported scheme in {url!r} (use file://, s3:// or memory://)")
