@@ -3,12 +3,16 @@
 Coze imports OpenAPI 3.0.x (its parser is kin-openapi), wants object request bodies, scalar query and
 header parameters, and shows only declared response fields; Dify turns each operationId into a
 tool whose description a model reads to choose it. So: three operations, every field declared
-(nullable where it can be null, 3.0 style), and descriptions that say when to call which.
+(nullable where it can be null, 3.0 style), and descriptions that say when to call which. The
+providers and operations named come from the registry (the shipped examples are regenerated when
+a family is added).
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+from providers.registry import ADAPTERS
 
 WAIT_MAX_S = 50.0
 
@@ -61,7 +65,19 @@ _JOB_ID = {"name": "job_id", "in": "query", "required": True, "schema": {"type":
            "description": "The job_id that submit_generation_job returned."}
 
 
+def _providers() -> str:
+    """The registry's provider names, for a person: "a, b or c"."""
+    names = list(ADAPTERS)
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
+
+
+def _first_operations() -> str:
+    """Each provider's default (first) operation, once each, in registry order."""
+    return ", ".join(dict.fromkeys(next(iter(a.operations)) for a in ADAPTERS.values()))
+
+
 def tools_document(server_url: str) -> dict[str, Any]:
+    example = next(iter(ADAPTERS.values()))
     return {
         "openapi": "3.0.3",
         "info": {
@@ -78,14 +94,15 @@ def tools_document(server_url: str) -> dict[str, Any]:
             "/v1/tools/submit": {"post": {
                 "operationId": "submit_generation_job",
                 "summary": "Start a generation job",
-                "description": "Start one AI generation (e.g. provider kling, operation text2video, input {\"prompt\": \"...\"}). "
+                "description": f"Start one AI generation (e.g. provider {example.name}, operation {next(iter(example.operations))}, "
+                               "input {\"prompt\": \"...\"}). "
                                "Returns at once with a job_id; the result is not ready yet. Call wait_for_job next. "
                                "Call this once per wanted result: every call starts a new paid job unless idempotency_key repeats.",
                 "requestBody": {"required": True, "content": {"application/json": {"schema": {
                     "type": "object",
                     "properties": {
-                        "provider": {"type": "string", "description": "kling, midjourney, suno, sora, veo, grok, replicate or fal."},
-                        "operation": {"type": "string", "description": "e.g. text2video, imagine, music, video, prediction, queue; omit for the provider's first."},
+                        "provider": {"type": "string", "description": f"{_providers()}."},
+                        "operation": {"type": "string", "description": f"e.g. {_first_operations()}; omit for the provider's first."},
                         "input": {"type": "string", "description": "The generation's parameters as a JSON object in a string, "
                                                                    "e.g. {\"prompt\": \"a red fox in snow\"}. An object is accepted too."},
                         "idempotency_key": {"type": "string", "description": "Optional: the same key never starts a second job."},
@@ -114,3 +131,11 @@ def tools_document(server_url: str) -> dict[str, Any]:
             }},
         },
     }
+
+
+if __name__ == "__main__":  # python -m api.tools_openapi: regenerate the shipped examples (after a family is added)
+    import json
+    from pathlib import Path
+
+    for example in sorted(Path(__file__).resolve().parents[1].glob("examples/*/key4u-jobs-tools.openapi.json")):
+        example.write_text(json.dumps(tools_document("https://jobs.example.com"), indent=2, ensure_ascii=False) + "\n")

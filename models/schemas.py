@@ -275,11 +275,19 @@ class OperationPublic(BaseModel):
 
 
 class ProviderPublic(BaseModel):
+    """A family as its adapter's capabilities describe it."""
+
     name: str
     operations: list[OperationPublic]
-    max_batch: int
+    max_batch: int = Field(description="Ids per batch status query; 1: the family has none")
     expected_s: float
     deadline_s: float
+    result_ttl_s: int | None = Field(None, description="How long the relay keeps result URLs working, where known")
+    cancels: bool = Field(False, description="A cancelled job's task is cancelled at the relay too")
+    lost_submit: str = Field("none", description="How a submission whose answer was lost is found: lookup (by our "
+                             "external id), callback_echo (a callback naming it) or none (the job fails submit_outcome_unknown)")
+    callback_auth: str = Field("url_token", description="What proves a callback is the provider's: url_token (the per-job URL "
+                               "only), standard_webhooks or jwks (a signature, when its setting is configured)")
 
 
 class ProvidersPublic(BaseModel):

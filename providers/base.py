@@ -73,8 +73,9 @@ class HttpRequest:
     form: Mapping[str, str] | None = None
     files: Sequence[FilePart] = ()
     content: bytes | None = None
-    # In a flow, 429 and 5xx answers normally end it as "relay unavailable, try later"; True hands
-    # them to the adapter, for a family whose 5xx can be the task's own failure (a fal result read).
+    # In a flow, a 429 or 5xx answer normally ends it as "relay unavailable, try later". True hands
+    # this request's 429/5xx answers to the adapter instead: for a read whose 5xx can be the task's
+    # own outcome (a model that crashed, reported with its detail) rather than the relay's trouble.
     accept_errors: bool = False
 
     def __post_init__(self) -> None:
@@ -157,7 +158,7 @@ class ProviderStatus:
 @dataclass(frozen=True)
 class Submitted:
     """The relay took the job. `handle` is what the family needs later to poll, fetch or cancel
-    (a status URL, the API format...): persisted with the job and handed back in every Target."""
+    (a status URL, the API format...): persisted with the job and handed back in every PollTarget."""
 
     task_id: str | None
     status: ProviderStatus | None = None
@@ -216,20 +217,18 @@ class PollTarget:
     input: Mapping[str, Any] = field(default_factory=dict)  # the job's validated input
 
 
-Target = PollTarget
-
 Flow = Generator[HttpRequest, HttpResponse, T]
 
 
 @dataclass(frozen=True)
 class CallbackInputs:
-    """What a family may need to judge a callback: its webhook secret (or key set) and the clock."""
+    """What a family may need to judge a callback, as its capabilities' `callback_auth` asks: the
+    webhook secret (standard_webhooks) or the key set's public keys (jwks), and the clock. None
+    where the family's setting is not configured: its callbacks are then unsigned."""
 
     secret: str | None
     now: datetime
-    task_id: str | None = None
-    handle: Mapping[str, Any] = field(default_factory=dict)
-    keys: Sequence[bytes] | None = None  # public keys (fal's JWKS), None when none are configured
+    keys: Sequence[bytes] | None = None
 
 
 @dataclass(frozen=True)
@@ -243,7 +242,9 @@ class CallbackVerdict:
     trust: str = "token"
     refused: str | None = None
     delivery_id: str | None = None  # for replay protection where the family signs deliveries
-    unknown_key: bool = False  # refused because no known key verifies it: a fresher key set may
+    # Refused because no key of the set verifies the signature (jwks): the engine fetches the set
+    # again (at most once a minute) and asks once more, as a provider may have rotated its keys.
+    unknown_key: bool = False
 
 
 @dataclass(frozen=True)
@@ -261,20 +262,59 @@ class Operation:
     description: str
 
 
+class LostSubmit(StrEnum):
+    """How the task of a submission whose answer was lost (a timeout, a 5xx, an unreadable body, a
+    worker killed mid-POST) is found, so that the job is never sent, and charged, twice."""
+
+    LOOKUP = "lookup"  # the adapter's lookup flow, by our external id; only a proven absence allows a resend
+    CALLBACK_ECHO = "callback_echo"  # a callback naming the task and echoing our external id, within K4U_SUBMIT_CALLBACK_GRACE_S
+    NONE = "none"  # not at all: the job fails submit_outcome_unknown and a person decides on a retry
+
+
+class CallbackAuth(StrEnum):
+    """What proves a callback comes from the provider, besides our per-job URL token."""
+
+    URL_TOKEN = "url_token"  # nothing else: the token is the only proof (callback_trust says what it may do)
+    STANDARD_WEBHOOKS = "standard_webhooks"  # an HMAC signature by a whsec_ secret (CallbackInputs.secret)
+    JWKS = "jwks"  # an Ed25519 signature by a key of a JWKS key set (CallbackInputs.keys), fetched again for an unknown key
+
+
 @dataclass(frozen=True)
 class Capabilities:
+    """What a family can do, as data: the engine, the API, GET /v1/providers and the tools
+    document read only this, never a family's name (docs/adding-a-provider.md)."""
+
+    # The batch status query's page size (ids per request); 1: the family has none.
     max_batch: int = 1
-    # token: our per-job URL token is the notice's only proof: its progress is recorded, an end or
-    # result URLs only make the job due for a poll now (the relay's answer is applied);
-    # hint: the notice only makes the job due for a poll now (polling stays the truth).
+    # What an unsigned callback may do. token: our per-job URL token is the notice's only proof: its
+    # progress is recorded, an end or result URLs only make the job due for a poll now (the relay's
+    # answer is applied); hint: the notice only makes the job due for a poll now (polling stays the truth).
     callback_trust: str = "token"
-    result_ttl_s: int | None = None
+    # How a callback is signed, and the Settings field that holds the secret (standard_webhooks) or
+    # the key set's source (jwks); unset, the family's callbacks count as unsigned.
+    callback_auth: CallbackAuth = CallbackAuth.URL_TOKEN
+    callback_setting: str | None = None
+    lost_submit: LostSubmit = LostSubmit.NONE
+    cancels: bool = False  # the adapter's cancel flow stops a task at the relay
+    result_ttl_s: int | None = None  # how long the relay keeps result URLs working, where known
     expected_s: float = 60.0  # typical submit -> done time, centre of the dense polling window
-    deadline_s: float = 3600.0
-    can_lookup_by_external_id: bool = False
-    # The family's callbacks carry the task id and echo our external id (Midjourney `state`), so a
-    # submission whose answer was lost may wait a little for a callback to reveal its task.
-    callback_reveals_task: bool = False
+    deadline_s: float = 3600.0  # a job's deadline unless K4U_JOB_DEADLINE_S says otherwise
+
+    def __post_init__(self) -> None:
+        if (self.callback_auth is CallbackAuth.URL_TOKEN) != (self.callback_setting is None):
+            raise ValueError("a signed callback_auth names its callback_setting, url_token names none")
+        if self.max_batch < 1:
+            raise ValueError("max_batch is at least 1")
+
+    @property
+    def batch_query(self) -> bool:
+        """The family can ask about several tasks in one request."""
+        return self.max_batch > 1
+
+    @property
+    def settings(self) -> tuple[str, ...]:
+        """The Settings fields the family reads (none for a poll-only family)."""
+        return (self.callback_setting,) if self.callback_setting else ()
 
 
 class Adapter(Protocol):
@@ -300,8 +340,9 @@ class Adapter(Protocol):
         ...
 
     def lookup(self, operation: str, external_id: str) -> Flow[Submitted | None] | None:
-        """Find the task an earlier POST of this job may have created, by our external id:
-        None when the family has no lookup; the flow returns None only when the task is proven absent."""
+        """Find the task an earlier POST of this job may have created, by our external id (asked
+        only of a family whose lost_submit is lookup): None when this operation has no lookup; the
+        flow returns None only when the task is proven absent."""
         ...
 
     def fetch_extra(self, target: PollTarget) -> Flow[Mapping[str, Any]] | None:
@@ -310,7 +351,8 @@ class Adapter(Protocol):
         ...
 
     def cancel(self, target: PollTarget) -> Flow[CancelOutcome] | None:
-        """Cancel the task at the provider; None when the family cannot."""
+        """Cancel the task at the provider (asked only of a family whose capabilities say `cancels`);
+        None when this task cannot be."""
         ...
 
     def read_callback(self, headers: Mapping[str, str], body: bytes, inputs: CallbackInputs) -> CallbackVerdict:
@@ -340,7 +382,7 @@ class AdapterDefaults:
         return self.parse_poll(resp)
 
     def lookup(self, operation: str, external_id: str) -> Flow[Submitted | None] | None:
-        req = self.build_lookup(operation, external_id) if self.capabilities.can_lookup_by_external_id else None
+        req = self.build_lookup(operation, external_id) if self.capabilities.lost_submit is LostSubmit.LOOKUP else None
         return None if req is None else self._one(req, self.parse_lookup)
 
     def fetch_extra(self, target: PollTarget) -> Flow[Mapping[str, Any]] | None:

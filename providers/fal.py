@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from models.errors import ProviderProtocolError, ProviderUnavailable
 from providers.base import (
     AdapterDefaults,
+    CallbackAuth,
     CallbackInputs,
     CallbackVerdict,
     CancelOutcome,
@@ -36,6 +37,7 @@ from providers.base import (
     Flow,
     HttpRequest,
     HttpResponse,
+    LostSubmit,
     Operation,
     PollTarget,
     ProviderStatus,
@@ -128,8 +130,8 @@ class FalAdapter(AdapterDefaults):
     operations: Mapping[str, Operation] = {
         "queue": Operation("queue", QueueInput, "Any fal model by path, through fal's queue (/fal-ai/...)"),
     }
-    capabilities = Capabilities(max_batch=1, callback_trust="hint", result_ttl_s=None, expected_s=20.0,
-                                deadline_s=3600.0, can_lookup_by_external_id=False)
+    capabilities = Capabilities(max_batch=1, callback_trust="hint", callback_auth=CallbackAuth.JWKS, callback_setting="fal_jwks",
+                                lost_submit=LostSubmit.NONE, cancels=True, result_ttl_s=None, expected_s=20.0, deadline_s=3600.0)
 
     def build_submit(self, operation: str, input: Mapping[str, Any], ctx: SubmitContext) -> HttpRequest:
         path = "/" + "/".join(quote(p, safe="") for p in str(input["model"]).split("/"))
@@ -221,7 +223,7 @@ class FalAdapter(AdapterDefaults):
             return CallbackVerdict(st, trust="hint")
         refused = verify_fal(inputs.keys, headers, body, now=inputs.now)
         if refused:
-            return CallbackVerdict(None, refused=refused, unknown_key=refused.startswith("bad fal webhook signature"))
+            return CallbackVerdict(None, refused=refused.reason, unknown_key=refused.unknown_key)
         return CallbackVerdict(st, trust="signed")
 
 

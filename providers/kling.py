@@ -22,6 +22,7 @@ from providers.base import (
     Capabilities,
     HttpRequest,
     HttpResponse,
+    LostSubmit,
     Operation,
     OutputRef,
     PollTarget,
@@ -120,7 +121,7 @@ class KlingAdapter(AdapterDefaults):
     # Kling keeps results 30 days (§4.6); a 5 s video takes 60-120 s.
     capabilities = Capabilities(
         max_batch=1, callback_trust="token", result_ttl_s=30 * 86400, expected_s=90.0,
-        deadline_s=3600.0, can_lookup_by_external_id=True,
+        deadline_s=3600.0, lost_submit=LostSubmit.LOOKUP,
     )
 
 

@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from models.errors import ProviderProtocolError
 from providers.base import (
     AdapterDefaults,
+    CallbackAuth,
     CallbackInputs,
     CallbackVerdict,
     CancelOutcome,
@@ -34,6 +35,7 @@ from providers.base import (
     Flow,
     HttpRequest,
     HttpResponse,
+    LostSubmit,
     Operation,
     PollTarget,
     ProviderStatus,
@@ -150,8 +152,9 @@ class ReplicateAdapter(AdapterDefaults):
     }
     # Outputs live about an hour (§8.4); predictions time out after 30 min of running (§8.2),
     # plus a few minutes to boot: that is the deadline.
-    capabilities = Capabilities(max_batch=1, callback_trust="hint", result_ttl_s=3600, expected_s=30.0,
-                                deadline_s=35 * 60.0, can_lookup_by_external_id=False)
+    capabilities = Capabilities(max_batch=1, callback_trust="hint", callback_auth=CallbackAuth.STANDARD_WEBHOOKS,
+                                callback_setting="replicate_webhook_secret", lost_submit=LostSubmit.NONE, cancels=True,
+                                result_ttl_s=3600, expected_s=30.0, deadline_s=35 * 60.0)
 
     def build_submit(self, operation: str, input: Mapping[str, Any], ctx: SubmitContext) -> HttpRequest:
         body: dict[str, Any] = {"input": dict(input.get("input") or {})}

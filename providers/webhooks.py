@@ -14,6 +14,7 @@ import binascii
 import hashlib
 import hmac
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 
 from cryptography.exceptions import InvalidSignature
@@ -67,20 +68,29 @@ def fal_message(request_id: str, user_id: str, timestamp: str, body: bytes) -> b
     return "\n".join((request_id, user_id, timestamp, hashlib.sha256(body).hexdigest())).encode()
 
 
-def verify_fal(keys: Iterable[bytes], headers: Mapping[str, str], body: bytes, *, now: datetime) -> str | None:
+@dataclass(frozen=True)
+class KeyRefusal:
+    """Why a delivery signed against a key set fails verification; `unknown_key` when it is well
+    formed and fresh but no key of the set verifies it (a fresher set may: keys rotate)."""
+
+    reason: str
+    unknown_key: bool = False
+
+
+def verify_fal(keys: Iterable[bytes], headers: Mapping[str, str], body: bytes, *, now: datetime) -> KeyRefusal | None:
     """Why a fal delivery fails verification against these raw Ed25519 public keys, or None."""
     request_id = header_value(headers, "x-fal-webhook-request-id")
     user_id = header_value(headers, "x-fal-webhook-user-id")
     stamp = header_value(headers, "x-fal-webhook-timestamp")
     signature = header_value(headers, "x-fal-webhook-signature")
     if not (request_id and user_id and stamp and signature):
-        return "missing X-Fal-Webhook-* signature headers"
+        return KeyRefusal("missing X-Fal-Webhook-* signature headers")
     try:
         if abs(int(now.timestamp()) - int(stamp)) > TOLERANCE_S:
-            return f"X-Fal-Webhook-Timestamp is more than {TOLERANCE_S} s away from now"
+            return KeyRefusal(f"X-Fal-Webhook-Timestamp is more than {TOLERANCE_S} s away from now")
         sig = bytes.fromhex(signature)
     except ValueError:
-        return "malformed X-Fal-Webhook-Timestamp or -Signature"
+        return KeyRefusal("malformed X-Fal-Webhook-Timestamp or -Signature")
     message = fal_message(request_id, user_id, stamp, body)
     for raw in keys:
         try:
@@ -88,7 +98,7 @@ def verify_fal(keys: Iterable[bytes], headers: Mapping[str, str], body: bytes, *
             return None
         except (InvalidSignature, ValueError):
             continue
-    return "bad fal webhook signature (no known key verifies it)"
+    return KeyRefusal("bad fal webhook signature (no known key verifies it)", unknown_key=True)
 
 
 def jwks_ed25519_keys(jwks: object) -> list[bytes]:

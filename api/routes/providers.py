@@ -1,4 +1,4 @@
-"""/v1/providers: every provider, its operations and each operation's JSON input schema."""
+"""/v1/providers: every provider, its capabilities, its operations and each operation's JSON input schema."""
 
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ def list_providers() -> ProvidersPublic:
     return ProvidersPublic(providers=[
         ProviderPublic(
             name=a.name, max_batch=a.capabilities.max_batch, expected_s=a.capabilities.expected_s,
-            deadline_s=a.capabilities.deadline_s,
+            deadline_s=a.capabilities.deadline_s, result_ttl_s=a.capabilities.result_ttl_s, cancels=a.capabilities.cancels,
+            lost_submit=a.capabilities.lost_submit.value, callback_auth=a.capabilities.callback_auth.value,
             operations=[OperationPublic(name=o.name, description=o.description, input_schema=o.schema.model_json_schema())
                         for o in a.operations.values()],
         )

@@ -6,7 +6,7 @@ once). Requests live in `build`, answers in `parse`, inputs in `schemas`; this m
 assembles the adapter. Quirks the adapter relies on:
 - MJ ids are not rewritten by new-api (§2.2), so a notifyHook's `id` is the id we hold (§3.6);
 - there is no idempotency key, only the `state` echo (§12): a submit with an unknown outcome
-  cannot be looked up, hence `can_lookup_by_external_id=False`;
+  cannot be looked up, hence `lost_submit=LostSubmit.CALLBACK_ECHO` (a notifyHook echoing it reveals the task);
 - new-api force-fails tasks older than 1 h (§2.3, §3.7): the deadline is 1 h;
 - list-by-condition has no enforced limit in new-api (§3.3, §12); we cap a batch at 100 ids.
 """
@@ -21,6 +21,7 @@ from providers.base import (
     Capabilities,
     HttpRequest,
     HttpResponse,
+    LostSubmit,
     Operation,
     ParentRef,
     ParentSpec,
@@ -67,7 +68,7 @@ class MidjourneyAdapter(AdapterDefaults):
     # Discord CDN links expire in about a day (§3.5); a FAST imagine takes 25-30 s (§3.7).
     capabilities = Capabilities(
         max_batch=build.MAX_BATCH, callback_trust="token", result_ttl_s=86400, expected_s=40.0,
-        deadline_s=3600.0, can_lookup_by_external_id=False, callback_reveals_task=True,
+        deadline_s=3600.0, lost_submit=LostSubmit.CALLBACK_ECHO,
     )
 
     def parent_of(self, operation: str, input: Mapping[str, Any]) -> ParentSpec | None:

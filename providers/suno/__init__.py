@@ -30,6 +30,7 @@ from providers.base import (
     Capabilities,
     HttpRequest,
     HttpResponse,
+    LostSubmit,
     Operation,
     ParentRef,
     ParentSpec,
@@ -60,7 +61,7 @@ class SunoAdapter(AdapterDefaults):
     # ~96 s submit → finish (§7.4); relay-side result lifetime undocumented.
     capabilities = Capabilities(
         max_batch=100, callback_trust="hint", result_ttl_s=None, expected_s=100.0,
-        deadline_s=1800.0, can_lookup_by_external_id=False,
+        deadline_s=1800.0, lost_submit=LostSubmit.NONE,
     )
 
     def parent_of(self, operation: str, input: Mapping[str, Any]) -> ParentSpec | None:

@@ -28,6 +28,7 @@ from providers.base import (
     Flow,
     HttpRequest,
     HttpResponse,
+    LostSubmit,
     Operation,
     ParentRef,
     ParentSpec,
@@ -169,7 +170,7 @@ def _openai_create(input: Mapping[str, Any]) -> HttpRequest:
 # relay; §6.1: Veo URLs live about 24 h, 2-5 min per video). Sora relay link lifetime is unknown:
 # the OpenAI object's expires_at is used where given, else a conservative day.
 _VIDEO_CAPS = Capabilities(max_batch=1, callback_trust="hint", result_ttl_s=86400, deadline_s=3600.0,
-                           can_lookup_by_external_id=False, callback_reveals_task=False)
+                           lost_submit=LostSubmit.NONE)
 
 SORA = VideoAdapter("sora", [
     VideoOp("video", OPENAI, OpenAIVideoInput, "Text (+ reference image) to video, OpenAI format (/v1/videos; bytes from /v1/videos/{id}/content)"),

@@ -51,7 +51,7 @@ class CancelFamily(AdapterDefaults):
 
     name = "cancelfam"
     operations: Mapping[str, Operation] = {"make": Operation("make", _Input, "test family")}
-    capabilities = Capabilities(callback_trust="hint", expected_s=60.0)
+    capabilities = Capabilities(callback_trust="hint", expected_s=60.0, cancels=True)
 
     def __init__(self) -> None:
         self.cancel_targets: list[PollTarget] = []

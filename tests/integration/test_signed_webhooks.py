@@ -157,7 +157,7 @@ def test_fal_verified_idempotent_and_unknown_key_flood(engine_factory, sim: Sim,
     d = engine_factory(fal_jwks=str(path))
     t = [0.0]
     clock: Callable[[], float] = lambda: t[0]  # noqa: E731
-    d.rt.fal_keys = KeySet(str(path), allow_private=True, clock=clock)
+    d.rt.key_sets["fal_jwks"] = KeySet(str(path), allow_private=True, clock=clock)
     job = running_job(d, "fal", "r-1", "queue")
     ts = int(d.rt.clock().timestamp())
     stranger = Ed25519PrivateKey.generate()
@@ -166,11 +166,11 @@ def test_fal_verified_idempotent_and_unknown_key_flood(engine_factory, sim: Sim,
         with pytest.raises(CallbackInvalid) as exc:
             handle_callback(d.rt, "fal", job.id, "tok", headers, body)
         assert exc.value.code == "callback_refused"
-    assert d.rt.fal_keys.fetches == 1, "a flood signed by an unknown key must not refetch the key set"
+    assert d.rt.key_sets["fal_jwks"].fetches == 1, "a flood signed by an unknown key must not refetch the key set"
     t[0] += 61
     with pytest.raises(CallbackInvalid):
         handle_callback(d.rt, "fal", job.id, "tok", *fal_delivery(stranger, "r-1", ts))
-    assert d.rt.fal_keys.fetches == 2, "at most one refetch a minute"
+    assert d.rt.key_sets["fal_jwks"].fetches == 2, "at most one refetch a minute"
     assert status_of(d, job.id) == "running"
     headers, body = fal_delivery(key, "r-1", ts)
     assert handle_callback(d.rt, "fal", job.id, "tok", headers, body) == "applied"
@@ -200,7 +200,7 @@ def test_fal_key_set_from_a_gzipping_host_verifies_webhooks(engine_factory, sim:
         headers, body = fal_delivery(key, "r-gz", int(d.rt.clock().timestamp()))
         assert handle_callback(d.rt, "fal", job.id, "tok", headers, body) == "applied"
     assert status_of(d, job.id) == "downloading"
-    assert d.rt.fal_keys is not None and len(d.rt.fal_keys.keys()) == 1
+    assert d.rt.key_sets.get("fal_jwks") is not None and len(d.rt.key_sets["fal_jwks"].keys()) == 1
 
 
 def test_a_gzip_bomb_key_set_is_refused_without_being_inflated(fal_keys: tuple[Ed25519PrivateKey, Path]) -> None:

@@ -12,7 +12,7 @@ import pytest
 from pydantic import ValidationError
 
 from models.errors import ProviderProtocolError
-from providers.base import HttpResponse, ParentRef, PollTarget, ProviderStatus, Rejected, State, SubmitContext, Submitted
+from providers.base import HttpResponse, LostSubmit, ParentRef, PollTarget, ProviderStatus, Rejected, State, SubmitContext, Submitted
 from providers.midjourney import MidjourneyAdapter, build_seed, describe_prompts, parse_seed
 from tests.payload_cases import cases, check_submit_or_protocol_error, load
 
@@ -340,7 +340,7 @@ def test_seed_helpers_and_no_lookup() -> None:
 
 def test_capabilities() -> None:
     caps = mj.capabilities
-    assert (caps.max_batch, caps.callback_trust, caps.result_ttl_s, caps.deadline_s, caps.can_lookup_by_external_id) == (
+    assert (caps.max_batch, caps.callback_trust, caps.result_ttl_s, caps.deadline_s, caps.lost_submit is LostSubmit.LOOKUP) == (
         100, "token", 86400, 3600.0, False)
     assert list(mj.operations) == ["imagine", "action", "blend", "describe", "modal", "video", "upload"]
 

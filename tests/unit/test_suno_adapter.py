@@ -12,7 +12,7 @@ import pytest
 from pydantic import ValidationError
 
 from models.errors import ProviderProtocolError
-from providers.base import HttpResponse, ParentRef, ParentSpec, PollTarget, ProviderStatus, Rejected, State, SubmitContext, Submitted
+from providers.base import HttpResponse, LostSubmit, ParentRef, ParentSpec, PollTarget, ProviderStatus, Rejected, State, SubmitContext, Submitted
 from providers.suno import SunoAdapter, parse_task
 from tests.payload_cases import cases, check_submit_or_protocol_error, load
 
@@ -352,6 +352,6 @@ def test_callback_rejects_non_json_and_lookup_is_absent() -> None:
 
 def test_capabilities() -> None:
     caps = suno.capabilities
-    assert (caps.max_batch, caps.callback_trust, caps.result_ttl_s, caps.can_lookup_by_external_id) == (100, "hint", None, False)
+    assert (caps.max_batch, caps.callback_trust, caps.result_ttl_s, caps.lost_submit is LostSubmit.LOOKUP) == (100, "hint", None, False)
     assert (caps.expected_s, caps.deadline_s) == (100.0, 1800.0)
     assert suno.name == "suno"

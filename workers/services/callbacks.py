@@ -1,7 +1,8 @@
 """handle_callback: a provider's notice to /v1/webhooks/{provider}/{job_id}/{token}.
 
 The per-job token (unguessable, compared in constant time) authenticates the URL. Families that
-sign their deliveries are verified too when a secret or key set is configured (Replicate:
+sign their deliveries (capabilities.callback_auth: a Standard Webhooks secret, a JWKS key set) are
+verified too when the setting their capabilities name is configured (Replicate:
 K4U_REPLICATE_WEBHOOK_SECRET; fal: K4U_FAL_JWKS): a bad signature, a stale timestamp or a replayed
 webhook-id is refused (401) and changes nothing, whatever state the job is in. A delivery's
 webhook-id is recorded in the same transaction that applies it, so one we answered with an error
@@ -23,7 +24,6 @@ import logging
 import re
 from collections.abc import Mapping
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
@@ -32,7 +32,7 @@ from sqlmodel import Session, col
 from models.errors import CallbackInvalid, ProviderProtocolError, ProviderUnavailable
 from models.status import JobStatus
 from models.tables import Job, WebhookReceipt
-from providers.base import TASK_ID_MAX, Adapter, CallbackVerdict, PollTarget, ProviderStatus, State
+from providers.base import TASK_ID_MAX, Adapter, CallbackVerdict, LostSubmit, PollTarget, ProviderStatus, State
 from providers.registry import UnknownProvider, get_adapter
 from workers import jobs
 from workers.context import Runtime
@@ -59,7 +59,7 @@ def handle_callback(rt: Runtime, provider: str, job_id: str, token: str, headers
         job = jobs.get_job(session, job_id)
         if job is None or job.provider != provider or not hmac.compare_digest(token.encode(), job.callback_token.encode()):
             raise CallbackInvalid("unknown callback URL")
-    verdict = _verdict(rt, adapter, provider, headers, body, now, job.provider_task_id, dict(job.provider_handle or {}))  # may fetch a key set: outside any transaction
+    verdict = _verdict(rt, adapter, provider, headers, body, now, job.provider_task_id)  # may fetch a key set: outside any transaction
     st = verdict.status or ProviderStatus(None, State.UNKNOWN)
     signed = verdict.trust == "signed"
     # An unsigned notice naming the task of a job that has none is only a reason to ask the relay about that task.
@@ -107,13 +107,14 @@ def handle_callback(rt: Runtime, provider: str, job_id: str, token: str, headers
 
 
 def _verdict(rt: Runtime, adapter: Adapter, provider: str, headers: Mapping[str, str], body: bytes, now: datetime,
-             task_id: str | None, handle: dict[str, Any]) -> CallbackVerdict:
+             task_id: str | None) -> CallbackVerdict:
     """The adapter's reading of the delivery, verified where the family signs. When no cached key
     verifies it, the key set is fetched again (at most once a minute) and the check repeated."""
+    caps = adapter.capabilities
     try:
-        verdict = adapter.read_callback(headers, body, rt.callback_inputs(provider, now, task_id, handle))
-        if verdict.refused is not None and verdict.unknown_key and rt.fal_keys is not None and rt.fal_keys.refresh():
-            verdict = adapter.read_callback(headers, body, rt.callback_inputs(provider, now, task_id, handle))
+        verdict = adapter.read_callback(headers, body, rt.callback_inputs(caps, now))
+        if verdict.refused is not None and verdict.unknown_key and (keys := rt.key_set(caps)) is not None and keys.refresh():
+            verdict = adapter.read_callback(headers, body, rt.callback_inputs(caps, now))
     except ProviderProtocolError as exc:
         raise CallbackInvalid(exc.message) from None
     if verdict.refused is not None:
@@ -152,7 +153,7 @@ def _names_lost_task(adapter: Adapter, job: Job, st: ProviderStatus) -> bool:
     submit_outcome_unknown (the echo, if any, must be this attempt's)."""
     if job.provider_task_id is not None or st.task_id is None:
         return False
-    if job.status == JobStatus.SUBMITTING and adapter.capabilities.callback_reveals_task:
+    if job.status == JobStatus.SUBMITTING and adapter.capabilities.lost_submit is LostSubmit.CALLBACK_ECHO:
         return st.external_id == jobs.external_id(job)
     if job.status == JobStatus.FAILED and job.error_code == "submit_outcome_unknown":
         return st.external_id in (None, jobs.external_id(job))

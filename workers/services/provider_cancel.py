@@ -1,4 +1,4 @@
-"""cancel_at_provider: stop a cancelled job's task at the relay, for families that can (Replicate, fal).
+"""cancel_at_provider: stop a cancelled job's task at the relay, for families that can (capabilities.cancels).
 
 Cancelling a job is ours at once (`cancel_job`): the job is `cancelled` whatever the relay says. Its
 task may still be running there, and be charged; where the family has a cancel flow, the same
@@ -28,7 +28,7 @@ from sqlmodel import Session, col
 from models.errors import ProviderProtocolError, ProviderUnavailable
 from models.status import JobStatus, ProviderCancel
 from models.tables import Job
-from providers.base import TASK_ID_MAX, CancelOutcome, Flow, PollTarget
+from providers.base import TASK_ID_MAX, CancelOutcome, Flow
 from providers.registry import ADAPTERS, UnknownProvider, get_adapter
 from workers import jobs
 from workers.context import Runtime
@@ -46,19 +46,19 @@ _WORTH_CANCELLING = frozenset({JobStatus.SUBMITTING, JobStatus.RUNNING})
 
 
 def cancel_flow(job: Job) -> Flow[CancelOutcome] | None:
-    """The family's cancel flow for the job's task; None when there is no task or no cancel."""
+    """The family's cancel flow for the job's task; None when there is no task or the family cannot cancel."""
     if not job.provider_task_id:
         return None
     try:
         adapter = get_adapter(job.provider)
     except UnknownProvider:
         return None
-    return adapter.cancel(jobs.target(job))
+    return adapter.cancel(jobs.target(job)) if adapter.capabilities.cancels else None
 
 
 def cancellable_providers() -> list[str]:
-    """Families whose adapter has a cancel flow (a flow is a generator: asking builds nothing)."""
-    return [name for name, a in ADAPTERS.items() if any(a.cancel(PollTarget("", "probe", op)) is not None for op in a.operations)]
+    """Families whose capabilities say they cancel at the relay."""
+    return [name for name, a in ADAPTERS.items() if a.capabilities.cancels]
 
 
 def schedule_batch_cancels(session: Session, job_ids: list[str], now: datetime) -> int:

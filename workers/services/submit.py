@@ -10,7 +10,9 @@ Outcomes (architecture.md §6):
   write that failed after the relay accepted) -> never resent blindly. A family with a lookup
   (Kling: the single-task query takes our external_task_id) looks the task up first; only a lookup
   that proves it absent allows a resend, and each resend is counted against
-  K4U_SUBMIT_MAX_ATTEMPTS and recorded as a job event. A family with no way to find the task
+  K4U_SUBMIT_MAX_ATTEMPTS and recorded as a job event. A family whose callbacks echo our external
+  id (Midjourney) waits K4U_SUBMIT_CALLBACK_GRACE_S for one to reveal the task
+  (capabilities.lost_submit says which way a family has). A family with no way to find the task
   fails the job with `submit_outcome_unknown` (it may have been charged); a person or a workflow
   decides with POST /v1/jobs/{id}/retry.
 """
@@ -21,14 +23,14 @@ import functools
 import logging
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, assert_never
 
 from sqlmodel import Session
 
 from models.errors import ProviderProtocolError, ProviderUnavailable, SubmitOutcomeUnknown
 from models.status import JobStatus, SubmitState
 from models.tables import Job
-from providers.base import TASK_ID_MAX, Adapter, ParentRef, ProviderStatus, Rejected, SubmitContext, Submitted
+from providers.base import TASK_ID_MAX, Adapter, LostSubmit, ParentRef, ProviderStatus, Rejected, SubmitContext, Submitted
 from providers.registry import get_adapter
 from workers import jobs
 from workers.context import Runtime
@@ -120,19 +122,22 @@ def _submit(rt: Runtime, job: Job, lease: int, *, recovering: bool, prior: str) 
         return _requeue(rt, job, lease, "not_sent", exc.message, exc.retry_after_s)
     except (SubmitOutcomeUnknown, ProviderProtocolError) as exc:
         log.warning("submit outcome unknown for %s: %s", job.id, exc.message)
-        caps = adapter.capabilities
-        if not caps.can_lookup_by_external_id:
-            if not (caps.callback_reveals_task and ctx.callback_url and s.submit_callback_grace_s > 0):
+        match adapter.capabilities.lost_submit:
+            case LostSubmit.LOOKUP:
+                with session_scope(rt.engine) as session:
+                    # Keep the lease short: the recovery lookup should start soon.
+                    jobs.set_fields(session, job.id, JobStatus.SUBMITTING, submit_state=SubmitState.UNKNOWN,
+                                    next_at=rt.clock() + timedelta(seconds=min(s.lease_s, 10.0)))
+                return Outcome.UNKNOWN
+            case LostSubmit.CALLBACK_ECHO if ctx.callback_url and s.submit_callback_grace_s > 0:
+                with session_scope(rt.engine) as session:  # a callback may still reveal the task (handle_callback adopts it)
+                    jobs.set_fields(session, job.id, JobStatus.SUBMITTING, submit_state=SubmitState.AWAITING_CALLBACK,
+                                    next_at=rt.clock() + timedelta(seconds=s.submit_callback_grace_s))
+                return Outcome.AWAITING_CALLBACK
+            case LostSubmit.CALLBACK_ECHO | LostSubmit.NONE:  # no callback can come, or no way to find the task
                 return _fail(rt, job, lease, _unknown_error(job.id, exc.message))
-            with session_scope(rt.engine) as session:  # a callback may still reveal the task (handle_callback adopts it)
-                jobs.set_fields(session, job.id, JobStatus.SUBMITTING, submit_state=SubmitState.AWAITING_CALLBACK,
-                                next_at=rt.clock() + timedelta(seconds=s.submit_callback_grace_s))
-            return Outcome.AWAITING_CALLBACK
-        with session_scope(rt.engine) as session:
-            # Keep the lease short: the recovery lookup should start soon.
-            jobs.set_fields(session, job.id, JobStatus.SUBMITTING, submit_state=SubmitState.UNKNOWN,
-                            next_at=rt.clock() + timedelta(seconds=min(s.lease_s, 10.0)))
-        return Outcome.UNKNOWN
+            case _:
+                assert_never(adapter.capabilities.lost_submit)
     if isinstance(result, Submitted):  # before any DB write: a crash now still leaves the task id in the log
         log.info("relay accepted job %s (%s.%s) as task %s", job.id, job.provider, job.operation, result.task_id)
     return _record(rt, job, lease, result, resp.body)
@@ -148,7 +153,7 @@ def _unknown_error(job_id: str, detail: str) -> tuple[str, str, bool]:
 def _recover(rt: Runtime, adapter: Adapter, job: Job, lease: int, prior: str) -> Outcome:
     """Find out whether an earlier POST of this job created a relay task: 'absent' only when a
     lookup proved it; a family without a lookup fails the job instead (no blind resend)."""
-    flow = adapter.lookup(job.operation, jobs.external_id(job))
+    flow = adapter.lookup(job.operation, jobs.external_id(job)) if adapter.capabilities.lost_submit is LostSubmit.LOOKUP else None
     if flow is None:
         why = (f"no callback revealed the task within {rt.settings.submit_callback_grace_s:.0f} s" if prior == SubmitState.AWAITING_CALLBACK
                else "no answer recorded for the last submission")
