@@ -20,6 +20,7 @@ from models.tables import Asset, Job
 from workers.context import Runtime, build_runtime
 from workers.db import migrate, session_scope
 from workers.dispatch import CeleryDispatcher, Dispatcher, RecordingDispatcher
+from workers.services.intake import IntakeInvalid
 from workers.settings import Settings
 
 M = TypeVar("M", bound=BaseModel)
@@ -69,9 +70,10 @@ class LocalClient:
             raise CliError(f"unknown job: {exc.message}") from None
         except (JobStateConflict, IdempotencyConflict) as exc:
             raise CliError(f"conflict: {exc.message}", status=409) from None
-        except RequestInvalid as exc:  # a batch item's names its location (jobs.3.input.prompt) and reason apart
-            reason = getattr(exc, "reason", exc.message)
-            raise CliError(f"invalid request: {exc.message}", fields=[(exc.field, reason)]) from None
+        except IntakeInvalid as exc:  # names its location (jobs.3.input.prompt) and reason apart, as a 422 does
+            raise CliError(f"invalid request: {exc.message}", fields=[(exc.field, exc.reason)]) from None
+        except RequestInvalid as exc:
+            raise CliError(f"invalid request: {exc.message}", fields=[(exc.field, exc.message)]) from None
         except K4UError as exc:
             raise CliError(f"{exc.code}: {exc.message}") from None
 

@@ -29,18 +29,27 @@ def get_adapter(provider: str) -> Adapter:
         raise UnknownProvider("provider", f"unknown provider {provider!r}; known: {', '.join(sorted(ADAPTERS))}") from None
 
 
-def resolve_operation(provider: str, operation: str | None) -> str:
-    """The operation name, defaulting to the provider's first; UnknownProvider when it has none such."""
+def resolve(provider: str, operation: str | None) -> tuple[Adapter, str]:
+    """The provider's adapter and the operation name, defaulting to its first; UnknownProvider when it has none such."""
     adapter = get_adapter(provider)
     if operation is None:
-        return next(iter(adapter.operations))
+        return adapter, next(iter(adapter.operations))
     if operation not in adapter.operations:
         known = ", ".join(adapter.operations)
         raise UnknownProvider("operation", f"unknown operation {operation!r} for {provider}; known: {known}")
-    return operation
+    return adapter, operation
+
+
+def resolve_operation(provider: str, operation: str | None) -> str:
+    """The operation name, defaulting to the provider's first; UnknownProvider when it has none such."""
+    return resolve(provider, operation)[1]
 
 
 def validate_input(provider: str, operation: str, raw: dict[str, Any]) -> dict[str, Any]:
     """Validate raw input against the operation schema; pydantic ValidationError on bad input."""
-    schema = get_adapter(provider).operations[operation].schema
-    return schema.model_validate(raw).model_dump(mode="json", exclude_none=True, by_alias=False)
+    return clean_input(get_adapter(provider), operation, raw)
+
+
+def clean_input(adapter: Adapter, operation: str, raw: dict[str, Any]) -> dict[str, Any]:
+    """The input as stored (job.input): validated against the operation's schema, dumped without None fields."""
+    return adapter.operations[operation].schema.model_validate(raw).model_dump(mode="json", exclude_none=True, by_alias=False)

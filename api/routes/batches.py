@@ -17,13 +17,13 @@ from models.schemas import BatchCreate, BatchCreated, BatchPublic, JobPublic, Jo
 from models.status import JobStatus
 from workers.services.batches import (
     BATCH_ID_PATTERN,
-    BatchItemInvalid,
     batch_deliveries,
     cancel_batch,
     create_batch,
     get_batch,
     list_batch_jobs,
 )
+from workers.services.intake import IntakeInvalid
 from workers.services.notify import replay_batch_notifications
 
 _BATCH_ID = re.compile(BATCH_ID_PATTERN)
@@ -53,7 +53,7 @@ def post_batch(body: BatchCreate, rt: RuntimeDep, base: BaseUrlDep, response: Re
     notification is POSTed once every job is terminal."""
     try:
         batch, jobs, created = create_batch(rt, body)
-    except BatchItemInvalid as exc:
+    except IntakeInvalid as exc:
         raise RequestValidationError([{"loc": ("body", *exc.loc), "msg": exc.reason, "type": "value_error"}]) from None
     response.status_code = 202 if created else 200
     response.headers["Location"] = f"{base}/v1/batches/{batch.id}"

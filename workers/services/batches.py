@@ -3,8 +3,8 @@
 Service functions (plain signatures; the API and the CLI's local-database mode both call them):
 
     create_batch(rt, body: BatchCreate) -> tuple[Batch, list[Job], bool]
-        Validate every item first (RequestInvalid naming `jobs.<index>.<field>`; nothing written),
-        then one INSERT per table. The jobs (in item order; an item whose idempotency_key exists
+        Take every item in first (workers/services/intake.py: IntakeInvalid at ("jobs", index,
+        ...field); nothing written), then one INSERT per table. The jobs (in item order; an item whose idempotency_key exists
         with the same body maps to the existing job) start `queued` with next_at = now, so the
         beat's tick submits them as the provider limits allow. created is False when every item
         was an existing job of one batch (a re-sent batch): that batch is returned.
@@ -23,148 +23,58 @@ once: a failed job retried after that makes the batch `running` again but notifi
 
 from __future__ import annotations
 
-import hashlib
 import json
 import secrets
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
-from pydantic import ValidationError
 from sqlalchemy import JSON, exists, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
-from models.errors import IdempotencyConflict, JobNotFound, RequestInvalid, UnsafeURL
-from models.schemas import BatchCreate, BatchNotification, BatchPublic, JobCreate
+from models.errors import IdempotencyConflict, JobNotFound
+from models.schemas import BatchCreate, BatchNotification, BatchPublic
 from models.status import ACTIVE, JobStatus
 from models.tables import Asset, Batch, Delivery, DeliveryAttempt, Job, JobEvent
-from providers.base import ParentRef, ParentSpec
-from providers.registry import UnknownProvider, get_adapter, resolve_operation, validate_input
 from workers import jobs
 from workers.context import Runtime
 from workers.db import rowcount, session_scope, table_of
 from workers.dispatch import NOTIFY, Followups, send_all
-from workers.netguard import check_url
+from workers.services import intake
+from workers.services.intake import Draft, IntakeInvalid
 from workers.services.lifecycle import paid_result_kept
 from workers.services.notification import notification_delivery
 from workers.services.provider_cancel import schedule_batch_cancels
-from workers.services.schedule import deadline_at
 from workers.settings import Settings
 
 BATCH_ID_PATTERN = r"^batch_[0-9a-f]{1,36}$"
-_IN_CHUNK = 500  # ids per IN (...) list: far below SQLite's and PostgreSQL's bound-parameter limits
 _ACTIVE = [s.value for s in ACTIVE]
-
-
-class BatchItemInvalid(RequestInvalid):
-    """A refused batch; `loc` is the FastAPI-style path of the bad value, e.g. ("jobs", 3, "input", "prompt")."""
-
-    def __init__(self, loc: tuple[str | int, ...], message: str) -> None:
-        super().__init__(".".join(str(p) for p in loc), f"{'.'.join(str(p) for p in loc)}: {message}")
-        self.loc, self.reason = loc, message
-
-
-@dataclass
-class _Item:
-    body: JobCreate
-    operation: str
-    clean: dict[str, Any]
-    digest: str
 
 
 def new_batch_id() -> str:
     return f"batch_{time.time_ns() // 1_000_000:012x}{secrets.token_hex(8)}"
 
 
-def _job_ids(n: int) -> list[str]:
-    """Ids like workers.jobs.new_job_id (time first), then a per-batch random part, then the item
-    index: they sort in item order, so a batch's jobs list pages in the order they were sent."""
-    prefix = f"job_{time.time_ns() // 1_000_000:012x}{secrets.token_hex(4)}"
-    return [f"{prefix}{i:08x}" for i in range(n)]
-
-
-def request_digest(body: JobCreate, operation: str) -> str:
-    """The same digest as create_job's, so a key sent to POST /v1/jobs and in a batch item agree."""
-    canonical = body.model_dump(mode="json", exclude={"idempotency_key"}) | {"operation": operation}
-    return hashlib.sha256(json.dumps(canonical, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
-
-
-def _validate(rt: Runtime, body: BatchCreate) -> list[_Item]:
-    """Every item checked before anything is written; the first problem found names its item."""
+def _validate(rt: Runtime, body: BatchCreate) -> list[Draft]:
+    """Every item taken in (workers/services/intake.py) before anything is written; the first
+    problem found names its item: IntakeInvalid at ("jobs", index, ...field)."""
     if len(body.jobs) > rt.settings.max_batch_jobs:
-        raise BatchItemInvalid(("jobs",), f"{len(body.jobs)} items; the limit is {rt.settings.max_batch_jobs} (K4U_MAX_BATCH_JOBS)")
-    hosts: dict[tuple[str, str | None, int | None], str | None] = {}
-    if body.callback_url and (problem := _url_problem(rt, body.callback_url, hosts)):
-        raise BatchItemInvalid(("callback_url",), problem)
-    items: list[_Item] = []
+        raise IntakeInvalid(("jobs",), f"{len(body.jobs)} items; the limit is {rt.settings.max_batch_jobs} (K4U_MAX_BATCH_JOBS)")
+    urls = intake.UrlChecks(rt.settings)
+    if body.callback_url and (problem := urls.problem(body.callback_url)):
+        raise IntakeInvalid(("callback_url",), problem)
+    items: list[Draft] = []
     keys: dict[str, int] = {}
-    parents: list[tuple[int, str, str, dict[str, Any], ParentSpec]] = []
     for i, job in enumerate(body.jobs):
         if job.batch_id is not None:
-            raise BatchItemInvalid(("jobs", i, "batch_id"), "is set by the batch; leave it out")
-        try:
-            operation = resolve_operation(job.provider, job.operation)
-            clean = validate_input(job.provider, operation, job.input)
-        except UnknownProvider as exc:
-            raise BatchItemInvalid(("jobs", i, exc.field), exc.message) from None
-        except ValidationError as exc:
-            err = exc.errors()[0]
-            raise BatchItemInvalid(("jobs", i, "input", *err["loc"]), err["msg"]) from None
-        if job.callback_url and (problem := _url_problem(rt, job.callback_url, hosts)):
-            raise BatchItemInvalid(("jobs", i, "callback_url"), problem)
+            raise IntakeInvalid(("jobs", i, "batch_id"), "is set by the batch; leave it out")
+        items.append(intake.draft(job, rt.settings, at=("jobs", i), urls=urls))
         if job.idempotency_key is not None:
             if (first := keys.setdefault(job.idempotency_key, i)) != i:
-                raise BatchItemInvalid(("jobs", i, "idempotency_key"), f"repeats the idempotency_key of jobs.{first}")
-        spec = get_adapter(job.provider).parent_of(operation, clean)
-        if spec is not None:
-            parents.append((i, job.provider, operation, clean, spec))
-        items.append(_Item(job, operation, clean, request_digest(job, operation)))
-    _check_parents(rt, parents)
+                raise IntakeInvalid(("jobs", i, "idempotency_key"), f"repeats the idempotency_key of jobs.{first}")
+    intake.check_stored(rt, items)
     return items
-
-
-def _url_problem(rt: Runtime, url: str, seen: dict[tuple[str, str | None, int | None], str | None]) -> str | None:
-    """The SSRF check of create_job, once per scheme, host and port (10,000 items, a few hosts)."""
-    parts = urlsplit(url)
-    try:
-        where = (parts.scheme, parts.hostname, parts.port)
-    except ValueError:
-        where = (parts.scheme, parts.hostname, -1)
-    if where not in seen:
-        try:
-            check_url(url, allow_private=rt.settings.allow_private_urls)
-            seen[where] = None
-        except UnsafeURL as exc:
-            seen[where] = exc.message
-    return seen[where]
-
-
-def _check_parents(rt: Runtime, parents: list[tuple[int, str, str, dict[str, Any], ParentSpec]]) -> None:
-    """Items that build on an earlier job (a Midjourney button, a Suno continuation): one query for all."""
-    if not parents:
-        return
-    wanted = sorted({p[4].job_id for p in parents})
-    found: dict[str, Job] = {}
-    with session_scope(rt.engine) as session:
-        for chunk in _chunks(wanted):
-            found |= {j.id: j for j in session.scalars(select(Job).where(col(Job.id).in_(chunk)))}
-    for i, provider, operation, clean, spec in parents:
-        loc: tuple[str | int, ...] = ("jobs", i, "input", *spec.field.split("."))
-        parent = found.get(spec.job_id)
-        if parent is None or parent.provider != provider:
-            raise BatchItemInvalid(loc, f"no {provider} job {spec.job_id}")
-        if parent.status not in spec.statuses:
-            raise BatchItemInvalid(loc, f"job {spec.job_id} is {parent.status}; needs {' or '.join(sorted(spec.statuses))}")
-        ref = ParentRef(job_id=parent.id, task_id=parent.provider_task_id, operation=parent.operation,
-                        status=parent.status, result=dict(parent.result or {}))
-        try:
-            get_adapter(provider).check_parent(operation, clean, ref)
-        except ValueError as exc:
-            raise BatchItemInvalid(loc, str(exc)) from None
 
 
 def create_batch(rt: Runtime, body: BatchCreate) -> tuple[Batch, list[Job], bool]:
@@ -174,28 +84,28 @@ def create_batch(rt: Runtime, body: BatchCreate) -> tuple[Batch, list[Job], bool
     try:
         return _insert(rt, body, items)
     except IntegrityError:
-        if not any(it.body.idempotency_key for it in items):
+        if not any(it.key for it in items):
             raise
         return _insert(rt, body, items)  # a concurrent request took some of our keys: map them this time
 
 
-def _insert(rt: Runtime, body: BatchCreate, items: list[_Item]) -> tuple[Batch, list[Job], bool]:
+def _insert(rt: Runtime, body: BatchCreate, items: list[Draft]) -> tuple[Batch, list[Job], bool]:
     now = rt.clock()
     with session_scope(rt.engine) as session:
-        existing = _by_keys(session, [it.body.idempotency_key for it in items if it.body.idempotency_key])
+        existing = _by_keys(session, [it.key for it in items if it.key])
         for i, it in enumerate(items):
-            old = existing.get(it.body.idempotency_key or "")
+            old = existing.get(it.key or "")
             if old is not None and old.request_hash != it.digest:
                 raise IdempotencyConflict(f"jobs.{i}.idempotency_key was used before with a different request body")
-        fresh = [it for it in items if (it.body.idempotency_key or "") not in existing]
+        fresh = [it for it in items if (it.key or "") not in existing]
         if not fresh:  # a re-sent batch: every item is a job we have
-            batch_ids = {existing[it.body.idempotency_key or ""].batch_id for it in items}
+            batch_ids = {existing[it.key or ""].batch_id for it in items}
             only = batch_ids.pop() if len(batch_ids) == 1 else None
             batch = session.get(Batch, only) if only is not None else None
             if batch is None:
                 raise IdempotencyConflict("every item's idempotency_key belongs to an existing job, and those jobs are "
                                           "not one batch of ours: nothing to create")
-            return batch, [existing[it.body.idempotency_key or ""] for it in items], False
+            return batch, [existing[it.key or ""] for it in items], False
         batch = Batch(id=new_batch_id(), total=len(fresh), callback_url=body.callback_url, meta=body.metadata, created_at=now)
         session.add(batch)
         session.flush()
@@ -205,13 +115,13 @@ def _insert(rt: Runtime, body: BatchCreate, items: list[_Item]) -> tuple[Batch, 
             {"job_id": r["id"], "old_status": None, "new_status": JobStatus.QUEUED.value, "reason": "created", "payload_sha256": None, "at": now}
             for r in rows])
     made = iter(_as_jobs(rows))
-    return batch, [existing.get(it.body.idempotency_key or "") or next(made) for it in items], True
+    return batch, [existing.get(it.key or "") or next(made) for it in items], True
 
 
-def _job_rows(rt: Runtime, batch_id: str, items: list[_Item], now: datetime) -> list[dict[str, Any]]:
+def _job_rows(rt: Runtime, batch_id: str, items: list[Draft], now: datetime) -> list[dict[str, Any]]:
     """Column values of the new jobs: queued with next_at = now, so the beat's tick submits them
     as the provider limits allow (no broker message per job from the request)."""
-    deadline = {name: deadline_at(name, rt.settings, now) for name in {it.body.provider for it in items}}
+    deadline = {p: intake.deadline(a, rt.settings, now) for p, a in {it.body.provider: it.adapter for it in items}.items()}
     # One Job built the usual way gives every column its model default; each row then differs only
     # in its own values (building 10,000 Job objects would cost more than the inserts).
     template = Job(id="", provider="", operation="", status=JobStatus.QUEUED.value, batch_id=batch_id, callback_token="",
@@ -219,12 +129,12 @@ def _job_rows(rt: Runtime, batch_id: str, items: list[_Item], now: datetime) -> 
     # Columns left NULL are left out of the INSERT (less to bind per row), except JSON ones, where
     # None is stored as JSON null, as the ORM stores it for create_job.
     table = table_of(Job)
-    defaults = {c: v for a, c in jobs.job_columns() if (v := getattr(template, a)) is not None or isinstance(table.c[c].type, JSON)}
+    columns = jobs.job_columns()
+    defaults = {c: v for a, c in columns if (v := getattr(template, a)) is not None or isinstance(table.c[c].type, JSON)}
+    name = dict(columns)  # by attribute: the `meta` attribute is the `metadata` column
     return [
-        defaults | {"id": job_id, "provider": it.body.provider, "operation": it.operation, "input": it.clean,
-                    "metadata": it.body.metadata, "callback_url": it.body.callback_url, "callback_token": secrets.token_urlsafe(24),
-                    "idempotency_key": it.body.idempotency_key, "request_hash": it.digest, "deadline_at": deadline[it.body.provider]}
-        for job_id, it in zip(_job_ids(len(items)), items, strict=True)
+        defaults | {name[a]: v for a, v in it.values(job_id, batch_id=batch_id, deadline=deadline[it.body.provider]).items()}
+        for job_id, it in zip(intake.batch_job_ids(len(items)), items, strict=True)
     ]
 
 
@@ -238,15 +148,11 @@ def _as_jobs(rows: list[dict[str, Any]]) -> list[Job]:
 
 def _by_keys(session: Session, keys: list[str]) -> dict[str, Job]:
     found: dict[str, Job] = {}
-    for chunk in _chunks(keys):
+    for chunk in intake.chunks(keys):
         for job in session.scalars(select(Job).where(col(Job.idempotency_key).in_(chunk))):
             if job.idempotency_key is not None:  # always: it matched the IN (...)
                 found[job.idempotency_key] = job
     return found
-
-
-def _chunks(values: Sequence[str]) -> list[Sequence[str]]:
-    return [values[i : i + _IN_CHUNK] for i in range(0, len(values), _IN_CHUNK)]
 
 
 def _counts(session: Session, batch_id: str) -> dict[str, int]:
@@ -310,7 +216,7 @@ def cancel_batch(rt: Runtime, batch_id: str) -> BatchPublic:
 
 def _queue_job_notifications(session: Session, job_ids: list[str], *, settings: Settings, now: datetime) -> None:
     """The job.cancelled Delivery of each job that has a callback_url, due now (the tick sends them)."""
-    for chunk in _chunks(job_ids):
+    for chunk in intake.chunks(job_ids):
         rows = list(session.scalars(select(Job).where(col(Job.id).in_(chunk), col(Job.callback_url).is_not(None))))
         if not rows:
             continue

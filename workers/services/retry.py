@@ -14,11 +14,12 @@ from __future__ import annotations
 from models.errors import JobNotFound, JobStateConflict
 from models.status import JobStatus, SubmitState
 from models.tables import Job
+from providers.registry import get_adapter
 from workers import jobs
 from workers.context import Runtime
 from workers.db import session_scope
 from workers.dispatch import SUBMIT, send_all
-from workers.services.schedule import deadline_at
+from workers.services import intake
 
 
 def retry_job(rt: Runtime, job_id: str) -> Job:
@@ -38,7 +39,7 @@ def retry_job(rt: Runtime, job_id: str) -> Job:
             attempt=job.attempt + 1, provider_task_id=None, submit_state=SubmitState.NOT_SENT, submit_attempts=0, submit_resends=0,
             download_attempts=0, progress=0, result=None, error_code=None, error_message=None, error_retryable=None,
             submitted_at=None, finished_at=None, next_at=now,
-            deadline_at=deadline_at(job.provider, rt.settings, now),
+            deadline_at=intake.deadline(get_adapter(job.provider), rt.settings, now),  # the intake of the new attempt
         )
         if not won:
             raise JobStateConflict("the job changed state meanwhile; try again")

@@ -1,4 +1,4 @@
-"""When to look at a job next: adaptive poll intervals, retry backoff, deadlines."""
+"""When to look at a job next: adaptive poll intervals, retry backoff (a job's deadline is set at intake)."""
 
 from __future__ import annotations
 
@@ -49,7 +49,3 @@ def next_poll_at(job: Job, settings: Settings, now: datetime, *, submitted_at: d
     last = job.deadline_at - timedelta(seconds=LAST_POLL_BEFORE_DEADLINE_S)
     return min(at, max(last, now + timedelta(seconds=min_s)))
 
-
-def deadline_at(provider: str, settings: Settings, now: datetime) -> datetime:
-    """When a job (or a new attempt of one) started now must be finished: K4U_JOB_DEADLINE_S or the provider's."""
-    return now + timedelta(seconds=settings.job_deadline_s or get_adapter(provider).capabilities.deadline_s)
