@@ -1,5 +1,6 @@
 """Reads for the API (and anyone else): rows in, typed public schemas (models/schemas.py) out.
 
+    job_assets(rt, job_id) -> list[Asset]                      the job's asset rows (the tools' flat job reads them too)
     job_public(rt, job, base) -> JobPublic                     the job with its assets
     list_jobs(rt, filters..., base) -> JobsPublic              newest first; with batch_id, its cost totals
     batch_cost(rt, batch_id) -> dict[str, int | float]         result.cost summed per key, and jobs_with_cost
@@ -30,10 +31,14 @@ from workers.services.batches import batch_deliveries, list_batch_jobs
 COST_CHUNK = 1000
 
 
-def job_public(rt: Runtime, job: Job, base: str) -> JobPublic:
+def job_assets(rt: Runtime, job_id: str) -> list[Asset]:
+    """Every asset row of the job, all attempts (the schemas order and filter them)."""
     with session_scope(rt.engine) as session:
-        assets = list(session.exec(select(Asset).where(Asset.job_id == job.id)).all())
-    return JobPublic.from_rows(job, assets, base)
+        return list(session.exec(select(Asset).where(Asset.job_id == job_id)).all())
+
+
+def job_public(rt: Runtime, job: Job, base: str) -> JobPublic:
+    return JobPublic.from_rows(job, job_assets(rt, job.id), base)
 
 
 def _page(rows: list[Job], assets: list[Asset], base: str) -> list[JobPublic]:
