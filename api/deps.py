@@ -6,12 +6,15 @@ import hmac
 import re
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, HTTPException, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 
 from api.openmode import trusted_host
 from models.errors import JobNotFound
+from models.tables import Job
 from workers.context import Runtime
+from workers.services.longpoll import load_job
 
 _bearer = HTTPBearer(auto_error=False)
 
@@ -23,7 +26,8 @@ _JOB_ID = re.compile(JOB_ID_PATTERN)
 # The dependencies are coroutines although nothing in them waits: FastAPI runs a plain function in
 # the threadpool, one thread hop each per request (bench/submit_rate.py).
 async def get_runtime(request: Request) -> Runtime:
-    return request.app.state.runtime  # type: ignore[no-any-return]
+    rt: Runtime = request.app.state.runtime  # set by create_app
+    return rt
 
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
@@ -65,13 +69,26 @@ async def base_url(request: Request) -> str:
     return link_base(request)
 
 
+def _check_job_id(job_id: str) -> None:
+    if not _JOB_ID.fullmatch(job_id):
+        raise JobNotFound("no job with that id")
+
+
 async def known_job_id(request: Request) -> None:
     """A {job_id} that no job of ours can have is a 404 without touching the database."""
     job_id = request.path_params.get("job_id")
-    if job_id is not None and not _JOB_ID.fullmatch(job_id):
-        raise JobNotFound("no job with that id")
+    if job_id is not None:
+        _check_job_id(job_id)
+
+
+async def existing_job(job_id: Annotated[str, Path()], rt: RuntimeDep) -> Job:
+    """The job of the path's {job_id}: the one "job or 404" of the API (JobNotFound, mapped by type).
+    Routes whose service reads the job in its own transaction (cancel, retry) get JobNotFound from it."""
+    _check_job_id(job_id)
+    return await run_in_threadpool(load_job, rt, job_id)
 
 
 Authed = Depends(require_token)
 JobIdChecked = Depends(known_job_id)
+JobDep = Annotated[Job, Depends(existing_job)]
 BaseUrlDep = Annotated[str, Depends(base_url)]

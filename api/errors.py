@@ -16,9 +16,35 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from models.errors import CallbackInvalid, IdempotencyConflict, JobNotFound, JobStateConflict, K4UError, RequestInvalid
+from models.errors import (
+    CallbackInvalid,
+    CallbackRefused,
+    CallbackUnknown,
+    IdempotencyConflict,
+    JobNotFound,
+    JobStateConflict,
+    K4UError,
+    RequestInvalid,
+)
 
 log = logging.getLogger("k4u.api")
+
+# The HTTP status of each error class; a subclass takes its nearest listed ancestor's, and a class
+# with none here (a provider, download or storage error reaching a request) is a 500.
+# RequestInvalid is a 422 in FastAPI's validation shape (see install).
+HTTP_STATUS: dict[type[K4UError], int] = {
+    IdempotencyConflict: 409,
+    JobStateConflict: 409,
+    JobNotFound: 404,
+    CallbackUnknown: 404,
+    CallbackRefused: 401,
+    CallbackInvalid: 400,
+}
+
+
+def http_status(exc: K4UError) -> int:
+    """The status HTTP_STATUS gives the exception's class or its nearest ancestor; 500 without one."""
+    return next((HTTP_STATUS[cls] for cls in type(exc).__mro__ if cls in HTTP_STATUS), 500)
 
 
 class SafeJSONResponse(JSONResponse):
@@ -41,9 +67,7 @@ def install(app: FastAPI) -> None:
         if isinstance(exc, RequestInvalid):
             loc = ["body", *exc.field.split(".")]
             return SafeJSONResponse(status_code=422, content={"detail": [{"loc": loc, "msg": exc.message, "type": "value_error"}]})
-        status = {IdempotencyConflict: 409, JobStateConflict: 409, JobNotFound: 404, CallbackInvalid: 404}.get(type(exc), 500)
-        if isinstance(exc, CallbackInvalid) and exc.message != "unknown callback URL":
-            status = 401 if exc.code == "callback_refused" else 400
+        status = http_status(exc)
         if status == 500:
             log.error("unhandled %s on a request (code %s)", type(exc).__name__, exc.code)
             return SafeJSONResponse(status_code=500, content={"detail": "internal error", "code": exc.code})

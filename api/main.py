@@ -64,7 +64,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         with session_scope(runtime.engine) as session:
             return count_by_provider_status(session)
 
-    registry.register(JobsCollector(counts, RelayMetrics(app.state.redis) if app.state.redis else None))  # type: ignore[arg-type]
+    registry.register(JobsCollector(counts, RelayMetrics(app.state.redis) if app.state.redis else None))
     app.state.registry = registry
     errors.install(app)
     app.add_middleware(BodyLimits, default_cap=settings.max_body_bytes, caps=body_caps(settings),

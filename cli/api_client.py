@@ -50,13 +50,14 @@ class ApiClient:
     def close(self) -> None:
         self._http.close()
 
-    def _call(self, method: str, path: str, *, what: str = "", timeout_s: float | None = None, **kw: Any) -> Any:
+    def _call(self, method: str, path: str, *, what: str = "", timeout_s: float | None = None, **kw: Any) -> dict[str, Any]:
         try:
             r = self._http.request(method, path, timeout=timeout_s if timeout_s is not None else httpx.USE_CLIENT_DEFAULT, **kw)
         except httpx.HTTPError as exc:
             raise CliError(f"cannot reach {self.base_url}{path}: {type(exc).__name__}") from None
         if r.status_code < 400:
-            return r.json()
+            answer: dict[str, Any] = r.json()  # every route the CLI calls answers a JSON object
+            return answer
         try:
             detail = r.json().get("detail")
         except (ValueError, AttributeError):
@@ -75,16 +76,16 @@ class ApiClient:
 
     # jobs
     def create_job(self, body: dict[str, Any]) -> dict[str, Any]:
-        return self._call("POST", "/v1/jobs", json=body)  # type: ignore[no-any-return]
+        return self._call("POST", "/v1/jobs", json=body)
 
     def get_job(self, job_id: str) -> dict[str, Any]:
-        return self._call("GET", f"/v1/jobs/{job_id}", what=f"job {job_id}")  # type: ignore[no-any-return]
+        return self._call("GET", f"/v1/jobs/{job_id}", what=f"job {job_id}")
 
     def cancel_job(self, job_id: str) -> dict[str, Any]:
-        return self._call("POST", f"/v1/jobs/{job_id}/cancel", what=f"job {job_id}")  # type: ignore[no-any-return]
+        return self._call("POST", f"/v1/jobs/{job_id}/cancel", what=f"job {job_id}")
 
     def retry_job(self, job_id: str) -> dict[str, Any]:
-        return self._call("POST", f"/v1/jobs/{job_id}/retry", what=f"job {job_id}")  # type: ignore[no-any-return]
+        return self._call("POST", f"/v1/jobs/{job_id}/retry", what=f"job {job_id}")
 
     def wait_job(self, job_id: str, timeout_s: float) -> dict[str, Any]:
         """Long-poll `?wait=` (at most 60 s a request) until the job is terminal or timeout_s passes.
@@ -96,7 +97,7 @@ class ApiClient:
             started = time.monotonic()
             job = self._call("GET", f"/v1/jobs/{job_id}", what=f"job {job_id}", params={"wait": wait}, timeout_s=wait + 30.0)
             if job["status"] in TERMINAL or time.monotonic() >= deadline:
-                return job  # type: ignore[no-any-return]
+                return job
             if time.monotonic() - started < 0.9:
                 time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
 
@@ -115,10 +116,10 @@ class ApiClient:
 
     # batches
     def create_batch(self, body: dict[str, Any]) -> dict[str, Any]:
-        return self._call("POST", "/v1/batches", json=body, timeout_s=120.0)  # type: ignore[no-any-return]
+        return self._call("POST", "/v1/batches", json=body, timeout_s=120.0)
 
     def get_batch(self, batch_id: str) -> dict[str, Any]:
-        return self._call("GET", f"/v1/batches/{batch_id}", what=f"batch {batch_id}")  # type: ignore[no-any-return]
+        return self._call("GET", f"/v1/batches/{batch_id}", what=f"batch {batch_id}")
 
     def batch_jobs(self, batch_id: str) -> list[dict[str, Any]]:
         """Every job of a batch, all pages."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 from rich.console import Console
@@ -61,7 +62,7 @@ def run_demo(*, extra: int, timeout_s: float) -> int:
     return _report(jobs, expected, settings.storage_url, wall)
 
 
-def _wait(client: httpx.Client, ids: list[str], timeout_s: float) -> list[dict]:  # type: ignore[type-arg]
+def _wait(client: httpx.Client, ids: list[str], timeout_s: float) -> list[dict[str, Any]]:
     deadline = time.monotonic() + timeout_s
     while True:
         jobs = [client.get(f"/v1/jobs/{i}").raise_for_status().json() for i in ids]
@@ -70,7 +71,7 @@ def _wait(client: httpx.Client, ids: list[str], timeout_s: float) -> list[dict]:
         time.sleep(0.5)
 
 
-def _report(jobs: list[dict], expected: dict[str, str], storage_url: str, wall_s: float) -> int:  # type: ignore[type-arg]
+def _report(jobs: list[dict[str, Any]], expected: dict[str, str], storage_url: str, wall_s: float) -> int:
     table = Table(title="Key4U Jobs demo: Kling through the built-in simulator")
     for col in ("job id", "operation", "status", "seconds", "stored file", "size", "sha256", "match"):
         table.add_column(col, no_wrap=True)
@@ -95,11 +96,11 @@ def _report(jobs: list[dict], expected: dict[str, str], storage_url: str, wall_s
     return 0 if all_ok else 1
 
 
-def _status(j: dict) -> str:  # type: ignore[type-arg]
+def _status(j: dict[str, Any]) -> str:
     return j["status"] if not j.get("error") else f"{j['status']} ({j['error']['code']})"
 
 
-def _seconds(j: dict) -> str:  # type: ignore[type-arg]
+def _seconds(j: dict[str, Any]) -> str:
     from datetime import datetime
 
     if not j.get("finished_at"):

@@ -147,7 +147,8 @@ def simulator(port: int = 9100, host: str = "127.0.0.1",
     """Run the built-in Key4U relay simulator (no network, no credits)."""
     import uvicorn
 
-    from simulator.app import SimConfig, create_app as create_sim
+    from simulator.app import create_app as create_sim
+    from simulator.config import SimConfig
 
     if envelope not in ("native", "newapi"):
         err.print("[red]--envelope must be native or newapi[/red]")

@@ -7,7 +7,9 @@
     │   ├── SubmitOutcomeUnknown    a paid POST may have reached the relay; never resend blindly
     │   ├── ProviderProtocolError   a payload we cannot read
     │   └── BatchUnsupported        the relay does not route a family's batch query (poll one by one)
-    ├── CallbackInvalid
+    ├── CallbackInvalid         a delivery we cannot read (or from an unknown provider)
+    │   ├── CallbackUnknown     its URL names no job of ours (or not with that token)
+    │   └── CallbackRefused     its signature, timestamp or webhook-id is refused
     ├── DownloadFailed
     │   ├── UnsafeURL               private / loopback / link-local target
     │   └── TooLarge
@@ -15,7 +17,8 @@
     ├── ConfigError
     └── (API requests) RequestInvalid(field), IdempotencyConflict, JobNotFound, JobStateConflict
 
-`code` is a stable string that reaches job JSON and logs. Messages never carry secrets.
+`code` is a stable string that reaches job JSON and logs. Messages never carry secrets. The API
+picks an HTTP status by class (`api.errors.HTTP_STATUS`), never by message or code.
 A lost compare-and-swap is a return value, not an exception.
 """
 
@@ -67,6 +70,16 @@ class BatchUnsupported(ProviderError):
 
 class CallbackInvalid(K4UError):
     code = "callback_invalid"
+
+
+class CallbackUnknown(CallbackInvalid):
+    """The callback URL names no job of ours, or not with that provider and token."""
+
+
+class CallbackRefused(CallbackInvalid):
+    """A delivery whose signature, timestamp or webhook-id (a replay) we refuse."""
+
+    code = "callback_refused"
 
 
 class DownloadFailed(K4UError):

@@ -1,4 +1,5 @@
-"""API schemas (pydantic): JobCreate / BatchCreate in, JobPublic / BatchPublic out, and the notification envelopes."""
+"""API schemas (pydantic): JobCreate / BatchCreate in; JobPublic, BatchPublic, JobEventPublic, DeliveryPublic... out;
+the notification envelopes."""
 
 from __future__ import annotations
 
@@ -8,14 +9,14 @@ import re
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema, field_validator
 
 from models.datauri import data_uri_label
-from models.status import JobStatus, ProviderCancel
-from models.tables import Asset, Job
+from models.status import DeliveryStatus, JobStatus, ProviderCancel
+from models.tables import Asset, Delivery, DeliveryAttempt, Job, JobEvent
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _URL_BAD = re.compile(r"[\x00-\x20\x7f]")
@@ -218,6 +219,68 @@ class JobsPublic(BaseModel):
         "With batch_id only: what the relay reported in the jobs' result.cost, summed per key over the whole "
         "batch (every job, whatever the page and the other filters), plus jobs_with_cost: how many jobs "
         "reported one. Also in the X-K4U-Batch-Cost header, as compact JSON"))
+
+
+def _isoformat(v: datetime) -> str:
+    return v.isoformat()
+
+
+# An instant written by datetime.isoformat() (`+00:00`), as the events and notifications lists always
+# have been; JobPublic's and BatchPublic's instants are pydantic's own (`Z`).
+IsoDatetime = Annotated[datetime, PlainSerializer(_isoformat, return_type=str, when_used="json"),
+                        WithJsonSchema({"type": "string", "format": "date-time"}, mode="serialization")]
+
+
+class JobEventPublic(BaseModel):
+    """One transition in a job's history (GET /v1/jobs/{id}/events)."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    from_: JobStatus | None = Field(alias="from", description="null for the job's creation")
+    to: JobStatus
+    reason: str
+    at: IsoDatetime
+
+    @classmethod
+    def from_row(cls, event: JobEvent) -> JobEventPublic:
+        return cls(from_=JobStatus(event.old_status) if event.old_status else None, to=JobStatus(event.new_status),
+                   reason=event.reason, at=event.at)
+
+
+class DeliveryAttemptPublic(BaseModel):
+    attempt: int
+    status_code: int | None = Field(description="The receiver's HTTP status; null when it could not be reached")
+    error: str | None
+    duration_ms: int
+    at: IsoDatetime
+
+
+class DeliveryPublic(BaseModel):
+    """One notification to a callback_url with every delivery attempt (GET .../notifications)."""
+
+    webhook_id: str = Field(description="The webhook-id header: the same on every attempt and replay")
+    event: str = Field(description="job.succeeded, job.failed, job.cancelled or batch.completed")
+    url: str
+    status: DeliveryStatus
+    attempts: int
+    last_error: str | None
+    delivered_at: IsoDatetime | None
+    next_attempt_at: IsoDatetime | None = Field(description="When a pending notification is tried next")
+    history: list[DeliveryAttemptPublic]
+
+    @classmethod
+    def from_rows(cls, delivery: Delivery, attempts: list[DeliveryAttempt]) -> DeliveryPublic:
+        """The delivery with its attempts (those of other deliveries are skipped), in the order given."""
+        d = delivery
+        pending = DeliveryStatus(d.status) == DeliveryStatus.PENDING
+        return cls(webhook_id=d.id, event=d.event, url=d.url, status=DeliveryStatus(d.status), attempts=d.attempts,
+                   last_error=d.last_error, delivered_at=d.delivered_at, next_attempt_at=d.next_at if pending else None,
+                   history=[DeliveryAttemptPublic(attempt=a.attempt, status_code=a.status_code, error=a.error,
+                                                  duration_ms=a.duration_ms, at=a.at) for a in attempts if a.delivery_id == d.id])
+
+
+class ReplayedPublic(BaseModel):
+    replayed: list[str] = Field(description="The webhook-ids queued again")
 
 
 class Notification(BaseModel):

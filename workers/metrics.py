@@ -12,7 +12,7 @@ import threading
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
 log = logging.getLogger("k4u.metrics")
 
@@ -66,7 +66,7 @@ class RelayMetrics:
         except Exception as exc:  # noqa: BLE001 - a metrics outage must not fail a paid job
             log.debug("metrics write failed: %s", type(exc).__name__)
 
-    def collect(self) -> Iterator[object]:
+    def collect(self) -> Iterator[Metric]:
         counts = {k.decode() if isinstance(k, bytes) else k: int(v) for k, v in self._r.hgetall(self._count).items()}  # type: ignore[attr-defined]
         c = CounterMetricFamily("k4u_relay_requests", "Requests sent to the relay", labels=["provider", "call", "status"])
         for field, n in sorted(counts.items()):
@@ -89,7 +89,7 @@ class JobsCollector:
         self._counts = counts
         self._relay = relay
 
-    def collect(self) -> Iterator[object]:
+    def collect(self) -> Iterator[Metric]:
         g = GaugeMetricFamily("k4u_jobs", "Jobs by provider and status", labels=["provider", "status"])
         for provider, status, n in self._counts():
             g.add_metric([provider, status], n)

@@ -13,16 +13,10 @@ from fastapi.exceptions import RequestValidationError
 
 from api.deps import JOB_ID_PATTERN, Authed, BaseUrlDep, RuntimeDep
 from models.errors import JobNotFound
-from models.schemas import BatchCreate, BatchCreated, BatchPublic, JobPublic, JobsPublic
+from models.schemas import BatchCreate, BatchCreated, BatchPublic, DeliveryPublic, JobsPublic, ReplayedPublic
 from models.status import JobStatus
-from workers.services.batches import (
-    BATCH_ID_PATTERN,
-    batch_deliveries,
-    cancel_batch,
-    create_batch,
-    get_batch,
-    list_batch_jobs,
-)
+from workers.services import reads
+from workers.services.batches import BATCH_ID_PATTERN, cancel_batch, create_batch, get_batch
 from workers.services.intake import IntakeInvalid
 from workers.services.notify import replay_batch_notifications
 
@@ -72,8 +66,7 @@ def read_batch_jobs(batch_id: str, rt: RuntimeDep, base: BaseUrlDep, status: Job
                     limit: Annotated[int, Query(ge=1, le=500)] = 50,
                     cursor: Annotated[str | None, Query(pattern=JOB_ID_PATTERN, description="next_cursor of the previous page")] = None) -> JobsPublic:
     """The batch's jobs in item order, paged like GET /v1/jobs (`{items, next_cursor}`)."""
-    page, assets, next_cursor = list_batch_jobs(rt, batch_id, status=status, limit=limit, cursor=cursor)
-    return JobsPublic(items=[JobPublic.from_rows(j, assets.get(j.id, []), base) for j in page], next_cursor=next_cursor)
+    return reads.batch_jobs(rt, batch_id, status=status, limit=limit, cursor=cursor, base=base)
 
 
 @router.post("/{batch_id}/cancel", status_code=202, response_model=BatchPublic, responses={404: {}})
@@ -83,21 +76,14 @@ def post_cancel(batch_id: str, rt: RuntimeDep) -> BatchPublic:
     return cancel_batch(rt, batch_id)
 
 
-@router.get("/{batch_id}/notifications", responses={404: {}})
-def get_notifications(batch_id: str, rt: RuntimeDep) -> list[dict[str, object]]:
+@router.get("/{batch_id}/notifications", response_model=list[DeliveryPublic], responses={404: {}})
+def get_notifications(batch_id: str, rt: RuntimeDep) -> list[DeliveryPublic]:
     """The batch's own notification (batch.completed) to its callback_url, with every delivery attempt."""
-    return [
-        {"webhook_id": d.id, "event": d.event, "url": d.url, "status": d.status, "attempts": d.attempts,
-         "last_error": d.last_error, "delivered_at": d.delivered_at.isoformat() if d.delivered_at else None,
-         "next_attempt_at": d.next_at.isoformat() if d.next_at and d.status == "pending" else None,
-         "history": [{"attempt": a.attempt, "status_code": a.status_code, "error": a.error, "duration_ms": a.duration_ms,
-                      "at": a.at.isoformat()} for a in attempts]}
-        for d, attempts in batch_deliveries(rt, batch_id)
-    ]
+    return reads.batch_notifications(rt, batch_id)
 
 
-@router.post("/{batch_id}/notifications/replay", status_code=202, responses={404: {}})
-def post_replay(batch_id: str, rt: RuntimeDep) -> dict[str, list[str]]:
+@router.post("/{batch_id}/notifications/replay", status_code=202, response_model=ReplayedPublic, responses={404: {}})
+def post_replay(batch_id: str, rt: RuntimeDep) -> ReplayedPublic:
     """Send the batch's notification again (same webhook-id and body)."""
     get_batch(rt, batch_id)  # 404 for an unknown batch
-    return {"replayed": replay_batch_notifications(rt, batch_id)}
+    return ReplayedPublic(replayed=replay_batch_notifications(rt, batch_id))

@@ -21,7 +21,6 @@ from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from sqlalchemy.exc import OperationalError
-from sqlmodel import col, select
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import JOB_ID_PATTERN, RuntimeDep, link_base, token_accepted
@@ -32,7 +31,7 @@ from models.schemas import JobCreate
 from models.status import TERMINAL, JobStatus
 from models.tables import Asset, Job
 from workers.context import Runtime
-from workers.db import session_scope
+from workers.services import reads
 from workers.services.create import create_job
 from workers.services.longpoll import load_job, wait_for_job_async
 
@@ -71,9 +70,7 @@ def flat_job(job: Job, assets: list[Asset], base: str) -> dict[str, Any]:
 
 
 def _flat(rt: Runtime, job: Job, base: str) -> dict[str, Any]:
-    with session_scope(rt.engine) as session:
-        assets = list(session.exec(select(Asset).where(col(Asset.job_id) == job.id)).all())
-    return flat_job(job, assets, base)
+    return flat_job(job, reads.job_assets(rt, job.id), base)
 
 
 def _parse_submit(raw: bytes) -> JobCreate | JSONResponse:

@@ -29,7 +29,7 @@ from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
-from models.errors import CallbackInvalid, ProviderProtocolError, ProviderUnavailable
+from models.errors import CallbackInvalid, CallbackRefused, CallbackUnknown, ProviderProtocolError, ProviderUnavailable
 from models.status import JobStatus
 from models.tables import Job, WebhookReceipt
 from providers.base import TASK_ID_MAX, Adapter, CallbackVerdict, LostSubmit, PollTarget, ProviderStatus, State
@@ -58,7 +58,7 @@ def handle_callback(rt: Runtime, provider: str, job_id: str, token: str, headers
     with session_scope(rt.engine) as session:
         job = jobs.get_job(session, job_id)
         if job is None or job.provider != provider or not hmac.compare_digest(token.encode(), job.callback_token.encode()):
-            raise CallbackInvalid("unknown callback URL")
+            raise CallbackUnknown("unknown callback URL")
     verdict = _verdict(rt, adapter, provider, headers, body, now, job.provider_task_id)  # may fetch a key set: outside any transaction
     st = verdict.status or ProviderStatus(None, State.UNKNOWN)
     signed = verdict.trust == "signed"
@@ -68,7 +68,7 @@ def handle_callback(rt: Runtime, provider: str, job_id: str, token: str, headers
         job = jobs.get_job(session, job_id)
         assert job is not None  # jobs are never deleted
         if verdict.delivery_id is not None and not _first_receipt(session, provider, verdict.delivery_id, job_id, now):
-            raise CallbackInvalid(f"webhook-id {verdict.delivery_id[:80]} was already received (a replay)", code="callback_refused")
+            raise CallbackRefused(f"webhook-id {verdict.delivery_id[:80]} was already received (a replay)")
         matches = verdict.status is not None and verdict.trust != "hint" and (
             st.external_id == jobs.external_id(job) or (st.task_id is not None and st.task_id == job.provider_task_id))
         fu, outcome = [], Outcome.IGNORED
@@ -119,7 +119,7 @@ def _verdict(rt: Runtime, adapter: Adapter, provider: str, headers: Mapping[str,
         raise CallbackInvalid(exc.message) from None
     if verdict.refused is not None:
         log.warning("refused a %s webhook for job %s: %s", provider, task_id or "?", verdict.refused)
-        raise CallbackInvalid(verdict.refused, code="callback_refused")
+        raise CallbackRefused(verdict.refused)
     return verdict
 
 
