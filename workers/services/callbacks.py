@@ -77,7 +77,7 @@ def handle_callback(rt: Runtime, provider: str, job_id: str, token: str, headers
             confirmed, payload = (st, body) if signed else checked or (None, body)
             if confirmed is None:
                 named = st.task_id if _TASK_ID.fullmatch(st.task_id or "") else "with a malformed id"
-                jobs.append_event(session, job, JobStatus(job.status), JobStatus(job.status), now=now, payload=body,
+                jobs.append_event(session, job, job.status, job.status, now=now, payload=body,
                                   reason=f"callback: ignored an unverified hint naming task {named}: the relay did not confirm it as this job's task")
             elif job.status == JobStatus.SUBMITTING:  # its task is adopted, with the status the relay gave
                 fu = adopt_task(session, job, confirmed.task_id, confirmed, settings=rt.settings, now=now, payload=payload, expect_version=None,

@@ -65,7 +65,7 @@ def create_job(rt: Runtime, body: JobCreate, header_key: str | None = None) -> t
             return _replay(existing, digest), False
     now = rt.clock()
     job = Job(
-        id=jobs.new_job_id(), provider=body.provider, operation=operation, status=JobStatus.QUEUED.value,
+        id=jobs.new_job_id(), provider=body.provider, operation=operation, status=JobStatus.QUEUED,
         input=clean, meta=body.metadata, batch_id=body.batch_id, callback_url=body.callback_url,
         callback_token=secrets.token_urlsafe(24), idempotency_key=key, request_hash=digest,
         # The submit message holds the step, like a claim by the sweep: only if it is lost (a broker
@@ -135,7 +135,7 @@ def cancel_job(rt: Runtime, job_id: str) -> Job:
         job = jobs.get_job(session, job_id)
         if job is None:
             raise JobNotFound(f"no job {job_id}")
-        prior = JobStatus(job.status)
+        prior = job.status
         if prior in TERMINAL:
             raise JobStateConflict(f"job is already {job.status}")
         now = rt.clock()

@@ -233,7 +233,7 @@ def fail_expired_downloads(session: Session, *, settings: Settings, now: datetim
     """For the sweep: fail downloading jobs past their download deadline whose step is not running
     (next_at, the lease of a running attempt, has passed too), naming the last error."""
     expired = session.exec(select(Job).where(
-        Job.status == JobStatus.DOWNLOADING.value, Job.download_attempts > 0,
+        Job.status == JobStatus.DOWNLOADING, Job.download_attempts > 0,
         Job.download_deadline_at <= now, Job.next_at <= now,  # type: ignore[operator]
     ).limit(limit)).all()
     fu: Followups = []
@@ -276,7 +276,7 @@ class _Heartbeat:
         with session_scope(self._rt.engine) as session:
             jt = table_of(Job)
             res = session.execute(update(jt).where(jt.c.id == self._job_id, jt.c.version == self._lease,
-                                                   jt.c.status == JobStatus.DOWNLOADING.value)
+                                                   jt.c.status == JobStatus.DOWNLOADING)
                                   .values(next_at=now + timedelta(seconds=self._rt.settings.lease_s)))
             if rowcount(res) != 1:
                 raise _LeaseLost()

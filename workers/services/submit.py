@@ -91,7 +91,7 @@ def submit_job(rt: Runtime, job_id: str, version: int) -> Outcome:
     return _submit(rt, job, job.version, recovering=recovering, prior=prior)
 
 
-def _submit(rt: Runtime, job: Job, lease: int, *, recovering: bool, prior: str) -> Outcome:
+def _submit(rt: Runtime, job: Job, lease: int, *, recovering: bool, prior: SubmitState) -> Outcome:
     """The step after its lease is taken: recover an earlier POST's task if need be, then send."""
     s, now = rt.settings, rt.clock()
     adapter = get_adapter(job.provider)
@@ -145,7 +145,7 @@ def _unknown_error(job_id: str, detail: str) -> tuple[str, str, bool]:
             "submits it again if you decide to.", False)
 
 
-def _recover(rt: Runtime, adapter: Adapter, job: Job, lease: int, prior: str) -> Outcome:
+def _recover(rt: Runtime, adapter: Adapter, job: Job, lease: int, prior: SubmitState) -> Outcome:
     """Find out whether an earlier POST of this job created a relay task: 'absent' only when a
     lookup proved it; a family without a lookup fails the job instead (no blind resend)."""
     flow = adapter.lookup(job.operation, jobs.external_id(job))
