@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import insert
 from sqlmodel import Session
 
+from models.errors import ErrorCode, JobError, code_of
 from models.status import JobStatus
 from models.tables import Asset, Job
 from providers.base import ProviderStatus, State
@@ -93,7 +94,8 @@ def _apply(session: Session, job: Job, st: ProviderStatus, *, settings: Settings
             return [Followup(DOWNLOAD, (job.id, job.version), download_priority(expires, now))]
         case State.FAILED:
             fu = finish(session, job, JobStatus.FAILED, settings=settings, now=now, reason=f"{source}: provider failed", payload=payload,
-                        error=(st.error_code or "provider_failed", st.error_message or "the provider reported a failure", False), **cas)
+                        error=JobError(code_of(st.error_code) if st.error_code else ErrorCode.PROVIDER_FAILED,
+                                       st.error_message or "the provider reported a failure"), **cas)
             return None if job.status == JobStatus.RUNNING else fu  # still running: the CAS was lost
         case State.CANCELLED:
             fu = finish(session, job, JobStatus.CANCELLED, settings=settings, now=now, reason=f"{source}: provider cancelled",

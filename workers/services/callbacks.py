@@ -29,7 +29,7 @@ from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
-from models.errors import CallbackInvalid, ProviderProtocolError, ProviderUnavailable
+from models.errors import CallbackInvalid, ErrorCode, ProviderProtocolError, ProviderUnavailable
 from models.status import JobStatus
 from models.tables import Job, WebhookReceipt
 from providers.base import TASK_ID_MAX, Adapter, CallbackVerdict, PollTarget, ProviderStatus, State
@@ -154,7 +154,7 @@ def _names_lost_task(adapter: Adapter, job: Job, st: ProviderStatus) -> bool:
         return False
     if job.status == JobStatus.SUBMITTING and adapter.capabilities.callback_reveals_task:
         return st.external_id == jobs.external_id(job)
-    if job.status == JobStatus.FAILED and job.error_code == "submit_outcome_unknown":
+    if job.status == JobStatus.FAILED and job.error_code == ErrorCode.SUBMIT_OUTCOME_UNKNOWN:
         return st.external_id in (None, jobs.external_id(job))
     return False
 
