@@ -9,7 +9,7 @@ queues the download with a priority from the results' expiry.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, assert_never
 
 from sqlalchemy import insert
 from sqlmodel import Session
@@ -101,6 +101,8 @@ def _apply(session: Session, job: Job, st: ProviderStatus, *, settings: Settings
             fu = finish(session, job, JobStatus.CANCELLED, settings=settings, now=now, reason=f"{source}: provider cancelled",
                         payload=payload, **cas)
             return None if job.status == JobStatus.RUNNING else fu
+        case _:
+            assert_never(st.state)
 
 
 def result_expiry(provider: str, st: ProviderStatus, now: datetime) -> datetime | None:

@@ -21,7 +21,7 @@ import functools
 import logging
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, assert_never
 
 from sqlmodel import Session
 
@@ -208,6 +208,8 @@ def _record(rt: Runtime, job: Job, lease: int, result: Submitted | Rejected, bod
                 fu = finish(session, job, JobStatus.FAILED, settings=s, now=now, reason=f"relay rejected: {r.code}",
                             payload=body, error=JobError(code_of(r.code), r.message), expect_version=lease)
                 outcome = Outcome.REJECTED
+            case _:
+                assert_never(result)
     send_all(rt.dispatcher, fu)
     return outcome
 
