@@ -247,7 +247,7 @@ def note_batch(session: Session, batch_id: str, status: JobStatus, *, reason: st
     """Append an event without a status change to every job of a batch in `status` (one INSERT ... SELECT)."""
     jt = table_of(Job)
     rows = select(jt.c.id, literal(status.value), literal(status.value), literal(reason[:2000]), literal(now, UTCDateTime())) \
-        .where(jt.c.batch_id == batch_id, jt.c.status == status.value)
+        .where(jt.c.batch_id == batch_id, jt.c.status == status)
     session.execute(insert(table_of(JobEvent)).from_select(["job_id", "old_status", "new_status", "reason", "at"], rows))
 
 
