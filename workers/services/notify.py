@@ -56,7 +56,7 @@ def deliver_notification(rt: Runtime, delivery_id: str, version: int) -> Outcome
             last = error or f"HTTP {status_code}"
             give_up = attempt >= s.notify_max_attempts or status_code == 410
             delay = backoff(attempt, s.notify_backoff_s, 24 * 3600.0)
-            values = {"status": (DeliveryStatus.FAILED if give_up else DeliveryStatus.PENDING).value, "last_error": last,
+            values = {"status": DeliveryStatus.FAILED if give_up else DeliveryStatus.PENDING, "last_error": last,
                       "next_at": None if give_up else now + timedelta(seconds=delay)}
         deliveries.settle(session, delivery_id, new_version, **values)
     if not ok:
