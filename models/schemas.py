@@ -188,7 +188,7 @@ class JobPublic(BaseModel):
         if job.error_code:
             error = ErrorPublic(code=job.error_code, message=job.error_message or "", retryable=bool(job.error_retryable))
         return cls(
-            id=job.id, provider=job.provider, operation=job.operation, status=JobStatus(job.status),
+            id=job.id, provider=job.provider, operation=job.operation, status=job.status,
             attempt=job.attempt, progress=job.progress, provider_task_id=job.provider_task_id, input=job.input, metadata=job.meta,
             batch_id=job.batch_id, error=error,
             assets=[
@@ -201,7 +201,7 @@ class JobPublic(BaseModel):
             ],
             result=job.result, created_at=job.created_at, updated_at=job.updated_at,
             submitted_at=job.submitted_at, finished_at=job.finished_at, result_expires_at=job.result_expires_at,
-            provider_cancel=ProviderCancel(job.provider_cancel) if job.provider_cancel else None, status_url=job_url,
+            provider_cancel=job.provider_cancel, status_url=job_url,
         )
 
 

@@ -7,11 +7,14 @@ poll, or re-drive a stuck step); `version` makes every transition a compare-and-
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, Index, UniqueConstraint, text
+from sqlalchemy import JSON, Column, DateTime, Enum, Index, UniqueConstraint, text
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
+
+from models.status import DeliveryStatus, JobStatus, ProviderCancel, SubmitState
 
 
 def utcnow() -> datetime:
@@ -42,6 +45,14 @@ def _ts(**kw: Any) -> Any:
     return Field(sa_column=Column(UTCDateTime(), **kw))
 
 
+def _status(kind: type[StrEnum], *, nullable: bool = False, index: bool = False, **default: Any) -> Any:
+    """A column of one of models.status's enums, stored as before: the members' values in a
+    VARCHAR(20), no native enum type and no CHECK (the migrations' schema). Reads give the member;
+    writes take a member or its value, and refuse any other string."""
+    kind_of = Enum(kind, native_enum=False, length=20, validate_strings=True, values_callable=lambda e: [m.value for m in e])
+    return Field(sa_column=Column(kind_of, nullable=nullable, index=index), **default)
+
+
 _IN_FLIGHT = "status IN ('queued', 'submitting', 'running')"
 
 
@@ -57,7 +68,7 @@ class Job(SQLModel, table=True):
     id: str = Field(primary_key=True, max_length=40)
     provider: str = Field(max_length=40, index=True)
     operation: str = Field(max_length=60)
-    status: str = Field(max_length=20, index=True)
+    status: JobStatus = _status(JobStatus, index=True)
     version: int = 0
     progress: int = 0
     provider_task_id: str | None = Field(default=None, max_length=200)
@@ -74,15 +85,15 @@ class Job(SQLModel, table=True):
     error_code: str | None = Field(default=None, max_length=64)
     error_message: str | None = None
     error_retryable: bool | None = None
-    submit_state: str = Field(default="not_sent", max_length=20)  # a models.status.SubmitState
+    submit_state: SubmitState = _status(SubmitState, default=SubmitState.NOT_SENT)
     submit_attempts: int = 0
     # Resends after an unknown outcome whose lookup proved the task absent (K4U_SUBMIT_MAX_ATTEMPTS).
     submit_resends: int = 0
     # 1 for the first run; POST /v1/jobs/{id}/retry starts attempt 2, 3, ... of a failed job.
     attempt: int = 1
     download_attempts: int = 0
-    # The relay-side cancel of a cancelled job's task (a models.status.ProviderCancel), and its tries.
-    provider_cancel: str | None = Field(default=None, max_length=20)
+    # The relay-side cancel of a cancelled job's task, and its tries.
+    provider_cancel: ProviderCancel | None = _status(ProviderCancel, nullable=True, default=None)
     provider_cancel_attempts: int = 0
     poll_count: int = 0
     created_at: datetime = _ts(nullable=False)
@@ -122,8 +133,8 @@ class JobEvent(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     job_id: str = Field(foreign_key="job.id", index=True, max_length=40)
-    old_status: str | None = Field(default=None, max_length=20)
-    new_status: str = Field(max_length=20)
+    old_status: JobStatus | None = _status(JobStatus, nullable=True, default=None)
+    new_status: JobStatus = _status(JobStatus)
     reason: str
     payload_sha256: str | None = Field(default=None, max_length=64)
     at: datetime = _ts(nullable=False)
@@ -160,7 +171,7 @@ class Delivery(SQLModel, table=True):
     job_attempt: int = 1  # the job's attempt this event belongs to (a retried job notifies again)
     url: str = Field(max_length=2000)
     payload: str  # the exact body, so every retry and replay signs the same bytes
-    status: str = Field(default="pending", max_length=20)  # pending | delivered | failed
+    status: DeliveryStatus = _status(DeliveryStatus, default=DeliveryStatus.PENDING)
     version: int = 0
     attempts: int = 0
     next_at: datetime | None = _ts(nullable=True)

@@ -18,11 +18,11 @@ from workers.db import in_claim, rowcount
 
 
 def claim_due(session: Session, *, now: datetime, lease_s: float, limit: int) -> list[tuple[str, int]]:
-    sub = (select(col(Delivery.id)).where(col(Delivery.status) == DeliveryStatus.PENDING.value, col(Delivery.next_at) <= now)
+    sub = (select(col(Delivery.id)).where(col(Delivery.status) == DeliveryStatus.PENDING, col(Delivery.next_at) <= now)
            .order_by(col(Delivery.next_at)).limit(limit))
     stmt = (
         update(Delivery)
-        .where(in_claim(session, col(Delivery.id), sub), col(Delivery.status) == DeliveryStatus.PENDING.value, col(Delivery.next_at) <= now)
+        .where(in_claim(session, col(Delivery.id), sub), col(Delivery.status) == DeliveryStatus.PENDING, col(Delivery.next_at) <= now)
         .values(next_at=now + timedelta(seconds=lease_s), version=col(Delivery.version) + 1)
         .returning(col(Delivery.id), col(Delivery.version))
         .execution_options(synchronize_session=False)
@@ -35,7 +35,7 @@ def take(session: Session, delivery_id: str, version: int, *, now: datetime, lea
     is the lease), or None when someone else holds it or it is no longer pending."""
     lease = session.execute(
         update(Delivery)
-        .where(col(Delivery.id) == delivery_id, col(Delivery.version) == version, col(Delivery.status) == DeliveryStatus.PENDING.value)
+        .where(col(Delivery.id) == delivery_id, col(Delivery.version) == version, col(Delivery.status) == DeliveryStatus.PENDING)
         .values(version=col(Delivery.version) + 1, attempts=col(Delivery.attempts) + 1, next_at=now + timedelta(seconds=lease_s))
     )
     if rowcount(lease) != 1:
@@ -56,6 +56,6 @@ def reopen(session: Session, delivery_id: str, version: int, *, now: datetime, l
     """A finished delivery scheduled again (a replay): same webhook-id and body, attempts from 0."""
     res = session.execute(
         update(Delivery).where(col(Delivery.id) == delivery_id, col(Delivery.version) == version)
-        .values(status=DeliveryStatus.PENDING.value, attempts=0, next_at=now + timedelta(seconds=lease_s), version=version + 1)
+        .values(status=DeliveryStatus.PENDING, attempts=0, next_at=now + timedelta(seconds=lease_s), version=version + 1)
     )
     return rowcount(res) == 1

@@ -74,7 +74,7 @@ def transition(
     """CAS job from its current status to `new` (and on its version, and on its updated_at being
     `unchanged_since`, when given), setting fields (INCREMENT adds one); append a JobEvent; load
     the updated row into `job`. False if lost."""
-    return _move(session, job, job.id, JobStatus(job.status), new, expect_version=expect_version, now=now or utcnow(),
+    return _move(session, job, job.id, job.status, new, expect_version=expect_version, now=now or utcnow(),
                  fields=fields, reason=reason, payload=payload, unchanged_since=unchanged_since)
 
 
@@ -98,8 +98,8 @@ def _move(session: Session, job: Job, job_id: str, old: JobStatus, new: JobStatu
     event's INSERT selects from); elsewhere the UPDATE, then the INSERT."""
     if not can_transition(old, new):
         raise ValueError(f"transition {old} -> {new} is not in the table")
-    where = {"id": job_id, "status": old.value} | _guard(expect_version, unchanged_since)
-    values = dict(fields, status=new.value, version=INCREMENT, updated_at=now)
+    where = {"id": job_id, "status": old} | _guard(expect_version, unchanged_since)
+    values = dict(fields, status=new, version=INCREMENT, updated_at=now)
     if not is_postgres(session.get_bind()):
         if not _update_into(session, job, values, where):
             return False
@@ -165,7 +165,7 @@ def _event_insert(job_id: ColumnElement[Any], reason: ColumnElement[Any] | None 
 
 
 def _event_params(old: JobStatus | None, new: JobStatus, reason: str, payload: bytes | None, at: datetime) -> dict[str, Any]:
-    return {"e_old_status": old.value if old else None, "e_new_status": new.value, "e_reason": reason[:2000],
+    return {"e_old_status": old, "e_new_status": new, "e_reason": reason[:2000],
             "e_payload_sha256": digest(payload), "e_at": at}
 
 
@@ -200,7 +200,7 @@ def insert_new(engine: Engine, job: Job) -> None:
     no unit of work); elsewhere two INSERTs in one transaction. IntegrityError if the id or the
     idempotency_key is taken: then nothing is written."""
     row = {column.name: getattr(job, key) for key, column in _job_columns()}
-    event = _event_params(None, JobStatus(job.status), "created", None, job.created_at)
+    event = _event_params(None, job.status, "created", None, job.created_at)
     if is_postgres(engine):
         with autocommit(engine).connect() as conn:
             conn.execute(_INSERT_WITH_EVENT, row | event)
@@ -222,7 +222,7 @@ def append_event(session: Session, job: Job, old: JobStatus | None, new: JobStat
                  now: datetime, payload: bytes | None = None) -> None:
     session.flush()  # the job row first, when it is new in this session (a no-op otherwise)
     session.execute(insert(table_of(JobEvent)).values(
-        job_id=job.id, old_status=old.value if old else None, new_status=new.value,
+        job_id=job.id, old_status=old, new_status=new,
         reason=reason[:2000], payload_sha256=digest(payload), at=now))
 
 
@@ -232,13 +232,13 @@ def transition_batch(session: Session, batch_id: str, old: JobStatus, new: JobSt
     INSERT). Returns the ids of the jobs that moved."""
     if not can_transition(old, new):
         raise ValueError(f"transition {old} -> {new} is not in the table")
-    stmt = (update(Job).where(col(Job.batch_id) == batch_id, col(Job.status) == old.value)
-            .values(dict(fields, status=new.value, version=col(Job.version) + 1, updated_at=now))
+    stmt = (update(Job).where(col(Job.batch_id) == batch_id, col(Job.status) == old)
+            .values(dict(fields, status=new, version=col(Job.version) + 1, updated_at=now))
             .returning(col(Job.id)).execution_options(synchronize_session=False))
     ids = list(session.execute(stmt).scalars())
     if ids:
         session.execute(insert(table_of(JobEvent)), [
-            {"job_id": i, "old_status": old.value, "new_status": new.value, "reason": reason[:2000], "payload_sha256": None, "at": now}
+            {"job_id": i, "old_status": old, "new_status": new, "reason": reason[:2000], "payload_sha256": None, "at": now}
             for i in ids])
     return ids
 
@@ -247,7 +247,7 @@ def note_batch(session: Session, batch_id: str, status: JobStatus, *, reason: st
     """Append an event without a status change to every job of a batch in `status` (one INSERT ... SELECT)."""
     jt = table_of(Job)
     rows = select(jt.c.id, literal(status.value), literal(status.value), literal(reason[:2000]), literal(now, UTCDateTime())) \
-        .where(jt.c.batch_id == batch_id, jt.c.status == status.value)
+        .where(jt.c.batch_id == batch_id, jt.c.status == status)
     session.execute(insert(table_of(JobEvent)).from_select(["job_id", "old_status", "new_status", "reason", "at"], rows))
 
 
@@ -287,7 +287,7 @@ def _download_lease_stmt(providers: tuple[str, ...]) -> Update:
         end = case(*((jt.c.provider == p, bindparam(f"end_{i}", type_=end_type)) for i, p in enumerate(providers)), else_=end)
     now = bindparam("now", type_=jt.c.updated_at.type)
     return (update(jt).where(jt.c.id == bindparam("w_id"), jt.c.version == bindparam("w_version"),
-                             jt.c.status == JobStatus.DOWNLOADING.value, or_(opening, jt.c.download_deadline_at > now))
+                             jt.c.status == JobStatus.DOWNLOADING, or_(opening, jt.c.download_deadline_at > now))
             .values(version=jt.c.version + 1, updated_at=now, next_at=bindparam("lease_until", type_=jt.c.next_at.type),
                     download_attempts=jt.c.download_attempts + 1,
                     download_deadline_at=case((opening, end), else_=jt.c.download_deadline_at))
@@ -298,7 +298,7 @@ def set_fields(session: Session, job_id: str, status: JobStatus, *, expect_versi
                unchanged_since: datetime | None = None, **fields: Any) -> bool:
     """Update non-status fields (progress, next_at...) while the job is still in `status` (and on
     its version, and its updated_at being `unchanged_since`, when given)."""
-    where = {"id": job_id, "status": status.value} | _guard(expect_version, unchanged_since)
+    where = {"id": job_id, "status": status} | _guard(expect_version, unchanged_since)
     return rowcount(_run_update(session, dict(fields, updated_at=utcnow()), where, returning=False)) == 1
 
 
@@ -336,7 +336,7 @@ def reschedule_running(session: Session, rows: Sequence[Reschedule], now: dateti
 
 def _reschedule_stmt() -> Update:
     jt = table_of(Job)
-    return (update(jt).where(jt.c.id == bindparam("b_id"), jt.c.status == JobStatus.RUNNING.value)
+    return (update(jt).where(jt.c.id == bindparam("b_id"), jt.c.status == JobStatus.RUNNING)
             .values(progress=case((jt.c.progress > bindparam("b_progress"), jt.c.progress), else_=bindparam("b_progress")),
                     next_at=bindparam("b_next_at", type_=jt.c.next_at.type), updated_at=bindparam("b_now", type_=jt.c.updated_at.type),
                     poll_count=jt.c.poll_count + 1))
@@ -347,7 +347,7 @@ def _reschedule_many_stmt() -> Update:
     jt = table_of(Job)
     v = func.unnest(bindparam("b_ids", type_=ARRAY(jt.c.id.type)), bindparam("b_progresses", type_=ARRAY(jt.c.progress.type)),
                     bindparam("b_next_ats", type_=ARRAY(jt.c.next_at.type))).table_valued("id", "progress", "next_at").render_derived()
-    return (update(jt).where(jt.c.id == v.c.id, jt.c.status == JobStatus.RUNNING.value)
+    return (update(jt).where(jt.c.id == v.c.id, jt.c.status == JobStatus.RUNNING)
             .values(progress=case((jt.c.progress > v.c.progress, jt.c.progress), else_=v.c.progress),
                     next_at=v.c.next_at, updated_at=bindparam("b_now", type_=jt.c.updated_at.type), poll_count=jt.c.poll_count + 1))
 
@@ -372,7 +372,7 @@ def claim_due(
     and bump the version. Returns them in claim order: downloads whose result URLs expire soonest
     first, everything else oldest due first. Safe under concurrent callers: SKIP LOCKED on
     PostgreSQL, the serialized writer plus the next_at re-check on SQLite."""
-    sub = select(col(Job.id)).where(col(Job.status) == status.value, col(Job.next_at) <= now)
+    sub = select(col(Job.id)).where(col(Job.status) == status, col(Job.next_at) <= now)
     if provider is not None:
         sub = sub.where(col(Job.provider) == provider)
     downloads = status is JobStatus.DOWNLOADING
@@ -380,7 +380,7 @@ def claim_due(
     sub = sub.order_by(*first, col(Job.next_at)).limit(limit)
     stmt = (
         update(Job)
-        .where(in_claim(session, col(Job.id), sub), col(Job.status) == status.value, col(Job.next_at) <= now)
+        .where(in_claim(session, col(Job.id), sub), col(Job.status) == status, col(Job.next_at) <= now)
         .values(next_at=now + timedelta(seconds=lease_s), version=col(Job.version) + 1)
         .returning(col(Job.id), col(Job.provider), col(Job.version), col(Job.result_expires_at))
         .execution_options(synchronize_session=False)
@@ -394,14 +394,14 @@ def claim_due(
 
 def due_providers(session: Session, status: JobStatus, now: datetime) -> list[str]:
     """Providers with jobs in `status` whose next_at has passed (a range over ix_job_due: O(due))."""
-    return list(session.scalars(select(col(Job.provider)).where(col(Job.status) == status.value, col(Job.next_at) <= now).distinct()))
+    return list(session.scalars(select(col(Job.provider)).where(col(Job.status) == status, col(Job.next_at) <= now).distinct()))
 
 
 def expired_deadlines(session: Session, now: datetime, statuses: Iterable[JobStatus], limit: int) -> Sequence[Job]:
     """In-flight jobs past their deadline, oldest deadline first. The ORDER BY lets PostgreSQL use the
     partial index ix_job_deadline (in-flight jobs only): O(due), not O(in flight) (bench/inflight.py)."""
     return session.scalars(
-        select(Job).where(col(Job.status).in_([s.value for s in statuses]), col(Job.deadline_at) <= now)
+        select(Job).where(col(Job.status).in_(list(statuses)), col(Job.deadline_at) <= now)
         .order_by(col(Job.deadline_at)).limit(limit)
     ).all()
 

@@ -19,7 +19,7 @@ from models.errors import ConfigError
 from models.status import JobStatus
 from models.tables import Job
 
-_IN_FLIGHT = (JobStatus.SUBMITTING.value, JobStatus.RUNNING.value)
+_IN_FLIGHT = (JobStatus.SUBMITTING, JobStatus.RUNNING)
 
 
 def parse_per_provider(raw: str | None, variable: str) -> dict[str, str]:

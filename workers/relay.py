@@ -20,7 +20,7 @@ from urllib.parse import urljoin
 
 import httpx
 
-from models.errors import DownloadFailed, ProviderProtocolError, ProviderUnavailable, SubmitOutcomeUnknown, UnsafeURL
+from models.errors import DownloadFailed, ErrorCode, ProviderProtocolError, ProviderUnavailable, SubmitOutcomeUnknown, UnsafeURL
 from providers.base import HttpRequest, HttpResponse
 from providers.outputs import decode_data_uri
 from workers.netguard import GuardedTransport, check_url
@@ -224,7 +224,7 @@ class Fetcher:
                 _relay_route_answer(r)
             if r.status_code in (403, 404, 410):
                 r.close()
-                raise DownloadFailed(f"result URL answered HTTP {r.status_code} (expired or gone)", code="result_expired", retryable=False)
+                raise DownloadFailed(f"result URL answered HTTP {r.status_code} (expired or gone)", code=ErrorCode.RESULT_EXPIRED, retryable=False)
             if r.status_code >= 400 and not (r.status_code == 416 and "range" in headers):
                 r.close()
                 raise DownloadFailed(f"result URL answered HTTP {r.status_code}")
@@ -238,11 +238,11 @@ def _relay_route_answer(r: httpx.Response) -> None:
     download window), 403 = the relay's own filter blocks the fetch (not an expiry)."""
     if r.status_code == 400:
         r.close()
-        raise DownloadFailed("the relay's content route answered HTTP 400: the result is not ready yet", code="result_not_ready")
+        raise DownloadFailed("the relay's content route answered HTTP 400: the result is not ready yet", code=ErrorCode.RESULT_NOT_READY)
     if r.status_code == 403:
         r.close()
         raise DownloadFailed("the relay's content route answered HTTP 403: the relay's own filter blocks this result "
-                             "(it did not expire); ask the relay's operator", code="result_blocked", retryable=False)
+                             "(it did not expire); ask the relay's operator", code=ErrorCode.RESULT_BLOCKED, retryable=False)
 
 
 def resolve_relay_path(base_url: str, path: str) -> str:
@@ -264,7 +264,7 @@ def _inline(url: str) -> Download:
     try:
         mime, data = decode_data_uri(url)
     except (ValueError, binascii.Error):
-        raise DownloadFailed("the result's data: URI does not decode", code="invalid_result_url", retryable=False) from None
+        raise DownloadFailed("the result's data: URI does not decode", code=ErrorCode.INVALID_RESULT_URL, retryable=False) from None
     return Download(content_type=safe_content_type(mime), length=len(data), chunks=iter((data,)))
 
 
@@ -286,9 +286,9 @@ def _result_url(url: str) -> httpx.URL:
         target = httpx.URL(url)
         port = target.port
     except (httpx.InvalidURL, ValueError, TypeError):
-        raise DownloadFailed("result URL is not a valid URL", code="invalid_result_url", retryable=False) from None
+        raise DownloadFailed("result URL is not a valid URL", code=ErrorCode.INVALID_RESULT_URL, retryable=False) from None
     if port is not None and not 0 < port < 65536:
-        raise DownloadFailed(f"result URL has an invalid port ({port})", code="invalid_result_url", retryable=False)
+        raise DownloadFailed(f"result URL has an invalid port ({port})", code=ErrorCode.INVALID_RESULT_URL, retryable=False)
     if not target.host:
-        raise DownloadFailed("result URL has no host", code="invalid_result_url", retryable=False)
+        raise DownloadFailed("result URL has no host", code=ErrorCode.INVALID_RESULT_URL, retryable=False)
     return target

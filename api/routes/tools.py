@@ -28,7 +28,7 @@ from api.limits import MAX_JSON_DEPTH, too_deep
 from api.tools_openapi import WAIT_MAX_S, tools_document
 from models.errors import IdempotencyConflict, JobNotFound, RequestInvalid
 from models.schemas import JobCreate
-from models.status import TERMINAL, JobStatus
+from models.status import TERMINAL
 from models.tables import Asset, Job
 from workers.context import Runtime
 from workers.services import reads
@@ -60,7 +60,7 @@ def flat_job(job: Job, assets: list[Asset], base: str) -> dict[str, Any]:
     urls = [f"{base}/v1/jobs/{job.id}/assets/{a.index}" for a in stored]
     return {
         "job_id": job.id, "provider": job.provider, "operation": job.operation, "status": job.status,
-        "done": JobStatus(job.status) in TERMINAL, "progress": job.progress,
+        "done": job.status in TERMINAL, "progress": job.progress,
         "result_url": urls[0] if urls else None, "result_urls": urls,
         "result_kinds": [a.kind for a in stored], "result_sha256": [a.sha256 or "" for a in stored],
         "error_code": job.error_code, "error_message": job.error_message,

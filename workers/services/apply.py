@@ -9,11 +9,12 @@ queues the download with a priority from the results' expiry.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, assert_never
 
 from sqlalchemy import insert
 from sqlmodel import Session
 
+from models.errors import ErrorCode, JobError, code_of
 from models.status import JobStatus
 from models.tables import Asset, Job
 from providers.base import ProviderStatus, State
@@ -93,12 +94,15 @@ def _apply(session: Session, job: Job, st: ProviderStatus, *, settings: Settings
             return [Followup(DOWNLOAD, (job.id, job.version), download_priority(expires, now))]
         case State.FAILED:
             fu = finish(session, job, JobStatus.FAILED, settings=settings, now=now, reason=f"{source}: provider failed", payload=payload,
-                        error=(st.error_code or "provider_failed", st.error_message or "the provider reported a failure", False), **cas)
+                        error=JobError(code_of(st.error_code) if st.error_code else ErrorCode.PROVIDER_FAILED,
+                                       st.error_message or "the provider reported a failure"), **cas)
             return None if job.status == JobStatus.RUNNING else fu  # still running: the CAS was lost
         case State.CANCELLED:
             fu = finish(session, job, JobStatus.CANCELLED, settings=settings, now=now, reason=f"{source}: provider cancelled",
                         payload=payload, **cas)
             return None if job.status == JobStatus.RUNNING else fu
+        case _:
+            assert_never(st.state)
 
 
 def result_expiry(provider: str, st: ProviderStatus, now: datetime) -> datetime | None:

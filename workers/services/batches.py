@@ -124,7 +124,7 @@ def _job_rows(rt: Runtime, batch_id: str, items: list[Draft], now: datetime) -> 
     deadline = {p: intake.deadline(a, rt.settings, now) for p, a in {it.body.provider: it.adapter for it in items}.items()}
     # One Job built the usual way gives every column its model default; each row then differs only
     # in its own values (building 10,000 Job objects would cost more than the inserts).
-    template = Job(id="", provider="", operation="", status=JobStatus.QUEUED.value, batch_id=batch_id, callback_token="",
+    template = Job(id="", provider="", operation="", status=JobStatus.QUEUED, batch_id=batch_id, callback_token="",
                    created_at=now, updated_at=now, next_at=now)
     # Columns left NULL are left out of the INSERT (less to bind per row), except JSON ones, where
     # None is stored as JSON null, as the ORM stores it for create_job.

@@ -29,7 +29,7 @@ from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
-from models.errors import CallbackInvalid, CallbackRefused, CallbackUnknown, ProviderProtocolError, ProviderUnavailable
+from models.errors import CallbackInvalid, CallbackRefused, CallbackUnknown, ErrorCode, ProviderProtocolError, ProviderUnavailable
 from models.status import JobStatus
 from models.tables import Job, WebhookReceipt
 from providers.base import TASK_ID_MAX, Adapter, CallbackVerdict, LostSubmit, PollTarget, ProviderStatus, State
@@ -77,7 +77,7 @@ def handle_callback(rt: Runtime, provider: str, job_id: str, token: str, headers
             confirmed, payload = (st, body) if signed else checked or (None, body)
             if confirmed is None:
                 named = st.task_id if _TASK_ID.fullmatch(st.task_id or "") else "with a malformed id"
-                jobs.append_event(session, job, JobStatus(job.status), JobStatus(job.status), now=now, payload=body,
+                jobs.append_event(session, job, job.status, job.status, now=now, payload=body,
                                   reason=f"callback: ignored an unverified hint naming task {named}: the relay did not confirm it as this job's task")
             elif job.status == JobStatus.SUBMITTING:  # its task is adopted, with the status the relay gave
                 fu = adopt_task(session, job, confirmed.task_id, confirmed, settings=rt.settings, now=now, payload=payload, expect_version=None,
@@ -155,7 +155,7 @@ def _names_lost_task(adapter: Adapter, job: Job, st: ProviderStatus) -> bool:
         return False
     if job.status == JobStatus.SUBMITTING and adapter.capabilities.lost_submit is LostSubmit.CALLBACK_ECHO:
         return st.external_id == jobs.external_id(job)
-    if job.status == JobStatus.FAILED and job.error_code == "submit_outcome_unknown":
+    if job.status == JobStatus.FAILED and job.error_code == ErrorCode.SUBMIT_OUTCOME_UNKNOWN:
         return st.external_id in (None, jobs.external_id(job))
     return False
 

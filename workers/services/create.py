@@ -43,7 +43,7 @@ def create_job(rt: Runtime, body: JobCreate, header_key: str | None = None) -> t
     # that restarts empty) does the sweep send another, after K4U_LEASE_S. A shorter wait would
     # send a second message for every job still queued behind a backlog longer than it.
     job = Job(**d.values(intake.job_id(), batch_id=body.batch_id, deadline=intake.deadline(d.adapter, rt.settings, now)),
-              status=JobStatus.QUEUED.value, created_at=now, updated_at=now, next_at=now + timedelta(seconds=rt.settings.lease_s))
+              status=JobStatus.QUEUED, created_at=now, updated_at=now, next_at=now + timedelta(seconds=rt.settings.lease_s))
     try:
         jobs.insert_new(rt.engine, job)
     except IntegrityError:
@@ -73,7 +73,7 @@ def cancel_job(rt: Runtime, job_id: str) -> Job:
         job = jobs.get_job(session, job_id)
         if job is None:
             raise JobNotFound(f"no job {job_id}")
-        prior = JobStatus(job.status)
+        prior = job.status
         if prior in TERMINAL:
             raise JobStateConflict(f"job is already {job.status}")
         now = rt.clock()

@@ -30,7 +30,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import Select, bindparam, exc as sa_exc, select as core_select, update
 from sqlmodel import Session, select
 
-from models.errors import DownloadFailed, ProviderError, ProviderUnavailable, StorageError
+from models.errors import DownloadFailed, ErrorCode, JobError, ProviderError, ProviderUnavailable, StorageError
 from models.status import JobStatus
 from models.tables import Asset, Job
 from providers.base import OutputRef, State
@@ -52,7 +52,7 @@ log = logging.getLogger("k4u.download")
 # The database itself is unreachable or busy: nothing to decide now; the sweep re-drives the step.
 _DB_UNAVAILABLE = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError, sa_exc.DisconnectionError)
 BACKOFF_BASE_S, BACKOFF_CAP_S = 2.0, 600.0
-GONE = "result_expired"  # the source's 403/404/410 (workers.relay)
+GONE = ErrorCode.RESULT_EXPIRED  # the source's 403/404/410 (workers.relay)
 
 _EXT = {"video/mp4": ".mp4", "image/png": ".png", "image/jpeg": ".jpg", "image/webp": ".webp", "audio/mpeg": ".mp3", "video/webm": ".webm"}
 
@@ -113,7 +113,7 @@ def store_outputs(rt: Runtime, job_id: str, version: int) -> Outcome:
         raise
     except Exception as exc:  # not one of ours: re-driving would only repeat it, so the job fails, saying what
         log.exception("unexpected error while storing the results of %s", job_id)
-        return _failed(rt, job_id, lease, DownloadFailed(f"unexpected error: {_describe(exc)}", code="download_error", retryable=False))
+        return _failed(rt, job_id, lease, DownloadFailed(f"unexpected error: {_describe(exc)}", code=ErrorCode.DOWNLOAD_ERROR, retryable=False))
     extra = _result_extra(rt, job)
     now = rt.clock()
     with session_scope(rt.engine) as session:
@@ -143,7 +143,7 @@ def _repoll(rt: Runtime, job: Job, assets: list[_Pending], gone: DownloadFailed)
         statuses = run_flow(rt.relay, get_adapter(job.provider).poll([jobs.target(job)], batch=False), f"{job.provider}.repoll")
     except ProviderUnavailable as exc:
         raise DownloadFailed(f"{gone.message}; asking the relay for fresh URLs failed: {exc.message}",
-                             code="result_refresh_failed", retryable=True) from None
+                             code=ErrorCode.RESULT_REFRESH_FAILED, retryable=True) from None
     except ProviderError as exc:
         raise DownloadFailed(f"{gone.message}; asked again, the relay answered: {exc.message}", code=GONE, retryable=False) from None
     st = next((st for st in statuses if st.task_id == job.provider_task_id), statuses[0] if len(statuses) == 1 else None)
@@ -224,16 +224,16 @@ def _result_extra(rt: Runtime, job: Job) -> Mapping[str, Any]:
         return {}
 
 
-def timeout_error(last_code: str | None, last_message: str | None) -> tuple[str, str, bool]:
+def timeout_error(last_code: str | None, last_message: str | None) -> JobError:
     last = f"{last_code}: {last_message}" if last_code else "none recorded"
-    return ("download_timeout", f"the results were not stored before the download deadline (K4U_DOWNLOAD_WINDOW_S); last error: {last}", False)
+    return JobError(ErrorCode.DOWNLOAD_TIMEOUT, f"the results were not stored before the download deadline (K4U_DOWNLOAD_WINDOW_S); last error: {last}")
 
 
 def fail_expired_downloads(session: Session, *, settings: Settings, now: datetime, limit: int) -> Followups:
     """For the sweep: fail downloading jobs past their download deadline whose step is not running
     (next_at, the lease of a running attempt, has passed too), naming the last error."""
     expired = session.exec(select(Job).where(
-        Job.status == JobStatus.DOWNLOADING.value, Job.download_attempts > 0,
+        Job.status == JobStatus.DOWNLOADING, Job.download_attempts > 0,
         Job.download_deadline_at <= now, Job.next_at <= now,  # type: ignore[operator]
     ).limit(limit)).all()
     fu: Followups = []
@@ -276,7 +276,7 @@ class _Heartbeat:
         with session_scope(self._rt.engine) as session:
             jt = table_of(Job)
             res = session.execute(update(jt).where(jt.c.id == self._job_id, jt.c.version == self._lease,
-                                                   jt.c.status == JobStatus.DOWNLOADING.value)
+                                                   jt.c.status == JobStatus.DOWNLOADING)
                                   .values(next_at=now + timedelta(seconds=self._rt.settings.lease_s)))
             if rowcount(res) != 1:
                 raise _LeaseLost()
@@ -288,7 +288,7 @@ def _store_one(rt: Runtime, asset: _Pending, beat: _Heartbeat) -> StoredObject:
         (the failed put has left nothing behind, so the new pass replaces it cleanly)."""
         content_type = safe_content_type(dl.content_type if dl.content_type != "application/octet-stream" else _guess_type(asset.source_url))
         if dl.length is not None and dl.length > rt.settings.download_max_bytes:
-            raise DownloadFailed(f"result is {dl.length} bytes, over the {rt.settings.download_max_bytes} cap", code="too_large", retryable=False)
+            raise DownloadFailed(f"result is {dl.length} bytes, over the {rt.settings.download_max_bytes} cap", code=ErrorCode.TOO_LARGE, retryable=False)
         key = storage_key(asset.job_id, asset.attempt, asset.number, _ext(content_type, asset.source_url))
         return rt.store.put_stream(key, beat.chunks(dl.chunks), content_type, rt.settings.download_max_bytes)
 
@@ -332,21 +332,20 @@ def _failed(rt: Runtime, job_id: str, lease: int, exc: DownloadFailed | StorageE
         if job is None or job.version != lease:
             return Outcome.LOST
         deadline = job.download_deadline_at
-        error: tuple[str, str, bool] = (exc.code, exc.message, False)
+        error = JobError.of(exc, retryable=False)
         if retry and job.download_attempts >= s.download_max_attempts:
-            error = ("download_attempts_exhausted", f"gave up after {job.download_attempts} download attempts "
-                     f"(K4U_DOWNLOAD_MAX_ATTEMPTS); last error: {exc.code}: {exc.message}", False)
+            error = JobError(ErrorCode.DOWNLOAD_ATTEMPTS_EXHAUSTED, f"gave up after {job.download_attempts} download attempts "
+                             f"(K4U_DOWNLOAD_MAX_ATTEMPTS); last error: {exc.code}: {exc.message}")
         elif retry and deadline is not None and now >= deadline:
             error = timeout_error(exc.code, exc.message)
         elif retry:
             at = now + timedelta(seconds=backoff(1 if progressed else job.download_attempts, BACKOFF_BASE_S, BACKOFF_CAP_S))
             at = min(at, deadline) if deadline is not None else at
-            jobs.set_fields(session, job_id, JobStatus.DOWNLOADING, next_at=at,
-                            error_code=exc.code, error_message=exc.message, error_retryable=True)
+            jobs.set_fields(session, job_id, JobStatus.DOWNLOADING, next_at=at, **JobError.of(exc, retryable=True).columns())
             log.warning("download of %s failed (attempt %d), retrying in %.0fs: %s: %s", job_id, job.download_attempts,
                         (at - now).total_seconds(), exc.code, exc.message)
             return Outcome.RETRY
-        fu = finish(session, job, JobStatus.FAILED, settings=s, now=now, reason=f"download failed: {error[0]}",
+        fu = finish(session, job, JobStatus.FAILED, settings=s, now=now, reason=f"download failed: {error.code}",
                     error=error, expect_version=lease)
     send_all(rt.dispatcher, fu)
     return Outcome.FAILED

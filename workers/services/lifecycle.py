@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlmodel import Session
 
+from models.errors import JobError
 from models.status import JobStatus
 from models.tables import Job
 from workers import jobs
@@ -23,12 +24,12 @@ def paid_result_kept(by: str) -> str:
 
 
 def finish(session: Session, job: Job, status: JobStatus, *, settings: Settings, now: datetime, reason: str,
-           error: tuple[str, str, bool] | None = None, payload: bytes | None = None,
+           error: JobError | None = None, payload: bytes | None = None,
            expect_version: int | None = None, unchanged_since: datetime | None = None) -> Followups:
     """Move the job to a terminal status (CAS, see jobs.transition) and queue its notification."""
     fields: dict[str, Any] = {"finished_at": now, "next_at": None}
     if error is not None:
-        fields |= {"error_code": error[0], "error_message": error[1][:2000], "error_retryable": error[2]}
+        fields |= error.columns(message_max=2000)
     if not jobs.transition(session, job, status, reason=reason, payload=payload, now=now, expect_version=expect_version,
                            unchanged_since=unchanged_since, **fields):
         return []

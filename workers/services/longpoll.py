@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 import anyio.to_thread
 
 from models.errors import JobNotFound
-from models.status import TERMINAL, JobStatus
+from models.status import TERMINAL
 from models.tables import Job
 from workers.context import Runtime
 from workers.db import session_scope
@@ -34,7 +34,7 @@ def load_job(rt: Runtime, job_id: str) -> Job:
 
 
 def _done(job: Job) -> bool:
-    return JobStatus(job.status) in TERMINAL
+    return job.status in TERMINAL
 
 
 def wait_for_job(rt: Runtime, job_id: str, timeout_s: float, *, interval_s: float | None = None) -> Job:

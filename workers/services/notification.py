@@ -34,7 +34,7 @@ def queue_notification(session: Session, job: Job, *, settings: Settings, now: d
 def notification_delivery(job: Job, assets: list[Asset], *, settings: Settings, now: datetime, next_at: datetime) -> Delivery:
     """The Delivery (webhook-id and exact body) of a finished job that has a callback_url."""
     assert job.callback_url
-    event = EVENT_OF[JobStatus(job.status)]
+    event = EVENT_OF[job.status]
     note = Notification(type=event, timestamp=now, data=JobPublic.from_rows(job, assets, settings.public_url or ""))
     body = json.dumps(note.model_dump(mode="json"), separators=(",", ":"), sort_keys=True)
     suffix = "" if job.attempt <= 1 else f"_a{job.attempt}"  # a retried job notifies its new attempt's outcome too

@@ -51,12 +51,12 @@ def deliver_notification(rt: Runtime, delivery_id: str, version: int) -> Outcome
         session.add(DeliveryAttempt(delivery_id=delivery_id, attempt=attempt, status_code=status_code, error=error, duration_ms=ms, at=now))
         values: dict[str, object]
         if ok:
-            values = {"status": DeliveryStatus.DELIVERED.value, "delivered_at": now, "next_at": None, "last_error": None}
+            values = {"status": DeliveryStatus.DELIVERED, "delivered_at": now, "next_at": None, "last_error": None}
         else:
             last = error or f"HTTP {status_code}"
             give_up = attempt >= s.notify_max_attempts or status_code == 410
             delay = backoff(attempt, s.notify_backoff_s, 24 * 3600.0)
-            values = {"status": (DeliveryStatus.FAILED if give_up else DeliveryStatus.PENDING).value, "last_error": last,
+            values = {"status": DeliveryStatus.FAILED if give_up else DeliveryStatus.PENDING, "last_error": last,
                       "next_at": None if give_up else now + timedelta(seconds=delay)}
         deliveries.settle(session, delivery_id, new_version, **values)
     if not ok:
@@ -109,7 +109,7 @@ def _replay(rt: Runtime, of: ColumnElement[bool]) -> list[str]:
     now = rt.clock()
     queued: list[tuple[str, int]] = []
     with session_scope(rt.engine) as session:
-        rows = session.exec(select(Delivery.id, Delivery.version).where(of, Delivery.status != DeliveryStatus.PENDING.value)).all()
+        rows = session.exec(select(Delivery.id, Delivery.version).where(of, Delivery.status != DeliveryStatus.PENDING)).all()
         for delivery_id, version in rows:
             if deliveries.reopen(session, delivery_id, version, now=now, lease_s=rt.settings.lease_s):
                 queued.append((delivery_id, version + 1))

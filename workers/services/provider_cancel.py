@@ -68,9 +68,9 @@ def schedule_batch_cancels(session: Session, job_ids: list[str], now: datetime) 
     marked = 0
     for i in range(0, len(job_ids), 500):
         res = session.execute(update(Job).where(
-            col(Job.id).in_(job_ids[i:i + 500]), col(Job.status) == JobStatus.CANCELLED.value,
+            col(Job.id).in_(job_ids[i:i + 500]), col(Job.status) == JobStatus.CANCELLED,
             col(Job.provider_task_id).is_not(None), col(Job.provider).in_(providers),
-        ).values(provider_cancel=ProviderCancel.PENDING.value, provider_cancel_attempts=0, next_at=now))
+        ).values(provider_cancel=ProviderCancel.PENDING, provider_cancel_attempts=0, next_at=now))
         marked += rowcount(res)
     return marked
 
@@ -80,7 +80,7 @@ def schedule_provider_cancel(session: Session, job: Job, prior: JobStatus, now: 
     its task for a relay-side cancel when the family can, due now. The follow-up to send after commit."""
     if job.status != JobStatus.CANCELLED or prior not in _WORTH_CANCELLING or cancel_flow(job) is None:
         return []
-    if not jobs.set_fields(session, job.id, JobStatus.CANCELLED, provider_cancel=ProviderCancel.PENDING.value,
+    if not jobs.set_fields(session, job.id, JobStatus.CANCELLED, provider_cancel=ProviderCancel.PENDING,
                            provider_cancel_attempts=0, next_at=now):
         return []
     session.refresh(job)
@@ -133,7 +133,7 @@ def cancel_at_provider(rt: Runtime, job_id: str, version: int) -> Outcome:
     verdict = "accepted" if result.cancelled else "did not stop the task"
     log.info("provider cancel of job %s (task %s): %s", job.id, job.provider_task_id, result.note)
     with session_scope(rt.engine) as session:
-        if not _settle(session, job, lease, rt.clock(), provider_cancel=ProviderCancel.DONE.value, next_at=None):
+        if not _settle(session, job, lease, rt.clock(), provider_cancel=ProviderCancel.DONE, next_at=None):
             return Outcome.LOST
         jobs.append_event(session, job, JobStatus.CANCELLED, JobStatus.CANCELLED,
                           f"provider cancel {verdict}: {result.note}", rt.clock(), bodies[-1] if bodies else None)
@@ -155,7 +155,7 @@ def _try_later(rt: Runtime, job: Job, lease: int, attempt: int, exc: ProviderUna
 
 
 def _give_up(session: Session, job: Job, version: int, now: datetime, why: str) -> Outcome:
-    if not _settle(session, job, version, now, provider_cancel=ProviderCancel.FAILED.value, next_at=None):
+    if not _settle(session, job, version, now, provider_cancel=ProviderCancel.FAILED, next_at=None):
         return Outcome.LOST
     log.warning("provider cancel of job %s given up: %s", job.id, why)
     jobs.append_event(session, job, JobStatus.CANCELLED, JobStatus.CANCELLED,

@@ -27,7 +27,7 @@ from typing import Any, assert_never
 
 from sqlmodel import Session
 
-from models.errors import ProviderProtocolError, ProviderUnavailable, SubmitOutcomeUnknown
+from models.errors import ErrorCode, JobError, ProviderProtocolError, ProviderUnavailable, SubmitOutcomeUnknown, code_of
 from models.status import JobStatus, SubmitState
 from models.tables import Job
 from providers.base import TASK_ID_MAX, Adapter, LostSubmit, ParentRef, ProviderStatus, Rejected, SubmitContext, Submitted
@@ -93,7 +93,7 @@ def submit_job(rt: Runtime, job_id: str, version: int) -> Outcome:
     return _submit(rt, job, job.version, recovering=recovering, prior=prior)
 
 
-def _submit(rt: Runtime, job: Job, lease: int, *, recovering: bool, prior: str) -> Outcome:
+def _submit(rt: Runtime, job: Job, lease: int, *, recovering: bool, prior: SubmitState) -> Outcome:
     """The step after its lease is taken: recover an earlier POST's task if need be, then send."""
     s, now = rt.settings, rt.clock()
     adapter = get_adapter(job.provider)
@@ -103,8 +103,8 @@ def _submit(rt: Runtime, job: Job, lease: int, *, recovering: bool, prior: str) 
         if outcome != Outcome.ABSENT:
             return outcome
         if job.submit_resends >= s.submit_max_attempts:
-            return _fail(rt, job, lease, ("submit_failed", f"the relay did not take the job: {job.submit_resends} resend(s) after "
-                                          "unknown outcomes, each lookup found no task (nothing was charged)", True))
+            return _fail(rt, job, lease, JobError(ErrorCode.SUBMIT_FAILED, f"the relay did not take the job: {job.submit_resends} resend(s) "
+                                                  "after unknown outcomes, each lookup found no task (nothing was charged)", True))
         resent = _begin_resend(rt, job, lease)
         if resent is None:
             return Outcome.LOST
@@ -114,12 +114,12 @@ def _submit(rt: Runtime, job: Job, lease: int, *, recovering: bool, prior: str) 
     try:
         req = adapter.build_submit(job.operation, job.input, ctx)
     except ValueError as exc:  # an input the adapter cannot send (e.g. its parent job vanished)
-        return _fail(rt, job, lease, ("invalid_input", str(exc), False))
+        return _fail(rt, job, lease, JobError(ErrorCode.INVALID_INPUT, str(exc)))
     try:
         resp = rt.relay.send(req, idempotent=False, label=f"{job.provider}.submit")
         result = adapter.parse_submit(resp)
     except ProviderUnavailable as exc:
-        return _requeue(rt, job, lease, "not_sent", exc.message, exc.retry_after_s)
+        return _requeue(rt, job, lease, JobError(ErrorCode.NOT_SENT, exc.message, True), exc.retry_after_s)
     except (SubmitOutcomeUnknown, ProviderProtocolError) as exc:
         log.warning("submit outcome unknown for %s: %s", job.id, exc.message)
         match adapter.capabilities.lost_submit:
@@ -143,14 +143,14 @@ def _submit(rt: Runtime, job: Job, lease: int, *, recovering: bool, prior: str) 
     return _record(rt, job, lease, result, resp.body)
 
 
-def _unknown_error(job_id: str, detail: str) -> tuple[str, str, bool]:
-    return ("submit_outcome_unknown",
+def _unknown_error(job_id: str, detail: str) -> JobError:
+    return JobError(ErrorCode.SUBMIT_OUTCOME_UNKNOWN,
             f"the relay may have accepted (and charged) this job, but its answer was lost ({detail[:200]}); this provider "
             f"offers no lookup to check, so it was not resent. POST /v1/jobs/{job_id}/retry (or `k4u retry {job_id}`) "
-            "submits it again if you decide to.", False)
+            "submits it again if you decide to.")
 
 
-def _recover(rt: Runtime, adapter: Adapter, job: Job, lease: int, prior: str) -> Outcome:
+def _recover(rt: Runtime, adapter: Adapter, job: Job, lease: int, prior: SubmitState) -> Outcome:
     """Find out whether an earlier POST of this job created a relay task: 'absent' only when a
     lookup proved it; a family without a lookup fails the job instead (no blind resend)."""
     flow = adapter.lookup(job.operation, jobs.external_id(job)) if adapter.capabilities.lost_submit is LostSubmit.LOOKUP else None
@@ -187,7 +187,7 @@ def _begin_resend(rt: Runtime, job: Job, lease: int) -> int | None:
 
 def _record(rt: Runtime, job: Job, lease: int, result: Submitted | Rejected, body: bytes, reason: str = "relay accepted") -> Outcome:
     if isinstance(result, Rejected) and result.retryable:
-        return _requeue(rt, job, lease, result.code, result.message, result.retry_after_s)
+        return _requeue(rt, job, lease, JobError(code_of(result.code), result.message, True), result.retry_after_s)
     s, now = rt.settings, rt.clock()
     fu: Followups = []
     with session_scope(rt.engine) as session:
@@ -211,8 +211,10 @@ def _record(rt: Runtime, job: Job, lease: int, result: Submitted | Rejected, bod
                 return Outcome.LOST
             case Rejected() as r:
                 fu = finish(session, job, JobStatus.FAILED, settings=s, now=now, reason=f"relay rejected: {r.code}",
-                            payload=body, error=(r.code, r.message, False), expect_version=lease)
+                            payload=body, error=JobError(code_of(r.code), r.message), expect_version=lease)
                 outcome = Outcome.REJECTED
+            case _:
+                assert_never(result)
     send_all(rt.dispatcher, fu)
     return outcome
 
@@ -238,34 +240,33 @@ def adopt_task(session: Session, job: Job, task_id: str | None, st: ProviderStat
     return apply_status(session, job, st, settings=settings, now=now, source=source, payload=payload) if st is not None else []
 
 
-def _too_long(task_id: str) -> tuple[str, str, bool]:
-    return ("invalid_relay_answer",
+def _too_long(task_id: str) -> JobError:
+    return JobError(ErrorCode.INVALID_RELAY_ANSWER,
             f"the relay accepted this job (it was charged) but named its task with an id of {len(task_id)} characters, longer "
             f"than the {TASK_ID_MAX} this service stores, so the task cannot be followed; it begins {task_id[:80]!r} "
-            "(the whole id is in the worker log). Ask the relay's operator about it before any retry.", False)
+            "(the whole id is in the worker log). Ask the relay's operator about it before any retry.")
 
 
-def _requeue(rt: Runtime, job: Job, lease: int, code: str, message: str, retry_after_s: float | None) -> Outcome:
-    """The relay did not take the job ("later", or never reached): wait in queued. This never
-    fails a job by itself; the job's deadline bounds the waiting."""
+def _requeue(rt: Runtime, job: Job, lease: int, error: JobError, retry_after_s: float | None) -> Outcome:
+    """The relay did not take the job ("later", or never reached): wait in queued, the job's error
+    saying why. This never fails a job by itself; the job's deadline bounds the waiting."""
     now = rt.clock()
     delay = max(retry_after_s or 0.0, backoff(job.submit_attempts, 2.0, 300.0))
     with session_scope(rt.engine) as session:
         job = _reload(session, job)
         if job.status == JobStatus.CANCELLED:  # cancelled while the POST was out: the cancel stands
             return Outcome.LOST
-        jobs.transition(session, job, JobStatus.QUEUED, reason=f"retry later: {code}: {message}"[:500], expect_version=lease,
-                        now=now, submit_state=SubmitState.NOT_SENT, next_at=now + timedelta(seconds=delay),
-                        error_code=code, error_message=message, error_retryable=True)
+        jobs.transition(session, job, JobStatus.QUEUED, reason=f"retry later: {error.code}: {error.message}"[:500], expect_version=lease,
+                        now=now, submit_state=SubmitState.NOT_SENT, next_at=now + timedelta(seconds=delay), **error.columns())
     return Outcome.REQUEUED
 
 
-def _fail(rt: Runtime, job: Job, lease: int, error: tuple[str, str, bool]) -> Outcome:
+def _fail(rt: Runtime, job: Job, lease: int, error: JobError) -> Outcome:
     with session_scope(rt.engine) as session:
         job = _reload(session, job)
         if job.status == JobStatus.CANCELLED:  # cancelled meanwhile: the cancel stands
             return Outcome.LOST
-        fu = finish(session, job, JobStatus.FAILED, settings=rt.settings, now=rt.clock(), reason=error[0], error=error, expect_version=lease)
+        fu = finish(session, job, JobStatus.FAILED, settings=rt.settings, now=rt.clock(), reason=error.code, error=error, expect_version=lease)
     send_all(rt.dispatcher, fu)
     return Outcome.FAILED
 

@@ -11,6 +11,7 @@ lease has run out.
 
 from __future__ import annotations
 
+from models.errors import ErrorCode, JobError
 from models.status import JobStatus
 from providers.registry import ADAPTERS
 from workers import deliveries, jobs
@@ -81,7 +82,7 @@ def tick(rt: Runtime) -> dict[str, int]:
         expired = jobs.expired_deadlines(session, now, _DEADLINED, s.poll_batch_limit)
         for job in expired:
             fu += finish(session, job, JobStatus.FAILED, settings=s, now=now, reason="deadline passed",
-                         error=("timeout", "the job did not finish before its deadline", True))
+                         error=JobError(ErrorCode.TIMEOUT, "the job did not finish before its deadline", retryable=True))
         counts["timed_out"] = len(expired)
         fu += fail_expired_downloads(session, settings=s, now=now, limit=s.poll_batch_limit)
     send_all(rt.dispatcher, fu)
