@@ -87,7 +87,7 @@ def too_deep(body: bytes, limit: int = MAX_JSON_DEPTH) -> str | None:
 def is_json(content_type: str) -> bool:
     """application/json or a JSON-based type (application/*+json), parameters such as charset aside."""
     media = content_type.partition(";")[0].strip().lower()
-    return media == "application/json" or media.startswith("application/") and media.endswith("+json")
+    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
 
 
 def _field_name(key: bytes | None) -> str:

@@ -35,11 +35,11 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from chaos_parts import Database, Receiver, RedisServer, TreeWatch, spawn, stop  # noqa: E402
-from chaos_report import Figures, print_report  # noqa: E402
-from stack import ROOT, TERMINAL, list_jobs, ts  # noqa: E402
+from chaos_parts import Database, Receiver, RedisServer, TreeWatch, spawn, stop
+from chaos_report import Figures, print_report
+from stack import ROOT, TERMINAL, list_jobs, ts
 
-from cli.procs import free_port, k4u_cmd, wait_http  # noqa: E402
+from cli.procs import free_port, k4u_cmd, wait_http
 
 TOKEN = "chaos-bench-token"
 SECRET = "whsec_" + base64.b64encode(os.urandom(24)).decode()  # fresh per run

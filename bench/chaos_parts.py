@@ -6,6 +6,7 @@ kills Celery worker processes (main and pool)."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import ctypes
 import hashlib
 import hmac
@@ -60,10 +61,8 @@ def kill_group(pid: int) -> None:
     try:
         os.killpg(pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
 
 # -- /proc --------------------------------------------------------------------------------------
@@ -222,7 +221,7 @@ class Receiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("content-length") or 0))
                 status = receiver.answer(self.path, dict(self.headers.items()), body)
                 self.send_response(status)

@@ -42,12 +42,12 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from stack import ProcSampler, bench_stack, pg_database, private_redis  # noqa: E402
-from sustained import cpu_snapshot  # noqa: E402
+from stack import ProcSampler, bench_stack, pg_database, private_redis
+from sustained import cpu_snapshot
 
-from providers.registry import get_adapter  # noqa: E402
-from workers.services.schedule import poll_interval  # noqa: E402
-from workers.settings import Settings  # noqa: E402
+from providers.registry import get_adapter
+from workers.services.schedule import poll_interval
+from workers.settings import Settings
 
 BATCH_MAX = 10_000
 POLL_PATHS = {"midjourney": ("/mj/task/list-by-condition", "/fetch"), "suno": ("/suno/fetch",), "kling": ("/kling/v1/videos/text2video/",)}
@@ -88,7 +88,7 @@ def plan(args: argparse.Namespace) -> list[str]:
 
 def db_counts(conn: psycopg.Connection) -> tuple[Counter[str], dict[str, tuple[int, int, list[float]]]]:
     """Jobs per status; per provider of running jobs: (count, sum of poll_count, ages in seconds)."""
-    status = Counter({s: n for s, n in conn.execute("SELECT status, count(*) FROM job GROUP BY status")})
+    status = Counter(dict(conn.execute("SELECT status, count(*) FROM job GROUP BY status")))
     running: dict[str, tuple[int, int, list[float]]] = {}
     for provider, n, polls in conn.execute("SELECT provider, count(*), coalesce(sum(poll_count), 0) FROM job "
                                            "WHERE status = 'running' GROUP BY provider"):
@@ -109,16 +109,21 @@ def allowed_rounds(provider: str, ages: list[float], window_s: float, settings: 
     return statistics.mean(window_s / poll_interval(age, expected, min_s, settings.poll_max_interval_s) for age in ages)
 
 
+def _is_poll(provider: str, marks: tuple[str, ...], method: str, path: str) -> bool:
+    """Whether a simulator route (method, path template) is one of this family's status queries."""
+    if provider == "kling":
+        return method == "GET" and path.startswith(marks[0])
+    if provider == "midjourney":
+        return path.startswith(marks[0]) or (method == "GET" and path.startswith("/mj") and path.endswith(marks[1]))
+    return provider == "suno" and path.startswith(marks[0])
+
+
 def relay_polls(requests: dict[str, int]) -> Counter[str]:
     out: Counter[str] = Counter()
     for key, n in requests.items():
         method, _, path = key.partition(" ")
         for provider, marks in POLL_PATHS.items():
-            if provider == "kling" and method == "GET" and path.startswith(marks[0]):
-                out[provider] += n
-            elif provider == "midjourney" and (path.startswith(marks[0]) or (method == "GET" and path.startswith("/mj") and path.endswith(marks[1]))):
-                out[provider] += n
-            elif provider == "suno" and path.startswith(marks[0]):
+            if _is_poll(provider, marks, method, path):
                 out[provider] += n
     return out
 

@@ -19,6 +19,7 @@ and DOWNLOADING, `expired_deadlines` (and the ORDER BY deadline_at form proposed
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import random
 import signal
@@ -33,20 +34,20 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from sqlalchemy import event, select, text  # noqa: E402
-from sqlalchemy.engine import Engine  # noqa: E402
-from sqlmodel import Session  # noqa: E402
-from stack import percentile, pg_database  # noqa: E402
+from sqlalchemy import event, select, text
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+from stack import percentile, pg_database
 
-from models.status import JobStatus  # noqa: E402
-from models.tables import Job, utcnow  # noqa: E402
-from providers.registry import ADAPTERS  # noqa: E402
-from workers import deliveries, jobs  # noqa: E402
-from workers.db import get_engine, migrate  # noqa: E402
-from workers.dispatch import RecordingDispatcher  # noqa: E402
-from workers.services import sweep  # noqa: E402
-from workers.services.download import fail_expired_downloads  # noqa: E402
-from workers.settings import Settings  # noqa: E402
+from models.status import JobStatus
+from models.tables import Job, utcnow
+from providers.registry import ADAPTERS
+from workers import deliveries, jobs
+from workers.db import get_engine, migrate
+from workers.dispatch import RecordingDispatcher
+from workers.services import sweep
+from workers.services.download import fail_expired_downloads
+from workers.settings import Settings
 
 MIX = (("kling", "text2video", 0.6), ("midjourney", "imagine", 0.2), ("suno", "music", 0.2))
 JOB_COLS = ("id", "provider", "operation", "status", "version", "progress", "provider_task_id", "input", "metadata",
@@ -263,10 +264,8 @@ def main() -> int:
                           f"  | {plan_summary(plan)}")
                     if args.plans == "all" or (args.plans == "last" and level == levels[-1]):
                         print("\n".join(f"      {ln}" for ln in plan))
-                try:  # peak RSS from here on: the ticks' own (the load above is not the tick's)
+                with contextlib.suppress(OSError):  # peak RSS from here on: the ticks' own (the load above is not the tick's)
                     Path("/proc/self/clear_refs").write_text("5")
-                except OSError:
-                    pass
                 rss_before = _rss_mib()[0]
                 ms, counts = time_ticks(engine, settings, now, args.ticks)
                 summary.setdefault("whole tick()", {})[level] = f"p50 {statistics.median(ms):.1f} / p99 {percentile(ms, 0.99):.1f} ms"

@@ -27,7 +27,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from stack import TERMINAL, bench_stack, list_jobs  # noqa: E402
+from stack import TERMINAL, bench_stack, list_jobs
 
 FAMILIES = {"midjourney": "mj", "suno": "suno"}
 

@@ -31,10 +31,10 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from stack import percentile, pg_database, private_redis, spawn_child  # noqa: E402
-from sustained import print_profile, sql_counts  # noqa: E402
+from stack import percentile, pg_database, private_redis, spawn_child
+from sustained import print_profile, sql_counts
 
-from cli.procs import free_port, k4u_cmd, wait_http  # noqa: E402
+from cli.procs import free_port, k4u_cmd, wait_http
 
 BENCH = Path(__file__).resolve().parent
 

@@ -27,7 +27,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from stack import ACTIVE, TERMINAL, bench_stack, list_jobs, ts  # noqa: E402
+from stack import ACTIVE, TERMINAL, bench_stack, list_jobs, ts
 
 
 def parse_args() -> argparse.Namespace:
@@ -132,7 +132,7 @@ def run(args: argparse.Namespace, api_url: str, sim_url: str, batch_id: str) -> 
         wall = max(finished) - t0
         print(f"wall: first submit -> last job terminal: {wall:.2f} s")
         print(f"throughput: {len(finished) / wall:.2f} jobs/s end to end")
-        p95 = lat[min(len(lat) - 1, int(round(0.95 * (len(lat) - 1))))]
+        p95 = lat[min(len(lat) - 1, round(0.95 * (len(lat) - 1)))]
         print(f"latency p50/p95/max (created_at -> finished_at): {statistics.median(lat):.2f}/{p95:.2f}/{lat[-1]:.2f} s")
     print(f"succeeded/failed: {succeeded}/{failed}" + (f" (not terminal after {args.timeout:g} s: {n - len(jobs)} {stuck})" if stuck else ""))
     for j in [j for j in jobs if j["status"] != "succeeded"][:10]:

@@ -4,6 +4,7 @@ every child cleanly on Ctrl-C / SIGTERM, and whose children die with it however 
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import signal
@@ -170,10 +171,8 @@ def _signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:
     try:
         os.killpg(proc.pid, sig)
     except (ProcessLookupError, PermissionError):
-        try:
+        with contextlib.suppress(ProcessLookupError):
             proc.send_signal(sig)
-        except ProcessLookupError:
-            pass
 
 
 def wait_http(url: str, timeout_s: float = 30.0, proc: subprocess.Popen[bytes] | None = None) -> None:

@@ -490,4 +490,4 @@ def parse_progress(raw: object) -> int | None:
         return None
     if isinstance(raw, float) and 0 < value <= 1 and not isinstance(raw, bool):
         value *= 100
-    return max(0, min(100, int(round(value))))
+    return max(0, min(100, round(value)))

@@ -177,7 +177,7 @@ class SimState:
         return self.config.clock() + self.time_offset
 
     def wall_ms(self, mono: float) -> int:
-        return int(round((self._epoch + mono) * 1000))
+        return round((self._epoch + mono) * 1000)
 
     def wall_s(self, mono: float) -> int:
         return int(self._epoch + mono)

@@ -301,7 +301,7 @@ def _openai_remix(sim: Simulator) -> Endpoint:
             return oai_error(f"video {parent.id} is not completed and cannot be remixed", 400)
         if v.plan_of(prompt, v.OPENAI).reject:
             return oai_error("prompt rejected by the safety system", 400)
-        params = {k: val for k, val in parent.params.items()} | {"remix_prompt": prompt}
+        params = dict(parent.params.items()) | {"remix_prompt": prompt}
         task = _openai_task(sim, request, parent.model, parent.family, prompt, params, remixed_from=parent.id)
         late = await sim.after_accept(oai_guard_error)
         return late or JSONResponse(views.openai_object(task, sim.state, now, _base(sim, task)))

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 import pytest
@@ -128,11 +128,11 @@ def sim(clock: FakeClock) -> Iterator[Sim]:
 
 
 def make_settings(db_url: str, sim_url: str, tmp_path: Path, **extra: Any) -> Settings:
-    values: dict[str, Any] = dict(
-        database_url=db_url, base_url=sim_url, api_key=SIM_KEY, storage_url=f"file://{tmp_path}/objects",
-        allow_private_urls=True, webhook_secret="whsec_" + "ZfUyTg5gSBswdDJt94lKEl5sQYBWuo7n", lease_s=60.0,
-        poll_expected_s=5.0, poll_min_interval_s=1.0, data_dir=str(tmp_path),
-    )
+    values: dict[str, Any] = {
+        "database_url": db_url, "base_url": sim_url, "api_key": SIM_KEY, "storage_url": f"file://{tmp_path}/objects",
+        "allow_private_urls": True, "webhook_secret": "whsec_" + "ZfUyTg5gSBswdDJt94lKEl5sQYBWuo7n", "lease_s": 60.0,
+        "poll_expected_s": 5.0, "poll_min_interval_s": 1.0, "data_dir": str(tmp_path),
+    }
     values.update(extra)
     return Settings(**values)
 
@@ -140,7 +140,7 @@ def make_settings(db_url: str, sim_url: str, tmp_path: Path, **extra: Any) -> Se
 class Driver:
     """Runs what the engine enqueues, synchronously, in order: Celery without the broker."""
 
-    HANDLERS: dict[str, Callable[..., Any]] = {
+    HANDLERS: ClassVar[dict[str, Callable[..., Any]]] = {
         dispatch.SUBMIT: submit_job, dispatch.POLL: poll_jobs, dispatch.DOWNLOAD: store_outputs,
         dispatch.NOTIFY: deliver_notification, dispatch.CANCEL: cancel_at_provider,
     }

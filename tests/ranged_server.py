@@ -69,7 +69,7 @@ def _handler(srv: RangedServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             seen = Seen(self.path, self.headers.get("authorization"), self.headers.get("range"), self.headers.get("if-range"))
             with srv.lock:
                 srv.seen.append(seen)

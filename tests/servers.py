@@ -61,7 +61,7 @@ def webhook_receiver() -> Iterator[Receiver]:
     rec = Receiver(url="")
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("content-length", 0)))
             rec.received.append(Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body))
             code = rec.script.pop(0) if rec.script else 200
@@ -91,7 +91,7 @@ def result_server(status: int = 200, content_type: str = "video/mp4", body: byte
     state: dict[str, Any] = {"gets": 0}
 
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             state["gets"] += 1
             if before_reply is not None:
                 before_reply(self.path)

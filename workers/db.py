@@ -89,7 +89,7 @@ def _ping_when_idle(engine: Engine) -> None:
             finally:
                 cur.close()
             dbapi_conn.rollback()
-        except Exception as exc:  # noqa: BLE001 - any failure means this connection is unusable
+        except Exception as exc:
             raise DisconnectionError(f"stale pooled connection ({type(exc).__name__})") from None
 
 

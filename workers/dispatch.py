@@ -68,7 +68,7 @@ class CeleryDispatcher:
         try:
             with self._app.connection_or_acquire() as conn:
                 return int(conn.default_channel.queue_declare(queue=QUEUES[task], passive=False).message_count)
-        except Exception as exc:  # noqa: BLE001 - unknown: the tick claims as if the queue were empty
+        except Exception as exc:
             log.warning("could not read the backlog of queue %s (%s)", QUEUES[task], type(exc).__name__)
             return None
 
@@ -159,7 +159,7 @@ class GatheringDispatcher:
             failed = unsent(self.inner, [(SUBMIT, args) for args in items], {SUBMIT: size})
             if failed:
                 self._on_failed(failed)
-        except Exception as exc:  # noqa: BLE001 - the thread must go on; the jobs are due after K4U_LEASE_S anyway
+        except Exception as exc:
             log.error("could not send %d gathered submit(s) (%s); the sweep will pick them up", len(items), type(exc).__name__)
 
 
@@ -253,7 +253,7 @@ def _send_message(dispatcher: Dispatcher, task: str, items: Sequence[tuple[Any, 
             dispatcher.send_many(task, items, priority)
         else:
             _send_one(dispatcher, task, items[0], priority)
-    except Exception as exc:  # noqa: BLE001 - the committed change stands; the sweep carries it out
+    except Exception as exc:
         log.warning("could not enqueue %s (%s); the sweep will pick it up", task, type(exc).__name__)
         return items
     return ()

@@ -98,10 +98,13 @@ class KeySet:
         check_url(self.source, allow_private=self._allow_private, resolve=False)
         transport = self._transport or (None if self._allow_private else GuardedTransport())
         headers = {"accept-encoding": ", ".join(ENCODINGS)}
-        with httpx.Client(transport=transport, timeout=5.0, follow_redirects=False, headers=headers) as client, CallDeadline(5.0) as cut:
-            with client.stream("GET", self.source, extensions=cut.extensions) as r:
-                r.raise_for_status()
-                return _decoded(r, MAX_JWKS_BYTES)
+        with (
+            httpx.Client(transport=transport, timeout=5.0, follow_redirects=False, headers=headers) as client,
+            CallDeadline(5.0) as cut,
+            client.stream("GET", self.source, extensions=cut.extensions) as r,
+        ):
+            r.raise_for_status()
+            return _decoded(r, MAX_JWKS_BYTES)
 
 
 def _decoded(r: httpx.Response, limit: int) -> bytes:

@@ -9,6 +9,7 @@ the caller then sees an httpx.TransportError and `expired` tells why. No HTTP lo
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
@@ -73,10 +74,8 @@ class CallDeadline:
 
 
 def _shutdown(sock: socket.socket) -> None:
-    try:
+    with contextlib.suppress(OSError):  # already closed by its owner
         sock.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass  # already closed by its owner
 
 
 def read_capped(response: httpx.Response, limit: int) -> int:

@@ -48,7 +48,7 @@ def run_each(steps: Iterable[Callable[[], Outcome]]) -> list[Outcome]:
     for step in steps:
         try:
             outcomes.append(step())
-        except Exception as exc:  # noqa: BLE001 - raised after the other jobs of the message
+        except Exception as exc:
             error = error or exc
             outcomes.append(Outcome.FAILED)
     if error is not None:

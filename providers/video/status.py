@@ -150,10 +150,8 @@ def read_status(data: Any, *, content_path: str | None) -> ProviderStatus:
         result["metadata"] = meta
     error: str | None = None
     if state is State.SUCCEEDED or (state is State.QUEUED and raw_status in (None, "") and url):
-        if url is None and content_path is None:
-            state = State.RUNNING  # unified: success is keyed on the URL; it comes with a later answer
-        else:
-            state = State.SUCCEEDED
+        # unified: success is keyed on the URL; without one it comes with a later answer
+        state = State.RUNNING if url is None and content_path is None else State.SUCCEEDED
     elif state in (State.FAILED, State.CANCELLED):
         error = failure_reason(d) or f"the relay reported {str(raw_status)[:60]!r}"
     outputs = []

@@ -4,6 +4,7 @@ n8n started on loopback in its own process group so that it and its children die
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -111,7 +112,7 @@ class N8n:
     def start(self) -> None:
         ready_line = "Editor is now accessible"
         starts = self.log.read_text().count(ready_line) if self.log.exists() else 0
-        log = self.log.open("ab")  # noqa: SIM115 - closed with the process
+        log = self.log.open("ab")
         self.proc = subprocess.Popen([str(self.binary), "start"], cwd=self.folder, env=self.env(), stdout=log,
                                      stderr=subprocess.STDOUT, start_new_session=True)
         try:
@@ -134,8 +135,6 @@ class N8n:
                 os.killpg(self.proc.pid, sig)
             except ProcessLookupError:
                 break
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                pass
         self.proc = None

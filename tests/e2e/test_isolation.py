@@ -3,6 +3,7 @@ receivers that trickle one byte a second and 10 slow CDN downloads do not slow o
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
@@ -66,10 +67,8 @@ class Tarpit:
         self._server.close()
         with self._lock:
             for conn in self._conns:
-                try:
+                with contextlib.suppress(OSError):
                     conn.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
 
 
 def _seconds(job: dict[str, Any]) -> float:

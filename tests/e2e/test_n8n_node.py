@@ -9,6 +9,7 @@ Slow the first time (npm install of n8n, several minutes); the cache makes later
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 import uuid
@@ -72,7 +73,7 @@ def workflow(report_url: str) -> dict[str, Any]:
          "id": str(uuid.uuid4()), "name": "Report", "type": "n8n-nodes-base.httpRequest", "typeVersion": 4.2, "position": [660, 0]},
     ]
     chain = ["Webhook", "Split Out", "Key4U Jobs", "Report"]
-    connections = {a: {"main": [[{"node": b, "type": "main", "index": 0}]]} for a, b in zip(chain, chain[1:], strict=False)}
+    connections = {a: {"main": [[{"node": b, "type": "main", "index": 0}]]} for a, b in itertools.pairwise(chain)}
     return {"id": WORKFLOW_ID, "name": "Key4U Jobs e2e", "nodes": nodes, "connections": connections, "active": False,
             "settings": {"executionOrder": "v1"}}
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -147,7 +148,7 @@ def test_dev_bundles_redis_and_stops_cleanly_on_sigterm(tmp_path, e2e_db: str) -
         assert proc.wait(30) == 0
         with pytest.raises(httpx.ConnectError):
             httpx.get(f"http://127.0.0.1:{port}/healthz")
-        alive = [pid for pid in children if os.path.exists(f"/proc/{pid}") and "zombie" not in open(f"/proc/{pid}/status").read()]
+        alive = [pid for pid in children if os.path.exists(f"/proc/{pid}") and "zombie" not in Path(f"/proc/{pid}/status").read_text()]
         assert alive == []
     finally:
         if proc.poll() is None:

@@ -271,7 +271,7 @@ def test_the_tick_submits_the_jobs_and_sends_batch_completed_once(engine_factory
                 break
         assert [d.job(j.id).status for j in jobs] == ["succeeded", "failed"]
         d.run_for(5)
-        notes = [r for r in hook.received]
+        notes = list(hook.received)
         assert len(notes) == 2, [n.body for n in notes]  # the failed attempt, then its retry: one notification
         first, second = notes
         assert first.body == second.body and first.headers["webhook-id"] == second.headers["webhook-id"] == f"msg_{batch.id}_completed"

@@ -252,7 +252,7 @@ def trickle_server(chunks: int = 100, every_s: float = 0.2) -> Iterator[str]:
     import time as _time
 
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             self.send_response(200)
             self.send_header("content-type", "video/mp4")
             self.send_header("content-length", str(chunks * 1024))

@@ -8,6 +8,7 @@ raises as if the process died); a relay that never takes the job (502 before pro
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from typing import Any
 
@@ -81,10 +82,8 @@ def new_job(d: Driver, provider: str, prompt: str) -> str:
     inp = {k: v.format(p=prompt) for k, v in template.items()}
     job, created = create_job(d.rt, JobCreate(provider=provider, operation=operation, input=inp))
     assert created
-    try:
+    with contextlib.suppress(WorkerDied):
         d.drain()
-    except WorkerDied:
-        pass
     return job.id
 
 

@@ -138,6 +138,6 @@ def test_without_private_urls_a_callback_host_resolving_to_loopback_is_refused_a
         d.run_for(1)
         if d.job(job.id).status == "succeeded":
             break
-    delivery, tries = attempts(d, job.id)
+    _delivery, tries = attempts(d, job.id)
     assert tries and tries[0].status_code is None and "non-public" in (tries[0].error or "")
     assert asked and set(asked) == {"hooks.rebind.example"}

@@ -105,7 +105,7 @@ def test_the_transport_connects_to_the_address_it_checked_and_keeps_the_host_nam
     seen: list[str] = []
 
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             seen.append(self.headers["host"])
             self.send_response(200)
             self.send_header("content-length", "2")

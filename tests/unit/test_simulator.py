@@ -379,7 +379,7 @@ async def test_media_urls_are_downloadable(make: Factory, clock: FakeClock) -> N
 
 
 async def test_media_big_expired_and_slow(make: Factory) -> None:
-    client, sim = make()
+    client, _sim = make()
     n = 200_000
     r = await client.get(f"/_sim/media/big/{n}.bin")
     assert r.status_code == 200 and len(r.content) == n and r.headers["content-length"] == str(n)
@@ -455,14 +455,13 @@ async def test_callbacks_disabled_and_delivery_failure(make: Factory, clock: Fak
 async def test_callback_background_loop(clock: FakeClock) -> None:
     received, transport = callback_recorder()
     app = create_app(SimConfig(clock=clock.monotonic, callback_transport=transport, callback_interval_s=0.02))
-    async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE) as client:
-            body = {"prompt": "a", "callback_url": "http://hook.test/cb"}
-            assert (await client.post(T2V, json=body, headers=AUTH)).status_code == 200
-            clock.advance(10)
-            deadline = time.monotonic() + 3
-            while len(received) < 2 and time.monotonic() < deadline:
-                await asyncio.sleep(0.02)
+    async with app.router.lifespan_context(app), httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE) as client:
+        body = {"prompt": "a", "callback_url": "http://hook.test/cb"}
+        assert (await client.post(T2V, json=body, headers=AUTH)).status_code == 200
+        clock.advance(10)
+        deadline = time.monotonic() + 3
+        while len(received) < 2 and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
     assert [c["task_status"] for c in received] == ["processing", "succeed"]
 
 

@@ -70,9 +70,8 @@ def _validate(rt: Runtime, body: BatchCreate) -> list[Draft]:
         if job.batch_id is not None:
             raise IntakeInvalid(("jobs", i, "batch_id"), "is set by the batch; leave it out")
         items.append(intake.draft(job, rt.settings, at=("jobs", i), urls=urls))
-        if job.idempotency_key is not None:
-            if (first := keys.setdefault(job.idempotency_key, i)) != i:
-                raise IntakeInvalid(("jobs", i, "idempotency_key"), f"repeats the idempotency_key of jobs.{first}")
+        if job.idempotency_key is not None and (first := keys.setdefault(job.idempotency_key, i)) != i:
+            raise IntakeInvalid(("jobs", i, "idempotency_key"), f"repeats the idempotency_key of jobs.{first}")
     intake.check_stored(rt, items)
     return items
 
