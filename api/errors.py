@@ -53,8 +53,11 @@ class SafeJSONResponse(JSONResponse):
 
 
 def _detail(err: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {"loc": [p if isinstance(p, int) else str(p) for p in err.get("loc", ())],
-                           "msg": str(err.get("msg", "")), "type": str(err.get("type", "value_error"))}
+    out: dict[str, Any] = {
+        "loc": [p if isinstance(p, int) else str(p) for p in err.get("loc", ())],
+        "msg": str(err.get("msg", "")),
+        "type": str(err.get("type", "value_error")),
+    }
     ctx = err.get("ctx")
     if isinstance(ctx, dict):
         out["ctx"] = {str(k): v if isinstance(v, int | str) else str(v) for k, v in ctx.items()}
@@ -83,8 +86,7 @@ def install(app: FastAPI) -> None:
         if not exc.connection_invalidated and not _is_connection_error(exc):
             return await _unexpected(_, exc)
         log.error("database unavailable while answering a request (%s)", type(exc.orig).__name__)
-        return SafeJSONResponse(status_code=503, content={"detail": "database unavailable; retry later", "code": "unavailable"},
-                                headers={"Retry-After": "5"})
+        return SafeJSONResponse(status_code=503, content={"detail": "database unavailable; retry later", "code": "unavailable"}, headers={"Retry-After": "5"})
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:

@@ -38,8 +38,7 @@ _TOKEN = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]', re.DOTALL)
 def body_caps(settings: Settings) -> dict[str, int]:
     """Per-path-prefix caps (longest prefix wins); every other path gets K4U_MAX_BODY_BYTES.
     A route that needs its own cap (e.g. a batch submit) adds its prefix here."""
-    return {"/v1/jobs": settings.max_body_bytes, WEBHOOKS: settings.max_body_bytes,
-            "/v1/batches": settings.max_batch_body_bytes}
+    return {"/v1/jobs": settings.max_body_bytes, WEBHOOKS: settings.max_body_bytes, "/v1/batches": settings.max_batch_body_bytes}
 
 
 # The setting behind a prefix's own cap, named in its 413 (every other cap is K4U_MAX_BODY_BYTES).
@@ -101,8 +100,9 @@ def _field_name(key: bytes | None) -> str:
 
 
 class BodyLimits:
-    def __init__(self, app: ASGIApp, *, default_cap: int, caps: Mapping[str, int] | None = None,
-                 sizes: SizeLimits | None = None, max_depth: int = MAX_JSON_DEPTH) -> None:
+    def __init__(
+        self, app: ASGIApp, *, default_cap: int, caps: Mapping[str, int] | None = None, sizes: SizeLimits | None = None, max_depth: int = MAX_JSON_DEPTH
+    ) -> None:
         self.app = app
         self.default_cap = default_cap
         self.caps = sorted((caps or {}).items(), key=lambda kv: -len(kv[0]))
@@ -146,11 +146,16 @@ class BodyLimits:
         if text.lstrip()[:1] in (b"{", b"["):
             field = too_deep(text, self.max_depth)
             if field is not None:
-                await answer(send, 422, {"detail": [{"loc": ["body", field], "type": "value_error",
-                                                      "msg": f"JSON nested deeper than {self.max_depth} levels"}]})
+                await answer(
+                    send, 422, {"detail": [{"loc": ["body", field], "type": "value_error", "msg": f"JSON nested deeper than {self.max_depth} levels"}]}
+                )
                 return
-        if body and scope.get("method") in _CHANGES_STATE and not scope.get("path", "").startswith(WEBHOOKS) \
-                and not is_json(Headers(scope=scope).get("content-type", "")):
+        if (
+            body
+            and scope.get("method") in _CHANGES_STATE
+            and not scope.get("path", "").startswith(WEBHOOKS)
+            and not is_json(Headers(scope=scope).get("content-type", ""))
+        ):
             await answer(send, 415, {"detail": "the request body must be JSON, sent with Content-Type: application/json"})
             return
 

@@ -31,8 +31,7 @@ log = logging.getLogger("k4u.api")
 def gathering(rt: Runtime) -> GatheringDispatcher:
     """The runtime's dispatcher with the POSTs' submits gathered (several to a message under load),
     those the broker refuses made due at once."""
-    return GatheringDispatcher(rt.dispatcher, workers=rt.settings.worker_concurrency,
-                               on_failed=lambda items: mark_due(rt, [job_id for job_id, _ in items]))
+    return GatheringDispatcher(rt.dispatcher, workers=rt.settings.worker_concurrency, on_failed=lambda items: mark_due(rt, [job_id for job_id, _ in items]))
 
 
 def create_app(settings: Settings | None = None, *, runtime: Runtime | None = None, dispatcher: Dispatcher | None = None) -> FastAPI:
@@ -54,8 +53,9 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
 
     # /docs and /redoc with Swagger UI and ReDoc from the package (under /static-offline-docs), not a
     # CDN: a script from elsewhere on this origin could read the token the gallery keeps here.
-    app = FastAPIOffline(title="Key4U Jobs", version="0.1.0", lifespan=lifespan,
-                         description="Durable jobs for the Key4U relay: POST a job, get an id and a status_url at once.")
+    app = FastAPIOffline(
+        title="Key4U Jobs", version="0.1.0", lifespan=lifespan, description="Durable jobs for the Key4U relay: POST a job, get an id and a status_url at once."
+    )
     app.state.runtime = runtime
     app.state.redis = redis_lib.Redis.from_url(settings.redis_url, socket_timeout=2) if settings.redis_url else None
     registry = CollectorRegistry()
@@ -67,8 +67,9 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     registry.register(JobsCollector(counts, RelayMetrics(app.state.redis) if app.state.redis else None))
     app.state.registry = registry
     errors.install(app)
-    app.add_middleware(BodyLimits, default_cap=settings.max_body_bytes, caps=body_caps(settings),
-                       sizes=SizeLimits(settings.max_input_bytes, settings.max_metadata_bytes))
+    app.add_middleware(
+        BodyLimits, default_cap=settings.max_body_bytes, caps=body_caps(settings), sizes=SizeLimits(settings.max_input_bytes, settings.max_metadata_bytes)
+    )
     if not settings.tokens and not settings.allow_open_api:
         app.add_middleware(LoopbackOnly)  # outermost: a request from elsewhere is refused before its body is read
     logs.install()
@@ -76,6 +77,8 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         app.include_router(r)
     ui.install(app)
     if not settings.tokens:
-        log.warning("K4U_API_TOKENS is not set: the API accepts requests without a token%s",
-                    "" if settings.allow_open_api else " (from loopback clients under a loopback Host name only)")
+        log.warning(
+            "K4U_API_TOKENS is not set: the API accepts requests without a token%s",
+            "" if settings.allow_open_api else " (from loopback clients under a loopback Host name only)",
+        )
     return app

@@ -55,11 +55,23 @@ class LoopbackOnly:
             client = scope.get("client")
             host = Headers(scope=scope).get("host")
             if client is None or not is_loopback(client[0]):
-                await answer(send, 403, {"detail": "this API has no K4U_API_TOKENS, so it serves loopback clients only "
-                                                   "(set K4U_API_TOKENS, or K4U_ALLOW_OPEN_API behind a gateway that authenticates)"})
+                await answer(
+                    send,
+                    403,
+                    {
+                        "detail": "this API has no K4U_API_TOKENS, so it serves loopback clients only "
+                        "(set K4U_API_TOKENS, or K4U_ALLOW_OPEN_API behind a gateway that authenticates)"
+                    },
+                )
                 return
             if host is not None and not trusted_host(host):
-                await answer(send, 403, {"detail": "this API has no K4U_API_TOKENS, so it answers only under a loopback Host name "
-                                                   "(localhost, 127.0.0.1, [::1]); set K4U_API_TOKENS to serve it under another"})
+                await answer(
+                    send,
+                    403,
+                    {
+                        "detail": "this API has no K4U_API_TOKENS, so it answers only under a loopback Host name "
+                        "(localhost, 127.0.0.1, [::1]); set K4U_API_TOKENS to serve it under another"
+                    },
+                )
                 return
         await self.app(scope, receive, send)

@@ -17,7 +17,8 @@ from providers.registry import ADAPTERS
 WAIT_MAX_S = 50.0
 
 _ERROR = {
-    "type": "object", "nullable": True,
+    "type": "object",
+    "nullable": True,
     "description": "Why the call did not succeed; null when ok is true.",
     "properties": {
         "code": {"type": "string", "description": "invalid_request, unauthorized, not_found, idempotency_conflict or unavailable"},
@@ -29,7 +30,8 @@ _ERROR = {
 }
 
 _JOB = {
-    "type": "object", "nullable": True,
+    "type": "object",
+    "nullable": True,
     "description": "The job; null when ok is false.",
     "properties": {
         "job_id": {"type": "string", "description": "Pass this to get_job_status or wait_for_job."},
@@ -48,21 +50,39 @@ _JOB = {
         "created_at": {"type": "string", "format": "date-time"},
         "finished_at": {"type": "string", "format": "date-time", "nullable": True},
     },
-    "required": ["job_id", "provider", "operation", "status", "done", "progress", "result_url", "result_urls", "result_kinds",
-                 "result_sha256", "error_code", "error_message", "status_url", "created_at", "finished_at"],
+    "required": [
+        "job_id",
+        "provider",
+        "operation",
+        "status",
+        "done",
+        "progress",
+        "result_url",
+        "result_urls",
+        "result_kinds",
+        "result_sha256",
+        "error_code",
+        "error_message",
+        "status_url",
+        "created_at",
+        "finished_at",
+    ],
 }
 
 _RESULT = {
     "description": "Always HTTP 200: read ok, then job or error.",
-    "content": {"application/json": {"schema": {
-        "type": "object",
-        "properties": {"ok": {"type": "boolean", "description": "True when the call did what was asked."}, "job": _JOB, "error": _ERROR},
-        "required": ["ok", "job", "error"],
-    }}},
+    "content": {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "properties": {"ok": {"type": "boolean", "description": "True when the call did what was asked."}, "job": _JOB, "error": _ERROR},
+                "required": ["ok", "job", "error"],
+            }
+        }
+    },
 }
 
-_JOB_ID = {"name": "job_id", "in": "query", "required": True, "schema": {"type": "string"},
-           "description": "The job_id that submit_generation_job returned."}
+_JOB_ID = {"name": "job_id", "in": "query", "required": True, "schema": {"type": "string"}, "description": "The job_id that submit_generation_job returned."}
 
 
 def _providers() -> str:
@@ -84,51 +104,73 @@ def tools_document(server_url: str) -> dict[str, Any]:
             "title": "Key4U Jobs tools",
             "version": "1.0.0",
             "description": "Start AI generation jobs (video, image, music) on the Key4U relay and get their stored results. "
-                           "A generation takes from seconds to many minutes: submit once, then wait or check status with the job_id.",
+            "A generation takes from seconds to many minutes: submit once, then wait or check status with the job_id.",
         },
         "servers": [{"url": server_url}],
-        "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
-                                                      "description": "The Key4U Jobs API token (K4U_API_TOKENS)."}}},
+        "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "description": "The Key4U Jobs API token (K4U_API_TOKENS)."}}},
         "security": [{"bearer": []}],
         "paths": {
-            "/v1/tools/submit": {"post": {
-                "operationId": "submit_generation_job",
-                "summary": "Start a generation job",
-                "description": f"Start one AI generation (e.g. provider {example.name}, operation {next(iter(example.operations))}, "
-                               "input {\"prompt\": \"...\"}). "
-                               "Returns at once with a job_id; the result is not ready yet. Call wait_for_job next. "
-                               "Call this once per wanted result: every call starts a new paid job unless idempotency_key repeats.",
-                "requestBody": {"required": True, "content": {"application/json": {"schema": {
-                    "type": "object",
-                    "properties": {
-                        "provider": {"type": "string", "description": f"{_providers()}."},
-                        "operation": {"type": "string", "description": f"e.g. {_first_operations()}; omit for the provider's first."},
-                        "input": {"type": "string", "description": "The generation's parameters as a JSON object in a string, "
-                                                                   "e.g. {\"prompt\": \"a red fox in snow\"}. An object is accepted too."},
-                        "idempotency_key": {"type": "string", "description": "Optional: the same key never starts a second job."},
-                        "callback_url": {"type": "string", "description": "Optional: where to POST the finished job."},
+            "/v1/tools/submit": {
+                "post": {
+                    "operationId": "submit_generation_job",
+                    "summary": "Start a generation job",
+                    "description": f"Start one AI generation (e.g. provider {example.name}, operation {next(iter(example.operations))}, "
+                    'input {"prompt": "..."}). '
+                    "Returns at once with a job_id; the result is not ready yet. Call wait_for_job next. "
+                    "Call this once per wanted result: every call starts a new paid job unless idempotency_key repeats.",
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "properties": {
+                                        "provider": {"type": "string", "description": f"{_providers()}."},
+                                        "operation": {"type": "string", "description": f"e.g. {_first_operations()}; omit for the provider's first."},
+                                        "input": {
+                                            "type": "string",
+                                            "description": "The generation's parameters as a JSON object in a string, "
+                                            'e.g. {"prompt": "a red fox in snow"}. An object is accepted too.',
+                                        },
+                                        "idempotency_key": {"type": "string", "description": "Optional: the same key never starts a second job."},
+                                        "callback_url": {"type": "string", "description": "Optional: where to POST the finished job."},
+                                    },
+                                    "required": ["provider", "input"],
+                                }
+                            }
+                        },
                     },
-                    "required": ["provider", "input"],
-                }}}},
-                "responses": {"200": _RESULT},
-            }},
-            "/v1/tools/status": {"get": {
-                "operationId": "get_job_status",
-                "summary": "Look at a job now",
-                "description": "The job's current status and, once done, its result URLs. Answers at once.",
-                "parameters": [_JOB_ID],
-                "responses": {"200": _RESULT},
-            }},
-            "/v1/tools/wait": {"get": {
-                "operationId": "wait_for_job",
-                "summary": "Wait for a job to finish (up to 50 s)",
-                "description": "Holds the call until the job is done or `seconds` pass (at most 50), then returns the job. "
-                               "If job.done is false, call wait_for_job again with the same job_id.",
-                "parameters": [_JOB_ID, {"name": "seconds", "in": "query", "required": False,
-                                         "schema": {"type": "integer", "minimum": 0, "maximum": int(WAIT_MAX_S), "default": int(WAIT_MAX_S)},
-                                         "description": "Longest wait in seconds, 0-50."}],
-                "responses": {"200": _RESULT},
-            }},
+                    "responses": {"200": _RESULT},
+                }
+            },
+            "/v1/tools/status": {
+                "get": {
+                    "operationId": "get_job_status",
+                    "summary": "Look at a job now",
+                    "description": "The job's current status and, once done, its result URLs. Answers at once.",
+                    "parameters": [_JOB_ID],
+                    "responses": {"200": _RESULT},
+                }
+            },
+            "/v1/tools/wait": {
+                "get": {
+                    "operationId": "wait_for_job",
+                    "summary": "Wait for a job to finish (up to 50 s)",
+                    "description": "Holds the call until the job is done or `seconds` pass (at most 50), then returns the job. "
+                    "If job.done is false, call wait_for_job again with the same job_id.",
+                    "parameters": [
+                        _JOB_ID,
+                        {
+                            "name": "seconds",
+                            "in": "query",
+                            "required": False,
+                            "schema": {"type": "integer", "minimum": 0, "maximum": int(WAIT_MAX_S), "default": int(WAIT_MAX_S)},
+                            "description": "Longest wait in seconds, 0-50.",
+                        },
+                    ],
+                    "responses": {"200": _RESULT},
+                }
+            },
         },
     }
 

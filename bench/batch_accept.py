@@ -46,8 +46,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--items", type=int, default=10_000, help="jobs per batch (default 10000)")
     p.add_argument("--runs", type=int, default=3, help="batches posted per database, each on a fresh database (default 3)")
     p.add_argument("--only", choices=["sqlite", "postgres"], help="one database only")
-    p.add_argument("--pg-admin-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres",
-                   help="where to create the throw-away PostgreSQL database")
+    p.add_argument("--pg-admin-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres", help="where to create the throw-away PostgreSQL database")
     return p.parse_args()
 
 
@@ -79,9 +78,17 @@ def sqlite_database() -> Iterator[str]:
 
 def body(n: int) -> bytes:
     tag = secrets.token_hex(4)
-    jobs = [{"provider": "kling", "operation": "text2video", "input": {"prompt": f"a red fox in snow, take {i}", "duration": "5"},
-             "idempotency_key": f"bench-{tag}-{i}", "metadata": {"row": i}, "callback_url": f"http://127.0.0.1:9/hook/{i}"}
-            for i in range(n)]
+    jobs = [
+        {
+            "provider": "kling",
+            "operation": "text2video",
+            "input": {"prompt": f"a red fox in snow, take {i}", "duration": "5"},
+            "idempotency_key": f"bench-{tag}-{i}",
+            "metadata": {"row": i},
+            "callback_url": f"http://127.0.0.1:9/hook/{i}",
+        }
+        for i in range(n)
+    ]
     return json.dumps({"jobs": jobs, "callback_url": "http://127.0.0.1:9/batch", "metadata": {"bench": tag}}).encode()
 
 
@@ -106,12 +113,14 @@ def main() -> int:
     for kind in kinds:
         figures = []
         for _ in range(args.runs):
-            with (sqlite_database() if kind == "sqlite" else pg_database(args.pg_admin_url.replace("+psycopg", ""), label="batch")) as url:
+            with sqlite_database() if kind == "sqlite" else pg_database(args.pg_admin_url.replace("+psycopg", ""), label="batch") as url:
                 figures.append(one_run(url, args.items))
         runs = ", ".join(f"{s:.2f}" for s, _ in figures)
         cpu = statistics.median(c for _, c in figures)
-        print(f"{kind}: median {statistics.median(s for s, _ in figures):.2f} s to accept {args.items} jobs "
-              f"(runs: {runs}; median CPU of this process {cpu:.2f} s; load average {os.getloadavg()[0]:.1f})")
+        print(
+            f"{kind}: median {statistics.median(s for s, _ in figures):.2f} s to accept {args.items} jobs "
+            f"(runs: {runs}; median CPU of this process {cpu:.2f} s; load average {os.getloadavg()[0]:.1f})"
+        )
     return 0
 
 

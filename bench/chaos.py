@@ -56,10 +56,12 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--error-5xx-rate", type=float, default=0.10, help="relay requests answered 5xx, not processed")
     p.add_argument("--rate-limit-rate", type=float, default=0.05, help="relay requests answered 429")
     p.add_argument("--retry-after", default="86400", help="the Retry-After of those 429s (default a day; honoured up to 10 min)")
-    p.add_argument("--long-task-id-rate", type=float, default=0.02,
-                   help="creates whose task (made and paid) gets a 300-character id: its job fails invalid_relay_answer")
-    p.add_argument("--job-deadline-s", type=float, default=180.0,
-                   help="K4U_JOB_DEADLINE_S: short, so that jobs a 429 sent away are collected in the stretch before it")
+    p.add_argument(
+        "--long-task-id-rate", type=float, default=0.02, help="creates whose task (made and paid) gets a 300-character id: its job fails invalid_relay_answer"
+    )
+    p.add_argument(
+        "--job-deadline-s", type=float, default=180.0, help="K4U_JOB_DEADLINE_S: short, so that jobs a 429 sent away are collected in the stretch before it"
+    )
     p.add_argument("--accept-502-rate", type=float, default=0.10, help="creates processed, then answered 502")
     p.add_argument("--media-cut-rate", type=float, default=0.20, help="media downloads cut mid-stream")
     p.add_argument("--notify-fail-rate", type=float, default=0.05, help="jobs whose first notification gets 500/409/404")
@@ -67,8 +69,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--kill-every", type=float, default=5.0, help="seconds between worker SIGKILLs (0 = none)")
     p.add_argument("--redis-restarts", type=int, default=2)
     p.add_argument("--redis-down-s", type=float, default=2.0, help="how long Redis stays down per restart")
-    p.add_argument("--no-revive", dest="revive", action="store_false",
-                   help="end the run when k4u dev exits (default: start it again, as a process manager would)")
+    p.add_argument(
+        "--no-revive", dest="revive", action="store_false", help="end the run when k4u dev exits (default: start it again, as a process manager would)"
+    )
     p.add_argument("--settle", type=float, default=90.0, help="seconds to wait for notifications after the last job")
     p.add_argument("--pg-admin-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
     p.add_argument("--keep", action="store_true", help="keep the temp dir (logs, stored files)")
@@ -86,8 +89,7 @@ def job_body(i: int, batch_id: str, hook: str) -> dict[str, Any]:
         provider, op, inp = "midjourney", "imagine", {"prompt": f"{marker} a lighthouse at dawn"}
     else:
         provider, op, inp = "suno", "music", {"gpt_description_prompt": f"{marker} lofi beat for rain"}
-    return {"provider": provider, "operation": op, "input": inp, "batch_id": batch_id,
-            "callback_url": f"{hook}/hook/{marker}", "idempotency_key": marker}
+    return {"provider": provider, "operation": op, "input": inp, "batch_id": batch_id, "callback_url": f"{hook}/hook/{marker}", "idempotency_key": marker}
 
 
 def create_jobs(client: httpx.Client, n: int, batch_id: str, hook: str, halt: threading.Event) -> dict[int, str]:
@@ -181,16 +183,17 @@ class Chaos:
             self.redis.restart(self.args.redis_down_s)
 
 
-def watch_jobs(args: argparse.Namespace, client: httpx.Client, batch_id: str, chaos: Chaos, n: int, t0: float,
-               creating: Future[dict[int, str]]) -> float:
+def watch_jobs(args: argparse.Namespace, client: httpx.Client, batch_id: str, chaos: Chaos, n: int, t0: float, creating: Future[dict[int, str]]) -> float:
     """Run the chaos (from the first create on) until every job is terminal or the timeout
     passes; an exited `k4u dev` is started again (or ends the run with --no-revive). Returns the
     wall time."""
     deadline, last_count, finished = time.monotonic() + args.timeout, 0.0, 0
     while time.monotonic() < deadline:
         if chaos.dev.exited():
-            chaos.log.append(f"t+{time.time() - t0:.0f}s: k4u dev exited with {chaos.dev.proc.returncode} "
-                             f"({finished}/{n} jobs terminal)" + ("; started again" if args.revive else ""))
+            chaos.log.append(
+                f"t+{time.time() - t0:.0f}s: k4u dev exited with {chaos.dev.proc.returncode} "
+                f"({finished}/{n} jobs terminal)" + ("; started again" if args.revive else "")
+            )
             print(chaos.log[-1], flush=True)
             if not args.revive:
                 break
@@ -240,28 +243,50 @@ def run(args: argparse.Namespace, tmp: Path, cleanup: list[Any]) -> Figures:
     sim_port, api_port = free_port(), free_port()
     sim_url, api_url = f"http://127.0.0.1:{sim_port}", f"http://127.0.0.1:{api_port}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("K4U_")} | {
-        "K4U_BASE_URL": sim_url, "K4U_API_KEY": "sk-chaos", "K4U_ALLOW_PRIVATE_URLS": "true",
-        "K4U_DATABASE_URL": db.url, "K4U_REDIS_URL": redis.url, "K4U_PUBLIC_URL": api_url,
-        "K4U_STORAGE_URL": f"file://{tmp}/objects", "K4U_DATA_DIR": str(tmp / "data"),
-        "K4U_API_TOKENS": TOKEN, "K4U_WEBHOOK_SECRET": SECRET,
-        "K4U_POLL_EXPECTED_S": "3", "K4U_POLL_MIN_INTERVAL_S": "1", "K4U_POLL_MAX_INTERVAL_S": "5",
-        "K4U_BEAT_INTERVAL_S": "1", "K4U_NOTIFY_BACKOFF_S": "1", "K4U_LEASE_S": "20",
+        "K4U_BASE_URL": sim_url,
+        "K4U_API_KEY": "sk-chaos",
+        "K4U_ALLOW_PRIVATE_URLS": "true",
+        "K4U_DATABASE_URL": db.url,
+        "K4U_REDIS_URL": redis.url,
+        "K4U_PUBLIC_URL": api_url,
+        "K4U_STORAGE_URL": f"file://{tmp}/objects",
+        "K4U_DATA_DIR": str(tmp / "data"),
+        "K4U_API_TOKENS": TOKEN,
+        "K4U_WEBHOOK_SECRET": SECRET,
+        "K4U_POLL_EXPECTED_S": "3",
+        "K4U_POLL_MIN_INTERVAL_S": "1",
+        "K4U_POLL_MAX_INTERVAL_S": "5",
+        "K4U_BEAT_INTERVAL_S": "1",
+        "K4U_NOTIFY_BACKOFF_S": "1",
+        "K4U_LEASE_S": "20",
         "K4U_JOB_DEADLINE_S": str(args.job_deadline_s),
     }
     sim = spawn(k4u_cmd("simulator", "--port", str(sim_port)), tmp / "simulator.log", env, ROOT)
     cleanup.append(("simulator", lambda: stop(sim)))
     wait_http(f"{sim_url}/_sim/health", 30, sim)
-    httpx.post(f"{sim_url}/_sim/config", timeout=10, json={
-        "queue_s": 0.5, "run_s": args.run_s, "callback_duplicates": args.callback_duplicates, "callback_reorder": True,
-        "suno_notify_enabled": True, "fault_seed": args.seed, "error_5xx_rate": args.error_5xx_rate,
-        "rate_limit_rate": args.rate_limit_rate, "retry_after": args.retry_after, "accept_502_rate": args.accept_502_rate,
-        "long_task_id_rate": args.long_task_id_rate, "media_cut_rate": args.media_cut_rate}).raise_for_status()
+    httpx.post(
+        f"{sim_url}/_sim/config",
+        timeout=10,
+        json={
+            "queue_s": 0.5,
+            "run_s": args.run_s,
+            "callback_duplicates": args.callback_duplicates,
+            "callback_reorder": True,
+            "suno_notify_enabled": True,
+            "fault_seed": args.seed,
+            "error_5xx_rate": args.error_5xx_rate,
+            "rate_limit_rate": args.rate_limit_rate,
+            "retry_after": args.retry_after,
+            "accept_502_rate": args.accept_502_rate,
+            "long_task_id_rate": args.long_task_id_rate,
+            "media_cut_rate": args.media_cut_rate,
+        },
+    ).raise_for_status()
     holder: list[Dev] = []
     cleanup.append(("k4u dev", lambda: holder and holder[0].stop()))
     dev_cmd = k4u_cmd("dev", "--port", str(api_port), "--concurrency", str(args.concurrency))
     holder.append(dev := Dev(dev_cmd, env, tmp / "dev.log", api_url))
-    print(f"stack up: db {db.name}, redis {redis.url}, simulator {sim_url}, api {api_url}, receiver {receiver.url}, "
-          f"data {tmp}", flush=True)
+    print(f"stack up: db {db.name}, redis {redis.url}, simulator {sim_url}, api {api_url}, receiver {receiver.url}, data {tmp}", flush=True)
 
     batch_id = f"chaos-{uuid.uuid4().hex[:10]}"
     chaos = Chaos(args, dev, redis)
@@ -272,8 +297,7 @@ def run(args: argparse.Namespace, tmp: Path, cleanup: list[Any]) -> Figures:
         stop_creating = threading.Event()
         with ThreadPoolExecutor(1) as creator:
             creating = creator.submit(create_jobs, client, args.jobs, batch_id, receiver.url, stop_creating)
-            creating.add_done_callback(lambda fut: fut.exception() or print(
-                f"created {len(fut.result())} jobs in {time.time() - t0:.1f} s", flush=True))
+            creating.add_done_callback(lambda fut: fut.exception() or print(f"created {len(fut.result())} jobs in {time.time() - t0:.1f} s", flush=True))
             try:
                 wall = watch_jobs(args, client, batch_id, chaos, args.jobs, t0, creating)
             finally:
@@ -284,10 +308,24 @@ def run(args: argparse.Namespace, tmp: Path, cleanup: list[Any]) -> Figures:
         jobs = all_jobs(client, batch_id)
         histories = {j["id"]: client.get(f"/v1/jobs/{j['id']}/events").json() for j in slowest(jobs, 3)}
     sim_get = lambda path: httpx.get(f"{sim_url}{path}", timeout=30).raise_for_status().json()  # noqa: E731
-    return Figures(args=args, ids=ids, jobs=jobs, wall_s=wall, paid=sim_get("/_sim/paid")["paid"],
-                   stats=sim_get("/_sim/stats"), media_sha=sim_get("/_sim/media-sha256"), receiver=receiver,
-                   objects=tmp / "objects", dev_restarts=dev.restarts, kills=chaos.kills, kill_misses=chaos.no_target, redis_restarts=redis.restarts,
-                   chaos_log=chaos.log, dev_log=tmp / "dev.log", histories=histories)
+    return Figures(
+        args=args,
+        ids=ids,
+        jobs=jobs,
+        wall_s=wall,
+        paid=sim_get("/_sim/paid")["paid"],
+        stats=sim_get("/_sim/stats"),
+        media_sha=sim_get("/_sim/media-sha256"),
+        receiver=receiver,
+        objects=tmp / "objects",
+        dev_restarts=dev.restarts,
+        kills=chaos.kills,
+        kill_misses=chaos.no_target,
+        redis_restarts=redis.restarts,
+        chaos_log=chaos.log,
+        dev_log=tmp / "dev.log",
+        histories=histories,
+    )
 
 
 def slowest(jobs: list[dict[str, Any]], k: int) -> list[dict[str, Any]]:

@@ -28,8 +28,7 @@ PR_SET_PDEATHSIG = 1
 MARKER = re.compile(r"chaos-(\d{6})")
 
 
-def spawn(cmd: list[str], log: Path, env: dict[str, str] | None = None, cwd: Path | None = None,
-          death_signal: int = signal.SIGKILL) -> subprocess.Popen[bytes]:
+def spawn(cmd: list[str], log: Path, env: dict[str, str] | None = None, cwd: Path | None = None, death_signal: int = signal.SIGKILL) -> subprocess.Popen[bytes]:
     """Start a child in its own session that gets `death_signal` when the bench dies (Linux
     PR_SET_PDEATHSIG; call from the main thread: the signal fires when the forking thread ends)."""
     parent = os.getpid()
@@ -41,8 +40,7 @@ def spawn(cmd: list[str], log: Path, env: dict[str, str] | None = None, cwd: Pat
             os._exit(1)
 
     with open(log, "ab") as out:
-        return subprocess.Popen(cmd, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True, preexec_fn=die_with_parent)
+        return subprocess.Popen(cmd, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=die_with_parent)
 
 
 def stop(proc: subprocess.Popen[bytes] | None, timeout_s: float = 20.0) -> None:
@@ -166,8 +164,7 @@ class RedisServer:
     def start(self) -> None:
         import redis
 
-        cmd = [str(self.binary), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-               "--appendonly", "no", "--dir", str(self.workdir)]
+        cmd = [str(self.binary), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(self.workdir)]
         self.proc = spawn(cmd, self.workdir / "redis.log")
         deadline = time.monotonic() + 15
         while True:
@@ -258,8 +255,17 @@ class Receiver:
                     status = self._rng.choice((500, 409, 404))
                     self.failed_first[index] = status
             low = {k.lower(): v for k, v in headers.items()}
-            self.deliveries.append(Delivery(index, str((payload.get("data") or {}).get("id", "")), str(payload.get("type", "")),
-                                            low.get("webhook-id", ""), status, self._signed(headers, body), time.time()))
+            self.deliveries.append(
+                Delivery(
+                    index,
+                    str((payload.get("data") or {}).get("id", "")),
+                    str(payload.get("type", "")),
+                    low.get("webhook-id", ""),
+                    status,
+                    self._signed(headers, body),
+                    time.time(),
+                )
+            )
         return status
 
     def close(self) -> None:

@@ -96,8 +96,7 @@ def paid_figures(f: Figures) -> tuple[dict[str, list[int]], int, list[str], Coun
         if rows and job["status"] == "failed":
             paid_failed[(job.get("error") or {}).get("code") or "?"] += 1
         if len(rows) > 1:
-            doubles.append(f"  chaos-{index:06d} {job['provider']} {job['status']}: "
-                           + ", ".join(f"{r['task_id']} (answered {r['answered']})" for r in rows))
+            doubles.append(f"  chaos-{index:06d} {job['provider']} {job['status']}: " + ", ".join(f"{r['task_id']} (answered {r['answered']})" for r in rows))
     return per_family, unattributed, doubles, paid_failed
 
 
@@ -116,8 +115,15 @@ def notify_figures(f: Figures) -> dict[str, Any]:
     not_acked = [j["id"] for j in terminal if not ids[(j["id"], f"job.{j['status']}")] & acked]
     expected = {(j["id"], f"job.{j['status']}") for j in terminal}
     other_events = sum(1 for key in ids if key not in expected)
-    return {"distinct": distinct, "not_acked": not_acked, "other_events": other_events, "deliveries": len(f.receiver.deliveries),
-            "bad_signature": bad_sig, "redelivered": acked_again, "failed_first": Counter(f.receiver.failed_first.values())}
+    return {
+        "distinct": distinct,
+        "not_acked": not_acked,
+        "other_events": other_events,
+        "deliveries": len(f.receiver.deliveries),
+        "bad_signature": bad_sig,
+        "redelivered": acked_again,
+        "failed_first": Counter(f.receiver.failed_first.values()),
+    }
 
 
 def _log_counts(path: Path | None) -> str:
@@ -134,14 +140,17 @@ def print_report(f: Figures) -> bool:
     by_status = Counter(j["status"] for j in f.jobs)
     terminal = sum(by_status[s] for s in ("succeeded", "failed", "cancelled"))
     print(f"\n=== chaos: {n} jobs (seed {a.seed}), wall time {f.wall_s:.0f} s ===")
-    print(f"faults: relay 5xx {a.error_5xx_rate:.0%}, 429 {a.rate_limit_rate:.0%} (Retry-After: {a.retry_after}), "
-          f"processed-then-502 {a.accept_502_rate:.0%}, 300-character task ids {a.long_task_id_rate:.0%}, "
-          f"media cut {a.media_cut_rate:.0%}, callbacks x{1 + a.callback_duplicates} reordered, job deadline {a.job_deadline_s:.0f} s, "
-          f"first notification refused for {a.notify_fail_rate:.0%} of jobs")
-    print(f"fired by the simulator: {f.stats.get('faults_fired')}; relay callbacks sent {f.stats.get('callbacks_sent')} "
-          f"(failed {f.stats.get('callbacks_failed')}); media downloads {f.stats.get('media_downloads')}")
-    print(f"worker processes SIGKILLed (main and pool): {f.kills} (ticks with none to kill: {f.kill_misses}); "
-          f"Redis restarts: {f.redis_restarts}")
+    print(
+        f"faults: relay 5xx {a.error_5xx_rate:.0%}, 429 {a.rate_limit_rate:.0%} (Retry-After: {a.retry_after}), "
+        f"processed-then-502 {a.accept_502_rate:.0%}, 300-character task ids {a.long_task_id_rate:.0%}, "
+        f"media cut {a.media_cut_rate:.0%}, callbacks x{1 + a.callback_duplicates} reordered, job deadline {a.job_deadline_s:.0f} s, "
+        f"first notification refused for {a.notify_fail_rate:.0%} of jobs"
+    )
+    print(
+        f"fired by the simulator: {f.stats.get('faults_fired')}; relay callbacks sent {f.stats.get('callbacks_sent')} "
+        f"(failed {f.stats.get('callbacks_failed')}); media downloads {f.stats.get('media_downloads')}"
+    )
+    print(f"worker processes SIGKILLed (main and pool): {f.kills} (ticks with none to kill: {f.kill_misses}); Redis restarts: {f.redis_restarts}")
     if f.dev_restarts:
         print(f"k4u dev EXITED during the run and was started again {f.dev_restarts} time(s) (see the log lines below)")
     for line in f.chaos_log:
@@ -155,8 +164,10 @@ def print_report(f: Figures) -> bool:
     lat = sorted((ts(j["finished_at"]) - ts(j["created_at"]), j["id"], j["provider"]) for j in f.jobs if j.get("finished_at"))
     if lat:
         p = lambda q: lat[min(len(lat) - 1, int(q * (len(lat) - 1)))][0]  # noqa: E731
-        print(f"job latency (created -> finished) p50 {p(0.5):.0f} s, p95 {p(0.95):.0f} s, max {lat[-1][0]:.0f} s; slowest: "
-              + ", ".join(f"{jid} ({prov}, {t:.0f} s)" for t, jid, prov in lat[-3:][::-1]))
+        print(
+            f"job latency (created -> finished) p50 {p(0.5):.0f} s, p95 {p(0.95):.0f} s, max {lat[-1][0]:.0f} s; slowest: "
+            + ", ".join(f"{jid} ({prov}, {t:.0f} s)" for t, jid, prov in lat[-3:][::-1])
+        )
     missing = n - len(f.jobs)
     print(f"terminal: {terminal}/{n} = {terminal / n:.1%}" + (f" ({missing} jobs not found)" if missing else ""))
     codes = Counter((j["provider"], (j.get("error") or {}).get("code")) for j in f.jobs if j["status"] == "failed")
@@ -169,9 +180,11 @@ def print_report(f: Figures) -> bool:
 
     sha = sha_figures(f)
     mismatches = sha["reported_mismatch"] + sha["stored_mismatch"] + sha["stored_missing"] + sha["succeeded_without_assets"]
-    print(f"\nsha256: {sha['assets']} assets of succeeded jobs; reported sha256 != simulator bytes: {sha['reported_mismatch']}; "
-          f"stored file != reported sha256: {sha['stored_mismatch']}; stored file missing: {sha['stored_missing']}; "
-          f"succeeded without assets: {sha['succeeded_without_assets']}")
+    print(
+        f"\nsha256: {sha['assets']} assets of succeeded jobs; reported sha256 != simulator bytes: {sha['reported_mismatch']}; "
+        f"stored file != reported sha256: {sha['stored_mismatch']}; stored file missing: {sha['stored_missing']}; "
+        f"succeeded without assets: {sha['succeeded_without_assets']}"
+    )
 
     per_family, unattributed, doubles, paid_failed = paid_figures(f)
     print("\npaid relay tasks per job (histogram, tasks:jobs)")
@@ -180,8 +193,10 @@ def print_report(f: Figures) -> bool:
     answered = Counter(str(r["answered"]) for r in f.paid)
     print(f"  paid tasks: {len(f.paid)} (create answered: {dict(answered)}); not attributable to a job: {unattributed}")
     lost = sum(n for code, n in paid_failed.items() if code not in SAYS_CHARGED)
-    print(f"  failed jobs whose relay task was paid (and ran), by error code: {sum(paid_failed.values())} {dict(paid_failed)}; "
-          f"lost paid results (failed with a code that does not say so): {lost}")
+    print(
+        f"  failed jobs whose relay task was paid (and ran), by error code: {sum(paid_failed.values())} {dict(paid_failed)}; "
+        f"lost paid results (failed with a code that does not say so): {lost}"
+    )
     for line in doubles[:10]:
         print(line)
 
@@ -189,15 +204,16 @@ def print_report(f: Figures) -> bool:
     print("\ndistinct notifications (webhook-id) per job and event (histogram, ids:jobs)")
     for fam in FAMILIES:
         print(f"  {fam:<12}{_hist(notes['distinct'][fam])}")
-    print(f"  deliveries {notes['deliveries']}; first delivery refused {dict(notes['failed_first'])}; "
-          f"re-deliveries of an acknowledged webhook-id {notes['redelivered']}; bad signatures {notes['bad_signature']}; "
-          f"events that do not match the job's final status {notes['other_events']}; terminal jobs never acknowledged "
-          f"{len(notes['not_acked'])}" + (f" (e.g. {notes['not_acked'][:3]})" if notes["not_acked"] else ""))
+    print(
+        f"  deliveries {notes['deliveries']}; first delivery refused {dict(notes['failed_first'])}; "
+        f"re-deliveries of an acknowledged webhook-id {notes['redelivered']}; bad signatures {notes['bad_signature']}; "
+        f"events that do not match the job's final status {notes['other_events']}; terminal jobs never acknowledged "
+        f"{len(notes['not_acked'])}" + (f" (e.g. {notes['not_acked'][:3]})" if notes["not_acked"] else "")
+    )
     print(f"\nk4u dev log: {_log_counts(f.dev_log)}")
     for job_id, events in f.histories.items():
         start = ts(events[0]["at"]) if events else 0.0
-        print(f"history of slow job {job_id}: " + "; ".join(
-            f"+{ts(e['at']) - start:.0f}s {e['from']}->{e['to']} ({(e['reason'] or '')[:80]})" for e in events))
+        print(f"history of slow job {job_id}: " + "; ".join(f"+{ts(e['at']) - start:.0f}s {e['from']}->{e['to']} ({(e['reason'] or '')[:80]})" for e in events))
 
     once = all(v == 1 for fam in FAMILIES for v in notes["distinct"][fam]) and not notes["not_acked"] and not notes["other_events"]
     double_paid = sum(1 for fam in FAMILIES for v in per_family[fam] if v > 1)
@@ -206,8 +222,11 @@ def print_report(f: Figures) -> bool:
         ("0 sha256 mismatches", mismatches == 0, str(mismatches)),
         ("0 jobs with more than one paid relay task", double_paid == 0, str(double_paid)),
         ("0 paid results lost (failed without saying it was charged)", lost == 0, str(lost)),
-        ("every job notified once per event (webhook-id), acknowledged", once,
-         f"{sum(1 for fam in FAMILIES for v in notes['distinct'][fam] if v != 1)} jobs off"),
+        (
+            "every job notified once per event (webhook-id), acknowledged",
+            once,
+            f"{sum(1 for fam in FAMILIES for v in notes['distinct'][fam] if v != 1)} jobs off",
+        ),
     ]
     print(f"\n{'target':<62}{'met':>5}  value")
     for name, met, value in targets:

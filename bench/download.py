@@ -72,6 +72,7 @@ def parse_args() -> argparse.Namespace:
 
 # -- the child: one download through the worker's code --------------------------------------------
 
+
 def _status_kib(field: str) -> int:
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith(field + ":"):
@@ -93,9 +94,17 @@ def child(args: argparse.Namespace) -> int:
     migrate(db)
     storage = f"file://{work}/objects" if args.child == "local" else "s3://k4u-bench/media"
     # lease_s long enough that the heartbeat (a DB update every lease_s/3) is never due: there is no job row
-    settings = Settings(database_url=db, base_url=args.url.split("/_sim/")[0], api_key="sk-bench", storage_url=storage,
-                        s3_endpoint_url=args.endpoint, allow_private_urls=True, download_max_bytes=2**40,
-                        download_timeout_s=3600, lease_s=3600 * 3)
+    settings = Settings(
+        database_url=db,
+        base_url=args.url.split("/_sim/")[0],
+        api_key="sk-bench",
+        storage_url=storage,
+        s3_endpoint_url=args.endpoint,
+        allow_private_urls=True,
+        download_max_bytes=2**40,
+        download_timeout_s=3600,
+        lease_s=3600 * 3,
+    )
     rt = build_runtime(settings, RecordingDispatcher())
     store, seen = rt.store, []
 
@@ -125,13 +134,25 @@ def child(args: argparse.Namespace) -> int:
     obj = seen[-1]
     store.delete(obj.key)
     rt.close()
-    print(json.dumps({"seconds": seconds, "size": obj.size, "sha256": obj.sha256, "rss_before_kib": before,
-                      "hwm_kib": hwm, "hwm_reset": reset, "puts": len(seen),
-                      "cpu_s": (cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)}))
+    print(
+        json.dumps(
+            {
+                "seconds": seconds,
+                "size": obj.size,
+                "sha256": obj.sha256,
+                "rss_before_kib": before,
+                "hwm_kib": hwm,
+                "hwm_reset": reset,
+                "puts": len(seen),
+                "cpu_s": (cpu1.user - cpu0.user) + (cpu1.system - cpu0.system),
+            }
+        )
+    )
     return 0
 
 
 # -- the parent ---------------------------------------------------------------------------------------
+
 
 @contextmanager
 def servers(tmp: Path, with_s3: bool) -> Iterator[tuple[str, str | None]]:
@@ -141,14 +162,21 @@ def servers(tmp: Path, with_s3: bool) -> Iterator[tuple[str, str | None]]:
     sim_port = free_port()
     try:
         with open(tmp / "simulator.log", "ab") as log:
-            sim = subprocess.Popen(k4u_cmd("simulator", "--port", str(sim_port)), env=env, cwd=ROOT, stdout=log,
-                                   stderr=subprocess.STDOUT, start_new_session=True)
+            sim = subprocess.Popen(
+                k4u_cmd("simulator", "--port", str(sim_port)), env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
             sup.adopt("simulator", sim)
             endpoint = None
             if with_s3:
                 s3_port = free_port()
-                moto = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(s3_port)], env=env,
-                                        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                moto = subprocess.Popen(
+                    [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(s3_port)],
+                    env=env,
+                    cwd=ROOT,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
                 sup.adopt("moto", moto)
                 endpoint = f"http://127.0.0.1:{s3_port}"
         wait_http(f"http://127.0.0.1:{sim_port}/_sim/health", 30, sim)
@@ -160,8 +188,13 @@ def servers(tmp: Path, with_s3: bool) -> Iterator[tuple[str, str | None]]:
 
 
 def s3_env(tmp: Path) -> dict[str, str]:
-    return {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1",
-            "AWS_CONFIG_FILE": str(tmp / "none"), "AWS_SHARED_CREDENTIALS_FILE": str(tmp / "none")}
+    return {
+        "AWS_ACCESS_KEY_ID": "bench",
+        "AWS_SECRET_ACCESS_KEY": "bench",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_CONFIG_FILE": str(tmp / "none"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp / "none"),
+    }
 
 
 def run_curl(url: str, tmp: Path) -> dict[str, Any]:
@@ -181,8 +214,7 @@ def run_curl(url: str, tmp: Path) -> dict[str, Any]:
 def run_curl_hashing(url: str, tmp: Path) -> dict[str, Any]:
     out = tmp / "curl-tee.bin"
     t0 = time.perf_counter()
-    done = subprocess.run(f"curl -sS {shlex.quote(url)} | tee {shlex.quote(str(out))} | sha256sum", shell=True, check=True,
-                          capture_output=True, text=True)
+    done = subprocess.run(f"curl -sS {shlex.quote(url)} | tee {shlex.quote(str(out))} | sha256sum", shell=True, check=True, capture_output=True, text=True)
     seconds = time.perf_counter() - t0
     size = out.stat().st_size
     out.unlink()
@@ -223,9 +255,11 @@ def main() -> int:
         if endpoint:
             create_bucket(endpoint, tmp)
         ranged = httpx.get(url, headers={"range": "bytes=0-0"}, timeout=30).status_code == 206
-        variants: list[tuple[str, Any]] = [("curl", lambda: run_curl(url, tmp)),
-                                           ("curl | tee | sha256sum", lambda: run_curl_hashing(url, tmp)),
-                                           ("worker -> local", lambda: run_worker("local", url, tmp, None))]
+        variants: list[tuple[str, Any]] = [
+            ("curl", lambda: run_curl(url, tmp)),
+            ("curl | tee | sha256sum", lambda: run_curl_hashing(url, tmp)),
+            ("worker -> local", lambda: run_worker("local", url, tmp, None)),
+        ]
         if endpoint:
             variants.append(("worker -> S3 (moto)", lambda: run_worker("s3", url, tmp, endpoint)))
         if ranged and not args.no_cut:
@@ -238,8 +272,12 @@ def main() -> int:
                 good = r["sha256"] == want and r["size"] == args.size
                 ok &= good
                 growth = (r["hwm_kib"] - r["rss_before_kib"]) / 1024 if "hwm_kib" in r else None
-                print(f"run {i + 1}: {name:<28} {args.size / MB / r['seconds']:8.1f} MB/s"
-                      + (f"  RSS +{growth:.1f} MiB" if growth is not None else "") + ("" if good else "  SHA256 MISMATCH"), flush=True)
+                print(
+                    f"run {i + 1}: {name:<28} {args.size / MB / r['seconds']:8.1f} MB/s"
+                    + (f"  RSS +{growth:.1f} MiB" if growth is not None else "")
+                    + ("" if good else "  SHA256 MISMATCH"),
+                    flush=True,
+                )
     shutil.rmtree(tmp, ignore_errors=True)
     print(f"\nblob {args.size} bytes ({args.size / 1024**2:.0f} MiB) from the simulator on loopback; median of {args.repeat} run(s)")
     print(f"{'variant':<30}{'MB/s':>9}{'best MB/s':>11}{'x curl':>8}{'RSS growth MiB':>16}{'CPU s/GiB':>11}{'puts':>6}")
@@ -249,13 +287,18 @@ def main() -> int:
         growth = max((r["hwm_kib"] - r["rss_before_kib"]) / 1024 for r in rs) if "hwm_kib" in rs[0] else None
         puts = max(r.get("puts", 1) for r in rs)
         cpu = statistics.median(r["cpu_s"] for r in rs) / (args.size / 1024**3) if "cpu_s" in rs[0] else None
-        print(f"{name:<30}{med[name]:>9.1f}{best:>11.1f}{med[name] / med['curl']:>8.2f}"
-              + (f"{growth:>16.1f}" if growth is not None else f"{'-':>16}")
-              + (f"{cpu:>11.2f}" if cpu is not None else f"{'-':>11}") + f"{puts:>6}")
+        print(
+            f"{name:<30}{med[name]:>9.1f}{best:>11.1f}{med[name] / med['curl']:>8.2f}"
+            + (f"{growth:>16.1f}" if growth is not None else f"{'-':>16}")
+            + (f"{cpu:>11.2f}" if cpu is not None else f"{'-':>11}")
+            + f"{puts:>6}"
+        )
     local_ratio = med["worker -> local"] / med["curl"]
     growths = [(r["hwm_kib"] - r["rss_before_kib"]) / 1024 for rs in rows.values() for r in rs if "hwm_kib" in r]
-    print(f"target worker -> local >= 70% of curl: {local_ratio:.0%} {'met' if local_ratio >= 0.7 else 'MISSED'} "
-          f"({med['worker -> local'] / med['curl | tee | sha256sum']:.0%} of curl | tee | sha256sum)")
+    print(
+        f"target worker -> local >= 70% of curl: {local_ratio:.0%} {'met' if local_ratio >= 0.7 else 'MISSED'} "
+        f"({med['worker -> local'] / med['curl | tee | sha256sum']:.0%} of curl | tee | sha256sum)"
+    )
     print(f"target RSS growth < 100 MB: max {max(growths):.1f} MiB {'met' if max(growths) * 1024**2 < 100 * MB else 'MISSED'}")
     print("sha256 of every stored object matches the simulator's bytes:", "yes" if ok else "NO")
     return 0 if ok else 1

@@ -60,8 +60,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--run-s", type=float, default=3600.0, help="how long each relay task runs (default 3600)")
     p.add_argument("--hold-s", type=float, default=600.0, help="seconds to watch once all are submitted (default 600)")
     p.add_argument("--window-s", type=float, default=60.0, help="seconds per reported window (default 60)")
-    p.add_argument("--ramp-timeout-s", type=float, default=3600.0, help="start the hold windows after this long even if "
-                   "jobs are still queued (default 3600)")
+    p.add_argument("--ramp-timeout-s", type=float, default=3600.0, help="start the hold windows after this long even if jobs are still queued (default 3600)")
     p.add_argument("--concurrency", type=int, default=4, help="engine worker processes (`k4u dev --concurrency`)")
     p.add_argument("--pg-admin-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
     return p.parse_args()
@@ -90,11 +89,15 @@ def db_counts(conn: psycopg.Connection) -> tuple[Counter[str], dict[str, tuple[i
     """Jobs per status; per provider of running jobs: (count, sum of poll_count, ages in seconds)."""
     status = Counter(dict(conn.execute("SELECT status, count(*) FROM job GROUP BY status")))
     running: dict[str, tuple[int, int, list[float]]] = {}
-    for provider, n, polls in conn.execute("SELECT provider, count(*), coalesce(sum(poll_count), 0) FROM job "
-                                           "WHERE status = 'running' GROUP BY provider"):
-        ages = [float(a) for (a,) in conn.execute(
-            "SELECT extract(epoch FROM now() - submitted_at) FROM job TABLESAMPLE SYSTEM (2) "
-            "WHERE status = 'running' AND provider = %s AND submitted_at IS NOT NULL", (provider,))]
+    for provider, n, polls in conn.execute("SELECT provider, count(*), coalesce(sum(poll_count), 0) FROM job WHERE status = 'running' GROUP BY provider"):
+        ages = [
+            float(a)
+            for (a,) in conn.execute(
+                "SELECT extract(epoch FROM now() - submitted_at) FROM job TABLESAMPLE SYSTEM (2) "
+                "WHERE status = 'running' AND provider = %s AND submitted_at IS NOT NULL",
+                (provider,),
+            )
+        ]
         running[provider] = (int(n), int(polls), ages)
     return status, running
 
@@ -145,11 +148,15 @@ def main() -> int:
         with pg_database(args.pg_admin_url, label="hold") as db_url, private_redis(tmp / "redis") as redis_url:
             env = {"K4U_DATABASE_URL": db_url, "K4U_REDIS_URL": redis_url}
             settings = Settings(database_url=db_url, redis_url=redis_url)  # the defaults k4u dev runs with
-            with bench_stack(env=env, sim_config={"queue_s": 1.0, "run_s": args.run_s}, concurrency=args.concurrency,
-                             label="hold") as stack, \
-                    psycopg.connect(db_url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as conn:
-                print(f"k4u dev defaults on PostgreSQL {db_url.rsplit('/', 1)[1]} + redis {redis_url}; "
-                      f"{Counter(providers)} jobs, relay tasks of {args.run_s:.0f} s", flush=True)
+            with (
+                bench_stack(env=env, sim_config={"queue_s": 1.0, "run_s": args.run_s}, concurrency=args.concurrency, label="hold") as stack,
+                psycopg.connect(db_url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as conn,
+            ):
+                print(
+                    f"k4u dev defaults on PostgreSQL {db_url.rsplit('/', 1)[1]} + redis {redis_url}; "
+                    f"{Counter(providers)} jobs, relay tasks of {args.run_s:.0f} s",
+                    flush=True,
+                )
                 client = httpx.Client(base_url=stack.api_url, timeout=120)
                 t0 = time.monotonic()
                 for start in range(0, len(providers), BATCH_MAX):
@@ -166,8 +173,10 @@ def main() -> int:
                     if status.get("queued", 0) + status.get("submitting", 0) == 0:
                         break
                     if time.monotonic() - t0 > args.ramp_timeout_s:
-                        print(f"not all submitted after --ramp-timeout-s {args.ramp_timeout_s:.0f}: holding what is there, "
-                              "the rest still queued (the engine submits as it goes)")
+                        print(
+                            f"not all submitted after --ramp-timeout-s {args.ramp_timeout_s:.0f}: holding what is there, "
+                            "the rest still queued (the engine submits as it goes)"
+                        )
                         break
                     time.sleep(15)
                 print(f"{status.get('running', 0)} running after {time.monotonic() - t0:.0f} s; holding {args.hold_s:.0f} s")
@@ -196,18 +205,22 @@ def main() -> int:
                     for provider, (n, poll_sum, ages) in sorted(running.items()):
                         rounds = (poll_sum - before_run.get(provider, (0, 0, []))[1]) / max(1, n)
                         allowed = allowed_rounds(provider, ages, args.window_s, settings)
-                        print(f"  {provider}: {n} running, median age {statistics.median(ages) if ages else 0:.0f} s; relay poll requests "
-                              f"{polls.get(provider, 0)} ({polls.get(provider, 0) / args.window_s:.1f}/s, "
-                              f"{polls.get(provider, 0) / max(1, n):.4f} per job); poll rounds per job {rounds:.2f}, "
-                              f"the schedule allows {allowed:.2f}")
+                        print(
+                            f"  {provider}: {n} running, median age {statistics.median(ages) if ages else 0:.0f} s; relay poll requests "
+                            f"{polls.get(provider, 0)} ({polls.get(provider, 0) / args.window_s:.1f}/s, "
+                            f"{polls.get(provider, 0) / max(1, n):.4f} per job); poll rounds per job {rounds:.2f}, "
+                            f"the schedule allows {allowed:.2f}"
+                        )
                     cpu = cpu_snapshot(stack.sampler.pid, markers)
                     per: Counter[str] = Counter()
                     for pid, (kind, c) in cpu.items():
                         per[kind] += c - before_cpu.get(pid, (kind, 0.0))[1]
                     rounds_all = sum(poll_sum - before_run.get(p, (0, 0, []))[1] for p, (_, poll_sum, _) in running.items())
                     total = sum(per.values())
-                    print(f"  CPU {total:.1f} s in the window ({total / args.window_s:.2f} cores), {1000 * total / max(1, rounds_all):.2f} ms per "
-                          f"poll round ({rounds_all} rounds): " + ", ".join(f"{k} {v:.1f}" for k, v in per.most_common() if v >= 0.05))
+                    print(
+                        f"  CPU {total:.1f} s in the window ({total / args.window_s:.2f} cores), {1000 * total / max(1, rounds_all):.2f} ms per "
+                        f"poll round ({rounds_all} rounds): " + ", ".join(f"{k} {v:.1f}" for k, v in per.most_common() if v >= 0.05)
+                    )
                     before_req, before_run, before_cpu = req, running, cpu
     except KeyboardInterrupt:
         print("interrupted: processes stopped, database dropped")

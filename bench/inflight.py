@@ -50,12 +50,32 @@ from workers.services.download import fail_expired_downloads
 from workers.settings import Settings
 
 MIX = (("kling", "text2video", 0.6), ("midjourney", "imagine", 0.2), ("suno", "music", 0.2))
-JOB_COLS = ("id", "provider", "operation", "status", "version", "progress", "provider_task_id", "input", "metadata",
-            "callback_token", "submit_state", "submit_attempts", "submit_resends", "attempt", "download_attempts",
-            "poll_count", "provider_cancel_attempts", "created_at", "updated_at", "submitted_at", "finished_at", "next_at",
-            "deadline_at")
-DELIVERY_COLS = ("id", "job_id", "event", "job_attempt", "url", "payload", "status", "version", "attempts", "next_at",
-                 "created_at", "delivered_at")
+JOB_COLS = (
+    "id",
+    "provider",
+    "operation",
+    "status",
+    "version",
+    "progress",
+    "provider_task_id",
+    "input",
+    "metadata",
+    "callback_token",
+    "submit_state",
+    "submit_attempts",
+    "submit_resends",
+    "attempt",
+    "download_attempts",
+    "poll_count",
+    "provider_cancel_attempts",
+    "created_at",
+    "updated_at",
+    "submitted_at",
+    "finished_at",
+    "next_at",
+    "deadline_at",
+)
+DELIVERY_COLS = ("id", "job_id", "event", "job_attempt", "url", "payload", "status", "version", "attempts", "next_at", "created_at", "delivered_at")
 
 
 def parse_args() -> argparse.Namespace:
@@ -90,17 +110,53 @@ def load(url: str, n_running: int, args: argparse.Namespace, now: datetime, rng:
                 # Deadlines are in the future for running jobs (nothing to expire: the query must
                 # prove it) and in the past for finished ones, as deadline_at is never cleared.
                 deadline = now + timedelta(seconds=rng.uniform(600, 7200)) if running else created + timedelta(seconds=3600)
-                cp.write_row((f"job_{i:012x}{rng.getrandbits(64):016x}", provider, op, "running" if running else "succeeded", 3,
-                              50 if running else 100, f"task-{i}", json.dumps({"prompt": f"bench {i}"}), "{}", f"tok{i}",
-                              "accepted", 1, 0, 1, 0 if running else 1, rng.randint(0, 60), 0, created, created, created,
-                              None if running else created + timedelta(seconds=300), next_at, deadline))
+                cp.write_row(
+                    (
+                        f"job_{i:012x}{rng.getrandbits(64):016x}",
+                        provider,
+                        op,
+                        "running" if running else "succeeded",
+                        3,
+                        50 if running else 100,
+                        f"task-{i}",
+                        json.dumps({"prompt": f"bench {i}"}),
+                        "{}",
+                        f"tok{i}",
+                        "accepted",
+                        1,
+                        0,
+                        1,
+                        0 if running else 1,
+                        rng.randint(0, 60),
+                        0,
+                        created,
+                        created,
+                        created,
+                        None if running else created + timedelta(seconds=300),
+                        next_at,
+                        deadline,
+                    )
+                )
         rows = conn.execute("SELECT id, created_at FROM job WHERE status = 'succeeded'").fetchall()
         with conn.cursor() as cur, cur.copy(f"COPY delivery ({', '.join(DELIVERY_COLS)}) FROM STDIN") as cp:
             for k, (job_id, created) in enumerate(rows):
                 pending = k < 20
-                cp.write_row((f"msg_{job_id}_succeeded", job_id, "job.succeeded", 1, "https://hooks.example/x", "{}",
-                              "pending" if pending else "delivered", 1, 1, now - timedelta(seconds=1) if pending else None,
-                              created, None if pending else created))
+                cp.write_row(
+                    (
+                        f"msg_{job_id}_succeeded",
+                        job_id,
+                        "job.succeeded",
+                        1,
+                        "https://hooks.example/x",
+                        "{}",
+                        "pending" if pending else "delivered",
+                        1,
+                        1,
+                        now - timedelta(seconds=1) if pending else None,
+                        created,
+                        None if pending else created,
+                    )
+                )
         conn.execute("VACUUM ANALYZE job")
         conn.execute("VACUUM ANALYZE delivery")
 
@@ -142,16 +198,27 @@ def queries(s: Settings, now: datetime, polled: list[str]) -> dict[str, Callable
     out["claim_due_deliveries"] = lambda ss: deliveries.claim_due(ss, now=now, lease_s=lease, limit=lim)
     later = [jobs.Reschedule(job_id, 60, now + timedelta(seconds=30)) for job_id in polled]
     out[f"reschedule_running {len(polled)}"] = lambda ss: jobs.reschedule_running(ss, later, now) or later
-    out[f"reschedule {len(polled)} executemany"] = lambda ss: ss.execute(jobs._RESCHEDULE, [  # the form before unnest(), to compare
-        {"b_id": r.job_id, "b_progress": r.progress, "b_next_at": r.next_at, "b_now": now} for r in later]) and later
+    out[f"reschedule {len(polled)} executemany"] = lambda ss: (
+        ss.execute(
+            jobs._RESCHEDULE,
+            [  # the form before unnest(), to compare
+                {"b_id": r.job_id, "b_progress": r.progress, "b_next_at": r.next_at, "b_now": now} for r in later
+            ],
+        )
+        and later
+    )
     return out
 
 
 def expired_by_deadline(session: Session, now: datetime, limit: int) -> Any:
     """The proposed form of `jobs.expired_deadlines`: the same filter, ordered by deadline_at, so
     PostgreSQL walks the partial index ix_job_deadline (migration 0005) and stops at `now`."""
-    return session.scalars(select(Job).where(Job.status.in_([s.value for s in sweep._DEADLINED]), Job.deadline_at <= now)  # type: ignore[attr-defined]
-                           .order_by(Job.deadline_at).limit(limit)).all()  # type: ignore[arg-type]
+    return session.scalars(
+        select(Job)
+        .where(Job.status.in_([s.value for s in sweep._DEADLINED]), Job.deadline_at <= now)  # type: ignore[attr-defined]
+        .order_by(Job.deadline_at)
+        .limit(limit)
+    ).all()  # type: ignore[arg-type]
 
 
 def time_queries(engine: Engine, cap: Capture, s: Settings, now: datetime, reps: int) -> dict[str, tuple[list[float], int, list[Any]]]:
@@ -238,8 +305,10 @@ def main() -> int:
     signal.signal(signal.SIGTERM, interrupted)
     rng = random.Random(args.seed)
     settings = Settings(_env_file=None, database_url="sqlite://")  # type: ignore[call-arg]
-    print(f"tick settings: poll_batch_limit {settings.poll_batch_limit}, lease {settings.lease_s:g} s, "
-          f"beat interval {settings.beat_interval_s:g} s (the `k4u dev` defaults)")
+    print(
+        f"tick settings: poll_batch_limit {settings.poll_batch_limit}, lease {settings.lease_s:g} s, "
+        f"beat interval {settings.beat_interval_s:g} s (the `k4u dev` defaults)"
+    )
     try:
         with pg_database(args.pg_admin_url, label="inflight") as url:
             migrate(url)
@@ -254,14 +323,15 @@ def main() -> int:
                 now = utcnow()
                 t0 = time.perf_counter()
                 load(url, level, args, now, rng)
-                print(f"\n== {level:,} running jobs ({args.due} due), {int(level * args.finished_ratio):,} finished: "
-                      f"loaded in {time.perf_counter() - t0:.1f} s ==")
+                print(
+                    f"\n== {level:,} running jobs ({args.due} due), {int(level * args.finished_ratio):,} finished: "
+                    f"loaded in {time.perf_counter() - t0:.1f} s =="
+                )
                 timed = time_queries(engine, cap, settings, now, args.reps)
                 for name, (ms, rows, statements) in timed.items():
                     plan = explain(engine, statements)
                     summary.setdefault(name, {})[level] = f"p50 {statistics.median(ms):.2f} / p99 {percentile(ms, 0.99):.2f} ms"
-                    print(f"{name:32s} rows {rows:5d}  p50 {statistics.median(ms):7.2f} ms  p99 {percentile(ms, 0.99):7.2f} ms"
-                          f"  | {plan_summary(plan)}")
+                    print(f"{name:32s} rows {rows:5d}  p50 {statistics.median(ms):7.2f} ms  p99 {percentile(ms, 0.99):7.2f} ms  | {plan_summary(plan)}")
                     if args.plans == "all" or (args.plans == "last" and level == levels[-1]):
                         print("\n".join(f"      {ln}" for ln in plan))
                 with contextlib.suppress(OSError):  # peak RSS from here on: the ticks' own (the load above is not the tick's)

@@ -26,9 +26,13 @@ app.conf.update(
     worker_hijack_root_logger=False,
 )
 if os.environ.get("NOOP_ENGINE_CONFIG") == "1":
-    app.conf.update(task_acks_late=True, worker_prefetch_multiplier=1, worker_send_task_events=True,
-                    task_send_sent_event=os.environ.get("K4U_CELERY_SENT_EVENTS", "false").lower() in ("1", "true", "yes", "on"),
-                    broker_transport_options={"visibility_timeout": 3600})
+    app.conf.update(
+        task_acks_late=True,
+        worker_prefetch_multiplier=1,
+        worker_send_task_events=True,
+        task_send_sent_event=os.environ.get("K4U_CELERY_SENT_EVENTS", "false").lower() in ("1", "true", "yes", "on"),
+        broker_transport_options={"visibility_timeout": 3600},
+    )
 _counter: list[redis.Redis] = []
 
 

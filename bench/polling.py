@@ -47,11 +47,15 @@ def body(provider: str, i: int, batch_id: str) -> dict[str, Any]:
 
 
 def run_mode(args: argparse.Namespace, batch: bool) -> dict[str, Any]:
-    env = {"K4U_BATCH_POLLING": "true" if batch else "false", "K4U_POLL_EXPECTED_S": "10", "K4U_POLL_MIN_INTERVAL_S": "2",
-           "K4U_BEAT_INTERVAL_S": "1", "K4U_POLL_BATCH_SIZE": "100"}
+    env = {
+        "K4U_BATCH_POLLING": "true" if batch else "false",
+        "K4U_POLL_EXPECTED_S": "10",
+        "K4U_POLL_MIN_INTERVAL_S": "2",
+        "K4U_BEAT_INTERVAL_S": "1",
+        "K4U_POLL_BATCH_SIZE": "100",
+    }
     batch_id = f"poll-{uuid.uuid4().hex[:10]}"
-    with bench_stack(env=env, sim_config={"queue_s": 2.0, "run_s": args.run_s}, concurrency=args.concurrency,
-                     label="polling") as stack:
+    with bench_stack(env=env, sim_config={"queue_s": 2.0, "run_s": args.run_s}, concurrency=args.concurrency, label="polling") as stack:
         in_flight = {"max": 0}
         stop = threading.Event()
 

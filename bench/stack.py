@@ -94,28 +94,42 @@ class BenchStack:
 
 
 @contextmanager
-def bench_stack(*, env: dict[str, str], sim_config: dict[str, object], concurrency: int, keep: bool = False,
-                label: str = "bench") -> Iterator[BenchStack]:
+def bench_stack(*, env: dict[str, str], sim_config: dict[str, object], concurrency: int, keep: bool = False, label: str = "bench") -> Iterator[BenchStack]:
     """Start the simulator and `k4u dev`; on exit stop them, report the dev log, and remove the
     temp dir unless the run failed (set stack.ok) or keep is set."""
     tmp = Path(tempfile.mkdtemp(prefix=f"k4u-{label}-"))
     sim_port, api_port = free_port(), free_port()
     stack = BenchStack(f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{sim_port}", tmp, tmp / "dev.log", RssSampler(0))
-    full = {k: v for k, v in os.environ.items() if not k.startswith("K4U_")} | {
-        "K4U_BASE_URL": stack.sim_url, "K4U_API_KEY": "sk-bench", "K4U_ALLOW_PRIVATE_URLS": "true",
-        "K4U_DATABASE_URL": f"sqlite:///{tmp}/k4u.db", "K4U_STORAGE_URL": f"file://{tmp}/objects", "K4U_DATA_DIR": str(tmp),
-    } | {k: v.replace("{api_url}", stack.api_url).replace("{tmp}", str(tmp)) for k, v in env.items()}
+    full = (
+        {k: v for k, v in os.environ.items() if not k.startswith("K4U_")}
+        | {
+            "K4U_BASE_URL": stack.sim_url,
+            "K4U_API_KEY": "sk-bench",
+            "K4U_ALLOW_PRIVATE_URLS": "true",
+            "K4U_DATABASE_URL": f"sqlite:///{tmp}/k4u.db",
+            "K4U_STORAGE_URL": f"file://{tmp}/objects",
+            "K4U_DATA_DIR": str(tmp),
+        }
+        | {k: v.replace("{api_url}", stack.api_url).replace("{tmp}", str(tmp)) for k, v in env.items()}
+    )
     sup = Supervisor()
     sup.install_signals()
     try:
         with open(tmp / "simulator.log", "ab") as sim_log, open(stack.dev_log, "ab") as log:
-            sim = subprocess.Popen(k4u_cmd("simulator", "--port", str(sim_port)), env=full, cwd=ROOT,
-                                   stdout=sim_log, stderr=subprocess.STDOUT, start_new_session=True)
+            sim = subprocess.Popen(
+                k4u_cmd("simulator", "--port", str(sim_port)), env=full, cwd=ROOT, stdout=sim_log, stderr=subprocess.STDOUT, start_new_session=True
+            )
             sup.adopt("simulator", sim)
             wait_http(f"{stack.sim_url}/_sim/health", 30, sim)
             stack.sim("/_sim/config", dict(sim_config))
-            dev = subprocess.Popen(k4u_cmd("dev", "--port", str(api_port), "--concurrency", str(concurrency)), env=full,
-                                   cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            dev = subprocess.Popen(
+                k4u_cmd("dev", "--port", str(api_port), "--concurrency", str(concurrency)),
+                env=full,
+                cwd=ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
             sup.adopt("dev", dev)
         wait_http(f"{stack.api_url}/healthz", 120, dev)
         stack.sampler = RssSampler(dev.pid)
@@ -126,8 +140,7 @@ def bench_stack(*, env: dict[str, str], sim_config: dict[str, object], concurren
         sup.stop()
         lines = stack.dev_log.read_text(errors="replace").splitlines() if stack.dev_log.exists() else []
         count = {w: sum(bool(re.search(rf"[ :]{w}[ /]", ln)) for ln in lines) for w in ("ERROR", "WARNING")}
-        print(f"dev log: {count['ERROR']} ERROR lines, {count['WARNING']} WARNING lines, "
-              f"{sum(ln.startswith('Traceback') for ln in lines)} tracebacks")
+        print(f"dev log: {count['ERROR']} ERROR lines, {count['WARNING']} WARNING lines, {sum(ln.startswith('Traceback') for ln in lines)} tracebacks")
         if not stack.ok:
             print(f"--- last lines of {stack.dev_log} (kept for inspection) ---", *lines[-60:], sep="\n")
         elif keep:
@@ -142,8 +155,7 @@ def spawn_child(cmd: list[str], log: Path, env: dict[str, str] | None = None) ->
     from cli.procs import die_with_parent
 
     with open(log, "ab") as out:
-        return subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True, preexec_fn=die_with_parent())
+        return subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=die_with_parent())
 
 
 @contextmanager
@@ -177,8 +189,9 @@ def private_redis(workdir: Path) -> Iterator[str]:
     workdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     binary = bundled_redis_binary()
-    proc = spawn_child([str(binary), "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                        "--dir", str(workdir)], workdir / "redis.log")
+    proc = spawn_child(
+        [str(binary), "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(workdir)], workdir / "redis.log"
+    )
     url = f"redis://127.0.0.1:{port}/0"
     try:
         deadline = time.monotonic() + 15
@@ -256,8 +269,7 @@ class ProcSampler(threading.Thread):
         by: dict[str, list[int]] = {}
         for label, kib in self.peak.values():
             by.setdefault(label, []).append(kib)
-        return [f"{label}: {len(v)} process(es), peak RSS max {max(v) / 1024:.0f} MiB, sum {sum(v) / 1024:.0f} MiB"
-                for label, v in sorted(by.items())]
+        return [f"{label}: {len(v)} process(es), peak RSS max {max(v) / 1024:.0f} MiB, sum {sum(v) / 1024:.0f} MiB" for label, v in sorted(by.items())]
 
 
 def percentile(sorted_values: list[float], q: float) -> float:

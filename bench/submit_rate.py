@@ -68,8 +68,11 @@ class Load:
             i = 0
             while not self.stop.is_set():
                 i += 1
-                body = {"provider": "kling", "operation": "text2video",
-                        "input": {"prompt": f"client {k} clip {i}: a red fox running through fresh snow", "duration": "5"}}
+                body = {
+                    "provider": "kling",
+                    "operation": "text2video",
+                    "input": {"prompt": f"client {k} clip {i}: a red fox running through fresh snow", "duration": "5"},
+                }
                 t = time.perf_counter()
                 try:
                     status = http.post("/v1/jobs", json=body).status_code
@@ -97,9 +100,14 @@ def main() -> int:
             sql_dir.mkdir()
             port = free_port()
             env = {k: v for k, v in os.environ.items() if not k.startswith("K4U_")} | {
-                "K4U_DATABASE_URL": db_url, "K4U_REDIS_URL": redis_url, "K4U_STORAGE_URL": f"file://{tmp}/objects",
-                "K4U_DATA_DIR": str(tmp), "K4U_BASE_URL": "http://127.0.0.1:9", "K4U_BENCH_SQLCOUNT_DIR": str(sql_dir),
-                "PYTHONPATH": str(BENCH / "sqlcount")}
+                "K4U_DATABASE_URL": db_url,
+                "K4U_REDIS_URL": redis_url,
+                "K4U_STORAGE_URL": f"file://{tmp}/objects",
+                "K4U_DATA_DIR": str(tmp),
+                "K4U_BASE_URL": "http://127.0.0.1:9",
+                "K4U_BENCH_SQLCOUNT_DIR": str(sql_dir),
+                "PYTHONPATH": str(BENCH / "sqlcount"),
+            }
             api = spawn_child(k4u_cmd("api", "--port", str(port)), tmp / "api.log", env)
             try:
                 ok = run(args, f"http://127.0.0.1:{port}", api, tmp, sql_dir)
@@ -124,8 +132,11 @@ def main() -> int:
 
 def run(args: argparse.Namespace, api_url: str, api: subprocess.Popen[bytes], tmp: Path, sql_dir: Path) -> bool:
     wait_http(f"{api_url}/healthz", 120, api)
-    print(f"k4u api pid {api.pid} at {api_url} on PostgreSQL, {args.clients} clients, {args.warmup:g} s warm-up + "
-          f"{args.duration:g} s measured; load average {os.getloadavg()[0]:.2f}", flush=True)
+    print(
+        f"k4u api pid {api.pid} at {api_url} on PostgreSQL, {args.clients} clients, {args.warmup:g} s warm-up + "
+        f"{args.duration:g} s measured; load average {os.getloadavg()[0]:.2f}",
+        flush=True,
+    )
     load = Load(api_url, args.clients)
     for t in load.threads:
         t.start()
@@ -136,9 +147,23 @@ def run(args: argparse.Namespace, api_url: str, api: subprocess.Popen[bytes], tm
     spy = None
     if args.profile:
         exe = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
-        spy = spawn_child([exe, "record", "--pid", str(api.pid), "--rate", str(args.profile_rate), "--format", "raw",
-                           "--output", str(tmp / "profile.txt"), "--nonblocking", *(["--gil"] if args.profile_gil else [])],
-                          tmp / "py-spy.log")
+        spy = spawn_child(
+            [
+                exe,
+                "record",
+                "--pid",
+                str(api.pid),
+                "--rate",
+                str(args.profile_rate),
+                "--format",
+                "raw",
+                "--output",
+                str(tmp / "profile.txt"),
+                "--nonblocking",
+                *(["--gil"] if args.profile_gil else []),
+            ],
+            tmp / "py-spy.log",
+        )
     t0 = time.perf_counter()
     time.sleep(args.duration)
     t1 = time.perf_counter()
@@ -156,23 +181,27 @@ def run(args: argparse.Namespace, api_url: str, api: subprocess.Popen[bytes], tm
     codes = Counter(r[2] for r in window)
     lat = sorted(r[1] * 1000 for r in window if r[2] == 202)
     accepted = codes.get(202, 0)
-    print(f"accepted: {accepted} in {t1 - t0:.1f} s = {accepted / (t1 - t0):.1f} accepted/s (status codes {dict(codes)}, "
-          f"client errors {dict(load.errors)})")
+    print(f"accepted: {accepted} in {t1 - t0:.1f} s = {accepted / (t1 - t0):.1f} accepted/s (status codes {dict(codes)}, client errors {dict(load.errors)})")
     if lat:
         print(f"latency of accepted POSTs: p50 {statistics.median(lat):.1f} ms, p99 {percentile(lat, 0.99):.1f} ms, max {lat[-1]:.1f} ms")
     api_cpu = cpu_after[0] - cpu_before[0]
     bench_cpu = sum(getattr(cpu_after[1], f) - getattr(cpu_before[1], f) for f in ("ru_utime", "ru_stime"))
     if accepted:
-        print(f"CPU: API process {api_cpu:.1f} s ({1000 * api_cpu / accepted:.2f} ms per job, {100 * api_cpu / (t1 - t0):.0f}% of a core); "
-              f"the bench's clients {bench_cpu:.1f} s; load average now {os.getloadavg()[0]:.2f}")
+        print(
+            f"CPU: API process {api_cpu:.1f} s ({1000 * api_cpu / accepted:.2f} ms per job, {100 * api_cpu / (t1 - t0):.0f}% of a core); "
+            f"the bench's clients {bench_cpu:.1f} s; load average now {os.getloadavg()[0]:.2f}"
+        )
         counts = Counter()
         for label, c in sql_after.items():
             counts.update(c)
             counts.subtract(sql_before.get(label, Counter()))
         created = counts.get("INSERT job", 0) or accepted  # the counts' window is a little wider: one INSERT per job
         per = {k: v / created for k, v in counts.items() if v > 0}
-        print(f"SQL per accepted job: {sum(per.values()):.1f} round trips ("
-              + ", ".join(f"{k} {v:.2f}" for k, v in sorted(per.items(), key=lambda kv: -kv[1])) + ")")
+        print(
+            f"SQL per accepted job: {sum(per.values()):.1f} round trips ("
+            + ", ".join(f"{k} {v:.2f}" for k, v in sorted(per.items(), key=lambda kv: -kv[1]))
+            + ")"
+        )
     if spy is not None:
         print_profile(tmp / "profile.txt", args.profile_top)
     return accepted > 0

@@ -39,14 +39,20 @@ def run_sustained(args: argparse.Namespace) -> int:
         with pg_database(args.pg_admin_url, label="sustained") as db_url, private_redis(tmp / "redis") as redis_url:
             sql_dir = tmp / "sqlcount"
             sql_dir.mkdir()
-            env = {"K4U_DATABASE_URL": db_url, "K4U_REDIS_URL": redis_url, "K4U_BENCH_SQLCOUNT_DIR": str(sql_dir),
-                   "PYTHONPATH": os.pathsep.join([str(BENCH / "sqlcount"), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
+            env = {
+                "K4U_DATABASE_URL": db_url,
+                "K4U_REDIS_URL": redis_url,
+                "K4U_BENCH_SQLCOUNT_DIR": str(sql_dir),
+                "PYTHONPATH": os.pathsep.join([str(BENCH / "sqlcount"), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
+            }
             if not args.defaults:
                 env |= {"K4U_POLL_EXPECTED_S": "2", "K4U_POLL_MIN_INTERVAL_S": "0.5", "K4U_BEAT_INTERVAL_S": "0.5"}
-            print(f"stack: PostgreSQL {db_url.rsplit('/', 1)[1]}, redis {redis_url}, engine concurrency {args.concurrency}, "
-                  f"poll/beat {'k4u dev defaults' if args.defaults else 'fast (expected 2 s, min 0.5 s, beat 0.5 s)'}", flush=True)
-            with bench_stack(env=env, sim_config={"queue_s": 0.0, "run_s": 0.0}, concurrency=args.concurrency,
-                             keep=args.keep, label="sustained") as stack:
+            print(
+                f"stack: PostgreSQL {db_url.rsplit('/', 1)[1]}, redis {redis_url}, engine concurrency {args.concurrency}, "
+                f"poll/beat {'k4u dev defaults' if args.defaults else 'fast (expected 2 s, min 0.5 s, beat 0.5 s)'}",
+                flush=True,
+            )
+            with bench_stack(env=env, sim_config={"queue_s": 0.0, "run_s": 0.0}, concurrency=args.concurrency, keep=args.keep, label="sustained") as stack:
                 stack.redis_url = redis_url
                 # The raw chain before and after the jobs: this machine's speed drifts over minutes,
                 # and the ratio is only as good as the two figures it divides.
@@ -66,10 +72,12 @@ def run_sustained(args: argparse.Namespace) -> int:
                     # shared machine: the ratio is given against each run and against their median.
                     raw = before[True] + after[True]
                     each = ", ".join(f"{stack.jobs_per_s / c:.2f}" for c in raw)
-                    print(f"ratio: end-to-end {stack.jobs_per_s:.1f} jobs/s / raw chains (engine settings) "
-                          f"{', '.join(f'{c:.1f}' for c in before[True])} before and {', '.join(f'{c:.1f}' for c in after[True])} after "
-                          f"= {each}; against their median {statistics.median(raw):.1f} chains/s: "
-                          f"{stack.jobs_per_s / statistics.median(raw):.2f} (target 0.50)")
+                    print(
+                        f"ratio: end-to-end {stack.jobs_per_s:.1f} jobs/s / raw chains (engine settings) "
+                        f"{', '.join(f'{c:.1f}' for c in before[True])} before and {', '.join(f'{c:.1f}' for c in after[True])} after "
+                        f"= {each}; against their median {statistics.median(raw):.1f} chains/s: "
+                        f"{stack.jobs_per_s / statistics.median(raw):.2f} (target 0.50)"
+                    )
     except KeyboardInterrupt:
         print("interrupted: processes stopped, database dropped")
     except (RuntimeError, httpx.HTTPError) as exc:
@@ -154,14 +162,22 @@ def jobs_phase(args: argparse.Namespace, stack: Any, db_url: str, sql_dir: Path,
     time.sleep(3.0)  # let the stack settle: its idle ticks are not part of the per-job counts
     before, xacts_before = sql_counts(sql_dir), pg_xacts(db_url)
     stats_before = stack.sim("/_sim/stats")["requests"]
-    markers = {"simulator (bench's relay)": f"simulator --port {stack.sim_url.rsplit(':', 1)[1]}",
-               "postgres backends": db_url.rsplit("/", 1)[1], "redis-server": f":{redis_port(stack)}"}
+    markers = {
+        "simulator (bench's relay)": f"simulator --port {stack.sim_url.rsplit(':', 1)[1]}",
+        "postgres backends": db_url.rsplit("/", 1)[1],
+        "redis-server": f":{redis_port(stack)}",
+    }
     cpu_before, cpu_t0 = cpu_snapshot(procs.root_pid, markers), time.time()
     spy = start_profile(args, procs.root_pid, stack.tmp) if args.profile else None
     with httpx.Client(base_url=stack.api_url, timeout=60, limits=limits) as client:
+
         def submit(i: int) -> tuple[str, float]:
-            body = {"provider": "kling", "operation": "text2video", "batch_id": batch_id,
-                    "input": {"prompt": f"sustained clip {i}: a red fox running through fresh snow", "duration": "5"}}
+            body = {
+                "provider": "kling",
+                "operation": "text2video",
+                "batch_id": batch_id,
+                "input": {"prompt": f"sustained clip {i}: a red fox running through fresh snow", "duration": "5"},
+            }
             t = time.perf_counter()
             job_id = str(client.post("/v1/jobs", json=body).raise_for_status().json()["id"])
             return job_id, time.perf_counter() - t
@@ -171,8 +187,11 @@ def jobs_phase(args: argparse.Namespace, stack: Any, db_url: str, sql_dir: Path,
             posted = list(pool.map(submit, range(n)))
         accept_s = time.time() - t0
         ids = {p[0] for p in posted}
-        print(f"accepted: {n} jobs in {accept_s:.1f} s = {n / accept_s:.1f} accepted/s from {args.clients} clients "
-              f"(POST p50 {statistics.median(p[1] for p in posted) * 1000:.0f} ms)", flush=True)
+        print(
+            f"accepted: {n} jobs in {accept_s:.1f} s = {n / accept_s:.1f} accepted/s from {args.clients} clients "
+            f"(POST p50 {statistics.median(p[1] for p in posted) * 1000:.0f} ms)",
+            flush=True,
+        )
         # Progress from one COUNT in the database every 2 s (a list request per status would bill
         # the API for re-reading every finished job each time); the jobs are read through the API once.
         deadline = time.monotonic() + args.timeout
@@ -204,8 +223,7 @@ def jobs_phase(args: argparse.Namespace, stack: Any, db_url: str, sql_dir: Path,
     if finished:
         wall = max(finished) - t0
         stack.jobs_per_s = len(finished) / wall
-        print(f"end to end: {len(finished)} jobs in {wall:.1f} s = {stack.jobs_per_s:.1f} jobs/s "
-              f"(first POST -> last finished_at)")
+        print(f"end to end: {len(finished)} jobs in {wall:.1f} s = {stack.jobs_per_s:.1f} jobs/s (first POST -> last finished_at)")
         print(f"latency created_at -> finished_at: p50 {statistics.median(lat):.1f} s, p99 {percentile(lat, 0.99):.1f} s, max {lat[-1]:.1f} s")
     kling = {k: v for k, v in reqs.items() if v and "/kling/" in k}
     print(f"relay requests per job: {sum(kling.values()) / n:.2f} ({', '.join(f'{k} {v / n:.2f}' for k, v in sorted(kling.items()))})")
@@ -234,8 +252,24 @@ def start_profile(args: argparse.Namespace, pid: int, tmp: Path) -> subprocess.P
     spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     out = tmp / "profile.txt"
     print(f"profiling with py-spy ({spy}) into {out}", flush=True)
-    return spawn_child([spy, "record", "--pid", str(pid), "--subprocesses", "--rate", str(args.profile_rate), "--format", "raw",
-                        "--output", str(out), "--nonblocking", *(["--gil"] if args.profile_gil else [])], tmp / "py-spy.log")
+    return spawn_child(
+        [
+            spy,
+            "record",
+            "--pid",
+            str(pid),
+            "--subprocesses",
+            "--rate",
+            str(args.profile_rate),
+            "--format",
+            "raw",
+            "--output",
+            str(out),
+            "--nonblocking",
+            *(["--gil"] if args.profile_gil else []),
+        ],
+        tmp / "py-spy.log",
+    )
 
 
 def stop_profile(spy: subprocess.Popen[bytes], tmp: Path, top: int) -> None:
@@ -253,13 +287,27 @@ def stop_profile(spy: subprocess.Popen[bytes], tmp: Path, top: int) -> None:
         print(f"raw profile (collapsed stacks) kept in {kept}")
 
 
-AREAS = (("sqlalchemy/", "SQLAlchemy"), ("psycopg", "psycopg (PostgreSQL driver)"), ("sqlmodel/", "SQLAlchemy"),
-         ("httpx/", "HTTP client"), ("httpcore/", "HTTP client"), ("h11/", "HTTP client"),
-         ("kombu/", "Celery/kombu/redis"), ("celery/", "Celery/kombu/redis"), ("billiard/", "Celery/kombu/redis"),
-         ("redis/", "Celery/kombu/redis"), ("limits/", "limits"), ("pydantic", "pydantic"), ("logging/", "logging"),
-         ("fastapi/", "ASGI (FastAPI/Starlette/uvicorn)"), ("starlette/", "ASGI (FastAPI/Starlette/uvicorn)"),
-         ("uvicorn/", "ASGI (FastAPI/Starlette/uvicorn)"), ("anyio/", "ASGI (FastAPI/Starlette/uvicorn)"),
-         ("json/", "json"), ("alembic/", "alembic"))
+AREAS = (
+    ("sqlalchemy/", "SQLAlchemy"),
+    ("psycopg", "psycopg (PostgreSQL driver)"),
+    ("sqlmodel/", "SQLAlchemy"),
+    ("httpx/", "HTTP client"),
+    ("httpcore/", "HTTP client"),
+    ("h11/", "HTTP client"),
+    ("kombu/", "Celery/kombu/redis"),
+    ("celery/", "Celery/kombu/redis"),
+    ("billiard/", "Celery/kombu/redis"),
+    ("redis/", "Celery/kombu/redis"),
+    ("limits/", "limits"),
+    ("pydantic", "pydantic"),
+    ("logging/", "logging"),
+    ("fastapi/", "ASGI (FastAPI/Starlette/uvicorn)"),
+    ("starlette/", "ASGI (FastAPI/Starlette/uvicorn)"),
+    ("uvicorn/", "ASGI (FastAPI/Starlette/uvicorn)"),
+    ("anyio/", "ASGI (FastAPI/Starlette/uvicorn)"),
+    ("json/", "json"),
+    ("alembic/", "alembic"),
+)
 
 
 def area_of(frames: list[str]) -> str:
@@ -335,17 +383,40 @@ def chain_phase(args: argparse.Namespace, redis_url: str, tmp: Path, configs: tu
     sys.path.insert(0, str(BENCH))
     for engine_config in configs:
         key = f"noop:done:{uuid.uuid4().hex[:8]}"
-        env = dict(os.environ) | {"NOOP_BROKER_URL": broker, "NOOP_DONE_KEY": key, "NOOP_ENGINE_CONFIG": "1" if engine_config else "0",
-                                  "PYTHONPATH": str(BENCH)}
+        env = dict(os.environ) | {
+            "NOOP_BROKER_URL": broker,
+            "NOOP_DONE_KEY": key,
+            "NOOP_ENGINE_CONFIG": "1" if engine_config else "0",
+            "PYTHONPATH": str(BENCH),
+        }
         os.environ.update({k: env[k] for k in ("NOOP_BROKER_URL", "NOOP_DONE_KEY", "NOOP_ENGINE_CONFIG")})
         import importlib
 
         import noop_chain
 
         noop_chain = importlib.reload(noop_chain)
-        worker = spawn_child([sys.executable, "-m", "celery", "-A", "noop_chain", "worker", "-Q", "noop_chain", "-c",
-                              str(args.concurrency), "-P", "prefork", "--without-gossip", "--without-mingle", "--loglevel=WARNING"]
-                             + (["-E"] if engine_config else []), tmp / "noop_chain.log", env)
+        worker = spawn_child(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "noop_chain",
+                "worker",
+                "-Q",
+                "noop_chain",
+                "-c",
+                str(args.concurrency),
+                "-P",
+                "prefork",
+                "--without-gossip",
+                "--without-mingle",
+                "--loglevel=WARNING",
+            ]
+            + (["-E"] if engine_config else []),
+            tmp / "noop_chain.log",
+            env,
+        )
         r = redis.Redis.from_url(broker)
         what = "engine settings (acks_late, prefetch 1, task events)" if engine_config else "Celery defaults"
         try:
@@ -367,10 +438,13 @@ def chain_phase(args: argparse.Namespace, redis_url: str, tmp: Path, configs: tu
                 rates.setdefault(engine_config, []).append(args.chains / wall)
                 cpu_after = cpu_snapshot(worker.pid, markers)
                 cpu = sum(c - cpu_before.get(pid, (k, 0.0))[1] for pid, (k, c) in cpu_after.items())
-                print(f"raw Celery {when}, {what}{f', run {run + 1}/{runs}' if runs > 1 else ''}: {args.chains} chains of 4 no-op "
-                      f"tasks in {wall:.1f} s = {args.chains / wall:.1f} chains/s ({4 * args.chains / wall:.0f} tasks/s; sending took "
-                      f"{sent_s:.1f} s), prefork x{args.concurrency}; CPU {1000 * cpu / args.chains:.1f} ms per chain "
-                      f"(worker, its pool, redis-server, the sender)", flush=True)
+                print(
+                    f"raw Celery {when}, {what}{f', run {run + 1}/{runs}' if runs > 1 else ''}: {args.chains} chains of 4 no-op "
+                    f"tasks in {wall:.1f} s = {args.chains / wall:.1f} chains/s ({4 * args.chains / wall:.0f} tasks/s; sending took "
+                    f"{sent_s:.1f} s), prefork x{args.concurrency}; CPU {1000 * cpu / args.chains:.1f} ms per chain "
+                    f"(worker, its pool, redis-server, the sender)",
+                    flush=True,
+                )
         finally:
             worker.terminate()
             try:

@@ -40,8 +40,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--run-s", type=float, default=2.0, help="simulated generation time per task (default 2.0)")
     p.add_argument("--timeout", type=float, default=None, help="seconds to wait for all jobs to be terminal (default 600; 2400 with --sustained)")
     p.add_argument("--keep", action="store_true", help="keep the temp dir (database, files, logs) even on success")
-    sus = p.add_argument_group("sustained mode (bench/sustained.py): PostgreSQL + Redis, relay tasks that finish at once, "
-                               "and a raw Celery chain benchmark in the same run")
+    sus = p.add_argument_group(
+        "sustained mode (bench/sustained.py): PostgreSQL + Redis, relay tasks that finish at once, and a raw Celery chain benchmark in the same run"
+    )
     sus.add_argument("--sustained", action="store_true", help="run the sustained mode instead")
     sus.add_argument("--clients", type=int, default=16, help="concurrent POST /v1/jobs clients (default 16)")
     sus.add_argument("--chains", type=int, default=2000, help="4-task no-op Celery chains per variant (default 2000)")
@@ -74,8 +75,7 @@ def main() -> int:
     batch_id = f"bench-{uuid.uuid4().hex[:12]}"
     ok = False
     try:
-        with bench_stack(env=env, sim_config={"queue_s": 0.3, "run_s": args.run_s}, concurrency=args.concurrency,
-                         keep=args.keep, label="throughput") as stack:
+        with bench_stack(env=env, sim_config={"queue_s": 0.3, "run_s": args.run_s}, concurrency=args.concurrency, keep=args.keep, label="throughput") as stack:
             print(f"stack: simulator {stack.sim_url}, api {stack.api_url}, data {stack.tmp}, callbacks {'on' if args.callbacks else 'off'}")
             try:
                 ok = stack.ok = run(args, stack.api_url, stack.sim_url, batch_id)
@@ -94,8 +94,12 @@ def run(args: argparse.Namespace, api_url: str, sim_url: str, batch_id: str) -> 
     with httpx.Client(base_url=api_url, timeout=30, limits=limits) as client:
 
         def submit(i: int) -> str:
-            body = {"provider": "kling", "operation": "text2video", "batch_id": batch_id,
-                    "input": {"prompt": f"bench clip {i}: a red fox running through fresh snow", "duration": "5"}}
+            body = {
+                "provider": "kling",
+                "operation": "text2video",
+                "batch_id": batch_id,
+                "input": {"prompt": f"bench clip {i}: a red fox running through fresh snow", "duration": "5"},
+            }
             return str(client.post("/v1/jobs", json=body).raise_for_status().json()["id"])
 
         t0 = time.time()
@@ -125,8 +129,10 @@ def run(args: argparse.Namespace, api_url: str, sim_url: str, batch_id: str) -> 
     submits = sum(c for k, c in reqs.items() if k.startswith("POST /kling/"))
     polls = sum(c for k, c in reqs.items() if k.startswith("GET /kling/"))
 
-    print(f"jobs: {n} (worker concurrency {args.concurrency}, simulated run {args.run_s:g} s, "
-          f"db {'override' if args.database_url else 'sqlite'}, redis {'override' if args.redis_url else 'bundled'})")
+    print(
+        f"jobs: {n} (worker concurrency {args.concurrency}, simulated run {args.run_s:g} s, "
+        f"db {'override' if args.database_url else 'sqlite'}, redis {'override' if args.redis_url else 'bundled'})"
+    )
     print(f"submit: {n} requests in {submit_s:.2f} s ({n / submit_s:.1f} req/s)")
     if finished:
         wall = max(finished) - t0
@@ -138,8 +144,10 @@ def run(args: argparse.Namespace, api_url: str, sim_url: str, batch_id: str) -> 
     for j in [j for j in jobs if j["status"] != "succeeded"][:10]:
         print(f"  {j['id']} {j['status']}: {j.get('error')}")
     print(f"relay requests per job: submits {submits / n:.2f}, polls {polls / n:.2f} (from /_sim/stats)")
-    print(f"relay: creates {stats['creates']}, callbacks sent {stats['callbacks_sent']} (failed {stats['callbacks_failed']}), "
-          f"media downloads {stats['media_downloads']}, requests {reqs}")
+    print(
+        f"relay: creates {stats['creates']}, callbacks sent {stats['callbacks_sent']} (failed {stats['callbacks_failed']}), "
+        f"media downloads {stats['media_downloads']}, requests {reqs}"
+    )
     print(f"assets: {len(assets)}")
     print(f"sha256 mismatches: {mismatches}")
     return succeeded == n and mismatches == 0

@@ -40,12 +40,10 @@ def describe_422(detail: Any) -> list[tuple[str, str]]:
 class ApiClient:
     """One httpx.Client to the API; methods answer JSON or raise CliError naming the problem."""
 
-    def __init__(self, base_url: str, token: str | None, *, timeout_s: float = 30.0,
-                 transport: httpx.BaseTransport | None = None) -> None:
+    def __init__(self, base_url: str, token: str | None, *, timeout_s: float = 30.0, transport: httpx.BaseTransport | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         headers = {"authorization": f"Bearer {token}"} if token else {}
-        self._http = httpx.Client(base_url=self.base_url, headers=headers, transport=transport,
-                                  timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 10.0)))
+        self._http = httpx.Client(base_url=self.base_url, headers=headers, transport=transport, timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 10.0)))
 
     def close(self) -> None:
         self._http.close()
@@ -70,8 +68,7 @@ class ApiClient:
             raise CliError(f"conflict (HTTP 409): {detail}", status=409)
         if r.status_code == 422:
             fields = describe_422(detail)
-            raise CliError("invalid request (HTTP 422): " + "; ".join(f"{loc}: {msg}" if loc else msg for loc, msg in fields),
-                           fields=fields, status=422)
+            raise CliError("invalid request (HTTP 422): " + "; ".join(f"{loc}: {msg}" if loc else msg for loc, msg in fields), fields=fields, status=422)
         raise CliError(f"HTTP {r.status_code} from {self.base_url}{path}: {detail}", status=r.status_code)
 
     # jobs

@@ -39,13 +39,20 @@ def register(app: typer.Typer) -> None:
 
 
 def batch(
-    file: Annotated[Path, typer.Argument(help="JSONL (one job request a line) or .csv (provider, operation, input or input.<field>, "
-                                               "callback_url, metadata.<field> columns)", exists=True, dir_okay=False)],
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help="JSONL (one job request a line) or .csv (provider, operation, input or input.<field>, callback_url, metadata.<field> columns)",
+            exists=True,
+            dir_okay=False,
+        ),
+    ],
     results: Annotated[Path | None, typer.Option("--results", help="Results file, JSONL or .csv (default FILE.results.jsonl)")] = None,
     download: Annotated[Path | None, typer.Option("--download", help="Copy stored files into DIR as <line>-<provider>-<operation>-<index><ext>")] = None,
     no_wait: Annotated[bool, typer.Option("--no-wait", help="Create the jobs, write the results file as they stand, and exit")] = False,
     timeout: Annotated[float | None, typer.Option("--timeout", help="Stop watching after this many seconds (exit 3; run again to resume)")] = None,
-    api: ApiOpt = None, token: TokenOpt = None,
+    api: ApiOpt = None,
+    token: TokenOpt = None,
 ) -> None:
     """Run one job per line of FILE (JSONL or CSV), resumably, and wait for them all.
 
@@ -79,8 +86,10 @@ def batch(
                 code = run.watch(c, timeout)
         except KeyboardInterrupt:
             run.save(c, final=True)
-            typer.echo(f"interrupted: {len(run.ids)} of {len(lines)} jobs exist and keep running; "
-                       f"run `k4u batch {file}` again to resume; results so far in {results}", err=True)
+            typer.echo(
+                f"interrupted: {len(run.ids)} of {len(lines)} jobs exist and keep running; run `k4u batch {file}` again to resume; results so far in {results}",
+                err=True,
+            )
             raise typer.Exit(130) from None
         except CliError:
             run.save(c, final=True)
@@ -107,7 +116,7 @@ class Run:
     def create(self, c: Any) -> None:
         """Send the lines in chunks of CHUNK (each a no-op when sent before); map lines to jobs."""
         for start in range(0, len(self.lines), CHUNK):
-            self._send(c, self.lines[start:start + CHUNK])
+            self._send(c, self.lines[start : start + CHUNK])
         typer.echo(f"{len(self.ids)} jobs in {len(self.batch_ids)} batch(es): {', '.join(self.batch_ids)}", err=True)
 
     def _send(self, c: Any, chunk: list[Line]) -> None:
@@ -136,8 +145,7 @@ class Run:
                 self.jobs[ln.number] = job
                 if job.get("batch_id"):
                     self.batch_of[ln.number] = job["batch_id"]
-        self.batch_ids += [b for b in dict.fromkeys(self.batch_of[ln.number] for ln in chunk if ln.number in self.batch_of)
-                           if b not in self.batch_ids]
+        self.batch_ids += [b for b in dict.fromkeys(self.batch_of[ln.number] for ln in chunk if ln.number in self.batch_of) if b not in self.batch_ids]
 
     def refresh(self, c: Any) -> None:
         """Read the jobs not yet seen terminal: a page listing per batch that has any, then one GET
@@ -178,8 +186,10 @@ class Run:
                 elapsed = time.monotonic() - started
                 rate = (done - done0) / elapsed if elapsed > 0 else 0.0
                 eta = f"{(len(self.lines) - done) / rate:.0f}s" if rate > 0 else "?"
-                info = (f"submitted {n['submitted']} | waiting {n['waiting']} | running {n['running']} | "
-                        f"succeeded {n['succeeded']} | failed {n['failed'] + n['cancelled']} | {rate * 60:.1f}/min | ETA {eta}")
+                info = (
+                    f"submitted {n['submitted']} | waiting {n['waiting']} | running {n['running']} | "
+                    f"succeeded {n['succeeded']} | failed {n['failed'] + n['cancelled']} | {rate * 60:.1f}/min | ETA {eta}"
+                )
                 bar.update(task, completed=done)
                 if live is not None:
                     live.update(Group(bar.get_renderable(), Text(info)))
@@ -224,16 +234,33 @@ class Run:
             job = self.jobs.get(ln.number)
             if job is None:  # not created yet (interrupted first), or created but not read yet
                 known = self.ids.get(ln.number)
-                out.append({"line": ln.number, "job_id": known, "status": "created" if known else "not_created", "files": [], "sha256": [],
-                            "downloaded": [], "error_code": None, "error_message": None})
+                out.append(
+                    {
+                        "line": ln.number,
+                        "job_id": known,
+                        "status": "created" if known else "not_created",
+                        "files": [],
+                        "sha256": [],
+                        "downloaded": [],
+                        "error_code": None,
+                        "error_message": None,
+                    }
+                )
                 continue
             assets = current_assets(job)
             error = job.get("error") or {}
-            out.append({"line": ln.number, "job_id": job["id"], "status": job["status"],
-                        "files": [a.get("path") or a.get("url") for a in assets if a.get("path") or a.get("url")],
-                        "sha256": [a["sha256"] for a in assets if a.get("sha256")],
-                        "downloaded": self.downloaded.get(ln.number, []),
-                        "error_code": error.get("code"), "error_message": error.get("message")})
+            out.append(
+                {
+                    "line": ln.number,
+                    "job_id": job["id"],
+                    "status": job["status"],
+                    "files": [a.get("path") or a.get("url") for a in assets if a.get("path") or a.get("url")],
+                    "sha256": [a["sha256"] for a in assets if a.get("sha256")],
+                    "downloaded": self.downloaded.get(ln.number, []),
+                    "error_code": error.get("code"),
+                    "error_message": error.get("message"),
+                }
+            )
         return out
 
     def save(self, c: Any, final: bool = False) -> None:

@@ -117,8 +117,7 @@ def _csv_rows(text: str) -> tuple[list[tuple[int, dict[str, Any]]], list[LineErr
     bad = [h for h in header if h not in CSV_PLAIN and not h.startswith(("input.", "metadata."))]
     if bad or not {"provider", "operation"} <= set(header):
         field = bad[0] if bad else "provider" if "provider" not in header else "operation"
-        return [], [LineError(1, field, "unknown column" if bad else "missing column (needed: provider, operation, "
-                              "and input or input.<field> columns)")]
+        return [], [LineError(1, field, "unknown column" if bad else "missing column (needed: provider, operation, and input or input.<field> columns)")]
     if "input" in header and any(h.startswith("input.") for h in header):
         return [], [LineError(1, "input", "use either an input column (JSON) or input.<field> columns, not both")]
     clash = _clashing(header)

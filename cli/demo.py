@@ -31,11 +31,16 @@ def run_demo(*, extra: int, timeout_s: float) -> int:
     sim_port, api_port = free_port(), free_port()
     sim_url, api_url = f"http://127.0.0.1:{sim_port}", f"http://127.0.0.1:{api_port}"
     env = dict(os.environ)
-    env.update({
-        "K4U_BASE_URL": sim_url, "K4U_API_KEY": env.get("K4U_DEMO_KEY", "sk-demo-simulator"),
-        "K4U_ALLOW_PRIVATE_URLS": "true", "K4U_PUBLIC_URL": api_url,
-        "K4U_POLL_EXPECTED_S": "3", "K4U_POLL_MIN_INTERVAL_S": "1",
-    })
+    env.update(
+        {
+            "K4U_BASE_URL": sim_url,
+            "K4U_API_KEY": env.get("K4U_DEMO_KEY", "sk-demo-simulator"),
+            "K4U_ALLOW_PRIVATE_URLS": "true",
+            "K4U_PUBLIC_URL": api_url,
+            "K4U_POLL_EXPECTED_S": "3",
+            "K4U_POLL_MIN_INTERVAL_S": "1",
+        }
+    )
     sup = Supervisor()
     sup.install_signals()
     started = time.monotonic()

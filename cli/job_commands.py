@@ -71,8 +71,7 @@ def show(job: dict[str, Any], as_json: bool = False) -> None:
     for a in job.get("assets", []):
         where = a.get("path") or a.get("url") or f"not stored (source {a.get('source_url')})"
         earlier = f" (attempt {a['attempt']})" if a.get("attempt", 1) != job.get("attempt", 1) else ""
-        typer.echo(f"  asset {a['index']}{earlier} {a.get('content_type') or a.get('kind')} {a.get('size')} bytes "
-                   f"sha256 {a.get('sha256')}: {where}")
+        typer.echo(f"  asset {a['index']}{earlier} {a.get('content_type') or a.get('kind')} {a.get('size')} bytes sha256 {a.get('sha256')}: {where}")
 
 
 def _finish(job: dict[str, Any], as_json: bool, timeout: float) -> None:
@@ -107,7 +106,9 @@ def submit(
     idempotency_key: Annotated[str | None, typer.Option("--idempotency-key", help="Same key + same request = the same job, never a second one")] = None,
     wait_: Annotated[bool, typer.Option("--wait", help="Wait until the job finishes (exit 0 only if it succeeded)")] = False,
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds --wait waits (exit 3 when it runs out)")] = 600.0,
-    api: ApiOpt = None, token: TokenOpt = None, as_json: JsonOpt = False,
+    api: ApiOpt = None,
+    token: TokenOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Create a job and print its id.
 
@@ -137,8 +138,13 @@ def status(job_id: JobId, api: ApiOpt = None, token: TokenOpt = None, as_json: J
     show(job, as_json)
 
 
-def wait(job_id: JobId, timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait (exit 3 when it runs out)")] = 600.0,
-         api: ApiOpt = None, token: TokenOpt = None, as_json: JsonOpt = False) -> None:
+def wait(
+    job_id: JobId,
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait (exit 3 when it runs out)")] = 600.0,
+    api: ApiOpt = None,
+    token: TokenOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
     """Wait until a job finishes, then print it.
 
     Exit 0 if it succeeded, 1 if it failed or was

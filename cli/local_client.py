@@ -106,8 +106,7 @@ class LocalClient:
 
     def fetch_asset(self, job: dict[str, Any], asset: dict[str, Any], dest: Path) -> None:
         with session_scope(self.rt.engine) as session:
-            row = session.exec(select(Asset).where(Asset.job_id == job["id"], Asset.attempt == asset.get("attempt", 1),
-                                                   Asset.index == asset["index"])).first()
+            row = session.exec(select(Asset).where(Asset.job_id == job["id"], Asset.attempt == asset.get("attempt", 1), Asset.index == asset["index"])).first()
         if row is None or row.storage_key is None:
             raise CliError(f"asset {asset['index']} of {job['id']} is not stored")
         try:
@@ -129,7 +128,6 @@ class LocalClient:
         with session_scope(self.rt.engine) as session:
             rows = list(session.exec(select(Job).where(Job.batch_id == batch_id)).all())
         return self.publics(rows)
-
 
 
 def _validated(model: type[M], body: dict[str, Any]) -> M:

@@ -44,9 +44,11 @@ def _refuse_open_api(host: str, settings: Settings) -> None:
 
     if settings.tokens or settings.allow_open_api or is_loopback(host):
         return
-    err.print(f"[red]refusing to serve the API on {host} without K4U_API_TOKENS[/red]: anyone who reaches it could "
-              "create paid jobs. Set K4U_API_TOKENS, listen on 127.0.0.1, or set K4U_ALLOW_OPEN_API=true "
-              "(only behind a gateway that authenticates).")
+    err.print(
+        f"[red]refusing to serve the API on {host} without K4U_API_TOKENS[/red]: anyone who reaches it could "
+        "create paid jobs. Set K4U_API_TOKENS, listen on 127.0.0.1, or set K4U_ALLOW_OPEN_API=true "
+        "(only behind a gateway that authenticates)."
+    )
     raise typer.Exit(2)
 
 
@@ -55,8 +57,10 @@ def _refuse_open_flower(address: str, settings: Settings) -> None:
 
     if settings.flower_basic_auth or is_loopback(address):
         return
-    err.print(f"[red]refusing to serve Flower on {address} without FLOWER_BASIC_AUTH[/red]: anyone who reaches it could "
-              "read every task and revoke or kill them. Set FLOWER_BASIC_AUTH=user:password, or listen on 127.0.0.1.")
+    err.print(
+        f"[red]refusing to serve Flower on {address} without FLOWER_BASIC_AUTH[/red]: anyone who reaches it could "
+        "read every task and revoke or kill them. Set FLOWER_BASIC_AUTH=user:password, or listen on 127.0.0.1."
+    )
     raise typer.Exit(2)
 
 
@@ -89,8 +93,13 @@ def api(host: str = "127.0.0.1", port: int = 8000, migrate_db: Annotated[bool, t
 
 @app.command()
 def worker(
-    role: Annotated[str, typer.Option(help="engine (submit,poll,sweep; prefork, K4U_WORKER_CONCURRENCY), download (threads, "
-                                           "K4U_DOWNLOAD_CONCURRENCY), notify (threads, K4U_NOTIFY_CONCURRENCY) or all")] = "all",
+    role: Annotated[
+        str,
+        typer.Option(
+            help="engine (submit,poll,sweep; prefork, K4U_WORKER_CONCURRENCY), download (threads, "
+            "K4U_DOWNLOAD_CONCURRENCY), notify (threads, K4U_NOTIFY_CONCURRENCY) or all"
+        ),
+    ] = "all",
     queues: Annotated[str | None, typer.Option(help="Comma-separated queues (default: the role's)")] = None,
     concurrency: Annotated[int | None, typer.Option(help="Processes or threads (default: the role's setting)")] = None,
     pool: Annotated[str | None, typer.Option(help="prefork, threads or solo (default: the role's)")] = None,
@@ -109,8 +118,23 @@ def worker(
     role_queues, role_pool = ROLES[role]
     default_n = {"download": settings.download_concurrency, "notify": settings.notify_concurrency}.get(role, settings.worker_concurrency)
     n = concurrency or default_n
-    celery_app.worker_main(["worker", "-Q", queues or role_queues, "-c", str(n), "-P", pool or role_pool, "-E",
-                            "-n", name or f"k4u-{role}@%h", "--loglevel=INFO", "--without-gossip", "--without-mingle"])
+    celery_app.worker_main(
+        [
+            "worker",
+            "-Q",
+            queues or role_queues,
+            "-c",
+            str(n),
+            "-P",
+            pool or role_pool,
+            "-E",
+            "-n",
+            name or f"k4u-{role}@%h",
+            "--loglevel=INFO",
+            "--without-gossip",
+            "--without-mingle",
+        ]
+    )
 
 
 @app.command()
@@ -142,8 +166,7 @@ def flower(port: int = 5555, address: str = "127.0.0.1") -> None:
 
 
 @app.command()
-def simulator(port: int = 9100, host: str = "127.0.0.1",
-              envelope: Annotated[str, typer.Option(help="native (Kling official) or newapi")] = "native") -> None:
+def simulator(port: int = 9100, host: str = "127.0.0.1", envelope: Annotated[str, typer.Option(help="native (Kling official) or newapi")] = "native") -> None:
     """Run the built-in Key4U relay simulator (no network, no credits)."""
     import uvicorn
 
@@ -157,8 +180,11 @@ def simulator(port: int = 9100, host: str = "127.0.0.1",
 
 
 @app.command()
-def dev(host: str = "127.0.0.1", port: int = 8000,
-        concurrency: Annotated[int | None, typer.Option(help="Engine worker processes (default K4U_WORKER_CONCURRENCY)")] = None) -> None:
+def dev(
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    concurrency: Annotated[int | None, typer.Option(help="Engine worker processes (default K4U_WORKER_CONCURRENCY)")] = None,
+) -> None:
     """API, beat and three workers in one foreground command: the engine (submit, poll, sweep;
     K4U_WORKER_CONCURRENCY processes), downloads (K4U_DOWNLOAD_CONCURRENCY threads) and
     notifications (K4U_NOTIFY_CONCURRENCY threads), each on its own queue, so slow CDNs or callback
@@ -207,8 +233,10 @@ def dev(host: str = "127.0.0.1", port: int = 8000,
 
 
 @app.command()
-def demo(jobs: Annotated[int, typer.Option(help="Extra text2video jobs beyond the three kinds")] = 0,
-         timeout: Annotated[float, typer.Option(help="Seconds to wait for the jobs")] = 120.0) -> None:
+def demo(
+    jobs: Annotated[int, typer.Option(help="Extra text2video jobs beyond the three kinds")] = 0,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the jobs")] = 120.0,
+) -> None:
     """Start the simulator and the dev stack, run Kling jobs end to end, print what was stored."""
     from cli.demo import run_demo
 

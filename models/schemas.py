@@ -110,9 +110,14 @@ class JobCreate(BaseModel):
     callback_url: str | None = Field(None, max_length=2000, description="Where the completion notification is POSTed")
     idempotency_key: str | None = Field(None, min_length=1, max_length=255)
     metadata: dict[str, Any] = Field(default_factory=dict, description="Yours; echoed back untouched")
-    batch_id: str | None = Field(None, max_length=64, description=(
-        "A label of yours, to list jobs by (GET /v1/jobs?batch_id=); not the id of a batch made by POST /v1/batches "
-        "(422): jobs join a batch only through that route"))
+    batch_id: str | None = Field(
+        None,
+        max_length=64,
+        description=(
+            "A label of yours, to list jobs by (GET /v1/jobs?batch_id=); not the id of a batch made by POST /v1/batches "
+            "(422): jobs join a batch only through that route"
+        ),
+    )
 
     @field_validator("provider", "operation", "idempotency_key", "batch_id")
     @classmethod
@@ -145,8 +150,11 @@ class ErrorPublic(BaseModel):
 
 class AssetPublic(BaseModel):
     index: int
-    attempt: int = Field(1, description="The job's attempt that produced it: after a retry the current attempt's assets "
-                         "come first, then the earlier attempts' (newest first), whose stored files are kept")
+    attempt: int = Field(
+        1,
+        description="The job's attempt that produced it: after a retry the current attempt's assets "
+        "come first, then the earlier attempts' (newest first), whose stored files are kept",
+    )
     kind: str
     content_type: str | None
     size: int | None
@@ -188,20 +196,39 @@ class JobPublic(BaseModel):
         if job.error_code:
             error = ErrorPublic(code=job.error_code, message=job.error_message or "", retryable=bool(job.error_retryable))
         return cls(
-            id=job.id, provider=job.provider, operation=job.operation, status=job.status,
-            attempt=job.attempt, progress=job.progress, provider_task_id=job.provider_task_id, input=job.input, metadata=job.meta,
-            batch_id=job.batch_id, error=error,
+            id=job.id,
+            provider=job.provider,
+            operation=job.operation,
+            status=job.status,
+            attempt=job.attempt,
+            progress=job.progress,
+            provider_task_id=job.provider_task_id,
+            input=job.input,
+            metadata=job.meta,
+            batch_id=job.batch_id,
+            error=error,
             assets=[
                 AssetPublic(
-                    index=a.index, attempt=a.attempt, kind=a.kind, content_type=a.content_type, size=a.size, sha256=a.sha256,
-                    url=_asset_url(job_url, job, a), source_url=data_uri_label(a.source_url) if a.source_url[:5].lower() == "data:" else a.source_url,
+                    index=a.index,
+                    attempt=a.attempt,
+                    kind=a.kind,
+                    content_type=a.content_type,
+                    size=a.size,
+                    sha256=a.sha256,
+                    url=_asset_url(job_url, job, a),
+                    source_url=data_uri_label(a.source_url) if a.source_url[:5].lower() == "data:" else a.source_url,
                     metadata=dict(a.meta),
                 )
                 for a in sorted(assets, key=lambda a: (-a.attempt, a.index))
             ],
-            result=job.result, created_at=job.created_at, updated_at=job.updated_at,
-            submitted_at=job.submitted_at, finished_at=job.finished_at, result_expires_at=job.result_expires_at,
-            provider_cancel=job.provider_cancel, status_url=job_url,
+            result=job.result,
+            created_at=job.created_at,
+            updated_at=job.updated_at,
+            submitted_at=job.submitted_at,
+            finished_at=job.finished_at,
+            result_expires_at=job.result_expires_at,
+            provider_cancel=job.provider_cancel,
+            status_url=job_url,
         )
 
 
@@ -215,10 +242,14 @@ def _asset_url(job_url: str, job: Job, asset: Asset) -> str | None:
 class JobsPublic(BaseModel):
     items: list[JobPublic]
     next_cursor: str | None
-    cost: dict[str, int | float] | None = Field(None, description=(
-        "With batch_id only: what the relay reported in the jobs' result.cost, summed per key over the whole "
-        "batch (every job, whatever the page and the other filters), plus jobs_with_cost: how many jobs "
-        "reported one. Also in the X-K4U-Batch-Cost header, as compact JSON"))
+    cost: dict[str, int | float] | None = Field(
+        None,
+        description=(
+            "With batch_id only: what the relay reported in the jobs' result.cost, summed per key over the whole "
+            "batch (every job, whatever the page and the other filters), plus jobs_with_cost: how many jobs "
+            "reported one. Also in the X-K4U-Batch-Cost header, as compact JSON"
+        ),
+    )
 
 
 def _isoformat(v: datetime) -> str:
@@ -227,8 +258,9 @@ def _isoformat(v: datetime) -> str:
 
 # An instant written by datetime.isoformat() (`+00:00`), as the events and notifications lists always
 # have been; JobPublic's and BatchPublic's instants are pydantic's own (`Z`).
-IsoDatetime = Annotated[datetime, PlainSerializer(_isoformat, return_type=str, when_used="json"),
-                        WithJsonSchema({"type": "string", "format": "date-time"}, mode="serialization")]
+IsoDatetime = Annotated[
+    datetime, PlainSerializer(_isoformat, return_type=str, when_used="json"), WithJsonSchema({"type": "string", "format": "date-time"}, mode="serialization")
+]
 
 
 class JobEventPublic(BaseModel):
@@ -243,8 +275,7 @@ class JobEventPublic(BaseModel):
 
     @classmethod
     def from_row(cls, event: JobEvent) -> JobEventPublic:
-        return cls(from_=JobStatus(event.old_status) if event.old_status else None, to=JobStatus(event.new_status),
-                   reason=event.reason, at=event.at)
+        return cls(from_=JobStatus(event.old_status) if event.old_status else None, to=JobStatus(event.new_status), reason=event.reason, at=event.at)
 
 
 class DeliveryAttemptPublic(BaseModel):
@@ -273,10 +304,21 @@ class DeliveryPublic(BaseModel):
         """The delivery with its attempts (those of other deliveries are skipped), in the order given."""
         d = delivery
         pending = DeliveryStatus(d.status) == DeliveryStatus.PENDING
-        return cls(webhook_id=d.id, event=d.event, url=d.url, status=DeliveryStatus(d.status), attempts=d.attempts,
-                   last_error=d.last_error, delivered_at=d.delivered_at, next_attempt_at=d.next_at if pending else None,
-                   history=[DeliveryAttemptPublic(attempt=a.attempt, status_code=a.status_code, error=a.error,
-                                                  duration_ms=a.duration_ms, at=a.at) for a in attempts if a.delivery_id == d.id])
+        return cls(
+            webhook_id=d.id,
+            event=d.event,
+            url=d.url,
+            status=DeliveryStatus(d.status),
+            attempts=d.attempts,
+            last_error=d.last_error,
+            delivered_at=d.delivered_at,
+            next_attempt_at=d.next_at if pending else None,
+            history=[
+                DeliveryAttemptPublic(attempt=a.attempt, status_code=a.status_code, error=a.error, duration_ms=a.duration_ms, at=a.at)
+                for a in attempts
+                if a.delivery_id == d.id
+            ],
+        )
 
 
 class ReplayedPublic(BaseModel):
@@ -294,8 +336,11 @@ class BatchCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    jobs: list[JobCreate] = Field(..., min_length=1, description="Job requests, as for POST /v1/jobs (without batch_id); "
-                                  "an idempotency_key per item makes a re-sent batch create nothing twice")
+    jobs: list[JobCreate] = Field(
+        ...,
+        min_length=1,
+        description="Job requests, as for POST /v1/jobs (without batch_id); an idempotency_key per item makes a re-sent batch create nothing twice",
+    )
     callback_url: str | None = Field(None, max_length=2000, description="Where batch.completed is POSTed once every job is terminal")
     metadata: dict[str, Any] = Field(default_factory=dict, description="Yours; echoed back untouched")
 
@@ -321,8 +366,9 @@ class BatchPublic(BaseModel):
 
 
 class BatchCreated(BatchPublic):
-    job_ids: list[str] = Field(description="The job of each item, in item order (an item whose idempotency_key "
-                               "was used before with the same body maps to that job)")
+    job_ids: list[str] = Field(
+        description="The job of each item, in item order (an item whose idempotency_key was used before with the same body maps to that job)"
+    )
 
 
 class BatchNotification(BaseModel):
@@ -347,10 +393,16 @@ class ProviderPublic(BaseModel):
     deadline_s: float
     result_ttl_s: int | None = Field(None, description="How long the relay keeps result URLs working, where known")
     cancels: bool = Field(False, description="A cancelled job's task is cancelled at the relay too")
-    lost_submit: str = Field("none", description="How a submission whose answer was lost is found: lookup (by our "
-                             "external id), callback_echo (a callback naming it) or none (the job fails submit_outcome_unknown)")
-    callback_auth: str = Field("url_token", description="What proves a callback is the provider's: url_token (the per-job URL "
-                               "only), standard_webhooks or jwks (a signature, when its setting is configured)")
+    lost_submit: str = Field(
+        "none",
+        description="How a submission whose answer was lost is found: lookup (by our "
+        "external id), callback_echo (a callback naming it) or none (the job fails submit_outcome_unknown)",
+    )
+    callback_auth: str = Field(
+        "url_token",
+        description="What proves a callback is the provider's: url_token (the per-job URL "
+        "only), standard_webhooks or jwks (a signature, when its setting is configured)",
+    )
 
 
 class ProvidersPublic(BaseModel):

@@ -116,8 +116,9 @@ def finished(task_id: str | None, result: Any) -> ProviderStatus:
         if isinstance(timings.get("inference"), (int, float)):
             data["cost"] = {"inference_s": float(timings["inference"])}
     if not outputs:
-        return ProviderStatus(task_id, State.FAILED, result_data=data, error_code="provider_failed",
-                              error_message="the request completed without any file in its result")
+        return ProviderStatus(
+            task_id, State.FAILED, result_data=data, error_code="provider_failed", error_message="the request completed without any file in its result"
+        )
     return ProviderStatus(task_id, State.SUCCEEDED, progress=100, outputs=outputs, result_data=data)
 
 
@@ -130,8 +131,17 @@ class FalAdapter(AdapterDefaults):
     operations: Mapping[str, Operation] = {
         "queue": Operation("queue", QueueInput, "Any fal model by path, through fal's queue (/fal-ai/...)"),
     }
-    capabilities = Capabilities(max_batch=1, callback_trust="hint", callback_auth=CallbackAuth.JWKS, callback_setting="fal_jwks",
-                                lost_submit=LostSubmit.NONE, cancels=True, result_ttl_s=None, expected_s=20.0, deadline_s=3600.0)
+    capabilities = Capabilities(
+        max_batch=1,
+        callback_trust="hint",
+        callback_auth=CallbackAuth.JWKS,
+        callback_setting="fal_jwks",
+        lost_submit=LostSubmit.NONE,
+        cancels=True,
+        result_ttl_s=None,
+        expected_s=20.0,
+        deadline_s=3600.0,
+    )
 
     def build_submit(self, operation: str, input: Mapping[str, Any], ctx: SubmitContext) -> HttpRequest:
         path = "/" + "/".join(quote(p, safe="") for p in str(input["model"]).split("/"))
@@ -191,8 +201,14 @@ class FalAdapter(AdapterDefaults):
         if result.status == 404:
             return [ProviderStatus(t.task_id, State.UNKNOWN, error_message=_detail(body))]
         if result.status >= 300:
-            return [ProviderStatus(t.task_id, State.FAILED, error_code="provider_failed",
-                                   error_message=f"fal answered HTTP {result.status} for the result: {_detail(body)[:500] or 'no detail'}")]
+            return [
+                ProviderStatus(
+                    t.task_id,
+                    State.FAILED,
+                    error_code="provider_failed",
+                    error_message=f"fal answered HTTP {result.status} for the result: {_detail(body)[:500] or 'no detail'}",
+                )
+            ]
         return [finished(t.task_id, body)]
 
     def cancel(self, target: PollTarget) -> Flow[CancelOutcome] | None:

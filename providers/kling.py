@@ -101,13 +101,25 @@ _RETRYABLE_CODES = {1302, 1303, 5000, 5001, 5002}
 
 _NATIVE_STATE = {"submitted": State.QUEUED, "processing": State.RUNNING, "succeed": State.SUCCEEDED, "failed": State.FAILED}
 _NEWAPI_STATE = {
-    "": State.QUEUED, "NOT_START": State.QUEUED, "SUBMITTED": State.QUEUED, "QUEUED": State.QUEUED,
-    "IN_PROGRESS": State.RUNNING, "SUCCESS": State.SUCCEEDED, "FAILURE": State.FAILED, "UNKNOWN": State.RUNNING,
+    "": State.QUEUED,
+    "NOT_START": State.QUEUED,
+    "SUBMITTED": State.QUEUED,
+    "QUEUED": State.QUEUED,
+    "IN_PROGRESS": State.RUNNING,
+    "SUCCESS": State.SUCCEEDED,
+    "FAILURE": State.FAILED,
+    "UNKNOWN": State.RUNNING,
 }
 _VIDEO_STATE = {
-    "queued": State.QUEUED, "pending": State.QUEUED, "in_progress": State.RUNNING, "processing": State.RUNNING,
-    "completed": State.SUCCEEDED, "succeeded": State.SUCCEEDED, "failed": State.FAILED,
-    "cancelled": State.CANCELLED, "unknown": State.QUEUED,
+    "queued": State.QUEUED,
+    "pending": State.QUEUED,
+    "in_progress": State.RUNNING,
+    "processing": State.RUNNING,
+    "completed": State.SUCCEEDED,
+    "succeeded": State.SUCCEEDED,
+    "failed": State.FAILED,
+    "cancelled": State.CANCELLED,
+    "unknown": State.QUEUED,
 }
 
 
@@ -120,11 +132,13 @@ class KlingAdapter(AdapterDefaults):
     }
     # Kling keeps results 30 days (§4.6); a 5 s video takes 60-120 s.
     capabilities = Capabilities(
-        max_batch=1, callback_trust="token", result_ttl_s=30 * 86400, expected_s=90.0,
-        deadline_s=3600.0, lost_submit=LostSubmit.LOOKUP,
+        max_batch=1,
+        callback_trust="token",
+        result_ttl_s=30 * 86400,
+        expected_s=90.0,
+        deadline_s=3600.0,
+        lost_submit=LostSubmit.LOOKUP,
     )
-
-
 
     def build_submit(self, operation: str, input: Mapping[str, Any], ctx: SubmitContext) -> HttpRequest:
         body = dict(input)
@@ -189,8 +203,6 @@ class KlingAdapter(AdapterDefaults):
             return None
         return Submitted(st.task_id, st)
 
-
-
     def parse_callback(self, headers: Mapping[str, str], body: bytes) -> ProviderStatus:
         data = json_or_none(HttpResponse(200, headers, body))
         if not isinstance(data, dict):
@@ -234,9 +246,14 @@ def _native(d: Mapping[str, Any]) -> ProviderStatus:
         msg = str(d.get("task_status_msg") or "") or None
     result_data = {k: d[k] for k in ("final_unit_deduction", "task_status_msg") if d.get(k) not in (None, "")}
     return ProviderStatus(
-        task_id=str_or_none(d.get("task_id")), state=state, progress=100 if state is State.SUCCEEDED else None,
-        outputs=outputs, result_data=result_data, external_id=str_or_none(ext),
-        error_code="provider_failed" if failed else None, error_message=msg if failed else None,
+        task_id=str_or_none(d.get("task_id")),
+        state=state,
+        progress=100 if state is State.SUCCEEDED else None,
+        outputs=outputs,
+        result_data=result_data,
+        external_id=str_or_none(ext),
+        error_code="provider_failed" if failed else None,
+        error_message=msg if failed else None,
     )
 
 
@@ -258,11 +275,14 @@ def _newapi_dto(d: Mapping[str, Any]) -> ProviderStatus:
     if state is State.SUCCEEDED and not outputs:
         state, failed, fail_reason = State.FAILED, True, "task succeeded without any result URL"
     return ProviderStatus(
-        task_id=str_or_none(d.get("task_id")), state=state,
+        task_id=str_or_none(d.get("task_id")),
+        state=state,
         progress=100 if state is State.SUCCEEDED else parse_progress(d.get("progress")),
-        outputs=outputs, result_data=dict(upstream.result_data) if upstream else {},
+        outputs=outputs,
+        result_data=dict(upstream.result_data) if upstream else {},
         external_id=upstream.external_id if upstream else None,
-        error_code="provider_failed" if failed else None, error_message=(fail_reason or "failed") if failed else None,
+        error_code="provider_failed" if failed else None,
+        error_message=(fail_reason or "failed") if failed else None,
     )
 
 
@@ -277,8 +297,10 @@ def _video_object(d: Mapping[str, Any]) -> ProviderStatus:
         state, failed = State.FAILED, True
         err = {"message": "task succeeded without any result URL"}
     return ProviderStatus(
-        task_id=str_or_none(d.get("id") or d.get("task_id")), state=state,
-        progress=100 if state is State.SUCCEEDED else parse_progress(d.get("progress")), outputs=outputs,
+        task_id=str_or_none(d.get("id") or d.get("task_id")),
+        state=state,
+        progress=100 if state is State.SUCCEEDED else parse_progress(d.get("progress")),
+        outputs=outputs,
         error_code="provider_failed" if failed else None,
         error_message=str(err.get("message") or "failed") if failed else None,
     )

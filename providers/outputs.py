@@ -20,9 +20,23 @@ __all__ = ["data_uri_label", "decode_data_uri", "shorten_data_uris", "walk_outpu
 MAX_OUTPUTS = 100
 MAX_DEPTH = 32
 _KIND_BY_EXT = {
-    "png": "image", "jpg": "image", "jpeg": "image", "webp": "image", "gif": "image", "bmp": "image", "avif": "image",
-    "mp4": "video", "webm": "video", "mov": "video", "mkv": "video",
-    "mp3": "audio", "wav": "audio", "flac": "audio", "ogg": "audio", "m4a": "audio", "aac": "audio",
+    "png": "image",
+    "jpg": "image",
+    "jpeg": "image",
+    "webp": "image",
+    "gif": "image",
+    "bmp": "image",
+    "avif": "image",
+    "mp4": "video",
+    "webm": "video",
+    "mov": "video",
+    "mkv": "video",
+    "mp3": "audio",
+    "wav": "audio",
+    "flac": "audio",
+    "ogg": "audio",
+    "m4a": "audio",
+    "aac": "audio",
 }
 
 

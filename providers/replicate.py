@@ -52,8 +52,15 @@ from providers.wire import json_or_none, object_at, str_or_none, upstream_path
 _NAME = r"[a-z0-9](?:[a-z0-9_.-]{0,98}[a-z0-9_])?"
 MODEL = re.compile(rf"(?P<owner>{_NAME})/(?P<name>{_NAME})", re.I)
 VERSION = re.compile(rf"(?:(?P<model>{_NAME}/{_NAME}):)?(?P<id>[0-9a-f]{{64}})", re.I)
-STATES = {"starting": State.QUEUED, "processing": State.RUNNING, "succeeded": State.SUCCEEDED,
-          "failed": State.FAILED, "canceled": State.CANCELLED, "cancelled": State.CANCELLED, "aborted": State.CANCELLED}
+STATES = {
+    "starting": State.QUEUED,
+    "processing": State.RUNNING,
+    "succeeded": State.SUCCEEDED,
+    "failed": State.FAILED,
+    "canceled": State.CANCELLED,
+    "cancelled": State.CANCELLED,
+    "aborted": State.CANCELLED,
+}
 _PERCENT = re.compile(r"(\d{1,3})%")
 EVENTS = ["start", "output", "logs", "completed"]
 
@@ -116,8 +123,11 @@ def read_prediction(d: Mapping[str, Any]) -> ProviderStatus:
     if state is State.SUCCEEDED and (d.get("data_removed") is True or not outputs):
         removed = d.get("data_removed") is True or output is None
         state, code = State.FAILED, "result_expired" if removed else "provider_failed"
-        message = ("Replicate deleted the prediction's files (data_removed): API outputs live about an hour"
-                   if removed else "the prediction succeeded without any file in its output")
+        message = (
+            "Replicate deleted the prediction's files (data_removed): API outputs live about an hour"
+            if removed
+            else "the prediction succeeded without any file in its output"
+        )
     elif state is State.FAILED:
         code = "provider_failed"
         message = message or "the prediction failed"
@@ -128,8 +138,7 @@ def read_prediction(d: Mapping[str, Any]) -> ProviderStatus:
     if state in (State.QUEUED, State.RUNNING) and isinstance(logs, str):
         found = _PERCENT.findall(logs[-2000:])
         progress = min(99, int(found[-1])) if found else None
-    return ProviderStatus(task_id, state, progress=progress, outputs=outputs, result_data=result,
-                          error_code=code, error_message=message or None)
+    return ProviderStatus(task_id, state, progress=progress, outputs=outputs, result_data=result, error_code=code, error_message=message or None)
 
 
 def _message(data: Any) -> str:
@@ -152,9 +161,17 @@ class ReplicateAdapter(AdapterDefaults):
     }
     # Outputs live about an hour (§8.4); predictions time out after 30 min of running (§8.2),
     # plus a few minutes to boot: that is the deadline.
-    capabilities = Capabilities(max_batch=1, callback_trust="hint", callback_auth=CallbackAuth.STANDARD_WEBHOOKS,
-                                callback_setting="replicate_webhook_secret", lost_submit=LostSubmit.NONE, cancels=True,
-                                result_ttl_s=3600, expected_s=30.0, deadline_s=35 * 60.0)
+    capabilities = Capabilities(
+        max_batch=1,
+        callback_trust="hint",
+        callback_auth=CallbackAuth.STANDARD_WEBHOOKS,
+        callback_setting="replicate_webhook_secret",
+        lost_submit=LostSubmit.NONE,
+        cancels=True,
+        result_ttl_s=3600,
+        expected_s=30.0,
+        deadline_s=35 * 60.0,
+    )
 
     def build_submit(self, operation: str, input: Mapping[str, Any], ctx: SubmitContext) -> HttpRequest:
         body: dict[str, Any] = {"input": dict(input.get("input") or {})}
@@ -178,8 +195,10 @@ class ReplicateAdapter(AdapterDefaults):
         st = read_prediction(data)
         task_id = str(data["id"])
         urls = object_at(data, "urls")
-        handle = {"get": _path_of(urls.get("get"), f"/replicate/v1/predictions/{quote(task_id, safe='')}"),
-                  "cancel": _path_of(urls.get("cancel"), f"/replicate/v1/predictions/{quote(task_id, safe='')}/cancel")}
+        handle = {
+            "get": _path_of(urls.get("get"), f"/replicate/v1/predictions/{quote(task_id, safe='')}"),
+            "cancel": _path_of(urls.get("cancel"), f"/replicate/v1/predictions/{quote(task_id, safe='')}/cancel"),
+        }
         return Submitted(task_id, st if st.state is not State.UNKNOWN else None, handle=handle)
 
     def build_poll(self, targets: Sequence[PollTarget], *, batch: bool = True) -> HttpRequest:

@@ -170,8 +170,7 @@ def admin_routes(sim: Simulator) -> list[Route]:
             return JSONResponse({"error": "cut_at must be an integer"}, status_code=400)
         if request.method == "GET":
             state.media_downloads += 1
-        options = RangeOptions(ignore_range=query.get("ignore_range") in ("1", "true"), cut_at=cut_at,
-                               slow_s=sim.config.slow_media_s)
+        options = RangeOptions(ignore_range=query.get("ignore_range") in ("1", "true"), cut_at=cut_at, slow_s=sim.config.slow_media_s)
         return ranged_response(request, big_blob(n_bytes), options)
 
     async def auth_seen(request: Request) -> Response:

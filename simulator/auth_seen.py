@@ -39,9 +39,4 @@ class AuthSeenMiddleware:
 
 def auth_seen_view(state: SimState) -> dict[str, Any]:
     """`{routes: {"GET /v1/video/query": {"with_auth": 2, "without_auth": 0}, ...}}`."""
-    return {
-        "routes": {
-            key: {"with_auth": c["with_auth"], "without_auth": c["without_auth"]}
-            for key, c in sorted(state.auth_by_route.items())
-        }
-    }
+    return {"routes": {key: {"with_auth": c["with_auth"], "without_auth": c["without_auth"]} for key, c in sorted(state.auth_by_route.items())}}

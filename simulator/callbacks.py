@@ -128,11 +128,7 @@ def _timeline_due(
         send = send + cursor.held if config.callback_reorder else cursor.held + send
         cursor.held.clear()
     assert cursor.url is not None
-    return [
-        Delivery(task_id, f"{event.status}:{event.progress}%", cursor.url, body(event.at))
-        for event in send
-        for _ in range(1 + config.callback_duplicates)
-    ]
+    return [Delivery(task_id, f"{event.status}:{event.progress}%", cursor.url, body(event.at)) for event in send for _ in range(1 + config.callback_duplicates)]
 
 
 class CallbackDispatcher:
@@ -156,13 +152,9 @@ class CallbackDispatcher:
             job.add_done_callback(self._inflight.discard)
         return sum(len(b) for b in batches) + sum(len(b) for b in signed)
 
-    async def _send_batches(
-        self, batches: list[list[Delivery]], signed: list[list[signed_hooks.SignedDelivery]]
-    ) -> None:
+    async def _send_batches(self, batches: list[list[Delivery]], signed: list[list[signed_hooks.SignedDelivery]]) -> None:
         config = self.state.config
-        async with httpx.AsyncClient(
-            transport=config.callback_transport, timeout=config.callback_timeout_s
-        ) as client:
+        async with httpx.AsyncClient(transport=config.callback_transport, timeout=config.callback_timeout_s) as client:
             await asyncio.gather(
                 *(self._send_ordered(client, batch) for batch in batches),
                 *(self._send_signed(client, batch) for batch in signed),

@@ -58,10 +58,20 @@ class PaidLedger:
         self.rows: list[dict[str, Any]] = []
         self.fired: Counter[str] = Counter()
 
-    def record(self, family: str, task_id: str, kind: str, prompt: str, created_at: int,
-               external_id: str | None = None, state: str | None = None) -> dict[str, Any]:
-        row = {"seq": len(self.rows) + 1, "family": family, "task_id": task_id, "kind": kind, "prompt": prompt,
-               "external_id": external_id or None, "state": state, "created_at": created_at, "answered": 200}
+    def record(
+        self, family: str, task_id: str, kind: str, prompt: str, created_at: int, external_id: str | None = None, state: str | None = None
+    ) -> dict[str, Any]:
+        row = {
+            "seq": len(self.rows) + 1,
+            "family": family,
+            "task_id": task_id,
+            "kind": kind,
+            "prompt": prompt,
+            "external_id": external_id or None,
+            "state": state,
+            "created_at": created_at,
+            "answered": 200,
+        }
         self.rows.append(row)
         return row
 

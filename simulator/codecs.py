@@ -118,12 +118,5 @@ def build_jpeg(size: int = JPEG_SIZE) -> bytes:
     dht = bytes([0x00, *_DC_BITS, *_DC_VALS]) + bytes([0x10, *_AC_BITS, *_AC_VALS])
     sos = bytes((1, 1, 0x00, 0, 63, 0))
     return (
-        b"\xff\xd8"
-        + _segment(0xE0, jfif)
-        + _segment(0xDB, dqt)
-        + _segment(0xC0, sof)
-        + _segment(0xC4, dht)
-        + _segment(0xDA, sos)
-        + bits.flush()
-        + b"\xff\xd9"
+        b"\xff\xd8" + _segment(0xE0, jfif) + _segment(0xDB, dqt) + _segment(0xC0, sof) + _segment(0xC4, dht) + _segment(0xDA, sos) + bits.flush() + b"\xff\xd9"
     )

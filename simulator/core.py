@@ -35,9 +35,7 @@ class Simulator:
         headers = {"Retry-After": "1"} if http == 429 else None
         return JSONResponse(body, status_code=http, headers=headers)
 
-    async def guard(
-        self, request: Request, route_key: str, is_create: bool = False, fail: ErrorFn | None = None
-    ) -> Response | None:
+    async def guard(self, request: Request, route_key: str, is_create: bool = False, fail: ErrorFn | None = None) -> Response | None:
         """Count the request, check auth, apply pending faults (may sleep).
 
         `fail(name, message, status)` builds the error response (default: Kling shapes).

@@ -69,10 +69,14 @@ class Plan:
 def plan_of(prompt: str) -> Plan:
     found = directives(prompt)
     return Plan(
-        fail="fail" in found, result_error="result_error" in found,
-        queue_s=directive_seconds(found, "queue"), run_s=directive_seconds(found, "run"),
-        data_output=found.get("output") == "data", sync="sync" in found,
-        gateway_retry="gateway_retry" in found, webhook_dupe="webhook_dupe" in found,
+        fail="fail" in found,
+        result_error="result_error" in found,
+        queue_s=directive_seconds(found, "queue"),
+        run_s=directive_seconds(found, "run"),
+        data_output=found.get("output") == "data",
+        sync="sync" in found,
+        gateway_retry="gateway_retry" in found,
+        webhook_dupe="webhook_dupe" in found,
     )
 
 

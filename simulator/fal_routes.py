@@ -72,13 +72,20 @@ def _submit(sim: Simulator) -> Endpoint:
         prompt = body.get("prompt")
         plan, store, now = fal.plan_of(prompt if isinstance(prompt, str) else ""), sim.state.fal, sim.state.now()
         request_id = store.new_id()
-        r = store.add(fal.FalRequest(
-            id=request_id, model="/".join([fal.OWNER, *segments]), input=body, created=now,
-            queue_s=0.0 if plan.sync else sim.config.queue_s if plan.queue_s is None else plan.queue_s,
-            run_s=0.0 if plan.sync else sim.config.run_s if plan.run_s is None else plan.run_s,
-            plan=plan, public_base=sim.base_url(request),
-            gateway_request_id=store.new_id() if plan.gateway_retry else request_id, webhook=webhook or None,
-        ))
+        r = store.add(
+            fal.FalRequest(
+                id=request_id,
+                model="/".join([fal.OWNER, *segments]),
+                input=body,
+                created=now,
+                queue_s=0.0 if plan.sync else sim.config.queue_s if plan.queue_s is None else plan.queue_s,
+                run_s=0.0 if plan.sync else sim.config.run_s if plan.run_s is None else plan.run_s,
+                plan=plan,
+                public_base=sim.base_url(request),
+                gateway_request_id=store.new_id() if plan.gateway_retry else request_id,
+                webhook=webhook or None,
+            )
+        )
         sim.state.count_create("fal", r.id, r.model, r.prompt, now)
         late = await sim.after_accept(oai_guard_error)
         if late is not None:

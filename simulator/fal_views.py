@@ -36,10 +36,8 @@ if TYPE_CHECKING:
     from simulator.state import SimState
 
 SEED = 1234567
-LOG_MARKS = ((0.0, "Loading the model"), (0.25, "Generating: 25%"), (0.5, "Generating: 50%"),
-             (0.75, "Generating: 75%"))
-VALIDATION_DETAIL = [{"loc": ["body", "prompt"], "msg": "The prompt was flagged by the content checker (simulated)",
-                      "type": "content_policy_violation"}]
+LOG_MARKS = ((0.0, "Loading the model"), (0.25, "Generating: 25%"), (0.5, "Generating: 50%"), (0.75, "Generating: 75%"))
+VALIDATION_DETAIL = [{"loc": ["body", "prompt"], "msg": "The prompt was flagged by the content checker (simulated)", "type": "content_policy_violation"}]
 
 
 def queue_urls(r: FalRequest) -> dict[str, str]:
@@ -48,8 +46,7 @@ def queue_urls(r: FalRequest) -> dict[str, str]:
 
 
 def submit(r: FalRequest) -> dict[str, Any]:
-    body: dict[str, Any] = {"request_id": r.id, **queue_urls(r), "status": IN_QUEUE,
-                            "queue_position": r.queue_position(r.created), "logs": None, "metrics": {}}
+    body: dict[str, Any] = {"request_id": r.id, **queue_urls(r), "status": IN_QUEUE, "queue_position": r.queue_position(r.created), "logs": None, "metrics": {}}
     if r.webhook:
         body["gateway_request_id"] = r.gateway_request_id
     return body
@@ -86,12 +83,16 @@ def result(r: FalRequest, base: str) -> dict[str, Any]:
         return {"video": {"url": media_url(r, base), "content_type": "video/mp4", "file_size": len(MP4_BYTES)}}
     data_uri = "data:image/png;base64," + base64.b64encode(PNG_BYTES).decode()
     images = [
-        {"url": data_uri if r.plan.data_output else media_url(r, base, i), "width": PNG_SIZE, "height": PNG_SIZE,
-         "content_type": "image/png"}
+        {"url": data_uri if r.plan.data_output else media_url(r, base, i), "width": PNG_SIZE, "height": PNG_SIZE, "content_type": "image/png"}
         for i in range(r.n_images())
     ]
-    return {"images": images, "timings": {"inference": r.inference_time()}, "seed": SEED,
-            "has_nsfw_concepts": [False] * len(images), "prompt": strip_directives(r.prompt)}
+    return {
+        "images": images,
+        "timings": {"inference": r.inference_time()},
+        "seed": SEED,
+        "has_nsfw_concepts": [False] * len(images),
+        "prompt": strip_directives(r.prompt),
+    }
 
 
 def outcome_answer(r: FalRequest, base: str) -> tuple[int, dict[str, Any] | list[Any]]:
@@ -110,5 +111,10 @@ def webhook(r: FalRequest, base: str) -> dict[str, Any]:
     """The completion webhook body: OK with the result, or ERROR with the error body as payload."""
     code, body = outcome_answer(r, base)
     ok = code == 200
-    return {"request_id": r.id, "gateway_request_id": r.gateway_request_id, "status": "OK" if ok else "ERROR",
-            "payload": body, "error": None if ok else f"Invalid status code: {code}"}
+    return {
+        "request_id": r.id,
+        "gateway_request_id": r.gateway_request_id,
+        "status": "OK" if ok else "ERROR",
+        "payload": body,
+        "error": None if ok else f"Invalid status code: {code}",
+    }

@@ -47,12 +47,7 @@ def build_png(size: int = PNG_SIZE) -> bytes:
         for x in range(size):
             rows += bytes((x * 255 // (size - 1), y * 255 // (size - 1), 128))
     ihdr = struct.pack(">IIBBBBB", size, size, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + _png_chunk(b"IHDR", ihdr)
-        + _png_chunk(b"IDAT", _zlib_stored(bytes(rows)))
-        + _png_chunk(b"IEND", b"")
-    )
+    return b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr) + _png_chunk(b"IDAT", _zlib_stored(bytes(rows))) + _png_chunk(b"IEND", b"")
 
 
 PNG_BYTES = build_png()

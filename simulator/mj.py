@@ -146,10 +146,7 @@ def describe_suggestions(task_id: str) -> list[str]:
     subjects = ["a gradient square", "an abstract color field", "a minimalist poster", "a soft blurred backdrop"]
     styles = ["in the style of color field painting", "pastel tones", "digital art", "studio lighting"]
     marks = ["1️⃣", "2️⃣", "3️⃣", "4️⃣"]
-    return [
-        f"{mark} {subjects[i]}, {rng.choice(styles)}, {rng.choice(styles)} --ar 1:1"
-        for i, mark in enumerate(marks)
-    ]
+    return [f"{mark} {subjects[i]}, {rng.choice(styles)}, {rng.choice(styles)} --ar 1:1" for i, mark in enumerate(marks)]
 
 
 class MjStore:

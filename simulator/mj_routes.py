@@ -29,7 +29,6 @@ CREATES = ("imagine", "action", "blend", "describe", "video")
 Endpoint = Callable[[Request], Awaitable[Response]]
 
 
-
 def mj_routes(sim: Simulator) -> list[Route]:
     """All Midjourney routes for every prefix."""
     routes: list[Route] = []

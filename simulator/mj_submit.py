@@ -170,9 +170,7 @@ def action(ctx: Ctx, body: dict[str, Any]) -> JSONResponse:
     inherited = {k: val for k, val in find_directives(parent.prompt).items() if k in ("run", "queue")}
     description = f"/up {parent.id} {_LETTER.get(spec.action, spec.action)}{spec.index}"
     if spec.modal:
-        task = ctx.new_task(
-            spec.action, spec.result, parent.prompt, description, body, inherited, modal_now=True, parent=parent
-        )
+        task = ctx.new_task(spec.action, spec.result, parent.prompt, description, body, inherited, modal_now=True, parent=parent)
         task.custom_id = custom_id
         waiting = {"finalPrompt": parent.prompt, "remix": True}
         return ctx.answer(v.submit_body(21, "Waiting for window confirm", task.id, waiting), modal=True)
@@ -185,9 +183,7 @@ def action(ctx: Ctx, body: dict[str, Any]) -> JSONResponse:
         return ctx.answer(v.submit_body(21, "Task already exists", existing.id, props))
     if ctx.queue_full({}):
         return ctx.fail(23, "Queue is full, please try again later")
-    task = ctx.new_task(
-        spec.action, spec.result, parent.prompt, description, body, inherited, parent=parent, custom_id=custom_id
-    )
+    task = ctx.new_task(spec.action, spec.result, parent.prompt, description, body, inherited, parent=parent, custom_id=custom_id)
     store.by_button[(parent.id, custom_id)] = task.id
     return ctx.answer(v.accepted(task.id))
 

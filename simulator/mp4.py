@@ -107,9 +107,7 @@ def _pps() -> bytes:
 
 def _macroblock(frame: int, mbx: int, mby: int) -> bytes:
     """384 raw samples (16x16 Y, 8x8 Cb, 8x8 Cr) of a moving diagonal gradient."""
-    luma = bytes(
-        16 + ((mbx * 16 + x + mby * 16 + y + frame * 12) * 3) % 220 for y in range(16) for x in range(16)
-    )
+    luma = bytes(16 + ((mbx * 16 + x + mby * 16 + y + frame * 12) * 3) % 220 for y in range(16) for x in range(16))
     cb = bytes([64 + frame * 12] * 64)
     cr = bytes([192 - frame * 12] * 64)
     return luma + cb + cr
@@ -150,26 +148,46 @@ def _moov(sample_sizes: list[int], chunk_offset: int, sps: bytes, pps: bytes) ->
     delta = TIMESCALE // FPS
     duration = count * delta
     mvhd = _full(
-        b"mvhd", 0, 0,
+        b"mvhd",
+        0,
+        0,
         struct.pack(">IIII", 0, 0, TIMESCALE, duration),
-        struct.pack(">IH10x", 0x10000, 0x100), _MATRIX, bytes(24), struct.pack(">I", 2),
+        struct.pack(">IH10x", 0x10000, 0x100),
+        _MATRIX,
+        bytes(24),
+        struct.pack(">I", 2),
     )
     tkhd = _full(
-        b"tkhd", 0, 3,
-        struct.pack(">IIIII", 0, 0, 1, 0, duration), bytes(8),
-        struct.pack(">hhhH", 0, 0, 0, 0), _MATRIX, struct.pack(">II", WIDTH << 16, HEIGHT << 16),
+        b"tkhd",
+        0,
+        3,
+        struct.pack(">IIIII", 0, 0, 1, 0, duration),
+        bytes(8),
+        struct.pack(">hhhH", 0, 0, 0, 0),
+        _MATRIX,
+        struct.pack(">II", WIDTH << 16, HEIGHT << 16),
     )
     mdhd = _full(b"mdhd", 0, 0, struct.pack(">IIIIHH", 0, 0, TIMESCALE, duration, 0x55C4, 0))
     hdlr = _full(b"hdlr", 0, 0, struct.pack(">I4s12x", 0, b"vide"), b"VideoHandler\x00")
     avcc = _box(
         b"avcC",
-        bytes([1, sps[1], sps[2], sps[3], 0xFF, 0xE1]), struct.pack(">H", len(sps)), sps,
-        bytes([1]), struct.pack(">H", len(pps)), pps,
+        bytes([1, sps[1], sps[2], sps[3], 0xFF, 0xE1]),
+        struct.pack(">H", len(sps)),
+        sps,
+        bytes([1]),
+        struct.pack(">H", len(pps)),
+        pps,
     )
     avc1 = _box(
         b"avc1",
-        bytes(6), struct.pack(">H", 1), bytes(16), struct.pack(">HH", WIDTH, HEIGHT),
-        struct.pack(">IIIH", 0x480000, 0x480000, 0, 1), bytes(32), struct.pack(">Hh", 0x18, -1), avcc,
+        bytes(6),
+        struct.pack(">H", 1),
+        bytes(16),
+        struct.pack(">HH", WIDTH, HEIGHT),
+        struct.pack(">IIIH", 0x480000, 0x480000, 0, 1),
+        bytes(32),
+        struct.pack(">Hh", 0x18, -1),
+        avcc,
     )
     stbl = _box(
         b"stbl",

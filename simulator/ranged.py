@@ -127,8 +127,7 @@ class BlobStream(Response):
     """Streams [start, stop) of a blob; with `cut` set, stops at that offset and drops the
     connection without finishing the body (the Content-Length promise is not kept)."""
 
-    def __init__(self, blob: Blob, start: int, stop: int, cut: int | None, slow_s: float,
-                 status: int, headers: dict[str, str]) -> None:
+    def __init__(self, blob: Blob, start: int, stop: int, cut: int | None, slow_s: float, status: int, headers: dict[str, str]) -> None:
         super().__init__(status_code=status, headers=headers, media_type=blob.media_type)
         self.blob, self.start, self.stop, self.cut, self.slow_s = blob, start, stop, cut, slow_s
 

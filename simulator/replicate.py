@@ -66,8 +66,10 @@ def plan_of(prompt: str) -> Plan:
     found = directives(prompt)
     expire = directive_seconds(found, "expire")
     return Plan(
-        fail="fail" in found, abort="abort" in found,
-        queue_s=directive_seconds(found, "queue"), run_s=directive_seconds(found, "run"),
+        fail="fail" in found,
+        abort="abort" in found,
+        queue_s=directive_seconds(found, "queue"),
+        run_s=directive_seconds(found, "run"),
         output=found["output"] if found.get("output") in OUTPUT_KINDS else "list",
         expire_s=DEFAULT_EXPIRE_S if expire is None else expire,
     )
@@ -257,8 +259,7 @@ class ReplicateStore:
         self.predictions[prediction.id] = prediction
         return prediction
 
-    def rows(self, now: float, wall_ms: Callable[[float], int],
-             output: Callable[[Prediction, float], Any]) -> list[dict[str, Any]]:
+    def rows(self, now: float, wall_ms: Callable[[float], int], output: Callable[[Prediction, float], Any]) -> list[dict[str, Any]]:
         """`/_sim/tasks` rows; `output(prediction, now)` renders the current output."""
         return [
             {

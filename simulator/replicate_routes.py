@@ -75,8 +75,9 @@ async def _create(sim: Simulator, request: Request, route_key: str, model: str |
         raw = body.get("version")
         owner_name, _, digest = raw.rpartition(":") if isinstance(raw, str) else ("", "", "")
         if not _HEX64.match(digest) or (owner_name and not _MODEL.match(owner_name)):
-            return views.problem(422, "Invalid version or not permitted",
-                                 "The specified version does not exist (or perhaps you don't have permission to use it?)")
+            return views.problem(
+                422, "Invalid version or not permitted", "The specified version does not exist (or perhaps you don't have permission to use it?)"
+            )
         version, model = digest, owner_name or f"sim-owner/model-{digest[:12]}"
     if not isinstance(body.get("input"), dict):
         return _invalid("- input: Invalid type. Expected: object, given: " + type(body.get("input")).__name__)
@@ -84,12 +85,21 @@ async def _create(sim: Simulator, request: Request, route_key: str, model: str |
     if isinstance(hooks, JSONResponse):
         return hooks
     plan, store, now = rep.plan_of(str(body["input"].get("prompt") or "")), sim.state.replicate, sim.state.now()
-    p = store.add(rep.Prediction(
-        id=store.new_id(), model=model, version=version, input=body["input"], created=now,
-        queue_s=sim.config.queue_s if plan.queue_s is None else plan.queue_s,
-        run_s=sim.config.run_s if plan.run_s is None else plan.run_s, plan=plan,
-        public_base=sim.base_url(request), webhook=hooks[0], events_filter=hooks[1],
-    ))
+    p = store.add(
+        rep.Prediction(
+            id=store.new_id(),
+            model=model,
+            version=version,
+            input=body["input"],
+            created=now,
+            queue_s=sim.config.queue_s if plan.queue_s is None else plan.queue_s,
+            run_s=sim.config.run_s if plan.run_s is None else plan.run_s,
+            plan=plan,
+            public_base=sim.base_url(request),
+            webhook=hooks[0],
+            events_filter=hooks[1],
+        )
+    )
     sim.state.count_create("replicate", p.id, f"replicate/{model}", p.prompt, now)
     late = await sim.after_accept(oai_guard_error)
     return late or JSONResponse(views.prediction(p, sim.state, now, _base(sim, p)), status_code=201)

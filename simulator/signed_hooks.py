@@ -113,7 +113,7 @@ def _replicate_due(state: SimState, now: float) -> list[list[SignedDelivery]]:
         if not p.webhook:
             continue
         happened = [e for e in p.hook_events() if e.at <= now]
-        new = happened[len(p.hooks_sent):]
+        new = happened[len(p.hooks_sent) :]
         p.hooks_sent += [e.event for e in new]
         if not config.callbacks_enabled:
             state.callbacks_dropped += len(new)
@@ -122,10 +122,18 @@ def _replicate_due(state: SimState, now: float) -> list[list[SignedDelivery]]:
         batch = []
         for e in new:
             msg_id = "msg_" + "".join(secrets.choice(_ALNUM) for _ in range(27))
-            batch.append(SignedDelivery(
-                "replicate", p.id, e.event, p.webhook, replicate_views.prediction(p, state, e.at, base), msg_id,
-                _replicate_signer(config.replicate_webhook_secret, msg_id), lambda code: code >= 500,
-            ))
+            batch.append(
+                SignedDelivery(
+                    "replicate",
+                    p.id,
+                    e.event,
+                    p.webhook,
+                    replicate_views.prediction(p, state, e.at, base),
+                    msg_id,
+                    _replicate_signer(config.replicate_webhook_secret, msg_id),
+                    lambda code: code >= 500,
+                )
+            )
         if batch:
             batches.append(batch)
     return batches
@@ -143,11 +151,12 @@ def _fal_due(state: SimState, now: float) -> list[list[SignedDelivery]]:
             continue
         body = fal_views.webhook(r, (config.public_base or r.public_base).rstrip("/"))
         event = "completed:" + body["status"]
-        batches.append([
-            SignedDelivery("fal", r.id, event, r.webhook, body, f"{r.id}/{k}", _fal_signer(state.fal_key, r.id),
-                           lambda code: not 200 <= code < 300)
-            for k in range(1, copies + 1)
-        ])
+        batches.append(
+            [
+                SignedDelivery("fal", r.id, event, r.webhook, body, f"{r.id}/{k}", _fal_signer(state.fal_key, r.id), lambda code: not 200 <= code < 300)
+                for k in range(1, copies + 1)
+            ]
+        )
     return batches
 
 
@@ -164,12 +173,18 @@ async def post(client: httpx.AsyncClient, d: SignedDelivery, state: SimState) ->
     attempts = 1 + max(0, config.webhook_retries)
     for attempt in range(1, attempts + 1):
         signature = d.sign(content, int(config.webhook_clock()))
-        entry: dict[str, Any] = {"family": d.family, "task_id": d.task_id, "status": d.event, "event": d.event,
-                                 "url": d.url, "webhook_id": signature.get("webhook-id"),
-                                 "delivery_id": d.delivery_id, "attempt": attempt}
+        entry: dict[str, Any] = {
+            "family": d.family,
+            "task_id": d.task_id,
+            "status": d.event,
+            "event": d.event,
+            "url": d.url,
+            "webhook_id": signature.get("webhook-id"),
+            "delivery_id": d.delivery_id,
+            "attempt": attempt,
+        }
         try:
-            response = await client.post(d.url, content=content,
-                                         headers={"Content-Type": "application/json", **signature})
+            response = await client.post(d.url, content=content, headers={"Content-Type": "application/json", **signature})
             entry["http_status"], entry["ok"] = response.status_code, response.is_success
             again = d.retry_on(response.status_code)
         except Exception as exc:  # the receiver's problem; retried like a 5xx

@@ -220,8 +220,7 @@ class SimState:
         self.count_create("kling", task_id, kind, task.prompt, task.created, external_id=task.external_task_id)
         return task
 
-    def count_create(self, family: str, task_id: str, kind: str, prompt: str, created: float,
-                     external_id: str | None = None, state: str | None = None) -> None:
+    def count_create(self, family: str, task_id: str, kind: str, prompt: str, created: float, external_id: str | None = None, state: str | None = None) -> None:
         """Count a created (paid) task and add it to the paid ledger."""
         self.creates += 1
         self.creates_by_family[family] += 1
@@ -243,22 +242,27 @@ class SimState:
 
     def task_rows(self) -> list[dict[str, Any]]:
         now = self.now()
-        return [
-            {
-                "task_id": t.task_id,
-                "relay_id": t.relay_id,
-                "external_task_id": t.external_task_id,
-                "kind": t.kind,
-                "model": t.model,
-                "status": t.status_at(now),
-                "progress": t.progress_at(now),
-                "created_at": self.wall_ms(t.created),
-                "callback_url": t.callback_url,
-                "callbacks_notified": list(t.notified),
-                "family": "kling",
-            }
-            for t in self.tasks.values()
-        ] + self._timeline_rows(now) + self.video.rows(now, self.wall_ms) + self._rep_fal_rows(now)
+        return (
+            [
+                {
+                    "task_id": t.task_id,
+                    "relay_id": t.relay_id,
+                    "external_task_id": t.external_task_id,
+                    "kind": t.kind,
+                    "model": t.model,
+                    "status": t.status_at(now),
+                    "progress": t.progress_at(now),
+                    "created_at": self.wall_ms(t.created),
+                    "callback_url": t.callback_url,
+                    "callbacks_notified": list(t.notified),
+                    "family": "kling",
+                }
+                for t in self.tasks.values()
+            ]
+            + self._timeline_rows(now)
+            + self.video.rows(now, self.wall_ms)
+            + self._rep_fal_rows(now)
+        )
 
     def _rep_fal_rows(self, now: float) -> list[dict[str, Any]]:
         def output(p: Prediction, at: float) -> Any:
@@ -315,11 +319,20 @@ class SimState:
             "requests": dict(self.requests),
             "creates": self.creates,
             "creates_by_family": dict(self.creates_by_family),
-            "tasks": len(self.tasks) + len(self.mj.tasks) + len(self.suno.tasks) + len(self.video.tasks)
-            + len(self.replicate.predictions) + len(self.fal.requests),
-            "tasks_by_family": {"kling": len(self.tasks), "mj": len(self.mj.tasks), "suno": len(self.suno.tasks),
-                                "video": len(self.video.tasks), "replicate": len(self.replicate.predictions),
-                                "fal": len(self.fal.requests)},
+            "tasks": len(self.tasks)
+            + len(self.mj.tasks)
+            + len(self.suno.tasks)
+            + len(self.video.tasks)
+            + len(self.replicate.predictions)
+            + len(self.fal.requests),
+            "tasks_by_family": {
+                "kling": len(self.tasks),
+                "mj": len(self.mj.tasks),
+                "suno": len(self.suno.tasks),
+                "video": len(self.video.tasks),
+                "replicate": len(self.replicate.predictions),
+                "fal": len(self.fal.requests),
+            },
             "polls": (polls := self.polls()),
             "poll_requests": sum(polls.values()),
             "mj_submit_codes": dict(self.mj.codes),

@@ -82,4 +82,3 @@ def lyrics_from(text: str) -> str:
 
 def new_id() -> str:
     return str(uuid.uuid4())
-

@@ -120,7 +120,6 @@ def build_lyrics(sim: Simulator, body: dict[str, Any], base: str) -> s.SunoTask 
     )
 
 
-
 def _submit(sim: Simulator, action: str, build: Builder) -> Endpoint:
     route_key = f"POST /suno/submit/{action}"
 

@@ -110,8 +110,9 @@ def _int(found: dict[str, str], name: str) -> int | None:
 def plan_of(prompt: str, family_key: str) -> Plan:
     """Read the directives; `family_key` is sora/veo/grok for unified tasks, `openai` otherwise."""
     found = directives(prompt)
-    plan = Plan(reject="reject" in found, blocked="blocked" in found, redirect="content_redirect" in found,
-                no_range="no_range" in found, synonyms="synonyms" in found)
+    plan = Plan(
+        reject="reject" in found, blocked="blocked" in found, redirect="content_redirect" in found, no_range="no_range" in found, synonyms="synonyms" in found
+    )
     if "fail" in found:
         words = FAIL_WORDS[family_key]
         plan.fail_word = found["fail"] if found["fail"] in words else words[0]
@@ -299,12 +300,10 @@ class VideoStore:
 
 def upload_record(data: bytes, filename: str | None, content_type: str | None) -> dict[str, Any]:
     """What the simulator keeps of an uploaded `input_reference` (proof the bytes arrived)."""
-    return {"kind": "file", "filename": filename, "content_type": content_type, "size": len(data),
-            "sha256": hashlib.sha256(data).hexdigest()}
+    return {"kind": "file", "filename": filename, "content_type": content_type, "size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
 
 
 def reference_record(value: str) -> dict[str, Any]:
     """What the simulator keeps of a string `input_reference` (URL or data URI)."""
     kind = "data_uri" if value.startswith("data:") else "url"
-    return {"kind": kind, "size": len(value), "sha256": hashlib.sha256(value.encode()).hexdigest(),
-            "value": value if kind == "url" else value[:64]}
+    return {"kind": kind, "size": len(value), "sha256": hashlib.sha256(value.encode()).hexdigest(), "value": value if kind == "url" else value[:64]}

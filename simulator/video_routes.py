@@ -77,8 +77,7 @@ def serve_video(sim: Simulator, request: Request, task: v.VideoTask, headers: di
         if cut_at is None and sim.state.dice.roll(sim.config.media_cut_rate):
             sim.state.paid.fired["media_cut"] += 1
             cut_at = int(blob.size * sim.state.dice.fraction(0.1, 0.9))
-    options = RangeOptions(ignore_range=task.plan.no_range, cut_at=cut_at, slow_s=sim.config.slow_media_s,
-                           headers=headers)
+    options = RangeOptions(ignore_range=task.plan.no_range, cut_at=cut_at, slow_s=sim.config.slow_media_s, headers=headers)
     return ranged_response(request, blob, options)
 
 
@@ -107,13 +106,21 @@ def _unified_create(sim: Simulator) -> Endpoint:
         if plan.reject:
             return unified_error("content_policy_violation", "prompt rejected by the safety system", 400)
         store, now = sim.state.video, sim.state.now()
-        task = store.add(v.VideoTask(
-            id=store.new_unified_id(family, model), api=v.UNIFIED, family=family, model=model, prompt=prompt,
-            created=now, queue_s=sim.config.queue_s if plan.queue_s is None else plan.queue_s,
-            run_s=sim.config.run_s if plan.run_s is None else plan.run_s, plan=plan,
-            public_base=sim.base_url(request),
-            params={k: val for k, val in body.items() if k not in ("prompt", "model")},
-        ))
+        task = store.add(
+            v.VideoTask(
+                id=store.new_unified_id(family, model),
+                api=v.UNIFIED,
+                family=family,
+                model=model,
+                prompt=prompt,
+                created=now,
+                queue_s=sim.config.queue_s if plan.queue_s is None else plan.queue_s,
+                run_s=sim.config.run_s if plan.run_s is None else plan.run_s,
+                plan=plan,
+                public_base=sim.base_url(request),
+                params={k: val for k, val in body.items() if k not in ("prompt", "model")},
+            )
+        )
         sim.state.count_create("video", task.id, f"unified/{family}", prompt, now)
         late = await sim.after_accept(suno_views.guard_error)
         return late or JSONResponse(views.unified_submit(task, sim.state, now, _base(sim, task)))
@@ -182,7 +189,7 @@ def _check_openai(fields: dict[str, Any]) -> str | None:
         return "prompt is required"
     seconds = fields.get("seconds")
     if seconds is not None and (isinstance(seconds, bool) or not str(seconds).isdigit() or int(seconds) <= 0):
-        return "seconds must be a positive whole number of seconds, e.g. \"4\", \"8\" or \"12\""
+        return 'seconds must be a positive whole number of seconds, e.g. "4", "8" or "12"'
     metadata = fields.get("metadata")
     if isinstance(metadata, str) and metadata:
         try:
@@ -195,15 +202,26 @@ def _check_openai(fields: dict[str, Any]) -> str | None:
     return None
 
 
-def _openai_task(sim: Simulator, request: Request, model: str, family: str, prompt: str,
-                 params: dict[str, Any], remixed_from: str | None = None) -> v.VideoTask:
+def _openai_task(
+    sim: Simulator, request: Request, model: str, family: str, prompt: str, params: dict[str, Any], remixed_from: str | None = None
+) -> v.VideoTask:
     plan, store, now = v.plan_of(prompt, v.OPENAI), sim.state.video, sim.state.now()
-    task = store.add(v.VideoTask(
-        id=store.new_openai_id(), api=v.OPENAI, family=family, model=model, prompt=prompt, created=now,
-        queue_s=sim.config.queue_s if plan.queue_s is None else plan.queue_s,
-        run_s=sim.config.run_s if plan.run_s is None else plan.run_s, plan=plan,
-        public_base=sim.base_url(request), params=params, remixed_from=remixed_from,
-    ))
+    task = store.add(
+        v.VideoTask(
+            id=store.new_openai_id(),
+            api=v.OPENAI,
+            family=family,
+            model=model,
+            prompt=prompt,
+            created=now,
+            queue_s=sim.config.queue_s if plan.queue_s is None else plan.queue_s,
+            run_s=sim.config.run_s if plan.run_s is None else plan.run_s,
+            plan=plan,
+            public_base=sim.base_url(request),
+            params=params,
+            remixed_from=remixed_from,
+        )
+    )
     sim.state.count_create("video", task.id, "openai/remix" if remixed_from else f"openai/{family}", prompt, now)
     return task
 

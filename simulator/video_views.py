@@ -63,9 +63,7 @@ def _n_frames(task: VideoTask) -> int:
 def _detail(task: VideoTask, state: SimState, now: float, base: str, inner: str) -> dict[str, Any]:
     url = _result_url(task, now, base)
     upstream = task.id.split(":", 1)[-1]
-    generations = [] if url is None else [
-        {"id": "gen_" + upstream[5:], "url": url, "n_frames": _n_frames(task), "task_id": upstream}
-    ]
+    generations = [] if url is None else [{"id": "gen_" + upstream[5:], "url": url, "n_frames": _n_frames(task), "task_id": upstream}]
     return {
         "id": upstream,
         "input": {k: v for k, v in task.params.items() if k != "images"} | {"prompt": task.prompt},
@@ -87,26 +85,42 @@ def _native_query(task: VideoTask, state: SimState, now: float, base: str) -> di
     updated = state.wall_ms(task.changed_at(now))
     if task.family == SORA:
         return {
-            "id": task.id, "object": "video", "model": task.model, "status": word, "progress": str(progress),
-            "created_at": state.wall_s(task.created), "size": task.params.get("size") or "small",
-            "status_update_time": updated, "detail": _detail(task, state, now, base, inner), "video_url": url,
+            "id": task.id,
+            "object": "video",
+            "model": task.model,
+            "status": word,
+            "progress": str(progress),
+            "created_at": state.wall_s(task.created),
+            "size": task.params.get("size") or "small",
+            "status_update_time": updated,
+            "detail": _detail(task, state, now, base, inner),
+            "video_url": url,
             "metadata": json.dumps({k: task.params.get(k) for k in ("orientation", "duration")}),
         }
     if task.family == VEO:
         return {
-            "id": task.id, "status": word, "progress": f"{progress}%", "video_url": url,
-            "enhanced_prompt": _enhanced(task), "status_update_time": updated,
+            "id": task.id,
+            "status": word,
+            "progress": f"{progress}%",
+            "video_url": url,
+            "enhanced_prompt": _enhanced(task),
+            "status_update_time": updated,
             "detail": _detail(task, state, now, base, inner),
             "metadata": {k: task.params.get(k) for k in ("aspect_ratio", "enable_upsample", "enhance_prompt")},
         }
     return {
-        "id": task.id, "task_id": task.id, "model": task.model, "status": word, "progress": str(progress),
-        "video_url": url, "created_at": state.wall_s(task.created), "status_update_time": updated,
+        "id": task.id,
+        "task_id": task.id,
+        "model": task.model,
+        "status": word,
+        "progress": str(progress),
+        "video_url": url,
+        "created_at": state.wall_s(task.created),
+        "status_update_time": updated,
     }
 
 
-def _place_failure(body: dict[str, Any], placement: str, task: VideoTask, state: SimState, now: float,
-                   base: str) -> None:
+def _place_failure(body: dict[str, Any], placement: str, task: VideoTask, state: SimState, now: float, base: str) -> None:
     if placement == "error_string":
         body["error"] = FAIL_REASON
     elif placement == "error_object":
@@ -125,8 +139,13 @@ def unified_query(task: VideoTask, state: SimState, now: float, base: str) -> di
     reason = FAIL_REASON if phase == FAILED else None
     if shape == "data":
         status = task.word_at(now)[0] if task.plan.synonyms and phase != FAILED else NEWAPI_WORDS[phase]
-        data: dict[str, Any] = {"task_id": task.id, "status": status, "progress": f"{task.progress_at(now)}%",
-                                "fail_reason": reason or "", "submit_time": state.wall_s(task.created)}
+        data: dict[str, Any] = {
+            "task_id": task.id,
+            "status": status,
+            "progress": f"{task.progress_at(now)}%",
+            "fail_reason": reason or "",
+            "submit_time": state.wall_s(task.created),
+        }
         if url:
             data["result_url"] = url
         return {"code": "success", "message": "", "data": data}
@@ -135,8 +154,14 @@ def unified_query(task: VideoTask, state: SimState, now: float, base: str) -> di
         return {"task_id": task.id, "status": status, "url": url, "format": "mp4", "metadata": {}, "error": reason}
     if shape == "plain":
         word = task.word_at(now)[0]
-        return {"id": task.id, "status": word, "progress": str(task.progress_at(now)), "video_url": url,
-                "status_update_time": state.wall_ms(task.changed_at(now)), "error": reason}
+        return {
+            "id": task.id,
+            "status": word,
+            "progress": str(task.progress_at(now)),
+            "video_url": url,
+            "status_update_time": state.wall_ms(task.changed_at(now)),
+            "error": reason,
+        }
     body = _native_query(task, state, now, base)
     if reason:
         placement = NATIVE_FAILURE[task.family] if shape == "native" else shape

@@ -82,8 +82,12 @@ def tick() -> dict[str, int]:
     return sweep_tick(runtime())
 
 
-def _one_or_many(one: Callable[[Runtime, str, int], str], many: Callable[[Runtime, Sequence[tuple[str, int]]], list[Outcome]],
-                 job_id: str | list[list[str | int]], version: int | None) -> str | list[str]:
+def _one_or_many(
+    one: Callable[[Runtime, str, int], str],
+    many: Callable[[Runtime, Sequence[tuple[str, int]]], list[Outcome]],
+    job_id: str | list[list[str | int]],
+    version: int | None,
+) -> str | list[str]:
     """A message of one job (job_id, version) or of several ([[job_id, version], ...]), as dispatch.MANY sends them."""
     if isinstance(job_id, list):
         return list(many(runtime(), [(str(j), int(v)) for j, v in job_id]))

@@ -129,9 +129,16 @@ def sim(clock: FakeClock) -> Iterator[Sim]:
 
 def make_settings(db_url: str, sim_url: str, tmp_path: Path, **extra: Any) -> Settings:
     values: dict[str, Any] = {
-        "database_url": db_url, "base_url": sim_url, "api_key": SIM_KEY, "storage_url": f"file://{tmp_path}/objects",
-        "allow_private_urls": True, "webhook_secret": "whsec_" + "ZfUyTg5gSBswdDJt94lKEl5sQYBWuo7n", "lease_s": 60.0,
-        "poll_expected_s": 5.0, "poll_min_interval_s": 1.0, "data_dir": str(tmp_path),
+        "database_url": db_url,
+        "base_url": sim_url,
+        "api_key": SIM_KEY,
+        "storage_url": f"file://{tmp_path}/objects",
+        "allow_private_urls": True,
+        "webhook_secret": "whsec_" + "ZfUyTg5gSBswdDJt94lKEl5sQYBWuo7n",
+        "lease_s": 60.0,
+        "poll_expected_s": 5.0,
+        "poll_min_interval_s": 1.0,
+        "data_dir": str(tmp_path),
     }
     values.update(extra)
     return Settings(**values)
@@ -141,8 +148,11 @@ class Driver:
     """Runs what the engine enqueues, synchronously, in order: Celery without the broker."""
 
     HANDLERS: ClassVar[dict[str, Callable[..., Any]]] = {
-        dispatch.SUBMIT: submit_job, dispatch.POLL: poll_jobs, dispatch.DOWNLOAD: store_outputs,
-        dispatch.NOTIFY: deliver_notification, dispatch.CANCEL: cancel_at_provider,
+        dispatch.SUBMIT: submit_job,
+        dispatch.POLL: poll_jobs,
+        dispatch.DOWNLOAD: store_outputs,
+        dispatch.NOTIFY: deliver_notification,
+        dispatch.CANCEL: cancel_at_provider,
     }
 
     def __init__(self, rt: Runtime, recorder: RecordingDispatcher, clock: FakeClock) -> None:

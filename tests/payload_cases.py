@@ -26,8 +26,9 @@ def load(case: Path) -> tuple[HttpResponse, dict[str, Any]]:
     return HttpResponse(meta["status"], meta["headers"], (case / "body").read_bytes()), json.loads((case / "expected.json").read_text())
 
 
-def check_submit_or_protocol_error(adapter: Adapter, resp: HttpResponse, want: dict[str, Any],
-                                   check_status: Callable[[ProviderStatus, dict[str, Any]], None] | None = None) -> bool:
+def check_submit_or_protocol_error(
+    adapter: Adapter, resp: HttpResponse, want: dict[str, Any], check_status: Callable[[ProviderStatus, dict[str, Any]], None] | None = None
+) -> bool:
     """Check a protocol-error or submit case; False when the case is a poll or callback one."""
     if want.get("result") == "protocol_error":
         with pytest.raises(ProviderProtocolError):

@@ -84,8 +84,9 @@ def webhook_receiver() -> Iterator[Receiver]:
 
 
 @contextmanager
-def result_server(status: int = 200, content_type: str = "video/mp4", body: bytes = b"\x00\x00\x00\x18ftypmp42",
-                  before_reply: Callable[[str], None] | None = None) -> Iterator[dict[str, Any]]:
+def result_server(
+    status: int = 200, content_type: str = "video/mp4", body: bytes = b"\x00\x00\x00\x18ftypmp42", before_reply: Callable[[str], None] | None = None
+) -> Iterator[dict[str, Any]]:
     """A CDN on loopback answering every GET with the given status, Content-Type and body; `before_reply`
     is called with the request's path first (to hold a reply back)."""
     state: dict[str, Any] = {"gets": 0}

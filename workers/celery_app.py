@@ -52,11 +52,15 @@ def configure(celery: Celery, settings: Settings) -> Celery:
         task_queues=[Queue(q) for q in sorted(set(QUEUES.values()))],
         task_routes={name: {"queue": q} for name, q in QUEUES.items()},
         task_default_queue="sweep",
-        beat_schedule={"k4u-tick": {"task": TICK, "schedule": settings.beat_interval_s, "options": {"queue": "sweep", "expires": 30}},
-                       "k4u-maintain": {"task": MAINTAIN, "schedule": settings.vacuum_interval_s,
-                                        "options": {"queue": "sweep", "expires": settings.vacuum_interval_s}},
-                       "k4u-clean-store": {"task": CLEAN_STORE, "schedule": settings.storage_leftover_grace_s / 4,
-                                           "options": {"queue": "sweep", "expires": settings.storage_leftover_grace_s / 4}}},
+        beat_schedule={
+            "k4u-tick": {"task": TICK, "schedule": settings.beat_interval_s, "options": {"queue": "sweep", "expires": 30}},
+            "k4u-maintain": {"task": MAINTAIN, "schedule": settings.vacuum_interval_s, "options": {"queue": "sweep", "expires": settings.vacuum_interval_s}},
+            "k4u-clean-store": {
+                "task": CLEAN_STORE,
+                "schedule": settings.storage_leftover_grace_s / 4,
+                "options": {"queue": "sweep", "expires": settings.storage_leftover_grace_s / 4},
+            },
+        },
         timezone="UTC",
     )
     return celery

@@ -89,13 +89,24 @@ def build_runtime(
     return Runtime(
         settings=settings,
         engine=get_engine(settings.database_url),
-        relay=Relay(settings.base_url, key, transport=relay_transport, timeout_s=settings.relay_timeout_s,
-                    connect_timeout_s=settings.relay_connect_timeout_s, observe=observe, max_body_bytes=settings.relay_max_body_bytes),
-        fetcher=Fetcher(allow_private=settings.allow_private_urls, timeout_s=settings.download_timeout_s,
-                        relay_base_url=settings.base_url, api_key=key, transport=fetch_transport,
-                        max_resumes=settings.download_resumes),
-        store=store or open_store(settings.storage_url, s3_endpoint_url=settings.s3_endpoint_url,
-                                  s3_public_endpoint_url=settings.s3_public_endpoint_url),
+        relay=Relay(
+            settings.base_url,
+            key,
+            transport=relay_transport,
+            timeout_s=settings.relay_timeout_s,
+            connect_timeout_s=settings.relay_connect_timeout_s,
+            observe=observe,
+            max_body_bytes=settings.relay_max_body_bytes,
+        ),
+        fetcher=Fetcher(
+            allow_private=settings.allow_private_urls,
+            timeout_s=settings.download_timeout_s,
+            relay_base_url=settings.base_url,
+            api_key=key,
+            transport=fetch_transport,
+            max_resumes=settings.download_resumes,
+        ),
+        store=store or open_store(settings.storage_url, s3_endpoint_url=settings.s3_endpoint_url, s3_public_endpoint_url=settings.s3_public_endpoint_url),
         dispatcher=dispatcher,
         key_sets=key_sets(settings),
         gate=SubmitGate.from_settings(settings.submit_rate_limits, settings.max_in_flight, settings.redis_url),
@@ -112,6 +123,9 @@ def setting_text(settings: Settings, name: str | None) -> str | None:
 
 def key_sets(settings: Settings) -> dict[str, KeySet]:
     """A key set for each configured setting that families' callbacks are verified against (jwks)."""
-    sources = {c.callback_setting: setting_text(settings, c.callback_setting) for c in (a.capabilities for a in ADAPTERS.values())
-               if c.callback_auth is CallbackAuth.JWKS and c.callback_setting}
+    sources = {
+        c.callback_setting: setting_text(settings, c.callback_setting)
+        for c in (a.capabilities for a in ADAPTERS.values())
+        if c.callback_auth is CallbackAuth.JWKS and c.callback_setting
+    }
     return {name: KeySet(source, allow_private=settings.allow_private_urls) for name, source in sources.items() if source}

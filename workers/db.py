@@ -93,7 +93,6 @@ def _ping_when_idle(engine: Engine) -> None:
             raise DisconnectionError(f"stale pooled connection ({type(exc).__name__})") from None
 
 
-
 def is_postgres(bind: Engine | Connection) -> bool:
     """Takes what Session.get_bind() returns (an Engine, or a Connection inside a test's transaction)."""
     return bind.dialect.name == "postgresql"

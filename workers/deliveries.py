@@ -18,8 +18,12 @@ from workers.db import in_claim, rowcount
 
 
 def claim_due(session: Session, *, now: datetime, lease_s: float, limit: int) -> list[tuple[str, int]]:
-    sub = (select(col(Delivery.id)).where(col(Delivery.status) == DeliveryStatus.PENDING, col(Delivery.next_at) <= now)
-           .order_by(col(Delivery.next_at)).limit(limit))
+    sub = (
+        select(col(Delivery.id))
+        .where(col(Delivery.status) == DeliveryStatus.PENDING, col(Delivery.next_at) <= now)
+        .order_by(col(Delivery.next_at))
+        .limit(limit)
+    )
     stmt = (
         update(Delivery)
         .where(in_claim(session, col(Delivery.id), sub), col(Delivery.status) == DeliveryStatus.PENDING, col(Delivery.next_at) <= now)
@@ -55,7 +59,8 @@ def settle(session: Session, delivery_id: str, lease: int, **values: Any) -> boo
 def reopen(session: Session, delivery_id: str, version: int, *, now: datetime, lease_s: float) -> bool:
     """A finished delivery scheduled again (a replay): same webhook-id and body, attempts from 0."""
     res = session.execute(
-        update(Delivery).where(col(Delivery.id) == delivery_id, col(Delivery.version) == version)
+        update(Delivery)
+        .where(col(Delivery.id) == delivery_id, col(Delivery.version) == version)
         .values(status=DeliveryStatus.PENDING, attempts=0, next_at=now + timedelta(seconds=lease_s), version=version + 1)
     )
     return rowcount(res) == 1

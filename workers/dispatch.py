@@ -18,8 +18,7 @@ MAINTAIN = "k4u.maintain"  # the beat's VACUUM (ANALYZE) of PostgreSQL tables th
 CLEAN_STORE = "k4u.clean_store"  # the beat's removal of what writers killed mid-write left in the store
 log = logging.getLogger("k4u.dispatch")
 
-QUEUES = {SUBMIT: "submit", CANCEL: "submit", POLL: "poll", DOWNLOAD: "download", NOTIFY: "notify", TICK: "sweep", MAINTAIN: "sweep",
-          CLEAN_STORE: "sweep"}
+QUEUES = {SUBMIT: "submit", CANCEL: "submit", POLL: "poll", DOWNLOAD: "download", NOTIFY: "notify", TICK: "sweep", MAINTAIN: "sweep", CLEAN_STORE: "sweep"}
 
 # Downloads sent together (a poll's successes, a tick's claim) share a message, this many at most:
 # the download worker runs a message's jobs side by side (store_many), so one slow source delays
@@ -90,8 +89,15 @@ class GatheringDispatcher:
     is sent by the sweep then, and one the broker refused is handed to `on_failed`, which makes
     those jobs due at once. close() sends what is still gathered."""
 
-    def __init__(self, inner: Dispatcher, *, workers: int, on_failed: Callable[[list[tuple[Any, ...]]], None],
-                 linger_s: float = SUBMIT_LINGER_S, cap: int = SUBMIT_MESSAGE_MAX) -> None:
+    def __init__(
+        self,
+        inner: Dispatcher,
+        *,
+        workers: int,
+        on_failed: Callable[[list[tuple[Any, ...]]], None],
+        linger_s: float = SUBMIT_LINGER_S,
+        cap: int = SUBMIT_MESSAGE_MAX,
+    ) -> None:
         self.inner, self._workers, self._on_failed, self._linger_s, self._cap = inner, workers, on_failed, linger_s, cap
         self._cond = threading.Condition()
         self._pending: list[tuple[Any, ...]] = []

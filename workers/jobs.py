@@ -74,25 +74,57 @@ def transition(
     """CAS job from its current status to `new` (and on its version, and on its updated_at being
     `unchanged_since`, when given), setting fields (INCREMENT adds one); append a JobEvent; load
     the updated row into `job`. False if lost."""
-    return _move(session, job, job.id, job.status, new, expect_version=expect_version, now=now or utcnow(),
-                 fields=fields, reason=reason, payload=payload, unchanged_since=unchanged_since)
+    return _move(
+        session,
+        job,
+        job.id,
+        job.status,
+        new,
+        expect_version=expect_version,
+        now=now or utcnow(),
+        fields=fields,
+        reason=reason,
+        payload=payload,
+        unchanged_since=unchanged_since,
+    )
 
 
-def transition_by_id(session: Session, job_id: str, old: JobStatus, new: JobStatus, *, expect_version: int,
-                     reason: str, now: datetime, reason_counter: str | None = None, **fields: Any) -> Job | None:
+def transition_by_id(
+    session: Session,
+    job_id: str,
+    old: JobStatus,
+    new: JobStatus,
+    *,
+    expect_version: int,
+    reason: str,
+    now: datetime,
+    reason_counter: str | None = None,
+    **fields: Any,
+) -> Job | None:
     """transition() for a job not loaded yet, as a task taking its step does: the CAS UPDATE returns
     the row, so no SELECT goes first. The job (detached, as updated), or None when the CAS was lost.
     `reason_counter` names a column whose value after the update ends the reason ("submit attempt 3")."""
     job: Job = inspect(Job).class_manager.new_instance()
-    if not _move(session, job, job_id, old, new, expect_version=expect_version, now=now, fields=fields, reason=reason,
-                 reason_counter=reason_counter):
+    if not _move(session, job, job_id, old, new, expect_version=expect_version, now=now, fields=fields, reason=reason, reason_counter=reason_counter):
         return None
     return job
 
 
-def _move(session: Session, job: Job, job_id: str, old: JobStatus, new: JobStatus, *, expect_version: int | None,
-          now: datetime, fields: dict[str, Any], reason: str, payload: bytes | None = None,
-          reason_counter: str | None = None, unchanged_since: datetime | None = None) -> bool:
+def _move(
+    session: Session,
+    job: Job,
+    job_id: str,
+    old: JobStatus,
+    new: JobStatus,
+    *,
+    expect_version: int | None,
+    now: datetime,
+    fields: dict[str, Any],
+    reason: str,
+    payload: bytes | None = None,
+    reason_counter: str | None = None,
+    unchanged_since: datetime | None = None,
+) -> bool:
     """A transition: the CAS (old -> new, on the version when given), loading the row into `job`,
     and its JobEvent. On PostgreSQL both in one statement (an UPDATE ... RETURNING in a CTE that the
     event's INSERT selects from); elsewhere the UPDATE, then the INSERT."""
@@ -165,8 +197,7 @@ def _event_insert(job_id: ColumnElement[Any], reason: ColumnElement[Any] | None 
 
 
 def _event_params(old: JobStatus | None, new: JobStatus, reason: str, payload: bytes | None, at: datetime) -> dict[str, Any]:
-    return {"e_old_status": old, "e_new_status": new, "e_reason": reason[:2000],
-            "e_payload_sha256": digest(payload), "e_at": at}
+    return {"e_old_status": old, "e_new_status": new, "e_reason": reason[:2000], "e_payload_sha256": digest(payload), "e_at": at}
 
 
 @functools.cache
@@ -218,36 +249,40 @@ def _insert_with_event() -> Any:
     return _event_insert(made.c.id)
 
 
-def append_event(session: Session, job: Job, old: JobStatus | None, new: JobStatus, reason: str,
-                 now: datetime, payload: bytes | None = None) -> None:
+def append_event(session: Session, job: Job, old: JobStatus | None, new: JobStatus, reason: str, now: datetime, payload: bytes | None = None) -> None:
     session.flush()  # the job row first, when it is new in this session (a no-op otherwise)
-    session.execute(insert(table_of(JobEvent)).values(
-        job_id=job.id, old_status=old, new_status=new,
-        reason=reason[:2000], payload_sha256=digest(payload), at=now))
+    session.execute(
+        insert(table_of(JobEvent)).values(job_id=job.id, old_status=old, new_status=new, reason=reason[:2000], payload_sha256=digest(payload), at=now)
+    )
 
 
-def transition_batch(session: Session, batch_id: str, old: JobStatus, new: JobStatus, *, reason: str, now: datetime,
-                     **fields: Any) -> list[str]:
+def transition_batch(session: Session, batch_id: str, old: JobStatus, new: JobStatus, *, reason: str, now: datetime, **fields: Any) -> list[str]:
     """CAS every job of a batch that is in `old` to `new` in one UPDATE, with a JobEvent each (one
     INSERT). Returns the ids of the jobs that moved."""
     if not can_transition(old, new):
         raise ValueError(f"transition {old} -> {new} is not in the table")
-    stmt = (update(Job).where(col(Job.batch_id) == batch_id, col(Job.status) == old)
-            .values(dict(fields, status=new, version=col(Job.version) + 1, updated_at=now))
-            .returning(col(Job.id)).execution_options(synchronize_session=False))
+    stmt = (
+        update(Job)
+        .where(col(Job.batch_id) == batch_id, col(Job.status) == old)
+        .values(dict(fields, status=new, version=col(Job.version) + 1, updated_at=now))
+        .returning(col(Job.id))
+        .execution_options(synchronize_session=False)
+    )
     ids = list(session.execute(stmt).scalars())
     if ids:
-        session.execute(insert(table_of(JobEvent)), [
-            {"job_id": i, "old_status": old, "new_status": new, "reason": reason[:2000], "payload_sha256": None, "at": now}
-            for i in ids])
+        session.execute(
+            insert(table_of(JobEvent)),
+            [{"job_id": i, "old_status": old, "new_status": new, "reason": reason[:2000], "payload_sha256": None, "at": now} for i in ids],
+        )
     return ids
 
 
 def note_batch(session: Session, batch_id: str, status: JobStatus, *, reason: str, now: datetime) -> None:
     """Append an event without a status change to every job of a batch in `status` (one INSERT ... SELECT)."""
     jt = table_of(Job)
-    rows = select(jt.c.id, literal(status.value), literal(status.value), literal(reason[:2000]), literal(now, UTCDateTime())) \
-        .where(jt.c.batch_id == batch_id, jt.c.status == status)
+    rows = select(jt.c.id, literal(status.value), literal(status.value), literal(reason[:2000]), literal(now, UTCDateTime())).where(
+        jt.c.batch_id == batch_id, jt.c.status == status
+    )
     session.execute(insert(table_of(JobEvent)).from_select(["job_id", "old_status", "new_status", "reason", "at"], rows))
 
 
@@ -263,15 +298,17 @@ def take_lease(session: Session, job: Job, version: int, *, lease_s: float, now:
     return bump(session, job, version, now=now, next_at=now + timedelta(seconds=lease_s), **fields)
 
 
-def take_download_lease(session: Session, job_id: str, version: int, *, now: datetime, lease_s: float,
-                        window_ends: dict[str, datetime], default_end: datetime) -> Job | None:
+def take_download_lease(
+    session: Session, job_id: str, version: int, *, now: datetime, lease_s: float, window_ends: dict[str, datetime], default_end: datetime
+) -> Job | None:
     """The download step's lease in one UPDATE ... RETURNING, no SELECT first: the CAS on (downloading,
     version) moves the version on, counts the attempt, and opens the download window on the first
     attempt (its end by provider: `window_ends`, else `default_end`). It matches nothing once the
     window has closed. The job as updated (detached), or None: stale, lost or past the deadline,
     which the caller tells apart by reading the job."""
-    params = {"w_id": job_id, "w_version": version, "now": now, "lease_until": now + timedelta(seconds=lease_s),
-              "end_default": default_end} | {f"end_{i}": at for i, at in enumerate(window_ends.values())}
+    params = {"w_id": job_id, "w_version": version, "now": now, "lease_until": now + timedelta(seconds=lease_s), "end_default": default_end} | {
+        f"end_{i}": at for i, at in enumerate(window_ends.values())
+    }
     row = session.execute(_download_lease_stmt(tuple(window_ends)), params).first()
     job: Job = inspect(Job).class_manager.new_instance()
     return job if _load(job, row) else None
@@ -286,16 +323,28 @@ def _download_lease_stmt(providers: tuple[str, ...]) -> Update:
     if providers:
         end = case(*((jt.c.provider == p, bindparam(f"end_{i}", type_=end_type)) for i, p in enumerate(providers)), else_=end)
     now = bindparam("now", type_=jt.c.updated_at.type)
-    return (update(jt).where(jt.c.id == bindparam("w_id"), jt.c.version == bindparam("w_version"),
-                             jt.c.status == JobStatus.DOWNLOADING, or_(opening, jt.c.download_deadline_at > now))
-            .values(version=jt.c.version + 1, updated_at=now, next_at=bindparam("lease_until", type_=jt.c.next_at.type),
-                    download_attempts=jt.c.download_attempts + 1,
-                    download_deadline_at=case((opening, end), else_=jt.c.download_deadline_at))
-            .returning(*dict(_job_columns()).values()))
+    return (
+        update(jt)
+        .where(
+            jt.c.id == bindparam("w_id"),
+            jt.c.version == bindparam("w_version"),
+            jt.c.status == JobStatus.DOWNLOADING,
+            or_(opening, jt.c.download_deadline_at > now),
+        )
+        .values(
+            version=jt.c.version + 1,
+            updated_at=now,
+            next_at=bindparam("lease_until", type_=jt.c.next_at.type),
+            download_attempts=jt.c.download_attempts + 1,
+            download_deadline_at=case((opening, end), else_=jt.c.download_deadline_at),
+        )
+        .returning(*dict(_job_columns()).values())
+    )
 
 
-def set_fields(session: Session, job_id: str, status: JobStatus, *, expect_version: int | None = None,
-               unchanged_since: datetime | None = None, **fields: Any) -> bool:
+def set_fields(
+    session: Session, job_id: str, status: JobStatus, *, expect_version: int | None = None, unchanged_since: datetime | None = None, **fields: Any
+) -> bool:
     """Update non-status fields (progress, next_at...) while the job is still in `status` (and on
     its version, and its updated_at being `unchanged_since`, when given)."""
     where = {"id": job_id, "status": status} | _guard(expect_version, unchanged_since)
@@ -304,8 +353,7 @@ def set_fields(session: Session, job_id: str, status: JobStatus, *, expect_versi
 
 def _guard(expect_version: int | None, unchanged_since: datetime | None) -> dict[str, Any]:
     """The optional parts of a CAS's WHERE: the version, and updated_at as read."""
-    return ({"version": expect_version} if expect_version is not None else {}) | (
-        {"updated_at": unchanged_since} if unchanged_since is not None else {})
+    return ({"version": expect_version} if expect_version is not None else {}) | ({"updated_at": unchanged_since} if unchanged_since is not None else {})
 
 
 class RowChanged(Exception):
@@ -328,28 +376,50 @@ def reschedule_running(session: Session, rows: Sequence[Reschedule], now: dateti
     if not rows:
         return
     if len(rows) > 1 and is_postgres(session.get_bind()):
-        session.execute(_RESCHEDULE_MANY, {"b_ids": [r.job_id for r in rows], "b_progresses": [r.progress for r in rows],
-                                           "b_next_ats": [r.next_at for r in rows], "b_now": now})
+        session.execute(
+            _RESCHEDULE_MANY,
+            {"b_ids": [r.job_id for r in rows], "b_progresses": [r.progress for r in rows], "b_next_ats": [r.next_at for r in rows], "b_now": now},
+        )
         return
     session.execute(_RESCHEDULE, [{"b_id": r.job_id, "b_progress": r.progress, "b_next_at": r.next_at, "b_now": now} for r in rows])
 
 
 def _reschedule_stmt() -> Update:
     jt = table_of(Job)
-    return (update(jt).where(jt.c.id == bindparam("b_id"), jt.c.status == JobStatus.RUNNING)
-            .values(progress=case((jt.c.progress > bindparam("b_progress"), jt.c.progress), else_=bindparam("b_progress")),
-                    next_at=bindparam("b_next_at", type_=jt.c.next_at.type), updated_at=bindparam("b_now", type_=jt.c.updated_at.type),
-                    poll_count=jt.c.poll_count + 1))
+    return (
+        update(jt)
+        .where(jt.c.id == bindparam("b_id"), jt.c.status == JobStatus.RUNNING)
+        .values(
+            progress=case((jt.c.progress > bindparam("b_progress"), jt.c.progress), else_=bindparam("b_progress")),
+            next_at=bindparam("b_next_at", type_=jt.c.next_at.type),
+            updated_at=bindparam("b_now", type_=jt.c.updated_at.type),
+            poll_count=jt.c.poll_count + 1,
+        )
+    )
 
 
 def _reschedule_many_stmt() -> Update:
     """_RESCHEDULE for many rows on PostgreSQL: the values come as arrays, joined by unnest()."""
     jt = table_of(Job)
-    v = func.unnest(bindparam("b_ids", type_=ARRAY(jt.c.id.type)), bindparam("b_progresses", type_=ARRAY(jt.c.progress.type)),
-                    bindparam("b_next_ats", type_=ARRAY(jt.c.next_at.type))).table_valued("id", "progress", "next_at").render_derived()
-    return (update(jt).where(jt.c.id == v.c.id, jt.c.status == JobStatus.RUNNING)
-            .values(progress=case((jt.c.progress > v.c.progress, jt.c.progress), else_=v.c.progress),
-                    next_at=v.c.next_at, updated_at=bindparam("b_now", type_=jt.c.updated_at.type), poll_count=jt.c.poll_count + 1))
+    v = (
+        func.unnest(
+            bindparam("b_ids", type_=ARRAY(jt.c.id.type)),
+            bindparam("b_progresses", type_=ARRAY(jt.c.progress.type)),
+            bindparam("b_next_ats", type_=ARRAY(jt.c.next_at.type)),
+        )
+        .table_valued("id", "progress", "next_at")
+        .render_derived()
+    )
+    return (
+        update(jt)
+        .where(jt.c.id == v.c.id, jt.c.status == JobStatus.RUNNING)
+        .values(
+            progress=case((jt.c.progress > v.c.progress, jt.c.progress), else_=v.c.progress),
+            next_at=v.c.next_at,
+            updated_at=bindparam("b_now", type_=jt.c.updated_at.type),
+            poll_count=jt.c.poll_count + 1,
+        )
+    )
 
 
 def count_polls(session: Session, job_ids: Sequence[str]) -> None:
@@ -365,9 +435,7 @@ class Claimed(NamedTuple):
     result_expires_at: datetime | None
 
 
-def claim_due(
-    session: Session, status: JobStatus, *, now: datetime, lease_s: float, limit: int, provider: str | None = None
-) -> list[Claimed]:
+def claim_due(session: Session, status: JobStatus, *, now: datetime, lease_s: float, limit: int, provider: str | None = None) -> list[Claimed]:
     """Claim up to `limit` jobs in `status` whose next_at has passed: push next_at out by the lease
     and bump the version. Returns them in claim order: downloads whose result URLs expire soonest
     first, everything else oldest due first. Safe under concurrent callers: SKIP LOCKED on
@@ -401,8 +469,7 @@ def expired_deadlines(session: Session, now: datetime, statuses: Iterable[JobSta
     """In-flight jobs past their deadline, oldest deadline first. The ORDER BY lets PostgreSQL use the
     partial index ix_job_deadline (in-flight jobs only): O(due), not O(in flight) (bench/inflight.py)."""
     return session.scalars(
-        select(Job).where(col(Job.status).in_(list(statuses)), col(Job.deadline_at) <= now)
-        .order_by(col(Job.deadline_at)).limit(limit)
+        select(Job).where(col(Job.status).in_(list(statuses)), col(Job.deadline_at) <= now).order_by(col(Job.deadline_at)).limit(limit)
     ).all()
 
 

@@ -45,13 +45,13 @@ def check_source(source: str, *, allow_private: bool) -> None:
     except ValueError:
         loopback = False
     if not (loopback and allow_private):
-        raise ValueError("K4U_FAL_JWKS must be an https URL or a file path (http:// only to a loopback host, "
-                         "with K4U_ALLOW_PRIVATE_URLS=true)")
+        raise ValueError("K4U_FAL_JWKS must be an https URL or a file path (http:// only to a loopback host, with K4U_ALLOW_PRIVATE_URLS=true)")
 
 
 class KeySet:
-    def __init__(self, source: str, *, allow_private: bool = False, clock: Callable[[], float] = time.monotonic,
-                 transport: httpx.BaseTransport | None = None) -> None:
+    def __init__(
+        self, source: str, *, allow_private: bool = False, clock: Callable[[], float] = time.monotonic, transport: httpx.BaseTransport | None = None
+    ) -> None:
         check_source(source, allow_private=allow_private)
         self.source = source
         self._allow_private = allow_private

@@ -23,7 +23,7 @@ _IN_FLIGHT = (JobStatus.SUBMITTING, JobStatus.RUNNING)
 
 
 def parse_per_provider(raw: str | None, variable: str) -> dict[str, str]:
-    """"kling=5/second, *=20/second" -> {"kling": "5/second", "*": "20/second"}."""
+    """ "kling=5/second, *=20/second" -> {"kling": "5/second", "*": "20/second"}."""
     out: dict[str, str] = {}
     for part in (raw or "").split(","):
         if not part.strip():

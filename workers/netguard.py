@@ -82,14 +82,21 @@ class GuardedBackend(httpcore.SyncBackend):
     """A network backend that resolves once, refuses if any address is not public, and connects
     to a checked address. `is_allowed` and `ports` exist so tests can stand in for the Internet."""
 
-    def __init__(self, *, resolver: Resolver | None = None, is_allowed: Callable[[IPAddress], bool] = is_public,
-                 ports: Collection[int] = ALLOWED_PORTS) -> None:
+    def __init__(
+        self, *, resolver: Resolver | None = None, is_allowed: Callable[[IPAddress], bool] = is_public, ports: Collection[int] = ALLOWED_PORTS
+    ) -> None:
         self._resolve = resolver or system_resolver
         self._is_allowed = is_allowed
         self._ports = frozenset(ports)
 
-    def connect_tcp(self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
-                    socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None) -> httpcore.NetworkStream:
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.NetworkStream:
         if port not in self._ports:
             raise UnsafeURL(f"port {port} is not allowed ({', '.join(map(str, sorted(self._ports)))} only)")
         addrs = self.checked_addresses(host, port)
@@ -123,12 +130,20 @@ class GuardedBackend(httpcore.SyncBackend):
 class GuardedTransport(httpx.HTTPTransport):
     """httpx transport whose connections only ever reach checked public addresses (no env proxy)."""
 
-    def __init__(self, *, resolver: Resolver | None = None, is_allowed: Callable[[IPAddress], bool] = is_public,
-                 ports: Collection[int] = ALLOWED_PORTS, verify: bool = True) -> None:
+    def __init__(
+        self,
+        *,
+        resolver: Resolver | None = None,
+        is_allowed: Callable[[IPAddress], bool] = is_public,
+        ports: Collection[int] = ALLOWED_PORTS,
+        verify: bool = True,
+    ) -> None:
         super().__init__(verify=verify)
         self._pool = httpcore.ConnectionPool(
             ssl_context=httpx.create_ssl_context(verify=verify),
-            max_connections=100, max_keepalive_connections=20, keepalive_expiry=5.0,
+            max_connections=100,
+            max_keepalive_connections=20,
+            keepalive_expiry=5.0,
             network_backend=GuardedBackend(resolver=resolver, is_allowed=is_allowed, ports=ports),
         )
 

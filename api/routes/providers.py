@@ -13,13 +13,19 @@ router = APIRouter(prefix="/v1/providers", tags=["providers"], dependencies=[Aut
 
 @router.get("", response_model=ProvidersPublic)
 def list_providers() -> ProvidersPublic:
-    return ProvidersPublic(providers=[
-        ProviderPublic(
-            name=a.name, max_batch=a.capabilities.max_batch, expected_s=a.capabilities.expected_s,
-            deadline_s=a.capabilities.deadline_s, result_ttl_s=a.capabilities.result_ttl_s, cancels=a.capabilities.cancels,
-            lost_submit=a.capabilities.lost_submit.value, callback_auth=a.capabilities.callback_auth.value,
-            operations=[OperationPublic(name=o.name, description=o.description, input_schema=o.schema.model_json_schema())
-                        for o in a.operations.values()],
-        )
-        for a in ADAPTERS.values()
-    ])
+    return ProvidersPublic(
+        providers=[
+            ProviderPublic(
+                name=a.name,
+                max_batch=a.capabilities.max_batch,
+                expected_s=a.capabilities.expected_s,
+                deadline_s=a.capabilities.deadline_s,
+                result_ttl_s=a.capabilities.result_ttl_s,
+                cancels=a.capabilities.cancels,
+                lost_submit=a.capabilities.lost_submit.value,
+                callback_auth=a.capabilities.callback_auth.value,
+                operations=[OperationPublic(name=o.name, description=o.description, input_schema=o.schema.model_json_schema()) for o in a.operations.values()],
+            )
+            for a in ADAPTERS.values()
+        ]
+    )

@@ -59,12 +59,20 @@ def flat_job(job: Job, assets: list[Asset], base: str) -> dict[str, Any]:
     stored = sorted((a for a in assets if a.stored_at is not None and a.attempt == job.attempt), key=lambda a: a.index)
     urls = [f"{base}/v1/jobs/{job.id}/assets/{a.index}" for a in stored]
     return {
-        "job_id": job.id, "provider": job.provider, "operation": job.operation, "status": job.status,
-        "done": job.status in TERMINAL, "progress": job.progress,
-        "result_url": urls[0] if urls else None, "result_urls": urls,
-        "result_kinds": [a.kind for a in stored], "result_sha256": [a.sha256 or "" for a in stored],
-        "error_code": job.error_code, "error_message": job.error_message,
-        "status_url": f"{base}/v1/jobs/{job.id}", "created_at": job.created_at.isoformat(),
+        "job_id": job.id,
+        "provider": job.provider,
+        "operation": job.operation,
+        "status": job.status,
+        "done": job.status in TERMINAL,
+        "progress": job.progress,
+        "result_url": urls[0] if urls else None,
+        "result_urls": urls,
+        "result_kinds": [a.kind for a in stored],
+        "result_sha256": [a.sha256 or "" for a in stored],
+        "error_code": job.error_code,
+        "error_message": job.error_message,
+        "status_url": f"{base}/v1/jobs/{job.id}",
+        "created_at": job.created_at.isoformat(),
         "finished_at": job.finished_at.isoformat() if job.finished_at else None,
     }
 
@@ -98,8 +106,9 @@ def _parse_submit(raw: bytes) -> JobCreate | JSONResponse:
 
 
 @router.post("/submit", include_in_schema=False)
-async def tool_submit(request: Request, rt: RuntimeDep, authorization: Annotated[str | None, Header()] = None,
-                      x_api_key: Annotated[str | None, Header()] = None) -> JSONResponse:
+async def tool_submit(
+    request: Request, rt: RuntimeDep, authorization: Annotated[str | None, Header()] = None, x_api_key: Annotated[str | None, Header()] = None
+) -> JSONResponse:
     if not _authorized(rt, authorization, x_api_key):
         return _error("unauthorized", "missing or invalid API token (Authorization: Bearer <token>)")
     parsed = _parse_submit(await request.body())
@@ -121,8 +130,7 @@ async def _read(request: Request, rt: Runtime, job_id: str, wait_s: float) -> JS
     if not _JOB_ID.fullmatch(job_id):
         return _error("not_found", f"no job {job_id[:60]!r}", "job_id")
     try:
-        job = await wait_for_job_async(rt, job_id, wait_s, gone=request.is_disconnected) if wait_s > 0 \
-            else await run_in_threadpool(load_job, rt, job_id)
+        job = await wait_for_job_async(rt, job_id, wait_s, gone=request.is_disconnected) if wait_s > 0 else await run_in_threadpool(load_job, rt, job_id)
         return _answer(await run_in_threadpool(_flat, rt, job, link_base(request)))
     except JobNotFound:
         return _error("not_found", f"no job {job_id}", "job_id")
@@ -131,19 +139,27 @@ async def _read(request: Request, rt: Runtime, job_id: str, wait_s: float) -> JS
 
 
 @router.get("/status", include_in_schema=False)
-async def tool_status(request: Request, rt: RuntimeDep, job_id: Annotated[str, Query()] = "",
-                      authorization: Annotated[str | None, Header()] = None,
-                      x_api_key: Annotated[str | None, Header()] = None) -> JSONResponse:
+async def tool_status(
+    request: Request,
+    rt: RuntimeDep,
+    job_id: Annotated[str, Query()] = "",
+    authorization: Annotated[str | None, Header()] = None,
+    x_api_key: Annotated[str | None, Header()] = None,
+) -> JSONResponse:
     if not _authorized(rt, authorization, x_api_key):
         return _error("unauthorized", "missing or invalid API token (Authorization: Bearer <token>)")
     return await _read(request, rt, job_id, 0.0)
 
 
 @router.get("/wait", include_in_schema=False)
-async def tool_wait(request: Request, rt: RuntimeDep, job_id: Annotated[str, Query()] = "",
-                    seconds: Annotated[str, Query()] = str(int(WAIT_MAX_S)),
-                    authorization: Annotated[str | None, Header()] = None,
-                    x_api_key: Annotated[str | None, Header()] = None) -> JSONResponse:
+async def tool_wait(
+    request: Request,
+    rt: RuntimeDep,
+    job_id: Annotated[str, Query()] = "",
+    seconds: Annotated[str, Query()] = str(int(WAIT_MAX_S)),
+    authorization: Annotated[str | None, Header()] = None,
+    x_api_key: Annotated[str | None, Header()] = None,
+) -> JSONResponse:
     if not _authorized(rt, authorization, x_api_key):
         return _error("unauthorized", "missing or invalid API token (Authorization: Bearer <token>)")
     try:

@@ -18,17 +18,19 @@ from starlette.types import Scope
 
 UI_DIR = Path(__file__).resolve().parent.parent / "ui"
 
-CSP = "; ".join((
-    "default-src 'none'",
-    "script-src 'self'",
-    "style-src 'self'",
-    "img-src 'self' blob:",
-    "media-src 'self' blob:",
-    "connect-src 'self' blob:",  # blob: lets the page (and its test) re-read bytes it fetched
-    "base-uri 'none'",
-    "form-action 'self'",
-    "frame-ancestors 'none'",
-))
+CSP = "; ".join(
+    (
+        "default-src 'none'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' blob:",
+        "media-src 'self' blob:",
+        "connect-src 'self' blob:",  # blob: lets the page (and its test) re-read bytes it fetched
+        "base-uri 'none'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    )
+)
 
 SECURITY_HEADERS = {
     "Content-Security-Policy": CSP,

@@ -26,6 +26,7 @@ def _install(out_dir: str) -> None:
     counts: dict[str, int] = {}
     lock = threading.Lock()
     owner = {"pid": 0}
+
     def dump_forever(pid: int) -> None:
         label = " ".join(a for a in sys.argv[1:4] if not a.startswith("/"))
         while True:

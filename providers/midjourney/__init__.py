@@ -45,9 +45,20 @@ from providers.midjourney.schemas import (
 )
 
 __all__ = [
-    "ActionInput", "BlendInput", "DescribeInput", "ImagineInput", "MidjourneyAdapter", "ModalInput",
-    "UploadInput", "VideoInput", "build_seed", "describe_prompts", "find_button", "normalize",
-    "parse_seed", "parse_task",
+    "ActionInput",
+    "BlendInput",
+    "DescribeInput",
+    "ImagineInput",
+    "MidjourneyAdapter",
+    "ModalInput",
+    "UploadInput",
+    "VideoInput",
+    "build_seed",
+    "describe_prompts",
+    "find_button",
+    "normalize",
+    "parse_seed",
+    "parse_task",
 ]
 
 
@@ -67,8 +78,12 @@ class MidjourneyAdapter(AdapterDefaults):
     }
     # Discord CDN links expire in about a day (§3.5); a FAST imagine takes 25-30 s (§3.7).
     capabilities = Capabilities(
-        max_batch=build.MAX_BATCH, callback_trust="token", result_ttl_s=86400, expected_s=40.0,
-        deadline_s=3600.0, lost_submit=LostSubmit.CALLBACK_ECHO,
+        max_batch=build.MAX_BATCH,
+        callback_trust="token",
+        result_ttl_s=86400,
+        expected_s=40.0,
+        deadline_s=3600.0,
+        lost_submit=LostSubmit.CALLBACK_ECHO,
     )
 
     def parent_of(self, operation: str, input: Mapping[str, Any]) -> ParentSpec | None:
@@ -88,8 +103,6 @@ class MidjourneyAdapter(AdapterDefaults):
 
     def parse_poll(self, resp: HttpResponse) -> list[ProviderStatus]:
         return parse.parse_poll(resp)
-
-
 
     def parse_callback(self, headers: Mapping[str, str], body: bytes) -> ProviderStatus:
         return parse.parse_callback(body)

@@ -32,13 +32,23 @@ from providers.base import (
 from providers.wire import error_message, is_not_found, json_or_none, str_or_none
 
 _STATE = {
-    "": State.QUEUED, "NOT_START": State.QUEUED, "SUBMITTED": State.QUEUED, "MODAL": State.RUNNING,
-    "IN_PROGRESS": State.RUNNING, "SUCCESS": State.SUCCEEDED, "FAILURE": State.FAILED, "CANCEL": State.CANCELLED,
+    "": State.QUEUED,
+    "NOT_START": State.QUEUED,
+    "SUBMITTED": State.QUEUED,
+    "MODAL": State.RUNNING,
+    "IN_PROGRESS": State.RUNNING,
+    "SUCCESS": State.SUCCEEDED,
+    "FAILURE": State.FAILED,
+    "CANCEL": State.CANCELLED,
 }
 # Submit codes that are a "no" (§3.2): (our code, retryable). 24 and unlisted codes are built below.
 _REJECT = {
-    3: ("mj_no_account", True), 4: ("mj_bad_request", False), 5: ("mj_unknown", True),
-    23: ("mj_queue_full", True), 25: ("mj_insufficient_balance", False), 30: ("rate_limited", True),
+    3: ("mj_no_account", True),
+    4: ("mj_bad_request", False),
+    5: ("mj_unknown", True),
+    23: ("mj_queue_full", True),
+    25: ("mj_insufficient_balance", False),
+    30: ("rate_limited", True),
 }
 # Where the grid image of a finished task stands, by its action (§3.5: UPSCALE yields one image).
 _IMAGE_ROLE = {"UPSCALE": "single", "VIDEO": "cover", "DESCRIBE": "source", "UPLOAD": "upload"}
@@ -149,8 +159,7 @@ def parse_task(d: Mapping[str, Any]) -> ProviderStatus:
     if state is State.SUCCEEDED:
         outputs = _outputs(d, action)
         if not outputs and action not in _TEXT_ONLY:
-            return ProviderStatus(task_id, State.FAILED, error_code="provider_failed",
-                                  error_message="task succeeded without any result URL", external_id=ext)
+            return ProviderStatus(task_id, State.FAILED, error_code="provider_failed", error_message="task succeeded without any result URL", external_id=ext)
         result_data = _result_data(d, action) | _DONE
         return ProviderStatus(task_id, state, 100, outputs, result_data, external_id=ext)
     if state is State.FAILED:
@@ -220,7 +229,6 @@ def parse_seed(resp: HttpResponse) -> str | None:
     if not isinstance(data, Mapping) or _code(data) != 1:
         return None
     return str_or_none(data.get("result"))
-
 
 
 def _code(data: Any) -> int | None:

@@ -24,7 +24,8 @@ class _MjInput(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     mode: Literal["fast", "relax", "turbo"] | None = Field(
-        None, description="speed tier: sent as the path prefix /mj-{mode}/mj/... (priced differently by the relay)")
+        None, description="speed tier: sent as the path prefix /mj-{mode}/mj/... (priced differently by the relay)"
+    )
 
 
 class _TaskInput(_MjInput):
@@ -54,8 +55,7 @@ class ActionInput(_TaskInput):
     """A button of a finished task: `job_id` + `button` (our parent job), or `taskId` + `customId`."""
 
     job_id: str | None = Field(None, min_length=1, description="our job id of the parent task")
-    button: str | None = Field(None, min_length=1, max_length=100,
-                               description="U1..U4, V1..V4, reroll, zoom_out_2x, Vary (Region), pan_left, ...")
+    button: str | None = Field(None, min_length=1, max_length=100, description="U1..U4, V1..V4, reroll, zoom_out_2x, Vary (Region), pan_left, ...")
     taskId: str | None = Field(None, min_length=1, description="the proxy's id of the parent task")
     customId: str | None = Field(None, min_length=1, description="buttons[].customId of the parent task")
     chooseSameChannel: bool | None = None

@@ -54,14 +54,17 @@ FETCH_PATH = "/suno/fetch"
 class SunoAdapter(AdapterDefaults):
     name = "suno"
     operations: Mapping[str, Operation] = {
-        "music": Operation("music", MusicInput, "Songs (normally 2 clips) in inspiration, custom or continuation "
-                                                "mode (/suno/submit/music)"),
+        "music": Operation("music", MusicInput, "Songs (normally 2 clips) in inspiration, custom or continuation mode (/suno/submit/music)"),
         "lyrics": Operation("lyrics", LyricsInput, "Lyrics from a prompt (/suno/submit/lyrics)"),
     }
     # ~96 s submit → finish (§7.4); relay-side result lifetime undocumented.
     capabilities = Capabilities(
-        max_batch=100, callback_trust="hint", result_ttl_s=None, expected_s=100.0,
-        deadline_s=1800.0, lost_submit=LostSubmit.NONE,
+        max_batch=100,
+        callback_trust="hint",
+        result_ttl_s=None,
+        expected_s=100.0,
+        deadline_s=1800.0,
+        lost_submit=LostSubmit.NONE,
     )
 
     def parent_of(self, operation: str, input: Mapping[str, Any]) -> ParentSpec | None:
@@ -135,10 +138,6 @@ class SunoAdapter(AdapterDefaults):
         if data is None:
             return [unknown("the relay returned no task")]
         raise ProviderProtocolError("fetch answer is neither a task nor a list of tasks")
-
-
-
-
 
     def parse_callback(self, headers: Mapping[str, str], body: bytes) -> ProviderStatus:
         data = json_or_none(HttpResponse(200, headers, body))

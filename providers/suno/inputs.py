@@ -16,9 +16,14 @@ _SONG = ("custom", "continuation")
 # Which modes each mode-specific field belongs to (mv and make_instrumental fit every mode).
 FIELD_MODES: dict[str, tuple[str, ...]] = {
     "gpt_description_prompt": ("inspiration",),
-    "prompt": _SONG, "title": _SONG, "tags": _SONG, "negative_tags": _SONG,
-    "continue_clip_id": ("continuation",), "continue_at": ("continuation",),
-    "task_id": ("continuation",), "job_id": ("continuation",),
+    "prompt": _SONG,
+    "title": _SONG,
+    "tags": _SONG,
+    "negative_tags": _SONG,
+    "continue_clip_id": ("continuation",),
+    "continue_at": ("continuation",),
+    "task_id": ("continuation",),
+    "job_id": ("continuation",),
 }
 REQUIRED: dict[str, tuple[str, ...]] = {
     "inspiration": ("gpt_description_prompt",),
@@ -41,10 +46,10 @@ def infer_mode(data: Mapping[str, Any]) -> str:
 class MusicInput(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    mode: Mode | None = Field(None, description="inferred when omitted: gpt_description_prompt → inspiration, "
-                                                "continue_clip_id → continuation, else custom")
-    mv: str | None = Field(None, min_length=1, description="model: chirp-v3-5, chirp-v4, chirp-auk, chirp-bluejay, "
-                                                           "chirp-crow, chirp-fenix, ... (relay default when omitted)")
+    mode: Mode | None = Field(None, description="inferred when omitted: gpt_description_prompt → inspiration, continue_clip_id → continuation, else custom")
+    mv: str | None = Field(
+        None, min_length=1, description="model: chirp-v3-5, chirp-v4, chirp-auk, chirp-bluejay, chirp-crow, chirp-fenix, ... (relay default when omitted)"
+    )
     make_instrumental: bool | None = None
     gpt_description_prompt: str | None = Field(None, min_length=1, description="inspiration: what the song is about")
     prompt: str | None = Field(None, description="custom/continuation: the lyrics; an empty string makes an instrumental")

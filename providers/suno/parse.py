@@ -15,9 +15,15 @@ from providers.wire import str_or_none
 # Refusal codes (or messages) that mean "not now" rather than "never".
 LATER = re.compile(r"rate[\s_-]?limit|busy|time[\s_-]?out|timed out|queue|429|too[\s_-]?many|concurren|overload", re.I)
 _TASK_STATE = {
-    "": State.QUEUED, "NOT_START": State.QUEUED, "SUBMITTED": State.QUEUED, "QUEUED": State.QUEUED,
-    "IN_PROGRESS": State.RUNNING, "UNKNOWN": State.RUNNING,
-    "SUCCESS": State.SUCCEEDED, "FAILURE": State.FAILED, "FAIL": State.FAILED,
+    "": State.QUEUED,
+    "NOT_START": State.QUEUED,
+    "SUBMITTED": State.QUEUED,
+    "QUEUED": State.QUEUED,
+    "IN_PROGRESS": State.RUNNING,
+    "UNKNOWN": State.RUNNING,
+    "SUCCESS": State.SUCCEEDED,
+    "FAILURE": State.FAILED,
+    "FAIL": State.FAILED,
 }
 CLIP_DONE = frozenset({"complete", "completed", "success", "succeeded"})
 CLIP_ERROR = frozenset({"error", "failed", "failure"})
@@ -52,8 +58,14 @@ def _music(task_id: str | None, state: State, t: Mapping[str, Any], raw: Any) ->
         return ProviderStatus(task_id, State.SUCCEEDED, 100, outputs, result | ({"failed_clips": failed} if failed else {}))
     errors = [f"{c.get('id')}: {_meta(c)['error_message']}" for c in clips if _meta(c).get("error_message")]
     fallback = "the task succeeded without a complete clip" if state is State.SUCCEEDED else "the provider reported a failure"
-    return ProviderStatus(task_id, State.FAILED, progress, result_data=result, error_code="provider_failed",
-                          error_message="; ".join(errors) or str(t.get("fail_reason") or "") or fallback)
+    return ProviderStatus(
+        task_id,
+        State.FAILED,
+        progress,
+        result_data=result,
+        error_code="provider_failed",
+        error_message="; ".join(errors) or str(t.get("fail_reason") or "") or fallback,
+    )
 
 
 def _lyrics(task_id: str | None, state: State, t: Mapping[str, Any], raw: Any) -> ProviderStatus:
@@ -66,16 +78,14 @@ def _lyrics(task_id: str | None, state: State, t: Mapping[str, Any], raw: Any) -
             return ProviderStatus(task_id, State.SUCCEEDED, 100, result_data={"title": str(item.get("title") or ""), "text": text})
         state, reason = State.FAILED, reason or "the task succeeded without lyrics"
     if state is State.FAILED:
-        return ProviderStatus(task_id, State.FAILED, error_code="provider_failed",
-                              error_message=reason or "the provider reported a failure")
+        return ProviderStatus(task_id, State.FAILED, error_code="provider_failed", error_message=reason or "the provider reported a failure")
     return ProviderStatus(task_id, state, parse_progress(t.get("progress")))
 
 
 def _outputs(c: Mapping[str, Any]) -> list[OutputRef]:
     """Audio, cover, video of one complete clip, in that order, tagged with the clip."""
     tag = {"clip_id": str(c.get("id") or ""), "title": str(c.get("title") or "")}
-    urls = (("audio", "audio", c.get("audio_url")), ("image", "cover", c.get("image_large_url") or c.get("image_url")),
-            ("video", "video", c.get("video_url")))
+    urls = (("audio", "audio", c.get("audio_url")), ("image", "cover", c.get("image_large_url") or c.get("image_url")), ("video", "video", c.get("video_url")))
     return [OutputRef(str(url), kind, meta=tag | {"role": role}) for kind, role, url in urls if url]
 
 
@@ -83,8 +93,13 @@ def _summary(c: Mapping[str, Any]) -> dict[str, Any]:
     """What the job says about one clip, whatever became of it."""
     meta = _meta(c)
     out: dict[str, Any] = {"id": str(c.get("id") or ""), "title": str(c.get("title") or ""), "status": _clip_status(c)}
-    extra = {"duration": meta.get("duration", c.get("duration")), "tags": meta.get("tags") or c.get("tags"),
-             "model_name": c.get("model_name"), "error_message": meta.get("error_message"), "error_type": meta.get("error_type")}
+    extra = {
+        "duration": meta.get("duration", c.get("duration")),
+        "tags": meta.get("tags") or c.get("tags"),
+        "model_name": c.get("model_name"),
+        "error_message": meta.get("error_message"),
+        "error_type": meta.get("error_type"),
+    }
     return out | {k: v for k, v in extra.items() if v not in (None, "")}
 
 
@@ -104,7 +119,6 @@ def _looks_like_lyrics(raw: Any) -> bool:
 
 def unknown(message: str) -> ProviderStatus:
     return ProviderStatus(None, State.UNKNOWN, error_message=message or None)
-
 
 
 def code_of(data: Any) -> str:

@@ -89,8 +89,9 @@ class VideoAdapter(AdapterDefaults):
 
     def check_parent(self, operation: str, input: Mapping[str, Any], parent: ParentRef) -> None:
         if parent.operation not in self._ops or self._ops[parent.operation].api != OPENAI:
-            raise ValueError(f"remix works only for videos made with the OpenAI format ({', '.join(self._openai_ops())}); "
-                             f"job {parent.job_id} used {parent.operation}")
+            raise ValueError(
+                f"remix works only for videos made with the OpenAI format ({', '.join(self._openai_ops())}); job {parent.job_id} used {parent.operation}"
+            )
         if not parent.task_id:
             raise ValueError(f"job {parent.job_id} has no relay video id")
 
@@ -148,8 +149,11 @@ class VideoAdapter(AdapterDefaults):
             raise ProviderProtocolError(f"HTTP {resp.status} on query: {error_message(data)[:200]}")
         unified = self._ops[t.operation].api == UNIFIED
         st = read_status(data, content_path=None if unified else content_path(t.task_id))
-        return st if st.task_id else ProviderStatus(t.task_id, st.state, st.progress, st.outputs, st.result_data,
-                                                    st.error_code, st.error_message, None, st.expires_at, st.detail)
+        return (
+            st
+            if st.task_id
+            else ProviderStatus(t.task_id, st.state, st.progress, st.outputs, st.result_data, st.error_code, st.error_message, None, st.expires_at, st.detail)
+        )
 
 
 def _openai_create(input: Mapping[str, Any]) -> HttpRequest:
@@ -169,20 +173,31 @@ def _openai_create(input: Mapping[str, Any]) -> HttpRequest:
 # Typical times and URL lifetimes (providers.md §5.2: 3-5 min, poll ~30 s, give up ~10 min on one
 # relay; §6.1: Veo URLs live about 24 h, 2-5 min per video). Sora relay link lifetime is unknown:
 # the OpenAI object's expires_at is used where given, else a conservative day.
-_VIDEO_CAPS = Capabilities(max_batch=1, callback_trust="hint", result_ttl_s=86400, deadline_s=3600.0,
-                           lost_submit=LostSubmit.NONE)
+_VIDEO_CAPS = Capabilities(max_batch=1, callback_trust="hint", result_ttl_s=86400, deadline_s=3600.0, lost_submit=LostSubmit.NONE)
 
-SORA = VideoAdapter("sora", [
-    VideoOp("video", OPENAI, OpenAIVideoInput, "Text (+ reference image) to video, OpenAI format (/v1/videos; bytes from /v1/videos/{id}/content)"),
-    VideoOp("video_unified", UNIFIED, UnifiedVideoInput, "Text (+ reference images) to video, unified format (/v1/video/create + /v1/video/query)"),
-    VideoOp("remix", OPENAI, RemixInput, "Remix a video made with the OpenAI format (/v1/videos/{id}/remix); parent by job_id or video_id", remix=True),
-], replace(_VIDEO_CAPS, expected_s=240.0))
+SORA = VideoAdapter(
+    "sora",
+    [
+        VideoOp("video", OPENAI, OpenAIVideoInput, "Text (+ reference image) to video, OpenAI format (/v1/videos; bytes from /v1/videos/{id}/content)"),
+        VideoOp("video_unified", UNIFIED, UnifiedVideoInput, "Text (+ reference images) to video, unified format (/v1/video/create + /v1/video/query)"),
+        VideoOp("remix", OPENAI, RemixInput, "Remix a video made with the OpenAI format (/v1/videos/{id}/remix); parent by job_id or video_id", remix=True),
+    ],
+    replace(_VIDEO_CAPS, expected_s=240.0),
+)
 
-VEO = VideoAdapter("veo", [
-    VideoOp("video", UNIFIED, VeoUnifiedInput, "Text (+ frames / components) to video, unified format (/v1/video/create)"),
-    VideoOp("video_openai", OPENAI, VeoOpenAIInput, "Text (+ reference image) to video, OpenAI format (/v1/videos)"),
-], replace(_VIDEO_CAPS, expected_s=210.0))
+VEO = VideoAdapter(
+    "veo",
+    [
+        VideoOp("video", UNIFIED, VeoUnifiedInput, "Text (+ frames / components) to video, unified format (/v1/video/create)"),
+        VideoOp("video_openai", OPENAI, VeoOpenAIInput, "Text (+ reference image) to video, OpenAI format (/v1/videos)"),
+    ],
+    replace(_VIDEO_CAPS, expected_s=210.0),
+)
 
-GROK = VideoAdapter("grok", [
-    VideoOp("video", UNIFIED, GrokVideoInput, "Text (+ images) to video, unified format (/v1/video/create, model grok-video-3)"),
-], replace(_VIDEO_CAPS, expected_s=120.0))
+GROK = VideoAdapter(
+    "grok",
+    [
+        VideoOp("video", UNIFIED, GrokVideoInput, "Text (+ images) to video, unified format (/v1/video/create, model grok-video-3)"),
+    ],
+    replace(_VIDEO_CAPS, expected_s=120.0),
+)

@@ -108,7 +108,9 @@ class UnifiedVideoInput(_Passthrough):
 
 
 class VeoUnifiedInput(UnifiedVideoInput):
-    model: str = Field("veo3.1-fast", min_length=1, max_length=100, description="veo3, veo3-fast, veo3.1, veo3.1-fast, veo3.1-pro, *-frames, *-components, 4k...")
+    model: str = Field(
+        "veo3.1-fast", min_length=1, max_length=100, description="veo3, veo3-fast, veo3.1, veo3.1-fast, veo3.1-pro, *-frames, *-components, 4k..."
+    )
     enhance_prompt: bool | None = None
     enable_upsample: bool | None = None
 

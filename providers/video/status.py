@@ -29,8 +29,18 @@ log = logging.getLogger("k4u.providers.video")
 
 _SYNONYMS: dict[State, tuple[str, ...]] = {
     State.QUEUED: ("", "queued", "pending", "submitted", "preparing", "unknown", "not_start", "in_queue"),
-    State.RUNNING: ("in_progress", "processing", "running", "generating", "image_downloading", "video_generating",
-                    "video_generation_completed", "video_upsampling", "video_upsampling_completed", "upsampling"),
+    State.RUNNING: (
+        "in_progress",
+        "processing",
+        "running",
+        "generating",
+        "image_downloading",
+        "video_generating",
+        "video_generation_completed",
+        "video_upsampling",
+        "video_upsampling_completed",
+        "upsampling",
+    ),
     State.SUCCEEDED: ("completed", "success", "succeeded", "finished", "succeed", "complete"),
     State.FAILED: ("failed", "failure", "error", "video_generation_failed", "video_upsampling_failed"),
     State.CANCELLED: ("cancelled", "canceled"),
@@ -162,8 +172,13 @@ def read_status(data: Any, *, content_path: str | None) -> ProviderStatus:
     inner = object_at(object_at(d, "detail"), "pending_info")
     note = str_or_none(inner.get("status")) if inner else None
     return ProviderStatus(
-        task_id=task_id, state=state, progress=100 if state is State.SUCCEEDED else _progress(d), outputs=outputs,
-        result_data=result, error_code="provider_failed" if state is State.FAILED else None,
-        error_message=error, expires_at=_expires(d),
+        task_id=task_id,
+        state=state,
+        progress=100 if state is State.SUCCEEDED else _progress(d),
+        outputs=outputs,
+        result_data=result,
+        error_code="provider_failed" if state is State.FAILED else None,
+        error_message=error,
+        expires_at=_expires(d),
         detail=f"relay: {str(raw_status)[:40]}, upstream: {note[:40]}" if note and note != raw_status else None,
     )

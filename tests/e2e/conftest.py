@@ -35,8 +35,7 @@ class Stack:
 
     def start(self, name: str, *args: str) -> subprocess.Popen[bytes]:
         log = open(self.tmp / f"{name}.log", "ab")  # noqa: SIM115 - closed with the process
-        proc = subprocess.Popen([sys.executable, "-m", "cli", *args], env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True, cwd=self.tmp)
+        proc = subprocess.Popen([sys.executable, "-m", "cli", *args], env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=self.tmp)
         self.procs[name] = proc
         return proc
 
@@ -114,13 +113,24 @@ def stack_factory(tmp_path: Path, redis_url: str, e2e_db: str) -> Iterator[Calla
     def make(*, public: bool = False, dev: bool = False, sim_args: tuple[str, ...] = (), **env: str) -> Stack:
         sim_port, api_port = free_port(), free_port()
         base_env = {k: v for k, v in os.environ.items() if not k.startswith("K4U_")}
-        base_env.update({
-            "K4U_DATABASE_URL": e2e_db, "K4U_REDIS_URL": redis_url, "K4U_STORAGE_URL": f"file://{tmp_path}/objects",
-            "K4U_BASE_URL": f"http://127.0.0.1:{sim_port}", "K4U_API_KEY": SIM_KEY, "K4U_ALLOW_PRIVATE_URLS": "true",
-            "K4U_API_TOKENS": TOKEN, "K4U_WEBHOOK_SECRET": WEBHOOK_SECRET, "K4U_POLL_EXPECTED_S": "2",
-            "K4U_POLL_MIN_INTERVAL_S": "0.5", "K4U_BEAT_INTERVAL_S": "0.5", "K4U_DATA_DIR": str(tmp_path / "data"),
-            "K4U_WORKER_CONCURRENCY": "2", "K4U_NOTIFY_BACKOFF_S": "0.5",
-        })
+        base_env.update(
+            {
+                "K4U_DATABASE_URL": e2e_db,
+                "K4U_REDIS_URL": redis_url,
+                "K4U_STORAGE_URL": f"file://{tmp_path}/objects",
+                "K4U_BASE_URL": f"http://127.0.0.1:{sim_port}",
+                "K4U_API_KEY": SIM_KEY,
+                "K4U_ALLOW_PRIVATE_URLS": "true",
+                "K4U_API_TOKENS": TOKEN,
+                "K4U_WEBHOOK_SECRET": WEBHOOK_SECRET,
+                "K4U_POLL_EXPECTED_S": "2",
+                "K4U_POLL_MIN_INTERVAL_S": "0.5",
+                "K4U_BEAT_INTERVAL_S": "0.5",
+                "K4U_DATA_DIR": str(tmp_path / "data"),
+                "K4U_WORKER_CONCURRENCY": "2",
+                "K4U_NOTIFY_BACKOFF_S": "0.5",
+            }
+        )
         if public:
             base_env["K4U_PUBLIC_URL"] = f"http://127.0.0.1:{api_port}"
         base_env.update(env)

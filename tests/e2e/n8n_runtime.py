@@ -91,14 +91,26 @@ class N8n:
 
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("N8N_", "K4U_", "DB_", "EXECUTIONS_"))}
-        env.update({
-            "N8N_USER_FOLDER": str(self.folder), "N8N_PORT": str(self.port), "N8N_LISTEN_ADDRESS": "127.0.0.1",
-            "N8N_HOST": "127.0.0.1", "N8N_PROTOCOL": "http", "WEBHOOK_URL": f"{self.url}/",
-            "N8N_DIAGNOSTICS_ENABLED": "false", "N8N_VERSION_NOTIFICATIONS_ENABLED": "false",
-            "N8N_TEMPLATES_ENABLED": "false", "N8N_PERSONALIZATION_ENABLED": "false", "N8N_SECURE_COOKIE": "false",
-            "N8N_ENFORCE_SETTINGS_FILE_PERMISSIONS": "false", "N8N_RUNNERS_ENABLED": "false",
-            "EXECUTIONS_DATA_SAVE_ON_SUCCESS": "all", "N8N_LOG_OUTPUT": "console", "N8N_LOG_LEVEL": "info",
-        })
+        env.update(
+            {
+                "N8N_USER_FOLDER": str(self.folder),
+                "N8N_PORT": str(self.port),
+                "N8N_LISTEN_ADDRESS": "127.0.0.1",
+                "N8N_HOST": "127.0.0.1",
+                "N8N_PROTOCOL": "http",
+                "WEBHOOK_URL": f"{self.url}/",
+                "N8N_DIAGNOSTICS_ENABLED": "false",
+                "N8N_VERSION_NOTIFICATIONS_ENABLED": "false",
+                "N8N_TEMPLATES_ENABLED": "false",
+                "N8N_PERSONALIZATION_ENABLED": "false",
+                "N8N_SECURE_COOKIE": "false",
+                "N8N_ENFORCE_SETTINGS_FILE_PERMISSIONS": "false",
+                "N8N_RUNNERS_ENABLED": "false",
+                "EXECUTIONS_DATA_SAVE_ON_SUCCESS": "all",
+                "N8N_LOG_OUTPUT": "console",
+                "N8N_LOG_LEVEL": "info",
+            }
+        )
         return env
 
     def cli(self, *args: str) -> str:
@@ -113,8 +125,7 @@ class N8n:
         ready_line = "Editor is now accessible"
         starts = self.log.read_text().count(ready_line) if self.log.exists() else 0
         log = self.log.open("ab")
-        self.proc = subprocess.Popen([str(self.binary), "start"], cwd=self.folder, env=self.env(), stdout=log,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
+        self.proc = subprocess.Popen([str(self.binary), "start"], cwd=self.folder, env=self.env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         try:
             wait_http(f"{self.url}/healthz", 180, self.proc)
         except RuntimeError as exc:

@@ -19,8 +19,7 @@ pytestmark = pytest.mark.e2e
 def test_batch_completed_is_sent_once_with_the_counts(stack_factory) -> None:  # type: ignore[no-untyped-def]
     stack = stack_factory()
     with webhook_receiver() as hook, webhook_receiver() as job_hook:
-        jobs = [{"provider": "kling", "operation": "text2video", "input": {"prompt": f"fox {i}"}, "idempotency_key": f"e2e-{i}"}
-                for i in range(4)]
+        jobs = [{"provider": "kling", "operation": "text2video", "input": {"prompt": f"fox {i}"}, "idempotency_key": f"e2e-{i}"} for i in range(4)]
         jobs[1]["input"] = {"prompt": "[sim:fail] fox"}
         jobs[2]["callback_url"] = job_hook.url
         body = {"jobs": jobs, "callback_url": hook.url, "metadata": {"sheet": "e2e"}}

@@ -26,8 +26,14 @@ def start(stack: Stack, *args: str, name: str) -> tuple[subprocess.Popen[bytes],
     with log.open("ab") as f:
         # Ctrl-C as a terminal delivers it: a test run started in the background (`cmd &` in a
         # script) ignores SIGINT, the child would inherit that, and Python would keep ignoring it.
-        proc = subprocess.Popen([sys.executable, "-m", "cli", "batch", *args], env=stack.env, stdout=f, stderr=subprocess.STDOUT,
-                                cwd=stack.tmp, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "cli", "batch", *args],
+            env=stack.env,
+            stdout=f,
+            stderr=subprocess.STDOUT,
+            cwd=stack.tmp,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )
     return proc, log
 
 
@@ -71,8 +77,12 @@ def test_jsonl_batch_interrupted_with_ctrl_c_resumes_without_duplicates(stack_fa
     stack = stack_factory(dev=True)
     stack.sim_admin("/_sim/config", {"queue_s": 0.5, "run_s": 6.0})
     file = tmp_path / "jobs.jsonl"
-    file.write_text("".join(json.dumps({"provider": "kling", "operation": "text2video", "input": {"prompt": f"fox {i}"},
-                                        "metadata": {"row": i}}) + "\n" for i in range(1, N + 1)))
+    file.write_text(
+        "".join(
+            json.dumps({"provider": "kling", "operation": "text2video", "input": {"prompt": f"fox {i}"}, "metadata": {"row": i}}) + "\n"
+            for i in range(1, N + 1)
+        )
+    )
     results, download = tmp_path / "out" / "results.jsonl", tmp_path / "files"
     api = ("--api", stack.api, "--token", TOKEN, "--results", str(results), "--download", str(download))
 

@@ -95,7 +95,14 @@ def test_suno_modes_lyrics_and_a_failed_clip(stack_factory) -> None:  # type: ig
     cont = post(stack, "suno", "music", {"job_id": insp, "continue_clip_id": clip, "continue_at": 30, "prompt": "", "title": "More", "tags": "lofi"})
     done(stack, cont)
     with stack.client() as c:
-        r = c.post("/v1/jobs", json={"provider": "suno", "operation": "music", "input": {"job_id": insp, "continue_clip_id": "nope", "continue_at": 1, "prompt": "", "title": "x", "tags": "y"}})
+        r = c.post(
+            "/v1/jobs",
+            json={
+                "provider": "suno",
+                "operation": "music",
+                "input": {"job_id": insp, "continue_clip_id": "nope", "continue_at": 1, "prompt": "", "title": "x", "tags": "y"},
+            },
+        )
     assert r.status_code == 422 and "job_id" in r.text
     polls = stack.sim_admin("/_sim/stats")["polls"]
     assert polls.get("suno_batch", 0) > 0 and polls.get("suno_single", 0) == 0

@@ -54,28 +54,59 @@ def n8n(tmp_path: Path) -> Iterator[N8n]:
 def workflow(report_url: str) -> dict[str, Any]:
     key4u = {
         "parameters": {
-            "operation": "submitAndWait", "provider": "kling", "providerOperation": "text2video", "inputMode": "json",
+            "operation": "submitAndWait",
+            "provider": "kling",
+            "providerOperation": "text2video",
+            "inputMode": "json",
             "inputJson": '={{ JSON.stringify({ prompt: $json.prompt, duration: "5" }) }}',
             "waitLimitMinutes": "={{ $json.limit_minutes || 10 }}",
             "additionalFields": {"idempotencyKey": "={{ $execution.id }}-{{ $itemIndex }}"},
         },
-        "id": str(uuid.uuid4()), "name": "Key4U Jobs", "type": "n8n-nodes-key4u-jobs.key4uJobs", "typeVersion": 1,
-        "position": [440, 0], "credentials": {"key4uJobsApi": {"id": CRED_ID, "name": "Key4U Jobs (e2e)"}},
+        "id": str(uuid.uuid4()),
+        "name": "Key4U Jobs",
+        "type": "n8n-nodes-key4u-jobs.key4uJobs",
+        "typeVersion": 1,
+        "position": [440, 0],
+        "credentials": {"key4uJobsApi": {"id": CRED_ID, "name": "Key4U Jobs (e2e)"}},
     }
     nodes = [
-        {"parameters": {"httpMethod": "POST", "path": "k4u-e2e", "options": {}}, "id": str(uuid.uuid4()), "name": "Webhook",
-         "type": "n8n-nodes-base.webhook", "typeVersion": 2, "position": [0, 0], "webhookId": str(uuid.uuid4())},
-        {"parameters": {"fieldToSplitOut": "body.jobs", "options": {}}, "id": str(uuid.uuid4()), "name": "Split Out",
-         "type": "n8n-nodes-base.splitOut", "typeVersion": 1, "position": [220, 0]},
+        {
+            "parameters": {"httpMethod": "POST", "path": "k4u-e2e", "options": {}},
+            "id": str(uuid.uuid4()),
+            "name": "Webhook",
+            "type": "n8n-nodes-base.webhook",
+            "typeVersion": 2,
+            "position": [0, 0],
+            "webhookId": str(uuid.uuid4()),
+        },
+        {
+            "parameters": {"fieldToSplitOut": "body.jobs", "options": {}},
+            "id": str(uuid.uuid4()),
+            "name": "Split Out",
+            "type": "n8n-nodes-base.splitOut",
+            "typeVersion": 1,
+            "position": [220, 0],
+        },
         key4u,
-        {"parameters": {"method": "POST", "url": report_url, "sendBody": True, "specifyBody": "json",
-                        "jsonBody": "={{ JSON.stringify($json) }}", "options": {}},
-         "id": str(uuid.uuid4()), "name": "Report", "type": "n8n-nodes-base.httpRequest", "typeVersion": 4.2, "position": [660, 0]},
+        {
+            "parameters": {
+                "method": "POST",
+                "url": report_url,
+                "sendBody": True,
+                "specifyBody": "json",
+                "jsonBody": "={{ JSON.stringify($json) }}",
+                "options": {},
+            },
+            "id": str(uuid.uuid4()),
+            "name": "Report",
+            "type": "n8n-nodes-base.httpRequest",
+            "typeVersion": 4.2,
+            "position": [660, 0],
+        },
     ]
     chain = ["Webhook", "Split Out", "Key4U Jobs", "Report"]
     connections = {a: {"main": [[{"node": b, "type": "main", "index": 0}]]} for a, b in itertools.pairwise(chain)}
-    return {"id": WORKFLOW_ID, "name": "Key4U Jobs e2e", "nodes": nodes, "connections": connections, "active": False,
-            "settings": {"executionOrder": "v1"}}
+    return {"id": WORKFLOW_ID, "name": "Key4U Jobs e2e", "nodes": nodes, "connections": connections, "active": False, "settings": {"executionOrder": "v1"}}
 
 
 def trigger(n8n: N8n, prompts: list[str], **extra: Any) -> None:
@@ -100,10 +131,18 @@ def run_flow(n8n: N8n, report: Receiver, prompts: list[str]) -> list[dict[str, A
 def test_submit_and_wait_resumes_with_the_stored_assets(stack_factory, n8n: N8n) -> None:  # type: ignore[no-untyped-def]
     stack = stack_factory(dev=True)
     with webhook_receiver() as report:
-        n8n.import_json("credentials", "credentials.json", [{
-            "id": CRED_ID, "name": "Key4U Jobs (e2e)", "type": "key4uJobsApi",
-            "data": {"baseUrl": stack.api, "apiToken": TOKEN, "webhookSecret": WEBHOOK_SECRET},
-        }])
+        n8n.import_json(
+            "credentials",
+            "credentials.json",
+            [
+                {
+                    "id": CRED_ID,
+                    "name": "Key4U Jobs (e2e)",
+                    "type": "key4uJobsApi",
+                    "data": {"baseUrl": stack.api, "apiToken": TOKEN, "webhookSecret": WEBHOOK_SECRET},
+                }
+            ],
+        )
         n8n.import_json("workflow", "workflow.json", workflow(report.url))
         for example in sorted(EXAMPLES.glob("*.json")):  # the shipped examples import too
             n8n.cli("import:workflow", f"--input={example}")

@@ -32,8 +32,9 @@ def reasons(stack: Stack, job_id: str) -> list[str]:
 
 
 def test_verified_webhooks_finish_jobs_and_forgeries_get_401(stack_factory) -> None:  # type: ignore[no-untyped-def]
-    stack = stack_factory(dev=True, public=True, K4U_REPLICATE_WEBHOOK_SECRET=REPLICATE_WEBHOOK_SECRET,
-                          K4U_POLL_EXPECTED_S="600", K4U_POLL_MIN_INTERVAL_S="300")
+    stack = stack_factory(
+        dev=True, public=True, K4U_REPLICATE_WEBHOOK_SECRET=REPLICATE_WEBHOOK_SECRET, K4U_POLL_EXPECTED_S="600", K4U_POLL_MIN_INTERVAL_S="300"
+    )
     stack.sim_admin("/_sim/config", {"queue_s": 0.5, "run_s": 2.0})
     rep = post(stack, "replicate", "prediction", {"model": "black-forest-labs/flux-schnell", "input": {"prompt": "a kite"}})
     job = stack.wait_job(rep, timeout_s=60)
@@ -48,8 +49,11 @@ def test_verified_webhooks_finish_jobs_and_forgeries_get_401(stack_factory) -> N
     ts = int(time.time())
     forged = {"webhook-id": "msg_forged", "webhook-timestamp": str(ts), "webhook-signature": "v1,AAAA"}
     assert httpx.post(url, content=body, headers=forged).status_code == 401
-    replayed = {"webhook-id": hooks[-1]["webhook_id"], "webhook-timestamp": str(ts),
-                "webhook-signature": sign(REPLICATE_WEBHOOK_SECRET, hooks[-1]["webhook_id"], ts, body)}
+    replayed = {
+        "webhook-id": hooks[-1]["webhook_id"],
+        "webhook-timestamp": str(ts),
+        "webhook-signature": sign(REPLICATE_WEBHOOK_SECRET, hooks[-1]["webhook_id"], ts, body),
+    }
     r = httpx.post(url, content=body, headers=replayed)
     assert r.status_code == 401 and "replay" in r.text
     with stack.client() as c:
@@ -68,6 +72,10 @@ def test_fal_webhook_verified_against_the_jwks(stack_factory, tmp_path) -> None:
     assert any(r.startswith("callback: provider succeeded") for r in reasons(stack, fal)), reasons(stack, fal)
     hooks = [h for h in stack.sim_admin("/_sim/callbacks")["callbacks"] if h.get("family") == "fal"]
     assert len(hooks) >= 2 and all(h.get("http_status") == 200 for h in hooks), hooks
-    forged = {"X-Fal-Webhook-Request-Id": job["provider_task_id"], "X-Fal-Webhook-User-Id": "u",
-              "X-Fal-Webhook-Timestamp": str(int(time.time())), "X-Fal-Webhook-Signature": "00" * 64}
+    forged = {
+        "X-Fal-Webhook-Request-Id": job["provider_task_id"],
+        "X-Fal-Webhook-User-Id": "u",
+        "X-Fal-Webhook-Timestamp": str(int(time.time())),
+        "X-Fal-Webhook-Signature": "00" * 64,
+    }
     assert httpx.post(hooks[-1]["url"], content=b'{"request_id": "x", "status": "OK", "payload": {}}', headers=forged).status_code == 401

@@ -133,7 +133,10 @@ def test_dev_bundles_redis_and_stops_cleanly_on_sigterm(tmp_path, e2e_db: str) -
 
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("K4U_")} | {
-        "K4U_DATABASE_URL": e2e_db, "K4U_DATA_DIR": str(tmp_path / "data"), "K4U_STORAGE_URL": f"file://{tmp_path}/objects"}
+        "K4U_DATABASE_URL": e2e_db,
+        "K4U_DATA_DIR": str(tmp_path / "data"),
+        "K4U_STORAGE_URL": f"file://{tmp_path}/objects",
+    }
     log = open(tmp_path / "dev.log", "wb")  # noqa: SIM115
     proc = subprocess.Popen([sys.executable, "-m", "cli", "dev", "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT)
     try:

@@ -54,9 +54,12 @@ def test_sigkilled_dev_leaves_nothing_and_a_new_one_finishes_its_jobs(stack_fact
     port = int(stack.api.rsplit(":", 1)[1])
     stack.sim_admin("/_sim/config", {"run_s": 3.0})
     with stack.client() as c:
-        ids = [c.post("/v1/jobs", json={"provider": "kling", "operation": "text2video",
-                                        "input": {"prompt": f"in flight {i} [sim:run={1 + i % 4}]"}}).raise_for_status().json()["id"]
-               for i in range(8)]
+        ids = [
+            c.post("/v1/jobs", json={"provider": "kling", "operation": "text2video", "input": {"prompt": f"in flight {i} [sim:run={1 + i % 4}]"}})
+            .raise_for_status()
+            .json()["id"]
+            for i in range(8)
+        ]
     deadline = time.monotonic() + 30
     while not any(stack.wait_job(i, 1, until=lambda j: True)["status"] == "running" for i in ids):
         assert time.monotonic() < deadline, stack.logs()[-5000:]
@@ -75,7 +78,8 @@ def test_sigkilled_dev_leaves_nothing_and_a_new_one_finishes_its_jobs(stack_fact
     deadline = time.monotonic() + 15
     while alive := still_alive(tree):
         assert time.monotonic() < deadline, f"outlived k4u dev: {alive}\n" + "\n".join(
-            Path(f"/proc/{p}/cmdline").read_text().replace("\0", " ") for p in alive if Path(f"/proc/{p}").exists())
+            Path(f"/proc/{p}/cmdline").read_text().replace("\0", " ") for p in alive if Path(f"/proc/{p}").exists()
+        )
         time.sleep(0.2)
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"{stack.api}/healthz")
@@ -112,6 +116,9 @@ def test_a_killed_worker_of_dev_is_started_again_and_jobs_finish(stack_factory) 
         time.sleep(0.2)
     assert dev.poll() is None, "k4u dev must keep running"
     with stack.client() as c:
-        job_id = c.post("/v1/jobs", json={"provider": "kling", "operation": "text2video",
-                                          "input": {"prompt": "after a worker crash"}}).raise_for_status().json()["id"]
+        job_id = (
+            c.post("/v1/jobs", json={"provider": "kling", "operation": "text2video", "input": {"prompt": "after a worker crash"}})
+            .raise_for_status()
+            .json()["id"]
+        )
     assert stack.wait_job(job_id, 90)["status"] == "succeeded"

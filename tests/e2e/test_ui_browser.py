@@ -29,8 +29,13 @@ XSS = '<img src=x onerror="window.__xss=1"><script>window.__xss=2</script>'
 
 
 def chromium_path() -> str | None:
-    for candidate in (os.environ.get("K4U_TEST_CHROMIUM"), "/usr/bin/chromium", shutil.which("chromium"),
-                      shutil.which("chromium-browser"), shutil.which("google-chrome")):
+    for candidate in (
+        os.environ.get("K4U_TEST_CHROMIUM"),
+        "/usr/bin/chromium",
+        shutil.which("chromium"),
+        shutil.which("chromium-browser"),
+        shutil.which("google-chrome"),
+    ):
         if candidate and os.access(candidate, os.X_OK):
             return candidate
     return None
@@ -40,11 +45,12 @@ def chromium_path() -> str | None:
 def browser() -> Iterator[Browser]:
     path = chromium_path()
     if path is None:
-        pytest.skip("no Chromium found (/usr/bin/chromium, chromium on PATH or K4U_TEST_CHROMIUM): "
-                    "install Debian's `chromium` package (.ci/run does) to run the browser tests")
+        pytest.skip(
+            "no Chromium found (/usr/bin/chromium, chromium on PATH or K4U_TEST_CHROMIUM): "
+            "install Debian's `chromium` package (.ci/run does) to run the browser tests"
+        )
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=path, headless=True,
-                              args=["--no-sandbox", "--autoplay-policy=no-user-gesture-required"])
+        b = p.chromium.launch(executable_path=path, headless=True, args=["--no-sandbox", "--autoplay-policy=no-user-gesture-required"])
         yield b
         b.close()
 
@@ -114,9 +120,15 @@ def test_gallery_filters_media_and_live_updates(stack_factory, browser: Browser,
     failed = post(stack, {"provider": "kling", "operation": "text2video", "input": {"prompt": "[sim:fail] a storm"}})
     music = post(stack, {"provider": "suno", "operation": "music", "input": {"gpt_description_prompt": "lofi beat for rain", "make_instrumental": True}})
     with stack.client() as c:
-        r = c.post("/v1/batches", json={"jobs": [
-            {"provider": "replicate", "operation": "prediction", "input": {"model": "black-forest-labs/flux-schnell", "input": {"prompt": f"kite {i}"}}}
-            for i in range(2)]})
+        r = c.post(
+            "/v1/batches",
+            json={
+                "jobs": [
+                    {"provider": "replicate", "operation": "prediction", "input": {"model": "black-forest-labs/flux-schnell", "input": {"prompt": f"kite {i}"}}}
+                    for i in range(2)
+                ]
+            },
+        )
         assert r.status_code == 202, r.text
         batch_id, batch_jobs = r.json()["id"], r.json()["job_ids"]
     everything = {video, image, failed, music, *batch_jobs}
@@ -220,8 +232,14 @@ def test_detail_events_notifications_and_actions(stack_factory, browser: Browser
     stack = stack_factory(dev=True)
     with webhook_receiver() as hook:
         bad = post(stack, {"provider": "kling", "operation": "text2video", "input": {"prompt": "[sim:fail] x"}, "callback_url": hook.url})
-        slow = post(stack, {"provider": "replicate", "operation": "prediction",
-                            "input": {"model": "black-forest-labs/flux-schnell", "input": {"prompt": "slow [sim:run=120]"}}})
+        slow = post(
+            stack,
+            {
+                "provider": "replicate",
+                "operation": "prediction",
+                "input": {"model": "black-forest-labs/flux-schnell", "input": {"prompt": "slow [sim:run=120]"}},
+            },
+        )
         assert stack.wait_job(bad, timeout_s=60)["status"] == "failed"
         stack.wait_job(slow, timeout_s=30, until=lambda j: j["status"] == "running")
         hook.wait(1)

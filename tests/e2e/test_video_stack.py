@@ -40,6 +40,5 @@ def test_video_families_every_operation(stack_factory) -> None:  # type: ignore[
     job = stack.wait_job(remix, timeout_s=90)
     assert job["status"] == "succeeded", job["error"]
     with stack.client() as c:
-        r = c.post("/v1/jobs", json={"provider": "sora", "operation": "remix",
-                                     "input": {"prompt": "x", "job_id": jobs["sora.video_unified"]}})
+        r = c.post("/v1/jobs", json={"provider": "sora", "operation": "remix", "input": {"prompt": "x", "job_id": jobs["sora.video_unified"]}})
     assert r.status_code == 422 and "input.job_id" in r.text

@@ -119,8 +119,20 @@ def test_downloads_that_expire_soonest_go_first(engine_factory) -> None:  # type
     expiries = {"job_late": now + timedelta(days=20), "job_none": None, "job_soon": now + timedelta(minutes=30), "job_mid": now + timedelta(hours=5)}
     with session_scope(d.rt.engine) as s:
         for job_id, expires in expiries.items():
-            s.add(Job(id=job_id, provider="kling", operation="text2video", status=JobStatus.DOWNLOADING.value, input={}, callback_token="t",
-                      created_at=now, updated_at=now, next_at=now - timedelta(seconds=1), result_expires_at=expires))
+            s.add(
+                Job(
+                    id=job_id,
+                    provider="kling",
+                    operation="text2video",
+                    status=JobStatus.DOWNLOADING.value,
+                    input={},
+                    callback_token="t",
+                    created_at=now,
+                    updated_at=now,
+                    next_at=now - timedelta(seconds=1),
+                    result_expires_at=expires,
+                )
+            )
     with session_scope(d.rt.engine) as s:
         claimed = jobs.claim_due(s, JobStatus.DOWNLOADING, now=now, lease_s=60, limit=10)
     assert [c[0] for c in claimed] == ["job_soon", "job_mid", "job_late", "job_none"]

@@ -51,17 +51,20 @@ def test_create_answers_at_once_with_id_and_status_url(api, db_url: str) -> None
     assert got["id"] == job["id"] and set(got) >= {"provider_task_id", "batch_id", "result", "submitted_at", "finished_at", "progress"}
 
 
-@pytest.mark.parametrize(("body", "field"), [
-    ({"operation": "text2video", "input": {"prompt": "x"}}, "provider"),
-    (GOOD | {"provider": "nope"}, "provider"),
-    (GOOD | {"operation": "lipsync"}, "operation"),
-    (GOOD | {"input": {}}, "prompt"),
-    (GOOD | {"input": {"prompt": "x", "duration": "7"}}, "duration"),
-    (GOOD | {"input": {"prompt": "x", "cfg_scale": 3}}, "cfg_scale"),
-    ({k: v for k, v in GOOD.items() if k != "input"}, "input"),
-    (GOOD | {"callback_url": "ftp://x"}, "callback_url"),
-    (GOOD | {"surprise": 1}, "surprise"),
-])
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"operation": "text2video", "input": {"prompt": "x"}}, "provider"),
+        (GOOD | {"provider": "nope"}, "provider"),
+        (GOOD | {"operation": "lipsync"}, "operation"),
+        (GOOD | {"input": {}}, "prompt"),
+        (GOOD | {"input": {"prompt": "x", "duration": "7"}}, "duration"),
+        (GOOD | {"input": {"prompt": "x", "cfg_scale": 3}}, "cfg_scale"),
+        ({k: v for k, v in GOOD.items() if k != "input"}, "input"),
+        (GOOD | {"callback_url": "ftp://x"}, "callback_url"),
+        (GOOD | {"surprise": 1}, "surprise"),
+    ],
+)
 def test_bad_input_is_422_naming_the_field_and_writes_nothing(api, db_url: str, body: dict, field: str) -> None:  # type: ignore[no-untyped-def,type-arg]
     client, recorder = api
     before = rows(db_url)

@@ -52,8 +52,7 @@ def api_schema(db_url: str, redis_url: str, tmp_path: Path) -> Any:
     settings = make_settings(db_url, "http://127.0.0.1:9", tmp_path, redis_url=redis_url, allow_open_api=True)
     app = create_app(settings, dispatcher=RecordingDispatcher())
     for i in range(3):  # a few jobs, so listing and paging run real queries
-        create_job(app.state.runtime, JobCreate(provider="kling", operation="text2video", input={"prompt": f"fox {i}"},
-                                                metadata={"row": i}, batch_id="b1"))
+        create_job(app.state.runtime, JobCreate(provider="kling", operation="text2video", input={"prompt": f"fox {i}"}, metadata={"row": i}, batch_id="b1"))
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
     schema.config.generation.update(allow_x00=True)
     return schema
@@ -74,9 +73,13 @@ def test_no_request_gets_a_server_error(api_schema: Any, method: str, path: str,
 
 def _string_params() -> list[tuple[str, str, str, str]]:
     app = create_app(Settings(database_url="sqlite:///:memory:", storage_url="memory://"), dispatcher=RecordingDispatcher())
-    return [(method.upper(), path, p["in"], p["name"]) for path, methods in app.openapi()["paths"].items()
-            for method, op in methods.items() for p in op.get("parameters", [])
-            if p["in"] in ("path", "query") and "string" in str(p["schema"])]
+    return [
+        (method.upper(), path, p["in"], p["name"])
+        for path, methods in app.openapi()["paths"].items()
+        for method, op in methods.items()
+        for p in op.get("parameters", [])
+        if p["in"] in ("path", "query") and "string" in str(p["schema"])
+    ]
 
 
 STRING_PARAMS = _string_params()

@@ -188,10 +188,20 @@ def test_default_size_caps(api) -> None:  # type: ignore[no-untyped-def]
 # -- no 5xx for bad values ----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("url", [
-    "http://[::1/hook", "http://example.com:99999/hook", "http://example.com:0/hook", "http://example.com:x/hook",
-    "http:///hook", "https://exa mple.com/", "http://example.com/\x00", "http://" + "a" * 300 + "/x", "//example.com/x",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://[::1/hook",
+        "http://example.com:99999/hook",
+        "http://example.com:0/hook",
+        "http://example.com:x/hook",
+        "http:///hook",
+        "https://exa mple.com/",
+        "http://example.com/\x00",
+        "http://" + "a" * 300 + "/x",
+        "//example.com/x",
+    ],
+)
 def test_bad_callback_url_is_422(api, db_url: str, url: str) -> None:  # type: ignore[no-untyped-def]
     client, recorder = api
     r = client.post("/v1/jobs", json=GOOD | {"callback_url": url})
@@ -210,24 +220,31 @@ def test_asset_index_is_bounded(api) -> None:  # type: ignore[no-untyped-def]
 
 def test_nul_and_control_characters_never_reach_the_database(api, db_url: str) -> None:  # type: ignore[no-untyped-def]
     client, recorder = api
-    for path in ("/v1/jobs/job_%00", "/v1/jobs/job_abc%00/events", "/v1/jobs/%00/notifications",
-                 "/v1/jobs/job_%00/assets/0"):
+    for path in ("/v1/jobs/job_%00", "/v1/jobs/job_abc%00/events", "/v1/jobs/%00/notifications", "/v1/jobs/job_%00/assets/0"):
         assert client.get(path).status_code == 404, path
-    for path in ("/v1/jobs/job_%00/cancel", "/v1/jobs/job_%00/notifications/replay", "/v1/jobs/job_%00/retry",
-                 "/v1/webhooks/kling/job_%00/tok"):
+    for path in ("/v1/jobs/job_%00/cancel", "/v1/jobs/job_%00/notifications/replay", "/v1/jobs/job_%00/retry", "/v1/webhooks/kling/job_%00/tok"):
         assert client.post(path, json={}).status_code == 404, path
     assert client.post("/v1/webhooks/kl%00ing/job_0a/tok", json={}).status_code == 400  # unknown provider
     for name in ("cursor", "provider", "batch_id"):
         r = client.get("/v1/jobs", params={name: "job_1\x00"})
         assert r.status_code == 422 and locs(r) == [f"query.{name}"], r.text
     assert client.get("/v1/jobs", params={"cursor": "not-a-job-id"}).status_code == 422
-    for field, value in [("provider", "kl\x00ing"), ("operation", "text\x002video"), ("batch_id", "b\x00"),
-                         ("idempotency_key", "k\x00"), ("batch_id", "line\nbreak")]:
+    for field, value in [
+        ("provider", "kl\x00ing"),
+        ("operation", "text\x002video"),
+        ("batch_id", "b\x00"),
+        ("idempotency_key", "k\x00"),
+        ("batch_id", "line\nbreak"),
+    ]:
         r = client.post("/v1/jobs", json=GOOD | {field: value})
         assert r.status_code == 422 and locs(r) == [f"body.{field}"], (field, r.text)
     bad_docs = [
-        ("metadata", '{"note": "a\\u0000b"}'), ("metadata", '{"a\\u0000": 1}'), ("metadata", '{"x": NaN}'),
-        ("metadata", '{"x": 1e400}'), ("metadata", '{"x": "\\ud800"}'), ("input", '{"prompt": "fox\\u0000"}'),
+        ("metadata", '{"note": "a\\u0000b"}'),
+        ("metadata", '{"a\\u0000": 1}'),
+        ("metadata", '{"x": NaN}'),
+        ("metadata", '{"x": 1e400}'),
+        ("metadata", '{"x": "\\ud800"}'),
+        ("input", '{"prompt": "fox\\u0000"}'),
         ("input", '{"prompt": "\\udfff fox"}'),
     ]
     for field, doc in bad_docs:
@@ -281,8 +298,19 @@ def test_local_asset_is_an_attachment_never_sniffed(api, db_url: str, tmp_path: 
     (tmp_path / "objects" / job["id"]).mkdir(parents=True)
     (tmp_path / "objects" / key).write_bytes(data)
     with session_scope(get_engine(db_url)) as s:
-        s.add(Asset(job_id=job["id"], index=0, kind="video", source_url="https://cdn.example/x.mp4", storage_key=key,
-                    content_type="video/mp4", size=len(data), sha256=hashlib.sha256(data).hexdigest(), stored_at=utcnow()))
+        s.add(
+            Asset(
+                job_id=job["id"],
+                index=0,
+                kind="video",
+                source_url="https://cdn.example/x.mp4",
+                storage_key=key,
+                content_type="video/mp4",
+                size=len(data),
+                sha256=hashlib.sha256(data).hexdigest(),
+                stored_at=utcnow(),
+            )
+        )
     r = client.get(f"/v1/jobs/{job['id']}/assets/0")
     assert r.status_code == 200 and r.content == data
     assert r.headers["x-content-type-options"] == "nosniff"

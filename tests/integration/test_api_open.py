@@ -36,8 +36,10 @@ def jobs(db_url: str) -> int:
 @pytest.fixture
 def served(db_url: str, sim: Sim, tmp_path: Path) -> Iterator[Any]:
     """Serve create_app on loopback with these settings; yields the base URL."""
+
     def start(**extra: Any) -> Any:
         return serve(create_app(make_settings(db_url, sim.url, tmp_path, **extra), dispatcher=RecordingDispatcher()))
+
     yield start
 
 
@@ -49,8 +51,7 @@ def test_open_api_serves_loopback_clients_under_loopback_names_only(served, db_u
             assert r.status_code == 200, (host, r.text)
         # DNS rebinding: the attacker's name now resolves to 127.0.0.1, the browser sends it as Host
         for host in (f"rebind.attacker.example:{port}", "attacker.example", "127.0.0.1.nip.io", "[::2]:80", "localhost.evil"):
-            for method, path in (("GET", "/v1/jobs"), ("GET", "/v1/tools/openapi.json"), ("GET", "/docs"), ("GET", "/ui/"),
-                                 ("POST", "/v1/jobs")):
+            for method, path in (("GET", "/v1/jobs"), ("GET", "/v1/tools/openapi.json"), ("GET", "/docs"), ("GET", "/ui/"), ("POST", "/v1/jobs")):
                 r = httpx.request(method, f"{url}{path}", headers={"Host": host}, json=GOOD)
                 assert r.status_code == 403 and "Host" in r.json()["detail"] and "K4U_API_TOKENS" in r.json()["detail"], (host, path, r.text)
         # a client from elsewhere, through a reverse proxy on this machine (uvicorn takes its X-Forwarded-For)
@@ -72,8 +73,9 @@ def test_tokens_or_allow_open_api_lift_the_loopback_rule(served) -> None:  # typ
         assert httpx.get(f"{url}/v1/jobs", headers=outside).status_code == 200
 
 
-@pytest.mark.parametrize("content_type", ["text/plain", "text/plain;charset=UTF-8", "application/x-www-form-urlencoded",
-                                          "multipart/form-data; boundary=x", None])
+@pytest.mark.parametrize(
+    "content_type", ["text/plain", "text/plain;charset=UTF-8", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", None]
+)
 def test_a_state_changing_body_must_be_json(served, db_url: str, content_type: str | None) -> None:  # type: ignore[no-untyped-def]
     """A page can POST text/plain (or a typeless Blob) cross-site without a CORS preflight."""
     body = json.dumps(GOOD).encode()
@@ -135,10 +137,24 @@ def test_docs_pages_load_everything_from_the_app(served) -> None:  # type: ignor
         assert httpx.get(f"{url}/openapi.json").status_code == 200
 
 
-@pytest.mark.parametrize(("host", "trusted"), [
-    ("localhost", True), ("LocalHost:8000", True), ("127.0.0.1:1", True), ("127.255.0.9", True), ("[::1]:80", True),
-    ("[::ffff:127.0.0.1]", True), ("::1", False), ("localhost:x", False), ("evil@localhost", False), ("localhost.", False),
-    ("0.0.0.0", False), ("[::1", False), ("127.0.0.1.nip.io", False), ("", False),
-])
+@pytest.mark.parametrize(
+    ("host", "trusted"),
+    [
+        ("localhost", True),
+        ("LocalHost:8000", True),
+        ("127.0.0.1:1", True),
+        ("127.255.0.9", True),
+        ("[::1]:80", True),
+        ("[::ffff:127.0.0.1]", True),
+        ("::1", False),
+        ("localhost:x", False),
+        ("evil@localhost", False),
+        ("localhost.", False),
+        ("0.0.0.0", False),
+        ("[::1", False),
+        ("127.0.0.1.nip.io", False),
+        ("", False),
+    ],
+)
 def test_trusted_host_names_only_this_machine(host: str, trusted: bool) -> None:
     assert trusted_host(host) is trusted

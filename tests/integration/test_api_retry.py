@@ -28,8 +28,16 @@ def test_retry_answers_202_with_a_new_attempt_and_409_otherwise(api, db_url: str
     r = client.post(f"/v1/jobs/{job['id']}/retry")
     assert r.status_code == 409 and "only a failed job" in r.json()["detail"]
     with session_scope(get_engine(db_url)) as s:
-        s.execute(update(Job).where(Job.id == job["id"]).values(status="failed", error_code="submit_outcome_unknown",  # type: ignore[arg-type]
-                                                                 error_message="lost", provider_task_id="task-1"))
+        s.execute(
+            update(Job)
+            .where(Job.id == job["id"])
+            .values(
+                status="failed",
+                error_code="submit_outcome_unknown",  # type: ignore[arg-type]
+                error_message="lost",
+                provider_task_id="task-1",
+            )
+        )
     r = client.post(f"/v1/jobs/{job['id']}/retry")
     assert r.status_code == 202, r.text
     body = r.json()
@@ -63,8 +71,7 @@ def test_a_retry_keeps_the_stored_files_of_earlier_attempts(engine_factory, sim:
     with session_scope(d.rt.engine) as s:
         keys = {(a.attempt, a.index): a.storage_key for a in s.exec(select(Asset).where(Asset.job_id == job_id)).all()}
     assert keys == {(1, 0): f"{job_id}/0.mp4", (1, 1): None, (2, 0): f"{job_id}/2/0.mp4"}, "attempt 1 keeps its key layout"
-    with serve(create_app(d.rt.settings, dispatcher=RecordingDispatcher())) as url, \
-            httpx.Client(base_url=url, headers=AUTH, timeout=10) as client:
+    with serve(create_app(d.rt.settings, dispatcher=RecordingDispatcher())) as url, httpx.Client(base_url=url, headers=AUTH, timeout=10) as client:
         public = client.get(f"/v1/jobs/{job_id}").json()
         assert [(a["attempt"], a["index"]) for a in public["assets"]] == [(2, 0), (1, 0), (1, 1)], "the current attempt's first"
         current, earlier, _ = public["assets"]

@@ -66,8 +66,11 @@ def api(api_factory: Any) -> tuple[httpx.Client, RecordingDispatcher]:
 
 def rows(db_url: str) -> tuple[int, int, int]:
     with session_scope(get_engine(db_url)) as s:
-        return (s.exec(select(func.count()).select_from(Job)).one(), s.exec(select(func.count()).select_from(JobEvent)).one(),
-                s.exec(select(func.count()).select_from(Batch)).one())
+        return (
+            s.exec(select(func.count()).select_from(Job)).one(),
+            s.exec(select(func.count()).select_from(JobEvent)).one(),
+            s.exec(select(func.count()).select_from(Batch)).one(),
+        )
 
 
 def test_a_batch_is_accepted_queued_and_due_now_without_a_broker_message(api, db_url: str) -> None:  # type: ignore[no-untyped-def]
@@ -111,19 +114,22 @@ def test_batch_jobs_page_in_item_order_with_a_status_filter(api) -> None:  # typ
     assert client.get(f"/v1/batches/{b['id']}/jobs", params={"cursor": "nope"}).status_code == 422
 
 
-@pytest.mark.parametrize(("body", "loc"), [
-    ({"jobs": [item(0), item(1), T2V | {"input": {"prompt": "x", "duration": "7"}}]}, ["body", "jobs", 2, "input", "duration"]),
-    ({"jobs": [item(0), {"operation": "text2video", "input": {"prompt": "x"}}]}, ["body", "jobs", 1, "provider"]),
-    ({"jobs": [item(0), item(1) | {"provider": "nope"}]}, ["body", "jobs", 1, "provider"]),
-    ({"jobs": [item(0), item(1) | {"operation": "lipsync"}]}, ["body", "jobs", 1, "operation"]),
-    ({"jobs": [item(0), item(1) | {"surprise": 1}]}, ["body", "jobs", 1, "surprise"]),
-    ({"jobs": [item(0), item(1) | {"callback_url": "ftp://x"}]}, ["body", "jobs", 1, "callback_url"]),
-    ({"jobs": [item(0), item(1) | {"batch_id": "mine"}]}, ["body", "jobs", 1, "batch_id"]),
-    ({"jobs": [item(0, idempotency_key="k"), item(1, idempotency_key="k")]}, ["body", "jobs", 1, "idempotency_key"]),
-    ({"jobs": [item(0)], "callback_url": "not a url"}, ["body", "callback_url"]),
-    ({"jobs": []}, ["body", "jobs"]),
-    ({"jobs": [item(0)], "extra": 1}, ["body", "extra"]),
-])
+@pytest.mark.parametrize(
+    ("body", "loc"),
+    [
+        ({"jobs": [item(0), item(1), T2V | {"input": {"prompt": "x", "duration": "7"}}]}, ["body", "jobs", 2, "input", "duration"]),
+        ({"jobs": [item(0), {"operation": "text2video", "input": {"prompt": "x"}}]}, ["body", "jobs", 1, "provider"]),
+        ({"jobs": [item(0), item(1) | {"provider": "nope"}]}, ["body", "jobs", 1, "provider"]),
+        ({"jobs": [item(0), item(1) | {"operation": "lipsync"}]}, ["body", "jobs", 1, "operation"]),
+        ({"jobs": [item(0), item(1) | {"surprise": 1}]}, ["body", "jobs", 1, "surprise"]),
+        ({"jobs": [item(0), item(1) | {"callback_url": "ftp://x"}]}, ["body", "jobs", 1, "callback_url"]),
+        ({"jobs": [item(0), item(1) | {"batch_id": "mine"}]}, ["body", "jobs", 1, "batch_id"]),
+        ({"jobs": [item(0, idempotency_key="k"), item(1, idempotency_key="k")]}, ["body", "jobs", 1, "idempotency_key"]),
+        ({"jobs": [item(0)], "callback_url": "not a url"}, ["body", "callback_url"]),
+        ({"jobs": []}, ["body", "jobs"]),
+        ({"jobs": [item(0)], "extra": 1}, ["body", "extra"]),
+    ],
+)
 def test_one_bad_item_rejects_the_batch_naming_its_index_and_field(api, db_url: str, body: dict, loc: list) -> None:  # type: ignore[no-untyped-def,type-arg]
     client, recorder = api
     before = rows(db_url)
@@ -258,9 +264,14 @@ def test_the_tick_submits_the_jobs_and_sends_batch_completed_once(engine_factory
     d = engine_factory()
     with webhook_receiver() as hook:
         hook.script = [500]  # the first attempt fails: retried like a job notification
-        body = BatchCreate(jobs=[{"provider": "kling", "operation": "text2video", "input": {"prompt": "ok"}},
-                                 {"provider": "kling", "operation": "text2video", "input": {"prompt": "[sim:fail] no"}}],
-                           callback_url=hook.url, metadata={"run": 7})
+        body = BatchCreate(
+            jobs=[
+                {"provider": "kling", "operation": "text2video", "input": {"prompt": "ok"}},
+                {"provider": "kling", "operation": "text2video", "input": {"prompt": "[sim:fail] no"}},
+            ],
+            callback_url=hook.url,
+            metadata={"run": 7},
+        )
         batch, jobs, created = create_batch(d.rt, body)
         assert created and d.recorder.sent == []
         counts = d.tick()
@@ -280,8 +291,14 @@ def test_the_tick_submits_the_jobs_and_sends_batch_completed_once(engine_factory
         assert note["data"]["status"] == "completed" and note["data"]["finished_at"]
         assert {k: v for k, v in note["data"]["counts"].items() if v} == {"succeeded": 1, "failed": 1}
         h = second.headers
-        assert signing.verify(d.rt.settings.webhook_secret.get_secret_value(), h["webhook-id"], int(h["webhook-timestamp"]),
-                              second.body, h["webhook-signature"], now=int(time.time()))
+        assert signing.verify(
+            d.rt.settings.webhook_secret.get_secret_value(),
+            h["webhook-id"],
+            int(h["webhook-timestamp"]),
+            second.body,
+            h["webhook-signature"],
+            now=int(time.time()),
+        )
         assert get_batch(d.rt, batch.id).status == "completed"
         ((delivery, attempts),) = batch_deliveries(d.rt, batch.id)
         assert delivery.status == "delivered" and [a.status_code for a in attempts] == [500, 200]

@@ -51,9 +51,13 @@ def test_open_api_check_passes_on_loopback_with_tokens_or_when_allowed(tmp_path:
     """Past the check, `k4u api` goes on to the next step: here a broker check that fails (exit 2
     naming K4U_REDIS_URL), or a port that is already taken."""
     base = {"K4U_DATABASE_URL": f"sqlite:///{tmp_path}/x.db"}
-    cases = [(("api", "--host", "127.0.0.1"), {}), (("api", "--host", "localhost"), {}), (("api", "--host", "::1"), {}),
-             (("api", "--host", "0.0.0.0"), {"K4U_API_TOKENS": "tok-7f3a9c"}),
-             (("api", "--host", "0.0.0.0"), {"K4U_ALLOW_OPEN_API": "true"})]
+    cases = [
+        (("api", "--host", "127.0.0.1"), {}),
+        (("api", "--host", "localhost"), {}),
+        (("api", "--host", "::1"), {}),
+        (("api", "--host", "0.0.0.0"), {"K4U_API_TOKENS": "tok-7f3a9c"}),
+        (("api", "--host", "0.0.0.0"), {"K4U_ALLOW_OPEN_API": "true"}),
+    ]
     for cmd, extra in cases:
         r = k4u(*cmd, env=base | extra, cwd=tmp_path)
         assert r.returncode == 2 and "K4U_REDIS_URL" in r.stderr and "K4U_ALLOW_OPEN_API" not in r.stderr, (cmd, extra, r.stderr)

@@ -160,8 +160,9 @@ def test_batch_creates_each_line_once_and_names_bad_lines(mode: str, api: dict[s
     assert r.returncode == 1 and "line 2: input.job_id" in r.stderr and "job_0123456789abcdef" in r.stderr, r.stderr
     no_traceback(r)
     csv_file = tmp_path / "jobs.csv"
-    csv_file.write_text('provider,operation,input.prompt,input.duration,metadata.row\nkling,text2video,"fox, a",5,1\n'
-                        'kling,text2video,fox b,,2\n\nkling,text2video,fox c,7,4\n')
+    csv_file.write_text(
+        'provider,operation,input.prompt,input.duration,metadata.row\nkling,text2video,"fox, a",5,1\nkling,text2video,fox b,,2\n\nkling,text2video,fox c,7,4\n'
+    )
     r = k4u("batch", str(csv_file), env=env, cwd=tmp_path)
     assert r.returncode == 1 and "line 5: input.duration" in r.stderr
     assert rows(db_url) == 0  # nothing was created by any of them

@@ -12,9 +12,19 @@ from workers.db import get_engine, migrate, session_scope
 
 def _job(db: str, status: str, error_code: str | None = None) -> str:
     now = datetime.now(UTC)
-    job = Job(id=f"job_{status}", provider="kling", operation="text2video", status=status, input={"prompt": "x"},
-              callback_token="t", error_code=error_code, error_message="lost" if error_code else None,
-              provider_task_id=None, created_at=now, updated_at=now)
+    job = Job(
+        id=f"job_{status}",
+        provider="kling",
+        operation="text2video",
+        status=status,
+        input={"prompt": "x"},
+        callback_token="t",
+        error_code=error_code,
+        error_message="lost" if error_code else None,
+        provider_task_id=None,
+        created_at=now,
+        updated_at=now,
+    )
     with session_scope(get_engine(db)) as s:
         s.add(job)
     return job.id

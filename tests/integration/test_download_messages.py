@@ -116,8 +116,14 @@ def _succeeded_at(driver, urls: list[str]) -> list[tuple[str, int]]:  # type: ig
         with session_scope(driver.rt.engine) as s:
             row = jobs.get_job(s, job_id)
             assert row is not None
-            fu = apply_status(s, row, ProviderStatus(row.provider_task_id, State.SUCCEEDED, outputs=[OutputRef(url, "video")]),
-                              settings=driver.rt.settings, now=driver.clock.now(), source="test")
+            fu = apply_status(
+                s,
+                row,
+                ProviderStatus(row.provider_task_id, State.SUCCEEDED, outputs=[OutputRef(url, "video")]),
+                settings=driver.rt.settings,
+                now=driver.clock.now(),
+                source="test",
+            )
         ((task, args),) = fu
         assert task == DOWNLOAD
         items.append((str(args[0]), int(args[1])))

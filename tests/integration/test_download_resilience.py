@@ -36,8 +36,14 @@ def downloading(d, urls: list[str]) -> str:  # type: ignore[no-untyped-def]
     with session_scope(d.rt.engine) as s:
         row = get_job(s, job.id)
         assert row is not None and row.status == "running"
-        fu = apply_status(s, row, ProviderStatus(row.provider_task_id, State.SUCCEEDED, outputs=[OutputRef(u, "video") for u in urls]),
-                          settings=d.rt.settings, now=d.clock.now(), source="test")
+        fu = apply_status(
+            s,
+            row,
+            ProviderStatus(row.provider_task_id, State.SUCCEEDED, outputs=[OutputRef(u, "video") for u in urls]),
+            settings=d.rt.settings,
+            now=d.clock.now(),
+            source="test",
+        )
     d.recorder.sent.extend(fu)
     d.drain()
     return job.id
@@ -130,8 +136,14 @@ def test_a_result_url_gone_on_first_sight_is_fetched_from_a_re_poll(engine_facto
         row = get_job(s, job.id)
         assert row is not None and row.status == "running"
         task_id = row.provider_task_id
-        fu = apply_status(s, row, ProviderStatus(task_id, State.SUCCEEDED, outputs=[OutputRef(f"{sim.url}/_sim/media/expired/{task_id}.mp4", "video")]),
-                          settings=d.rt.settings, now=d.clock.now(), source="test")
+        fu = apply_status(
+            s,
+            row,
+            ProviderStatus(task_id, State.SUCCEEDED, outputs=[OutputRef(f"{sim.url}/_sim/media/expired/{task_id}.mp4", "video")]),
+            settings=d.rt.settings,
+            now=d.clock.now(),
+            source="test",
+        )
     polls = sim.stats()["poll_requests"]
     if relay_busy:  # the re-poll answered 503: tried again within the download window
         sim.admin("/_sim/faults", {"error_5xx_next": 1, "status": 503})
@@ -229,8 +241,14 @@ def test_a_cancel_while_downloading_keeps_the_paid_result(engine_factory, sim: S
     with session_scope(d.rt.engine) as s:
         row = get_job(s, job.id)
         assert row is not None and row.status == "running"
-        fu = apply_status(s, row, ProviderStatus(row.provider_task_id, State.SUCCEEDED, outputs=[OutputRef(f"{sim.url}/_sim/media/paid.mp4", "video")]),
-                          settings=d.rt.settings, now=d.clock.now(), source="test")
+        fu = apply_status(
+            s,
+            row,
+            ProviderStatus(row.provider_task_id, State.SUCCEEDED, outputs=[OutputRef(f"{sim.url}/_sim/media/paid.mp4", "video")]),
+            settings=d.rt.settings,
+            now=d.clock.now(),
+            source="test",
+        )
     with serve(create_app(d.rt.settings, dispatcher=RecordingDispatcher())) as url:
         r = httpx.post(f"{url}/v1/jobs/{job.id}/cancel", headers={"Authorization": "Bearer tok-d"})
     assert r.status_code == 409 and "paid" in r.json()["detail"], r.text
@@ -294,8 +312,14 @@ def test_a_download_keeps_its_short_lease_alive_and_stops_when_its_step_is_taken
         with session_scope(d.rt.engine) as s:
             row = get_job(s, job.id)
             assert row is not None
-            fu = apply_status(s, row, ProviderStatus(row.provider_task_id, State.SUCCEEDED, outputs=[OutputRef(url, "video")]),
-                              settings=d.rt.settings, now=d.clock.now(), source="test")
+            fu = apply_status(
+                s,
+                row,
+                ProviderStatus(row.provider_task_id, State.SUCCEEDED, outputs=[OutputRef(url, "video")]),
+                settings=d.rt.settings,
+                now=d.clock.now(),
+                source="test",
+            )
         ((_, (job_id, version)),) = fu
         result: list[str] = []
         worker = threading.Thread(target=lambda: result.append(store_outputs(d.rt, job_id, version)))

@@ -54,8 +54,13 @@ def test_job_runs_to_succeeded_with_stored_files(engine_factory, sim: Sim, envel
     for a in stored:
         data = (tmp_path / "objects" / a.storage_key).read_bytes()
         assert hashlib.sha256(data).hexdigest() == want and len(data) == a.size
-    assert events(d, job_id) == [(None, "queued"), ("queued", "submitting"), ("submitting", "running"),
-                                 ("running", "downloading"), ("downloading", "succeeded")]
+    assert events(d, job_id) == [
+        (None, "queued"),
+        ("queued", "submitting"),
+        ("submitting", "running"),
+        ("running", "downloading"),
+        ("downloading", "succeeded"),
+    ]
     assert sim.stats()["creates"] == 1
 
 
@@ -155,8 +160,14 @@ def test_expired_result_url_fails_with_its_own_code(engine_factory, sim: Sim) ->
         from workers.jobs import get_job
 
         job = get_job(s, job_id)
-        fu = apply_status(s, job, ProviderStatus(job.provider_task_id, State.SUCCEEDED, outputs=[OutputRef(f"{sim.url}/_sim/media/expired/x.mp4", "video")]),
-                          settings=d.rt.settings, now=d.clock.now(), source="test")
+        fu = apply_status(
+            s,
+            job,
+            ProviderStatus(job.provider_task_id, State.SUCCEEDED, outputs=[OutputRef(f"{sim.url}/_sim/media/expired/x.mp4", "video")]),
+            settings=d.rt.settings,
+            now=d.clock.now(),
+            source="test",
+        )
     d.recorder.sent.extend(fu)
     d.drain()
     job = d.job(job_id)

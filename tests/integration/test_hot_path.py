@@ -59,14 +59,30 @@ def test_transition_by_id_loads_the_row_and_counts_in_the_same_update(engine_fac
     job_id = _new_job(driver)
     now = clock.now()
     with session_scope(driver.rt.engine) as s:
-        assert jobs.transition_by_id(s, job_id, JobStatus.QUEUED, JobStatus.SUBMITTING, expect_version=7, now=now,
-                                     reason="never") is None  # a stale version loses and writes nothing
-        job = jobs.transition_by_id(s, job_id, JobStatus.QUEUED, JobStatus.SUBMITTING, expect_version=0, now=now,
-                                    reason="submit attempt ", reason_counter="submit_attempts",
-                                    submit_attempts=jobs.INCREMENT, next_at=now + timedelta(seconds=60))
+        assert (
+            jobs.transition_by_id(s, job_id, JobStatus.QUEUED, JobStatus.SUBMITTING, expect_version=7, now=now, reason="never") is None
+        )  # a stale version loses and writes nothing
+        job = jobs.transition_by_id(
+            s,
+            job_id,
+            JobStatus.QUEUED,
+            JobStatus.SUBMITTING,
+            expect_version=0,
+            now=now,
+            reason="submit attempt ",
+            reason_counter="submit_attempts",
+            submit_attempts=jobs.INCREMENT,
+            next_at=now + timedelta(seconds=60),
+        )
         assert job is not None
         # The object is the row as updated, with no SELECT: counters moved on by the UPDATE itself.
-        assert (job.status, job.version, job.submit_attempts, job.provider, job.input) == ("submitting", 1, 1, "kling", {"model_name": "kling-v1", "prompt": "a fox"})
+        assert (job.status, job.version, job.submit_attempts, job.provider, job.input) == (
+            "submitting",
+            1,
+            1,
+            "kling",
+            {"model_name": "kling-v1", "prompt": "a fox"},
+        )
         assert job.next_at == now + timedelta(seconds=60)
     with session_scope(driver.rt.engine) as s:
         row = s.get(Job, job_id)
@@ -115,8 +131,9 @@ def test_a_new_job_and_its_event_in_one_statement_on_postgres(engine_factory) ->
     driver = engine_factory()
     engine = driver.rt.engine
     with _statements(engine) as seen:
-        job, created = create_job(driver.rt, JobCreate(provider="kling", operation="text2video", input={"prompt": "a fox"},
-                                                       metadata={"row": 7}, callback_url="http://127.0.0.1:9/cb"))
+        job, created = create_job(
+            driver.rt, JobCreate(provider="kling", operation="text2video", input={"prompt": "a fox"}, metadata={"row": 7}, callback_url="http://127.0.0.1:9/cb")
+        )
     statements = [k for k, _ in seen]
     # PostgreSQL: one INSERT ... WITH, in autocommit (no BEGIN/COMMIT); SQLite: two INSERTs in a transaction.
     assert created and statements == (["WITH"] if engine.dialect.name == "postgresql" else ["BEGIN", "INSERT", "INSERT"])
@@ -192,8 +209,9 @@ def test_the_download_lease_is_one_update_that_opens_the_window_by_provider(engi
         assert rep is not None and rep.download_deadline_at == now + timedelta(hours=1)
         # A later attempt keeps the window the first one opened, and none is taken once it has closed.
         later = now + timedelta(minutes=30)
-        again = jobs.take_download_lease(s, replicate, 4, now=later, lease_s=30, window_ends=download._window_ends(driver.rt.settings, later),
-                                         default_end=later + timedelta(hours=6))
+        again = jobs.take_download_lease(
+            s, replicate, 4, now=later, lease_s=30, window_ends=download._window_ends(driver.rt.settings, later), default_end=later + timedelta(hours=6)
+        )
         assert again is not None and (again.download_attempts, again.download_deadline_at) == (2, now + timedelta(hours=1))
         closed = now + timedelta(hours=1, seconds=1)
         assert jobs.take_download_lease(s, replicate, 5, now=closed, lease_s=30, window_ends={}, default_end=closed) is None
@@ -209,10 +227,11 @@ def test_the_download_step_reads_no_job_before_its_lease_and_fails_a_closed_wind
         assert download.store_outputs(driver.rt, empty, 3) == Outcome.SUCCEEDED
     calls = _keywords(seen)
     stale_read = calls.index("SELECT")
-    assert calls[0] == "UPDATE" and calls[stale_read + 1:stale_read + 3] == ["UPDATE", "SELECT"], calls
+    assert calls[0] == "UPDATE" and calls[stale_read + 1 : stale_read + 3] == ["UPDATE", "SELECT"], calls
     assert (driver.job(empty).status, driver.job(empty).download_attempts) == ("succeeded", 1)
-    closed = _downloading(driver, now, download_attempts=1, download_deadline_at=now - timedelta(seconds=1),
-                          error_code="source_unavailable", error_message="503 from the CDN")
+    closed = _downloading(
+        driver, now, download_attempts=1, download_deadline_at=now - timedelta(seconds=1), error_code="source_unavailable", error_message="503 from the CDN"
+    )
     assert download.store_outputs(driver.rt, closed, 3) == Outcome.FAILED
     job = driver.job(closed)
     assert (job.status, job.error_code, job.download_attempts) == ("failed", "download_timeout", 1)

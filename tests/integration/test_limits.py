@@ -52,8 +52,10 @@ def test_in_flight_cap_holds_jobs_in_queued(engine_factory, sim: Sim) -> None:  
     assert statuses(d, ids) == ["succeeded"] * 5
 
 
-@pytest.mark.parametrize(("var", "value"), [("K4U_SUBMIT_RATE_LIMITS", "kling"), ("K4U_SUBMIT_RATE_LIMITS", "kling=fast"),
-                                            ("K4U_MAX_IN_FLIGHT", "kling=many"), ("K4U_MAX_IN_FLIGHT", "*=0")])
+@pytest.mark.parametrize(
+    ("var", "value"),
+    [("K4U_SUBMIT_RATE_LIMITS", "kling"), ("K4U_SUBMIT_RATE_LIMITS", "kling=fast"), ("K4U_MAX_IN_FLIGHT", "kling=many"), ("K4U_MAX_IN_FLIGHT", "*=0")],
+)
 def test_bad_limits_are_named_at_start(monkeypatch: pytest.MonkeyPatch, var: str, value: str) -> None:
     from models.errors import ConfigError
     from workers.settings import Settings

@@ -25,8 +25,7 @@ from workers.settings import Settings, describe_errors
 
 
 def _create(driver, n: int) -> list[str]:  # type: ignore[no-untyped-def]
-    ids = [create_job(driver.rt, JobCreate(provider="kling", operation="text2video", input={"prompt": f"fox {i}"}))[0].id
-           for i in range(n)]
+    ids = [create_job(driver.rt, JobCreate(provider="kling", operation="text2video", input={"prompt": f"fox {i}"}))[0].id for i in range(n)]
     driver.recorder.sent.clear()
     return ids
 
@@ -46,8 +45,7 @@ def _stats(engine, until=lambda dead, changed: True) -> tuple[int, object]:  # t
     deadline = time.monotonic() + 10
     while True:
         with autocommit(engine).connect() as conn:
-            row = conn.execute(text("SELECT n_dead_tup, n_mod_since_analyze, last_vacuum FROM pg_stat_user_tables "
-                                    "WHERE relname = 'job'")).one()
+            row = conn.execute(text("SELECT n_dead_tup, n_mod_since_analyze, last_vacuum FROM pg_stat_user_tables WHERE relname = 'job'")).one()
         if until(int(row[0]), int(row[1])) or time.monotonic() > deadline:
             return int(row[0]), row[2]
         time.sleep(0.1)

@@ -50,8 +50,11 @@ def test_observations_are_written_together_and_read_back_exactly(redis_url: str)
     assert client.pipelines == 1  # the timer wrote all 52 in one pipeline
     counts = {(s.labels["provider"], s.labels["call"], s.labels["status"]): s.value for s in fams["k4u_relay_requests"].samples}  # type: ignore[attr-defined]
     assert counts == {("kling", "submit", "200"): 50, ("kling", "poll", "503"): 1, ("other", "GET", "200"): 1}
-    hist = {(s.labels["call"], s.labels.get("le")): s.value for s in fams["k4u_relay_request_seconds"].samples  # type: ignore[attr-defined]
-            if s.name.endswith("_bucket")}
+    hist = {
+        (s.labels["call"], s.labels.get("le")): s.value
+        for s in fams["k4u_relay_request_seconds"].samples  # type: ignore[attr-defined]
+        if s.name.endswith("_bucket")
+    }
     assert hist[("submit", "0.05")] == 0 and hist[("submit", "0.1")] == 50 and hist[("poll", "2.5")] == 0 and hist[("poll", "5.0")] == 1
     sums = {s.labels["call"]: s.value for s in fams["k4u_relay_request_seconds"].samples if s.name.endswith("_sum")}  # type: ignore[attr-defined]
     assert abs(sums["submit"] - 3.5) < 1e-9
@@ -82,7 +85,6 @@ def test_metrics_need_the_metrics_token_when_one_is_set(db_url: str, tmp_path: P
 
 
 def test_metrics_are_open_without_a_metrics_token(db_url: str, tmp_path: Path) -> None:
-    with serve(create_app(make_settings(db_url, "http://127.0.0.1:9", tmp_path, api_tokens="tok-api-3f1c"),
-                          dispatcher=RecordingDispatcher())) as url:
+    with serve(create_app(make_settings(db_url, "http://127.0.0.1:9", tmp_path, api_tokens="tok-api-3f1c"), dispatcher=RecordingDispatcher())) as url:
         r = httpx.get(f"{url}/metrics")
         assert r.status_code == 200 and "k4u_jobs" in r.text

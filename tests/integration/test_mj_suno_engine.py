@@ -101,7 +101,12 @@ def test_modal_flow(d) -> None:  # type: ignore[no-untyped-def]
 
 def test_blend_describe_video_upload(d, sim: Sim) -> None:  # type: ignore[no-untyped-def]
     img = "data:image/png;base64,iVBORw0KGgo="
-    blend = new(d, "midjourney", "blend", {"base64Array": [img, img], "dimensions": "SQUARE"}, )
+    blend = new(
+        d,
+        "midjourney",
+        "blend",
+        {"base64Array": [img, img], "dimensions": "SQUARE"},
+    )
     describe = new(d, "midjourney", "describe", {"base64": img})
     video = new(d, "midjourney", "video", {"image": "https://x.example/frame.png", "motion": "low", "mode": "fast"})
     upload = new(d, "midjourney", "upload", {"base64Array": [img]})
@@ -146,8 +151,7 @@ def test_suno_music_modes_assets_and_lyrics(d, sim: Sim) -> None:  # type: ignor
     lyr = public(d, lyrics)
     assert lyr["status"] == "succeeded" and lyr["assets"] == [] and lyr["result"]["text"] and lyr["result"]["title"]
     clip = job["result"]["clips"][0]["id"]
-    cont = new(d, "suno", "music", {"job_id": insp, "continue_clip_id": clip, "continue_at": 12.5,
-                                    "prompt": "[Bridge]", "title": "More", "tags": "pop"})
+    cont = new(d, "suno", "music", {"job_id": insp, "continue_clip_id": clip, "continue_at": 12.5, "prompt": "[Bridge]", "title": "More", "tags": "pop"})
     d.run_for(12)
     assert public(d, cont)["status"] == "succeeded"
 

@@ -130,8 +130,7 @@ def test_without_private_urls_a_callback_host_resolving_to_loopback_is_refused_a
 
     monkeypatch.setattr(netguard, "system_resolver", resolver)
     d = engine_factory()
-    job, _ = create_job(d.rt, JobCreate(provider="kling", operation="text2video", input={"prompt": "a fox"},
-                                        callback_url="http://hooks.rebind.example/hook"))
+    job, _ = create_job(d.rt, JobCreate(provider="kling", operation="text2video", input={"prompt": "a fox"}, callback_url="http://hooks.rebind.example/hook"))
     d.drain()
     d.rt.settings = d.rt.settings.model_copy(update={"allow_private_urls": False})  # downloads still reach the simulator
     for _ in range(20):

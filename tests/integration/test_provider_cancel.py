@@ -251,5 +251,9 @@ def test_a_task_id_too_long_to_keep_accepted_after_a_local_cancel_is_only_noted(
     row = d.job(job.id)
     assert row.status == "cancelled" and row.provider_task_id is None and row.provider_cancel is None
     assert cancels_received(sim) == 0
-    assert events(d, job.id)[-1] == ("cancelled", "cancelled", f"the relay accepted task {task['task_id'][:80]}... (300 characters, "
-                                     "too long to keep or cancel by) after the job was cancelled; it may run and be charged")
+    assert events(d, job.id)[-1] == (
+        "cancelled",
+        "cancelled",
+        f"the relay accepted task {task['task_id'][:80]}... (300 characters, "
+        "too long to keep or cancel by) after the job was cancelled; it may run and be charged",
+    )

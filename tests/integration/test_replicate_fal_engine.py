@@ -34,13 +34,16 @@ def d(engine_factory, sim: Sim):  # type: ignore[no-untyped-def]
     return engine_factory(poll_expected_s=4.0, poll_min_interval_s=1.0)
 
 
-@pytest.mark.parametrize("inp, kinds", [
-    ({"model": "black-forest-labs/flux-schnell", "input": {"prompt": "a kite [sim:output=list]", "num_outputs": 2}}, ["image", "image"]),
-    ({"model": "black-forest-labs/flux-schnell", "input": {"prompt": "a kite [sim:output=url]"}}, ["image"]),
-    ({"version": f"lucataco/flux-schnell-lora:{HEX}", "input": {"prompt": "a kite [sim:output=json]"}}, ["image"]),
-    ({"model": "minimax/video-01", "input": {"prompt": "waves [sim:output=list]"}}, ["video"]),
-    ({"model": "black-forest-labs/flux-schnell", "input": {"prompt": "inline [sim:output=data]"}}, ["image"]),
-])
+@pytest.mark.parametrize(
+    "inp, kinds",
+    [
+        ({"model": "black-forest-labs/flux-schnell", "input": {"prompt": "a kite [sim:output=list]", "num_outputs": 2}}, ["image", "image"]),
+        ({"model": "black-forest-labs/flux-schnell", "input": {"prompt": "a kite [sim:output=url]"}}, ["image"]),
+        ({"version": f"lucataco/flux-schnell-lora:{HEX}", "input": {"prompt": "a kite [sim:output=json]"}}, ["image"]),
+        ({"model": "minimax/video-01", "input": {"prompt": "waves [sim:output=list]"}}, ["video"]),
+        ({"model": "black-forest-labs/flux-schnell", "input": {"prompt": "inline [sim:output=data]"}}, ["image"]),
+    ],
+)
 def test_replicate_outputs_of_every_shape(d, sim: Sim, inp: dict[str, Any], kinds: list[str]) -> None:  # type: ignore[no-untyped-def]
     job_id = new(d, "replicate", "prediction", inp)
     d.run_for(20)
@@ -109,10 +112,13 @@ def test_fal_bad_model_paths_are_refused(d) -> None:  # type: ignore[no-untyped-
         assert exc.value.field == "input.model"
 
 
-@pytest.mark.parametrize("provider, inp", [
-    ("replicate", {"model": "a/b", "input": {"prompt": "lost"}}),
-    ("fal", {"model": "fal-ai/flux/dev", "input": {"prompt": "lost"}}),
-])
+@pytest.mark.parametrize(
+    "provider, inp",
+    [
+        ("replicate", {"model": "a/b", "input": {"prompt": "lost"}}),
+        ("fal", {"model": "fal-ai/flux/dev", "input": {"prompt": "lost"}}),
+    ],
+)
 def test_lost_submit_answer_fails_without_a_second_charge(engine_factory, sim: Sim, provider: str, inp: dict[str, Any]) -> None:  # type: ignore[no-untyped-def]
     d = engine_factory(poll_expected_s=4.0, poll_min_interval_s=1.0)
     sim.admin("/_sim/faults", {"error_5xx_next": 1, "status": 502, "after_accept": True})
@@ -129,6 +135,7 @@ def sim_row(sim: Sim, task_id: str) -> dict[str, Any]:
 
 def events(d, job_id: str) -> list[str]:  # type: ignore[no-untyped-def]
     from models.tables import JobEvent
+
     with session_scope(d.rt.engine) as s:
         return [e.reason for e in s.exec(select(JobEvent).where(JobEvent.job_id == job_id).order_by(JobEvent.id)).all()]  # type: ignore[arg-type]
 
@@ -158,8 +165,10 @@ def test_batch_cancel_cancels_tasks_at_the_provider(d, sim: Sim) -> None:  # typ
     from workers.services.batches import cancel_batch, create_batch
 
     sim.admin("/_sim/config", {"queue_s": 1.0, "run_s": 30.0})
-    batch, items, _ = create_batch(d.rt, BatchCreate(jobs=[
-        JobCreate(provider="replicate", operation="prediction", input={"model": "a/b", "input": {"prompt": f"p{i}"}}) for i in range(3)]))
+    batch, items, _ = create_batch(
+        d.rt,
+        BatchCreate(jobs=[JobCreate(provider="replicate", operation="prediction", input={"model": "a/b", "input": {"prompt": f"p{i}"}}) for i in range(3)]),
+    )
     d.drain()
     d.run_for(4)
     assert all(d.job(j.id).status == "running" for j in items)

@@ -45,8 +45,19 @@ SECRET = "whsec_" + base64.b64encode(b"replicate-test-secret-24b").decode()
 
 def running_job(d: Any, provider: str, task_id: str, operation: str) -> Job:
     now = d.rt.clock()
-    job = Job(id=f"job_{provider}_{task_id}", provider=provider, operation=operation, status=JobStatus.RUNNING.value, input={"model": "fal-ai/flux/dev"},
-              callback_token="tok", provider_task_id=task_id, created_at=now, updated_at=now, submitted_at=now, next_at=now + timedelta(seconds=60))
+    job = Job(
+        id=f"job_{provider}_{task_id}",
+        provider=provider,
+        operation=operation,
+        status=JobStatus.RUNNING.value,
+        input={"model": "fal-ai/flux/dev"},
+        callback_token="tok",
+        provider_task_id=task_id,
+        created_at=now,
+        updated_at=now,
+        submitted_at=now,
+        next_at=now + timedelta(seconds=60),
+    )
     with session_scope(d.rt.engine) as s:
         s.add(job)
     return job
@@ -57,8 +68,16 @@ def status_of(d: Any, job_id: str) -> str:
 
 
 def prediction(pid: str, status: str) -> bytes:
-    return json.dumps({"id": pid, "status": status, "output": ["https://replicate.delivery/x/out.png"] if status == "succeeded" else None,
-                       "logs": "", "error": None, "metrics": {"predict_time": 1.25}}).encode()
+    return json.dumps(
+        {
+            "id": pid,
+            "status": status,
+            "output": ["https://replicate.delivery/x/out.png"] if status == "succeeded" else None,
+            "logs": "",
+            "error": None,
+            "metrics": {"predict_time": 1.25},
+        }
+    ).encode()
 
 
 def signed(body: bytes, msg_id: str, ts: int, secret: str = SECRET) -> dict[str, str]:
@@ -134,6 +153,7 @@ def fal_keys(tmp_path: Path) -> tuple[Ed25519PrivateKey, Path]:
 
 def key_set_host(body: bytes, headers: dict[str, str] | None = None, *, gzips: bool = False) -> Starlette:
     """A host serving `body` at /jwks.json, compressing what it sends when `gzips` (as CDNs do)."""
+
     def jwks(request: Request) -> Response:
         return Response(body, media_type="application/json", headers=headers)
 
@@ -144,12 +164,17 @@ def key_set_host(body: bytes, headers: dict[str, str] | None = None, *, gzips: b
 
 
 def fal_delivery(key: Ed25519PrivateKey, request_id: str, ts: int, status: str = "OK") -> tuple[dict[str, str], bytes]:
-    body = json.dumps({"request_id": request_id, "gateway_request_id": "gw-" + request_id, "status": status,
-                       "payload": {"images": [{"url": "https://v3.fal.media/files/x.png", "content_type": "image/png"}]} if status == "OK" else {"detail": "boom"},
-                       "error": None if status == "OK" else "Invalid status code: 500"}).encode()
+    body = json.dumps(
+        {
+            "request_id": request_id,
+            "gateway_request_id": "gw-" + request_id,
+            "status": status,
+            "payload": {"images": [{"url": "https://v3.fal.media/files/x.png", "content_type": "image/png"}]} if status == "OK" else {"detail": "boom"},
+            "error": None if status == "OK" else "Invalid status code: 500",
+        }
+    ).encode()
     sig = key.sign(fal_message(request_id, "user-1", str(ts), body)).hex()
-    return {"X-Fal-Webhook-Request-Id": request_id, "X-Fal-Webhook-User-Id": "user-1", "X-Fal-Webhook-Timestamp": str(ts),
-            "X-Fal-Webhook-Signature": sig}, body
+    return {"X-Fal-Webhook-Request-Id": request_id, "X-Fal-Webhook-User-Id": "user-1", "X-Fal-Webhook-Timestamp": str(ts), "X-Fal-Webhook-Signature": sig}, body
 
 
 def test_fal_verified_idempotent_and_unknown_key_flood(engine_factory, sim: Sim, fal_keys: tuple[Ed25519PrivateKey, Path]) -> None:  # type: ignore[no-untyped-def]
@@ -219,8 +244,11 @@ def test_a_gzip_bomb_key_set_is_refused_without_being_inflated(fal_keys: tuple[E
 
 
 def test_a_key_set_url_is_https_unless_loopback_and_private_urls_allowed() -> None:
-    for value, allow_private in (("http://keys.example.com/jwks.json", False), ("http://keys.example.com/jwks.json", True),
-                                 ("http://127.0.0.1:9/jwks.json", False)):
+    for value, allow_private in (
+        ("http://keys.example.com/jwks.json", False),
+        ("http://keys.example.com/jwks.json", True),
+        ("http://127.0.0.1:9/jwks.json", False),
+    ):
         with pytest.raises(ValidationError) as exc:
             Settings(fal_jwks=value, allow_private_urls=allow_private)
         assert "K4U_FAL_JWKS" in describe_errors(exc.value) and "https" in describe_errors(exc.value)

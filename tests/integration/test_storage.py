@@ -197,8 +197,9 @@ def test_s3_presigns_against_the_public_endpoint_as_an_attachment(bucket: str, s
 
 def test_the_runtime_store_presigns_for_k4u_s3_public_endpoint_url(bucket: str, s3_client: Any, s3_endpoint: str, tmp_path: Path) -> None:
     public = s3_endpoint.replace("127.0.0.1", "localhost")
-    settings = Settings(database_url=f"sqlite:///{tmp_path}/k4u.db", storage_url=f"s3://{bucket}/pre",
-                        s3_endpoint_url=s3_endpoint, s3_public_endpoint_url=public)
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path}/k4u.db", storage_url=f"s3://{bucket}/pre", s3_endpoint_url=s3_endpoint, s3_public_endpoint_url=public
+    )
     rt = build_runtime(settings, RecordingDispatcher())
     try:
         rt.store.put_stream("j/0.mp4", [b"video"], "video/mp4", max_bytes=10)
@@ -211,9 +212,7 @@ def test_the_runtime_store_presigns_for_k4u_s3_public_endpoint_url(bucket: str, 
 def test_s3_20mib_goes_multipart_with_bounded_memory(bucket: str, s3_client: Any, s3_endpoint: str) -> None:
     store = S3Store(bucket, "media", endpoint_url=s3_endpoint)
     peaks: list[int] = []  # traced peak when the parts are up; moto then assembles the object in-process
-    store._client.meta.events.register(
-        "before-call.s3.CompleteMultipartUpload", lambda **_: peaks.append(tracemalloc.get_traced_memory()[1])
-    )
+    store._client.meta.events.register("before-call.s3.CompleteMultipartUpload", lambda **_: peaks.append(tracemalloc.get_traced_memory()[1]))
     source = Source(20 * MiB)
     tracemalloc.start()
     try:
@@ -233,9 +232,7 @@ def test_s3_20mib_goes_multipart_with_bounded_memory(bucket: str, s3_client: Any
     assert len(peaks) == 1 and peaks[0] < 4 * obj.size
 
 
-def test_s3_errors_are_storage_errors_without_secrets(
-    s3_client: Any, s3_endpoint: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_s3_errors_are_storage_errors_without_secrets(s3_client: Any, s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "Sup3rS3cretValue")
     store = S3Store("k4u-no-such-bucket", "pre", endpoint_url=s3_endpoint)
     for call in (lambda: store.put_stream("k", [b"x"], "text/plain", 10), lambda: store.open("k")):
@@ -257,9 +254,14 @@ def test_local_removes_temp_files_older_than_the_cutoff_and_nothing_else(tmp_pat
     hours_ago = (datetime.now(UTC) - timedelta(hours=4)).timestamp()
     (root / "deep" / "er").mkdir(parents=True)
     outside.mkdir()
-    files = {"job_a/.k4u-tmp-0123456789abcdef": hours_ago, "deep/er/.k4u-tmp-00aa11bb": hours_ago,  # left by crashes
-             "job_a/.k4u-tmp-fedcba9876543210": None,  # a download in progress
-             "job_a/k4u-tmp-not-ours": hours_ago, "job_a/notes.k4u-tmp-x": hours_ago, "job_a/0.mp4": hours_ago}
+    files = {
+        "job_a/.k4u-tmp-0123456789abcdef": hours_ago,
+        "deep/er/.k4u-tmp-00aa11bb": hours_ago,  # left by crashes
+        "job_a/.k4u-tmp-fedcba9876543210": None,  # a download in progress
+        "job_a/k4u-tmp-not-ours": hours_ago,
+        "job_a/notes.k4u-tmp-x": hours_ago,
+        "job_a/0.mp4": hours_ago,
+    }
     for name, mtime in files.items():
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         if name != "job_a/0.mp4":
@@ -277,8 +279,13 @@ def test_local_removes_temp_files_older_than_the_cutoff_and_nothing_else(tmp_pat
 
     assert store.remove_leftovers(cutoff) == 2
     assert sorted(str(p.relative_to(root)) for p in root.rglob("*") if not p.is_dir() or p.is_symlink()) == [
-        "job_a/.k4u-tmp-fedcba9876543210", "job_a/.k4u-tmp-link", "job_a/0.mp4", "job_a/k4u-tmp-not-ours",
-        "job_a/notes.k4u-tmp-x", "out"]
+        "job_a/.k4u-tmp-fedcba9876543210",
+        "job_a/.k4u-tmp-link",
+        "job_a/0.mp4",
+        "job_a/k4u-tmp-not-ours",
+        "job_a/notes.k4u-tmp-x",
+        "out",
+    ]
     assert (root / "job_b" / ".k4u-tmp-dir").is_dir() and sorted(p.name for p in outside.iterdir()) == [".k4u-tmp-beyond-the-link", "old"]
     assert b"".join(store.open("job_a/0.mp4")) == b"object"
     assert LocalStore(str(tmp_path / "never-written")).remove_leftovers(cutoff) == 0

@@ -28,8 +28,10 @@ def tools(db_url: str, sim: Sim, tmp_path: Path, engine_factory) -> Iterator[tup
     sim.admin("/_sim/config", {"queue_s": 0.5, "run_s": 2.0})
     d: Driver = engine_factory(api_tokens=TOKEN, poll_expected_s=2.0, poll_min_interval_s=1.0)
     settings = make_settings(db_url, sim.url, tmp_path, api_tokens=TOKEN)
-    with serve(create_app(settings, dispatcher=d.recorder)) as url, \
-            httpx.Client(base_url=url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=70) as client:
+    with (
+        serve(create_app(settings, dispatcher=d.recorder)) as url,
+        httpx.Client(base_url=url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=70) as client,
+    ):
         yield client, d
 
 
@@ -55,8 +57,7 @@ def test_the_document_is_valid_openapi_303_for_coze_and_dify(tools) -> None:  # 
 
 def test_submit_wait_status_to_a_finished_job(tools, sim: Sim) -> None:  # type: ignore[no-untyped-def]
     client, d = tools
-    r = client.post("/v1/tools/submit", json={"provider": "kling", "operation": "text2video",
-                                              "input": json.dumps({"prompt": "a red fox"})})
+    r = client.post("/v1/tools/submit", json={"provider": "kling", "operation": "text2video", "input": json.dumps({"prompt": "a red fox"})})
     assert r.status_code == 200 and r.json()["ok"], r.text
     job = r.json()["job"]
     assert job["status"] == "queued" and job["done"] is False and job["result_url"] is None
@@ -75,20 +76,23 @@ def test_submit_wait_status_to_a_finished_job(tools, sim: Sim) -> None:  # type:
     assert first["ok"] and again["ok"] and first["job"]["job_id"] == again["job"]["job_id"]
 
 
-@pytest.mark.parametrize("call, code, field", [
-    (("POST", "/v1/tools/submit", {"json": {"provider": "kling", "input": "{not json"}}), "invalid_request", "input"),
-    (("POST", "/v1/tools/submit", {"json": {"provider": "nope", "input": {"prompt": "x"}}}), "invalid_request", "provider"),
-    (("POST", "/v1/tools/submit", {"json": {"provider": "kling", "input": {}}}), "invalid_request", "input.prompt"),
-    (("POST", "/v1/tools/submit", {"json": {"provider": "kling", "input": DEEP}}), "invalid_request", "input"),
-    (("POST", "/v1/tools/submit", {"json": {"provider": "kling", "input": {"prompt": "x"}, "metadata": "[" * 5000}}), "invalid_request", "metadata"),
-    (("POST", "/v1/tools/submit", {"content": b"[1, 2]", "headers": JSON}), "invalid_request", "body"),
-    (("POST", "/v1/tools/submit", {"content": b"\xff\xfe", "headers": JSON}), "invalid_request", "body"),
-    (("GET", "/v1/tools/status", {"params": {"job_id": "job_0123456789abcdef"}}), "not_found", "job_id"),
-    (("GET", "/v1/tools/status", {"params": {"job_id": "x" * 5000}}), "not_found", "job_id"),
-    (("GET", "/v1/tools/status", {}), "not_found", "job_id"),
-    (("GET", "/v1/tools/wait", {"params": {"job_id": "job_0123", "seconds": "61"}}), "invalid_request", "seconds"),
-    (("GET", "/v1/tools/wait", {"params": {"job_id": "job_0123", "seconds": "nan"}}), "invalid_request", "seconds"),
-])
+@pytest.mark.parametrize(
+    "call, code, field",
+    [
+        (("POST", "/v1/tools/submit", {"json": {"provider": "kling", "input": "{not json"}}), "invalid_request", "input"),
+        (("POST", "/v1/tools/submit", {"json": {"provider": "nope", "input": {"prompt": "x"}}}), "invalid_request", "provider"),
+        (("POST", "/v1/tools/submit", {"json": {"provider": "kling", "input": {}}}), "invalid_request", "input.prompt"),
+        (("POST", "/v1/tools/submit", {"json": {"provider": "kling", "input": DEEP}}), "invalid_request", "input"),
+        (("POST", "/v1/tools/submit", {"json": {"provider": "kling", "input": {"prompt": "x"}, "metadata": "[" * 5000}}), "invalid_request", "metadata"),
+        (("POST", "/v1/tools/submit", {"content": b"[1, 2]", "headers": JSON}), "invalid_request", "body"),
+        (("POST", "/v1/tools/submit", {"content": b"\xff\xfe", "headers": JSON}), "invalid_request", "body"),
+        (("GET", "/v1/tools/status", {"params": {"job_id": "job_0123456789abcdef"}}), "not_found", "job_id"),
+        (("GET", "/v1/tools/status", {"params": {"job_id": "x" * 5000}}), "not_found", "job_id"),
+        (("GET", "/v1/tools/status", {}), "not_found", "job_id"),
+        (("GET", "/v1/tools/wait", {"params": {"job_id": "job_0123", "seconds": "61"}}), "invalid_request", "seconds"),
+        (("GET", "/v1/tools/wait", {"params": {"job_id": "job_0123", "seconds": "nan"}}), "invalid_request", "seconds"),
+    ],
+)
 def test_every_problem_is_a_200_naming_it(tools, call: tuple[str, str, dict[str, Any]], code: str, field: str) -> None:  # type: ignore[no-untyped-def]
     client, _ = tools
     method, path, kw = call

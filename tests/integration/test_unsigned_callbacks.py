@@ -34,8 +34,12 @@ def callback(d: Driver, provider: str, job_id: str, body: dict[str, Any]) -> str
 
 
 def kling_success(task_id: str, job_id: str, url: str) -> dict[str, Any]:
-    return {"task_id": task_id, "task_status": "succeed", "task_info": {"external_task_id": job_id},
-            "task_result": {"videos": [{"id": "v1", "url": url, "duration": "5"}]}}
+    return {
+        "task_id": task_id,
+        "task_status": "succeed",
+        "task_info": {"external_task_id": job_id},
+        "task_result": {"videos": [{"id": "v1", "url": url, "duration": "5"}]},
+    }
 
 
 def mj_task(task_id: str, job_id: str | None, status: str, **extra: Any) -> dict[str, Any]:
@@ -74,8 +78,14 @@ def test_a_midjourney_callback_claiming_success_is_confirmed_by_one_poll(d: Driv
         task = d.job(job_id).provider_task_id
         assert task
         d.clock.advance(10)
-        forged = mj_task(task, job_id, "SUCCESS", progress="100%", imageUrl=f"{attacker['url']}/evil.png",
-                         imageUrls=[{"url": f"{attacker['url']}/evil-{i}.png"} for i in range(4)])
+        forged = mj_task(
+            task,
+            job_id,
+            "SUCCESS",
+            progress="100%",
+            imageUrl=f"{attacker['url']}/evil.png",
+            imageUrls=[{"url": f"{attacker['url']}/evil-{i}.png"} for i in range(4)],
+        )
         assert callback(d, "midjourney", job_id, forged) == "hint"
         assert d.job(job_id).status == JobStatus.RUNNING
         d.tick()
@@ -134,8 +144,12 @@ def test_a_hint_on_a_failed_job_records_only_a_task_the_relay_confirms(engine_fa
     job = d.job(job_id)
     assert (job.status, job.error_code) == (JobStatus.FAILED, "submit_outcome_unknown")
     mine = next(t["task_id"] for t in sim.admin("/_sim/tasks")["tasks"] if t["task_id"] != d.job(other).provider_task_id)
-    for hint in (mj_task("1999999999999999", job_id, "SUCCESS"), mj_task("1999999999999999", None, "IN_PROGRESS"),
-                 mj_fetch(sim, str(d.job(other).provider_task_id)) | {"state": job_id}, mj_task("../../v1/x?y=" + "9" * 300, job_id, "SUCCESS")):
+    for hint in (
+        mj_task("1999999999999999", job_id, "SUCCESS"),
+        mj_task("1999999999999999", None, "IN_PROGRESS"),
+        mj_fetch(sim, str(d.job(other).provider_task_id)) | {"state": job_id},
+        mj_task("../../v1/x?y=" + "9" * 300, job_id, "SUCCESS"),
+    ):
         assert callback(d, "midjourney", job_id, hint) == "ignored"
         job = d.job(job_id)
         assert (job.status, job.provider_task_id) == (JobStatus.FAILED, None)

@@ -40,14 +40,17 @@ def d(engine_factory, sim: Sim):  # type: ignore[no-untyped-def]
     return engine_factory(poll_expected_s=4.0, poll_min_interval_s=1.0)
 
 
-@pytest.mark.parametrize("provider, operation, inp", [
-    ("sora", "video", {"prompt": "a fox in snow", "seconds": 8}),
-    ("sora", "video_unified", {"prompt": "a fox in snow", "orientation": "portrait", "size": "small"}),
-    ("veo", "video", {"prompt": "waves [sim:shape=plain]", "enable_upsample": True}),
-    ("veo", "video", {"prompt": "waves [sim:shape=data]"}),
-    ("veo", "video_openai", {"prompt": "waves", "seconds": "8"}),
-    ("grok", "video", {"prompt": "a robot dancing [sim:shape=url]"}),
-])
+@pytest.mark.parametrize(
+    "provider, operation, inp",
+    [
+        ("sora", "video", {"prompt": "a fox in snow", "seconds": 8}),
+        ("sora", "video_unified", {"prompt": "a fox in snow", "orientation": "portrait", "size": "small"}),
+        ("veo", "video", {"prompt": "waves [sim:shape=plain]", "enable_upsample": True}),
+        ("veo", "video", {"prompt": "waves [sim:shape=data]"}),
+        ("veo", "video_openai", {"prompt": "waves", "seconds": "8"}),
+        ("grok", "video", {"prompt": "a robot dancing [sim:shape=url]"}),
+    ],
+)
 def test_every_operation_end_to_end(d, sim: Sim, provider: str, operation: str, inp: dict[str, Any]) -> None:  # type: ignore[no-untyped-def]
     job_id = new(d, provider, operation, inp)
     d.run_for(30)
@@ -79,9 +82,11 @@ def test_key_only_on_relay_routes_never_on_media_or_redirects(d, sim: Sim) -> No
 
 def test_synonym_storm_and_unknown_values_keep_polling(d, sim: Sim) -> None:  # type: ignore[no-untyped-def]
     sim.admin("/_sim/config", {"queue_s": 6.0, "run_s": 12.0})
-    jobs = [new(d, "sora", "video_unified", {"prompt": "storm [sim:synonyms]"}),
-            new(d, "sora", "video", {"prompt": "storm [sim:synonyms]"}),
-            new(d, "grok", "video", {"prompt": "storm [sim:synonyms]"})]
+    jobs = [
+        new(d, "sora", "video_unified", {"prompt": "storm [sim:synonyms]"}),
+        new(d, "sora", "video", {"prompt": "storm [sim:synonyms]"}),
+        new(d, "grok", "video", {"prompt": "storm [sim:synonyms]"}),
+    ]
     d.run_for(60)
     for job_id in jobs:
         job = public(d, job_id)
@@ -89,13 +94,16 @@ def test_synonym_storm_and_unknown_values_keep_polling(d, sim: Sim) -> None:  # 
         assert job["assets"][0]["sha256"] == sim_task(sim, job["provider_task_id"])["content_sha256"]
 
 
-@pytest.mark.parametrize("provider, operation, prompt, reason", [
-    ("sora", "video_unified", "x [sim:fail]", "violates"),
-    ("veo", "video", "x [sim:fail=video_upsampling_failed]", "violates"),
-    ("veo", "video", "x [sim:fail] [sim:shape=fail_reason]", "violates"),
-    ("grok", "video", "x [sim:fail]", "violates"),
-    ("sora", "video", "x [sim:fail]", "violates"),
-])
+@pytest.mark.parametrize(
+    "provider, operation, prompt, reason",
+    [
+        ("sora", "video_unified", "x [sim:fail]", "violates"),
+        ("veo", "video", "x [sim:fail=video_upsampling_failed]", "violates"),
+        ("veo", "video", "x [sim:fail] [sim:shape=fail_reason]", "violates"),
+        ("grok", "video", "x [sim:fail]", "violates"),
+        ("sora", "video", "x [sim:fail]", "violates"),
+    ],
+)
 def test_failures_carry_the_relay_reason(d, provider: str, operation: str, prompt: str, reason: str) -> None:  # type: ignore[no-untyped-def]
     job_id = new(d, provider, operation, {"prompt": prompt})
     d.run_for(30)
@@ -176,4 +184,3 @@ def test_lost_submit_answer_fails_without_a_second_charge(engine_factory, sim: S
     job = public(d, job_id)
     assert job["status"] == "failed" and job["error"]["code"] == "submit_outcome_unknown"
     assert sim.admin("/_sim/paid")["count"] == 1, "the paid POST must not be resent"
-

@@ -22,19 +22,27 @@ DECLARES_FAMILY_SETTINGS = {ROOT / "workers" / "settings.py"}
 
 def string_constants(tree: ast.AST) -> list[ast.Constant]:
     """Every string constant of a module but its docstrings (module, class, function)."""
-    docstrings = {id(node.body[0].value) for node in ast.walk(tree)
-                  if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
-                  and node.body and isinstance(node.body[0], ast.Expr) and isinstance(node.body[0].value, ast.Constant)}
-    return [node for node in ast.walk(tree)
-            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings]
+    docstrings = {
+        id(node.body[0].value)
+        for node in ast.walk(tree)
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+        and node.body
+        and isinstance(node.body[0], ast.Expr)
+        and isinstance(node.body[0].value, ast.Constant)
+    }
+    return [node for node in ast.walk(tree) if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings]
 
 
 @pytest.mark.parametrize("package", ["workers", "api"])
 def test_no_provider_name_in_the_engine_or_the_api(package: str) -> None:
     name = re.compile(r"(?<![A-Za-z0-9_])(" + "|".join(map(re.escape, ADAPTERS)) + r")(?![A-Za-z0-9_])", re.IGNORECASE)
-    found = [f"{path.relative_to(ROOT)}:{node.lineno}: {node.value[:80]!r}"
-             for path in sorted((ROOT / package).rglob("*.py")) if path not in DECLARES_FAMILY_SETTINGS
-             for node in string_constants(ast.parse(path.read_text())) if name.search(node.value)]
+    found = [
+        f"{path.relative_to(ROOT)}:{node.lineno}: {node.value[:80]!r}"
+        for path in sorted((ROOT / package).rglob("*.py"))
+        if path not in DECLARES_FAMILY_SETTINGS
+        for node in string_constants(ast.parse(path.read_text()))
+        if name.search(node.value)
+    ]
     assert not found, "a provider's name in a string: read its capabilities instead\n" + "\n".join(found)
 
 

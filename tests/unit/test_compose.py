@@ -73,8 +73,7 @@ def test_dev_switches_live_only_in_the_override() -> None:
 
 def test_workers_are_split_by_role() -> None:
     services = load("docker-compose.yml")["services"]
-    roles = {name: svc["command"][svc["command"].index("--role") + 1] for name, svc in services.items()
-             if svc.get("command", [])[:2] == ["k4u", "worker"]}
+    roles = {name: svc["command"][svc["command"].index("--role") + 1] for name, svc in services.items() if svc.get("command", [])[:2] == ["k4u", "worker"]}
     assert roles == {"worker": "engine", "worker-download": "download", "worker-notify": "notify"}
     names = [svc["command"][svc["command"].index("--name") + 1] for name, svc in services.items() if name in roles]
     assert len(set(names)) == 3
@@ -82,8 +81,7 @@ def test_workers_are_split_by_role() -> None:
 
 def test_env_example_names_every_required_variable_and_sets_none() -> None:
     required = set(re.findall(r"\$\{([A-Z0-9_]+):\?", (ROOT / "docker-compose.yml").read_text()))
-    example = dict(line.split("=", 1) for line in (ROOT / ".env.example").read_text().splitlines()
-                   if line and not line.startswith("#"))
+    example = dict(line.split("=", 1) for line in (ROOT / ".env.example").read_text().splitlines() if line and not line.startswith("#"))
     assert required <= set(example)
     assert all(example[name] == "" for name in required)
 
@@ -116,8 +114,12 @@ def test_the_services_use_a_minio_user_limited_to_their_bucket() -> None:
     setup = doc["services"]["minio-setup"]
     mounts = {m.split(":")[1]: ROOT / m.split(":")[0] for m in setup["volumes"]}
     script = setup["entrypoint"][-1]
-    for step in (f"mc mb --ignore-existing local/{bucket}", "mc admin user add local", "mc admin policy create local k4u-readwrite",
-                 "mc admin policy attach local k4u-readwrite --user"):
+    for step in (
+        f"mc mb --ignore-existing local/{bucket}",
+        "mc admin user add local",
+        "mc admin policy create local k4u-readwrite",
+        "mc admin policy attach local k4u-readwrite --user",
+    ):
         assert step in script, step
     assert setup["environment"]["MINIO_K4U_PASSWORD"].startswith("${MINIO_K4U_PASSWORD:?")
     policy = json.loads(mounts["/setup/minio-policy.json"].read_text())
@@ -144,6 +146,11 @@ def test_compose_files_pass_the_compose_validator(tmp_path: Path) -> None:
     env_file.write_text("".join(f"{name}=x\n" for name in sorted(required)))
     for files in (["docker-compose.yml"], ["docker-compose.yml", "docker-compose.dev.yml"]):
         args = [str(binary), "--project-directory", str(ROOT), "--env-file", str(env_file)]
-        r = subprocess.run([*args, *(a for f in files for a in ("-f", str(ROOT / f))), "config", "-q"],
-                           capture_output=True, text=True, timeout=60, env={"PATH": "/usr/bin:/bin"})
+        r = subprocess.run(
+            [*args, *(a for f in files for a in ("-f", str(ROOT / f))), "config", "-q"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={"PATH": "/usr/bin:/bin"},
+        )
         assert r.returncode == 0 and not r.stderr.strip(), (files, r.stderr)

@@ -39,6 +39,5 @@ def test_types_and_defaults_read_as_people_write_them() -> None:
 
 
 def test_the_command_prints_the_reference() -> None:
-    out = subprocess.run([sys.executable, "-m", "workers.settings", "--markdown"], cwd=ROOT, capture_output=True, text=True, check=True,
-                         encoding="utf-8")
+    out = subprocess.run([sys.executable, "-m", "workers.settings", "--markdown"], cwd=ROOT, capture_output=True, text=True, check=True, encoding="utf-8")
     assert out.stdout == configuration_markdown()

@@ -24,4 +24,7 @@ def test_our_codes_are_enum_members_and_the_relays_stay_as_given() -> None:
     error = JobError.of(DownloadFailed("gone", code=ErrorCode.RESULT_EXPIRED, retryable=False))
     assert error == JobError(ErrorCode.RESULT_EXPIRED, "gone", False)
     assert JobError(ErrorCode.TIMEOUT, "x" * 3000, True).columns(message_max=2000) == {
-        "error_code": "timeout", "error_message": "x" * 2000, "error_retryable": True}
+        "error_code": "timeout",
+        "error_message": "x" * 2000,
+        "error_retryable": True,
+    }

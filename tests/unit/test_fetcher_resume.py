@@ -35,8 +35,7 @@ class Sink:
 
 
 def fetcher(relay_url: str, *, max_resumes: int = 5, transport: httpx.BaseTransport | None = None) -> Fetcher:
-    return Fetcher(allow_private=True, timeout_s=60, relay_base_url=relay_url, api_key=KEY, max_resumes=max_resumes,
-                   transport=transport)
+    return Fetcher(allow_private=True, timeout_s=60, relay_base_url=relay_url, api_key=KEY, max_resumes=max_resumes, transport=transport)
 
 
 def test_a_64_mib_body_cut_midway_is_resumed_and_costs_at_most_5_percent_more() -> None:
@@ -106,8 +105,10 @@ def test_the_key_goes_on_the_first_hop_of_a_relay_route_only_even_when_resumed()
         f = fetcher(srv.url)
         assert f.fetch(f.resolve_relay_path("/go/x.mp4"), Sink(), needs_auth=True) == (sha256(data), len(data))
     assert [(s.path, s.authorization, s.status) for s in srv.seen] == [
-        ("/go/x.mp4", f"Bearer {KEY}", 302), ("/file/x.mp4", None, 200),  # same host, redirected: no key
-        ("/go/x.mp4", f"Bearer {KEY}", 302), ("/file/x.mp4", None, 206),  # the resume starts at the original URL again
+        ("/go/x.mp4", f"Bearer {KEY}", 302),
+        ("/file/x.mp4", None, 200),  # same host, redirected: no key
+        ("/go/x.mp4", f"Bearer {KEY}", 302),
+        ("/file/x.mp4", None, 206),  # the resume starts at the original URL again
     ]
 
 
@@ -167,8 +168,9 @@ def test_a_206_for_another_range_is_not_spliced_in() -> None:
         if len(asked) == 1:
             return httpx.Response(200, headers=headers, stream=_Body(data[:40_000], drops=True))
         if len(asked) == 2:  # claims to be bytes 30000- : would duplicate 10,000 bytes if spliced
-            return httpx.Response(206, headers=headers | {"content-range": f"bytes 30000-99999/{len(data)}",
-                                                          "content-length": "70000"}, stream=_Body(data[30_000:]))
+            return httpx.Response(
+                206, headers=headers | {"content-range": f"bytes 30000-99999/{len(data)}", "content-length": "70000"}, stream=_Body(data[30_000:])
+            )
         return httpx.Response(200, headers=headers, stream=_Body(data))
 
     sink = Sink()

@@ -19,18 +19,21 @@ from models.errors import (
 )
 
 
-@pytest.mark.parametrize(("exc", "status"), [
-    (JobNotFound("no job job_1"), 404),
-    (IdempotencyConflict("used with a different body"), 409),
-    (JobStateConflict("job is already failed"), 409),
-    (CallbackUnknown("unknown callback URL"), 404),
-    (CallbackRefused("bad signature"), 401),
-    (CallbackInvalid("unknown provider"), 400),
-    (ProviderUnavailable("429"), 500),
-    (DownloadFailed("gone"), 500),
-    (StorageError("disk"), 500),
-    (K4UError("anything"), 500),
-])
+@pytest.mark.parametrize(
+    ("exc", "status"),
+    [
+        (JobNotFound("no job job_1"), 404),
+        (IdempotencyConflict("used with a different body"), 409),
+        (JobStateConflict("job is already failed"), 409),
+        (CallbackUnknown("unknown callback URL"), 404),
+        (CallbackRefused("bad signature"), 401),
+        (CallbackInvalid("unknown provider"), 400),
+        (ProviderUnavailable("429"), 500),
+        (DownloadFailed("gone"), 500),
+        (StorageError("disk"), 500),
+        (K4UError("anything"), 500),
+    ],
+)
 def test_status_by_class(exc: K4UError, status: int) -> None:
     assert http_status(exc) == status
 

@@ -14,13 +14,16 @@ def test_text2video_defaults_and_alias() -> None:
     assert validate_input("kling", "text2video", {"prompt": "x"})["model_name"] == "kling-v1"
 
 
-@pytest.mark.parametrize(("operation", "raw", "field"), [
-    ("text2video", {}, "prompt"),
-    ("text2video", {"prompt": "x", "duration": "7"}, "duration"),
-    ("text2video", {"prompt": "x", "cfg_scale": 2}, "cfg_scale"),
-    ("text2video", {"prompt": "x", "bogus": 1}, "bogus"),
-    ("image", {"prompt": "x", "n": 10}, "n"),
-])
+@pytest.mark.parametrize(
+    ("operation", "raw", "field"),
+    [
+        ("text2video", {}, "prompt"),
+        ("text2video", {"prompt": "x", "duration": "7"}, "duration"),
+        ("text2video", {"prompt": "x", "cfg_scale": 2}, "cfg_scale"),
+        ("text2video", {"prompt": "x", "bogus": 1}, "bogus"),
+        ("image", {"prompt": "x", "n": 10}, "n"),
+    ],
+)
 def test_bad_input_names_the_field(operation: str, raw: dict, field: str) -> None:  # type: ignore[type-arg]
     with pytest.raises(ValidationError) as exc:
         validate_input("kling", operation, raw)

@@ -35,19 +35,28 @@ def test_a_draft_holds_the_default_operation_the_clean_input_and_the_digest(sett
     assert same.digest == d.digest == intake.request_digest(body, "text2video") and same.key == "h"
     values = d.values("job_1", batch_id="mine", deadline=datetime(2026, 1, 1, tzinfo=UTC))
     assert {k: values[k] for k in ("id", "operation", "batch_id", "idempotency_key", "request_hash")} == {
-        "id": "job_1", "operation": "text2video", "batch_id": "mine", "idempotency_key": "k1", "request_hash": d.digest}
+        "id": "job_1",
+        "operation": "text2video",
+        "batch_id": "mine",
+        "idempotency_key": "k1",
+        "request_hash": d.digest,
+    }
 
 
-@pytest.mark.parametrize(("at", "body", "loc", "message"), [
-    ((), {"provider": "nope"}, ("provider",), "unknown provider 'nope'; known: "),
-    (("jobs", 3), {"provider": "nope"}, ("jobs", 3, "provider"), "jobs.3.provider: unknown provider 'nope'; known: "),
-    ((), {"operation": "lipsync2"}, ("operation",), "unknown operation 'lipsync2' for kling"),
-    ((), {"input": {}}, ("input", "prompt"), "input.prompt: Field required"),
-    (("jobs", 0), {"input": {}}, ("jobs", 0, "input", "prompt"), "jobs.0.input.prompt: Field required"),
-    ((), {"callback_url": "http://127.0.0.1/hook"}, ("callback_url",), "callback_url: 127.0.0.1 resolves to a non-public address"),
-])
-def test_refusals_name_the_value_for_a_job_and_for_a_batch_item(settings: Settings, at: intake.Loc, body: dict[str, Any],
-                                                                 loc: intake.Loc, message: str) -> None:
+@pytest.mark.parametrize(
+    ("at", "body", "loc", "message"),
+    [
+        ((), {"provider": "nope"}, ("provider",), "unknown provider 'nope'; known: "),
+        (("jobs", 3), {"provider": "nope"}, ("jobs", 3, "provider"), "jobs.3.provider: unknown provider 'nope'; known: "),
+        ((), {"operation": "lipsync2"}, ("operation",), "unknown operation 'lipsync2' for kling"),
+        ((), {"input": {}}, ("input", "prompt"), "input.prompt: Field required"),
+        (("jobs", 0), {"input": {}}, ("jobs", 0, "input", "prompt"), "jobs.0.input.prompt: Field required"),
+        ((), {"callback_url": "http://127.0.0.1/hook"}, ("callback_url",), "callback_url: 127.0.0.1 resolves to a non-public address"),
+    ],
+)
+def test_refusals_name_the_value_for_a_job_and_for_a_batch_item(
+    settings: Settings, at: intake.Loc, body: dict[str, Any], loc: intake.Loc, message: str
+) -> None:
     exc = _refusal(settings, at, **body)
     assert exc.loc == loc and exc.field == ".".join(str(p) for p in loc) and exc.message.startswith(message)
 

@@ -42,11 +42,14 @@ def test_build_submit_without_public_url_has_no_callback() -> None:
     assert "callback_url" not in kling.build_submit("image", {"prompt": "x"}, ctx).json
 
 
-@pytest.mark.parametrize(("operation", "path"), [
-    ("text2video", "/kling/v1/videos/text2video/T1"),
-    ("image2video", "/kling/v1/videos/image2video/T1"),
-    ("image", "/kling/v1/images/generations/T1"),
-])
+@pytest.mark.parametrize(
+    ("operation", "path"),
+    [
+        ("text2video", "/kling/v1/videos/text2video/T1"),
+        ("image2video", "/kling/v1/videos/image2video/T1"),
+        ("image", "/kling/v1/images/generations/T1"),
+    ],
+)
 def test_poll_path_follows_operation(operation: str, path: str) -> None:
     assert kling.build_poll([PollTarget("job", "T1", operation)]).path == path
 

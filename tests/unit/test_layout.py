@@ -130,7 +130,6 @@ def test_no_import_cycles() -> None:
     """No module reaches itself through the modules it imports, across packages or within one."""
     graph = {name: module_imports(name) for name in MODULES}
     report = [
-        f"{len(cycle)} modules in a circle: " + "; ".join(f"{m} -> {', '.join(sorted(graph[m] & set(cycle)))}" for m in cycle)
-        for cycle in import_cycles(graph)
+        f"{len(cycle)} modules in a circle: " + "; ".join(f"{m} -> {', '.join(sorted(graph[m] & set(cycle)))}" for m in cycle) for cycle in import_cycles(graph)
     ]
     assert not report, "import cycles:\n" + "\n".join(report)

@@ -19,8 +19,15 @@ def test_redact_webhook_token() -> None:
 
 
 def test_filter_rewrites_uvicorn_access_args() -> None:
-    rec = logging.LogRecord("uvicorn.access", logging.INFO, __file__, 1, '%s - "%s %s HTTP/%s" %d',
-                            ("127.0.0.1:5", "POST", "/v1/webhooks/midjourney/job_9/abcDEF123", "1.1", 200), None)
+    rec = logging.LogRecord(
+        "uvicorn.access",
+        logging.INFO,
+        __file__,
+        1,
+        '%s - "%s %s HTTP/%s" %d',
+        ("127.0.0.1:5", "POST", "/v1/webhooks/midjourney/job_9/abcDEF123", "1.1", 200),
+        None,
+    )
     RedactTokens().filter(rec)
     assert "abcDEF123" not in rec.getMessage() and "/v1/webhooks/midjourney/job_9/***" in rec.getMessage()
 
@@ -29,6 +36,7 @@ def test_filter_rewrites_uvicorn_access_args() -> None:
 async def test_the_simulator_names_a_failed_callback_by_its_host(make: Factory, clock: FakeClock, caplog: pytest.LogCaptureFixture) -> None:
     """Our callback URLs carry a token in their path (and a receiver's may in its query): the
     simulator's warning about a delivery that failed names the host only."""
+
     def refuse(request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectError("refused", request=request)
 

@@ -60,92 +60,114 @@ def error_of(operation: str, raw: dict[str, Any]) -> tuple[str, str]:
     return ".".join(str(p) for p in err["loc"]), err["msg"]
 
 
-@pytest.mark.parametrize(("operation", "raw", "field"), [
-    ("imagine", {}, "prompt"),
-    ("imagine", {"prompt": ""}, "prompt"),
-    ("imagine", {"prompt": "   "}, "prompt"),
-    ("imagine", {"prompt": "x", "base64Array": ["https://x/y.png"]}, "base64Array"),
-    ("imagine", {"prompt": "x", "botType": "DALL_E"}, "botType"),
-    ("imagine", {"prompt": "x", "mode": "slow"}, "mode"),
-    ("blend", {}, "base64Array"),
-    ("blend", {"base64Array": [DATA]}, "base64Array"),
-    ("blend", {"base64Array": [DATA] * 6}, "base64Array"),
-    ("blend", {"base64Array": [DATA, DATA], "dimensions": "WIDE"}, "dimensions"),
-    ("describe", {}, "base64"),
-    ("describe", {"base64": "https://example.com/a.png"}, "base64"),
-    ("video", {"image": "https://x/a.png", "motion": "medium"}, "motion"),
-    ("video", {"action": "extend", "index": 4, "taskId": "1"}, "index"),
-    ("upload", {}, "base64Array"),
-    ("upload", {"base64Array": []}, "base64Array"),
-])
+@pytest.mark.parametrize(
+    ("operation", "raw", "field"),
+    [
+        ("imagine", {}, "prompt"),
+        ("imagine", {"prompt": ""}, "prompt"),
+        ("imagine", {"prompt": "   "}, "prompt"),
+        ("imagine", {"prompt": "x", "base64Array": ["https://x/y.png"]}, "base64Array"),
+        ("imagine", {"prompt": "x", "botType": "DALL_E"}, "botType"),
+        ("imagine", {"prompt": "x", "mode": "slow"}, "mode"),
+        ("blend", {}, "base64Array"),
+        ("blend", {"base64Array": [DATA]}, "base64Array"),
+        ("blend", {"base64Array": [DATA] * 6}, "base64Array"),
+        ("blend", {"base64Array": [DATA, DATA], "dimensions": "WIDE"}, "dimensions"),
+        ("describe", {}, "base64"),
+        ("describe", {"base64": "https://example.com/a.png"}, "base64"),
+        ("video", {"image": "https://x/a.png", "motion": "medium"}, "motion"),
+        ("video", {"action": "extend", "index": 4, "taskId": "1"}, "index"),
+        ("upload", {}, "base64Array"),
+        ("upload", {"base64Array": []}, "base64Array"),
+    ],
+)
 def test_bad_input_names_the_field(operation: str, raw: dict[str, Any], field: str) -> None:
     loc, msg = error_of(operation, raw)
     assert field in loc or field in msg
 
 
-@pytest.mark.parametrize(("operation", "raw"), [
-    ("imagine", {"prompt": "x", "bogus": 1}),
-    ("action", {"taskId": "1", "customId": "MJ::JOB::upsample::1::h", "bogus": 1}),
-    ("blend", {"base64Array": [DATA, DATA], "bogus": 1}),
-    ("describe", {"base64": DATA, "bogus": 1}),
-    ("modal", {"taskId": "1", "bogus": 1}),
-    ("video", {"image": "https://x/a.png", "bogus": 1}),
-    ("upload", {"base64Array": [DATA], "bogus": 1}),
-    ("upload", {"base64Array": [DATA], "state": "x"}),
-])
+@pytest.mark.parametrize(
+    ("operation", "raw"),
+    [
+        ("imagine", {"prompt": "x", "bogus": 1}),
+        ("action", {"taskId": "1", "customId": "MJ::JOB::upsample::1::h", "bogus": 1}),
+        ("blend", {"base64Array": [DATA, DATA], "bogus": 1}),
+        ("describe", {"base64": DATA, "bogus": 1}),
+        ("modal", {"taskId": "1", "bogus": 1}),
+        ("video", {"image": "https://x/a.png", "bogus": 1}),
+        ("upload", {"base64Array": [DATA], "bogus": 1}),
+        ("upload", {"base64Array": [DATA], "state": "x"}),
+    ],
+)
 def test_extra_fields_are_rejected(operation: str, raw: dict[str, Any]) -> None:
     loc, msg = error_of(operation, raw)
     assert loc in ("bogus", "state") and "Extra inputs" in msg
 
 
-@pytest.mark.parametrize(("raw", "message"), [
-    ({}, "is required"),
-    ({"job_id": "job_a", "button": "U1", "taskId": "1", "customId": "c"}, "not both"),
-    ({"job_id": "job_a", "customId": "c"}, "not both"),
-    ({"job_id": "job_a"}, "job_id and button go together"),
-    ({"button": "U1"}, "job_id and button go together"),
-    ({"taskId": "1"}, "taskId and customId go together"),
-])
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ({}, "is required"),
+        ({"job_id": "job_a", "button": "U1", "taskId": "1", "customId": "c"}, "not both"),
+        ({"job_id": "job_a", "customId": "c"}, "not both"),
+        ({"job_id": "job_a"}, "job_id and button go together"),
+        ({"button": "U1"}, "job_id and button go together"),
+        ({"taskId": "1"}, "taskId and customId go together"),
+    ],
+)
 def test_action_takes_exactly_one_form(raw: dict[str, Any], message: str) -> None:
     assert message in error_of("action", raw)[1]
 
 
-@pytest.mark.parametrize(("operation", "raw", "message"), [
-    ("modal", {}, "exactly one of job_id or taskId"),
-    ("modal", {"job_id": "job_a", "taskId": "1"}, "exactly one of job_id or taskId"),
-    ("video", {}, "image is required"),
-    ("video", {"image": "https://x/a.png", "index": 1}, "only for action: extend"),
-    ("video", {"action": "extend", "taskId": "1"}, "extend needs index"),
-    ("video", {"action": "extend", "index": 0}, "exactly one of job_id or taskId"),
-])
+@pytest.mark.parametrize(
+    ("operation", "raw", "message"),
+    [
+        ("modal", {}, "exactly one of job_id or taskId"),
+        ("modal", {"job_id": "job_a", "taskId": "1"}, "exactly one of job_id or taskId"),
+        ("video", {}, "image is required"),
+        ("video", {"image": "https://x/a.png", "index": 1}, "only for action: extend"),
+        ("video", {"action": "extend", "taskId": "1"}, "extend needs index"),
+        ("video", {"action": "extend", "index": 0}, "exactly one of job_id or taskId"),
+    ],
+)
 def test_parent_forms_are_checked(operation: str, raw: dict[str, Any], message: str) -> None:
     assert message in error_of(operation, raw)[1]
 
 
 def test_valid_inputs_keep_the_proxy_field_names() -> None:
     assert clean("action", {"taskId": "17", "customId": "MJ::JOB::upsample::1::h", "chooseSameChannel": True}) == {
-        "taskId": "17", "customId": "MJ::JOB::upsample::1::h", "chooseSameChannel": True}
+        "taskId": "17",
+        "customId": "MJ::JOB::upsample::1::h",
+        "chooseSameChannel": True,
+    }
     assert clean("blend", {"base64Array": [DATA, DATA], "dimensions": "SQUARE", "mode": "relax"}) == {
-        "base64Array": [DATA, DATA], "dimensions": "SQUARE", "mode": "relax"}
+        "base64Array": [DATA, DATA],
+        "dimensions": "SQUARE",
+        "mode": "relax",
+    }
     assert clean("video", {"action": "extend", "index": 0, "job_id": "job_v"}) == {"action": "extend", "index": 0, "job_id": "job_v"}
 
 
 # -- submit requests ----------------------------------------------------------------------
 
+
 def ctx(callback_url: str | None = HOOK, parent: ParentRef | None = None) -> SubmitContext:
     return SubmitContext(job_id="job_new", external_id="job_new", callback_url=callback_url, now=datetime.now(UTC), parent=parent)
 
 
-@pytest.mark.parametrize(("operation", "raw", "path"), [
-    ("imagine", {"prompt": "fox"}, "/mj/submit/imagine"),
-    ("imagine", {"prompt": "fox", "mode": "fast"}, "/mj-fast/mj/submit/imagine"),
-    ("blend", {"base64Array": [DATA, DATA], "mode": "relax"}, "/mj-relax/mj/submit/blend"),
-    ("describe", {"base64": DATA, "mode": "turbo"}, "/mj-turbo/mj/submit/describe"),
-    ("action", {"taskId": "1", "customId": "MJ::JOB::upsample::1::h"}, "/mj/submit/action"),
-    ("modal", {"taskId": "1", "prompt": "a hat"}, "/mj/submit/modal"),
-    ("video", {"image": "https://x/a.png", "motion": "low"}, "/mj/submit/video"),
-    ("upload", {"base64Array": [DATA], "mode": "fast"}, "/mj-fast/mj/submit/upload-discord-images"),
-])
+@pytest.mark.parametrize(
+    ("operation", "raw", "path"),
+    [
+        ("imagine", {"prompt": "fox"}, "/mj/submit/imagine"),
+        ("imagine", {"prompt": "fox", "mode": "fast"}, "/mj-fast/mj/submit/imagine"),
+        ("blend", {"base64Array": [DATA, DATA], "mode": "relax"}, "/mj-relax/mj/submit/blend"),
+        ("describe", {"base64": DATA, "mode": "turbo"}, "/mj-turbo/mj/submit/describe"),
+        ("action", {"taskId": "1", "customId": "MJ::JOB::upsample::1::h"}, "/mj/submit/action"),
+        ("modal", {"taskId": "1", "prompt": "a hat"}, "/mj/submit/modal"),
+        ("video", {"image": "https://x/a.png", "motion": "low"}, "/mj/submit/video"),
+        ("upload", {"base64Array": [DATA], "mode": "fast"}, "/mj-fast/mj/submit/upload-discord-images"),
+    ],
+)
 def test_submit_path_and_mode_prefix(operation: str, raw: dict[str, Any], path: str) -> None:
     req = mj.build_submit(operation, clean(operation, raw), ctx())
     assert (req.method, req.path) == ("POST", path)
@@ -178,28 +200,30 @@ def parent_from(task: dict[str, Any], job_id: str = "job_parent", operation: str
     return ParentRef(job_id=job_id, task_id=st.task_id, operation=operation, status=status, result=dict(st.result_data))
 
 
-@pytest.mark.parametrize(("task", "button", "custom_id"), [
-    (GRID, "U1", "MJ::JOB::upsample::1::0b5c9a3e-4f6d-4b8a-9c1e-7d2f3a6b8e41"),
-    (GRID, "u1", "MJ::JOB::upsample::1::0b5c9a3e-4f6d-4b8a-9c1e-7d2f3a6b8e41"),
-    (GRID, "V3", "MJ::JOB::variation::3::0b5c9a3e-4f6d-4b8a-9c1e-7d2f3a6b8e41"),
-    (GRID, "reroll", "MJ::JOB::reroll::0::0b5c9a3e-4f6d-4b8a-9c1e-7d2f3a6b8e41::SOLO"),
-    (UPSCALED, "zoom_out_2x", "MJ::Outpaint::50::1::e3a7f1c2-8b4d-4e5f-a6b7-c8d9e0f1a2b3::SOLO"),
-    (UPSCALED, "Zoom Out 1.5x", "MJ::Outpaint::75::1::e3a7f1c2-8b4d-4e5f-a6b7-c8d9e0f1a2b3::SOLO"),
-    (UPSCALED, "zoom_out_1.5x", "MJ::Outpaint::75::1::e3a7f1c2-8b4d-4e5f-a6b7-c8d9e0f1a2b3::SOLO"),
-    (UPSCALED, "Vary (Region)", "MJ::Inpaint::1::e3a7f1c2-8b4d-4e5f-a6b7-c8d9e0f1a2b3::SOLO"),
-    (UPSCALED, "vary_region", "MJ::Inpaint::1::e3a7f1c2-8b4d-4e5f-a6b7-c8d9e0f1a2b3::SOLO"),
-    (UPSCALED, "upscale_subtle", "MJ::JOB::upsample_v6_2x_subtle::1::e3a7f1c2-8b4d-4e5f-a6b7-c8d9e0f1a2b3::SOLO"),
-    (UPSCALED, "pan_left", "MJ::JOB::pan_left::1::e3a7f1c2-8b4d-4e5f-a6b7-c8d9e0f1a2b3::SOLO"),
-    (UPSCALED, "bookmark", "MJ::BOOKMARK::e3a7f1c2-8b4d-4e5f-a6b7-c8d9e0f1a2b3"),
-])
+@pytest.mark.parametrize(
+    ("task", "button", "custom_id"),
+    [
+        (GRID, "U1", "MJ::JOB::upsample::1::0b5c9a3e-4f6d-4b8a-9c1e-7d2f3a6b8e41"),
+        (GRID, "u1", "MJ::JOB::upsample::1::0b5c9a3e-4f6d-4b8a-9c1e-7d2f3a6b8e41"),
+        (GRID, "V3", "MJ::JOB::variation::3::0b5c9a3e-4f6d-4b8a-9c1e-7d2f3a6b8e41"),
+        (GRID, "reroll", "MJ::JOB::reroll::0::0b5c9a3e-4f6d-4b8a-9c1e-7d2f3a6b8e41::SOLO"),
+        (UPSCALED, "zoom_out_2x", "MJ::Outpaint::50::1::e3a7f1c2-8b4d-4e5f-a6b7-c8d9e0f1a2b3::SOLO"),
+        (UPSCALED, "Zoom Out 1.5x", "MJ::Outpaint::75::1::e3a7f1c2-8b4d-4e5f-a6b7-c8d9e0f1a2b3::SOLO"),
+        (UPSCALED, "zoom_out_1.5x", "MJ::Outpaint::75::1::e3a7f1c2-8b4d-4e5f-a6b7-c8d9e0f1a2b3::SOLO"),
+        (UPSCALED, "Vary (Region)", "MJ::Inpaint::1::e3a7f1c2-8b4d-4e5f-a6b7-c8d9e0f1a2b3::SOLO"),
+        (UPSCALED, "vary_region", "MJ::Inpaint::1::e3a7f1c2-8b4d-4e5f-a6b7-c8d9e0f1a2b3::SOLO"),
+        (UPSCALED, "upscale_subtle", "MJ::JOB::upsample_v6_2x_subtle::1::e3a7f1c2-8b4d-4e5f-a6b7-c8d9e0f1a2b3::SOLO"),
+        (UPSCALED, "pan_left", "MJ::JOB::pan_left::1::e3a7f1c2-8b4d-4e5f-a6b7-c8d9e0f1a2b3::SOLO"),
+        (UPSCALED, "bookmark", "MJ::BOOKMARK::e3a7f1c2-8b4d-4e5f-a6b7-c8d9e0f1a2b3"),
+    ],
+)
 def test_action_resolves_the_button_from_the_parent_job(task: dict[str, Any], button: str, custom_id: str) -> None:
     parent = parent_from(task)
     raw = clean("action", {"job_id": "job_parent", "button": button, "chooseSameChannel": True})
     mj.check_parent("action", raw, parent)
     req = mj.build_submit("action", raw, ctx(parent=parent))
     assert req.path == "/mj/submit/action"
-    assert req.json == {"taskId": task["id"], "customId": custom_id, "chooseSameChannel": True,
-                        "state": "job_new", "notifyHook": HOOK}
+    assert req.json == {"taskId": task["id"], "customId": custom_id, "chooseSameChannel": True, "state": "job_new", "notifyHook": HOOK}
 
 
 def test_check_parent_lists_the_available_buttons() -> None:
@@ -227,16 +251,19 @@ def test_check_parent_needs_a_task_id_and_the_right_state() -> None:
     mj.check_parent("video", extend, ParentRef("j", "17", "video", "succeeded", {}))
 
 
-@pytest.mark.parametrize(("operation", "raw", "statuses"), [
-    ("action", {"job_id": "job_p", "button": "U1"}, {"succeeded"}),
-    ("action", {"taskId": "1", "customId": "c"}, None),
-    ("modal", {"job_id": "job_p"}, {"running"}),
-    ("modal", {"taskId": "1"}, None),
-    ("video", {"action": "extend", "index": 2, "job_id": "job_p"}, {"succeeded"}),
-    ("video", {"action": "extend", "index": 2, "taskId": "1"}, None),
-    ("video", {"image": "https://x/a.png"}, None),
-    ("imagine", {"prompt": "fox"}, None),
-])
+@pytest.mark.parametrize(
+    ("operation", "raw", "statuses"),
+    [
+        ("action", {"job_id": "job_p", "button": "U1"}, {"succeeded"}),
+        ("action", {"taskId": "1", "customId": "c"}, None),
+        ("modal", {"job_id": "job_p"}, {"running"}),
+        ("modal", {"taskId": "1"}, None),
+        ("video", {"action": "extend", "index": 2, "job_id": "job_p"}, {"succeeded"}),
+        ("video", {"action": "extend", "index": 2, "taskId": "1"}, None),
+        ("video", {"image": "https://x/a.png"}, None),
+        ("imagine", {"prompt": "fox"}, None),
+    ],
+)
 def test_parent_of(operation: str, raw: dict[str, Any], statuses: set[str] | None) -> None:
     spec = mj.parent_of(operation, clean(operation, raw))
     if statuses is None:
@@ -261,6 +288,7 @@ def test_build_submit_refuses_a_missing_parent() -> None:
 
 # -- submit answers beyond the recorded samples ----------------------------------------------
 
+
 def answer(body: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None) -> HttpResponse:
     return HttpResponse(status, headers or {}, json.dumps(body).encode())
 
@@ -273,13 +301,16 @@ def test_code21_modal_by_status_and_in_progress_by_default() -> None:
     assert got == Submitted("9")
 
 
-@pytest.mark.parametrize(("body", "status", "code", "retryable"), [
-    ({"code": 24, "description": "banned", "properties": {}}, 200, "mj_banned_prompt", False),
-    ({"code": 5, "description": "unknown error"}, 200, "mj_unknown", True),
-    ({"code": 99, "description": "odd"}, 200, "mj_99", False),
-    ({"description": "saturated", "type": "upstream_error", "code": 30}, 400, "rate_limited", True),
-    ({"description": "no account", "type": "upstream_error", "code": 3}, 400, "mj_no_account", True),
-])
+@pytest.mark.parametrize(
+    ("body", "status", "code", "retryable"),
+    [
+        ({"code": 24, "description": "banned", "properties": {}}, 200, "mj_banned_prompt", False),
+        ({"code": 5, "description": "unknown error"}, 200, "mj_unknown", True),
+        ({"code": 99, "description": "odd"}, 200, "mj_99", False),
+        ({"description": "saturated", "type": "upstream_error", "code": 30}, 400, "rate_limited", True),
+        ({"description": "no account", "type": "upstream_error", "code": 3}, 400, "mj_no_account", True),
+    ],
+)
 def test_other_codes(body: dict[str, Any], status: int, code: str, retryable: bool) -> None:
     got = mj.parse_submit(answer(body, status))
     assert isinstance(got, Rejected) and (got.code, got.retryable) == (code, retryable) and got.message
@@ -291,6 +322,7 @@ def test_429_honours_retry_after() -> None:
 
 
 # -- polling ----------------------------------------------------------------------------------
+
 
 def test_build_poll_batch_and_single() -> None:
     targets = [PollTarget("job_a", "17", "imagine"), PollTarget("job_b", "18", "action"), PollTarget("job_m", "17", "modal")]
@@ -341,7 +373,12 @@ def test_seed_helpers_and_no_lookup() -> None:
 def test_capabilities() -> None:
     caps = mj.capabilities
     assert (caps.max_batch, caps.callback_trust, caps.result_ttl_s, caps.deadline_s, caps.lost_submit is LostSubmit.LOOKUP) == (
-        100, "token", 86400, 3600.0, False)
+        100,
+        "token",
+        86400,
+        3600.0,
+        False,
+    )
     assert list(mj.operations) == ["imagine", "action", "blend", "describe", "modal", "video", "upload"]
 
 

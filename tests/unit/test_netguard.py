@@ -14,11 +14,23 @@ from models.errors import UnsafeURL
 from workers.netguard import GuardedTransport, check_url, is_public
 
 
-@pytest.mark.parametrize("url", [
-    "http://127.0.0.1/x", "http://localhost:8080/", "http://10.0.0.5/a.mp4", "http://169.254.169.254/latest/meta-data",
-    "http://[::1]/", "http://[::ffff:127.0.0.1]/", "http://100.64.1.1/", "http://192.168.1.1/", "file:///etc/passwd",
-    "gopher://x", "http://8.8.8.8:6379/", "http://printer.local/",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1/x",
+        "http://localhost:8080/",
+        "http://10.0.0.5/a.mp4",
+        "http://169.254.169.254/latest/meta-data",
+        "http://[::1]/",
+        "http://[::ffff:127.0.0.1]/",
+        "http://100.64.1.1/",
+        "http://192.168.1.1/",
+        "file:///etc/passwd",
+        "gopher://x",
+        "http://8.8.8.8:6379/",
+        "http://printer.local/",
+    ],
+)
 def test_private_and_odd_urls_are_refused(url: str) -> None:
     with pytest.raises(UnsafeURL):
         check_url(url, allow_private=False)
@@ -33,18 +45,35 @@ def test_public_ip_is_allowed_and_private_allowed_in_dev() -> None:
 
 # -- address rules: IPv6 forms that embed an IPv4 address are judged by that address ---------
 
-@pytest.mark.parametrize("addr", [
-    "64:ff9b::7f00:1",        # NAT64 of 127.0.0.1
-    "64:ff9b::a00:5",         # NAT64 of 10.0.0.5
-    "64:ff9b::a9fe:a9fe",     # NAT64 of 169.254.169.254 (cloud metadata)
-    "64:ff9b:1::a00:5",       # local-use NAT64 (RFC 8215)
-    "2002:7f00:1::",          # 6to4 of 127.0.0.1
-    "2002:c0a8:101::1",       # 6to4 of 192.168.1.1
-    "::7f00:1",               # IPv4-compatible 127.0.0.1
-    "::a00:5",                # IPv4-compatible 10.0.0.5
-    "::ffff:10.0.0.5", "::ffff:127.0.0.1", "::", "::1", "fe80::1", "fc00::1", "ff02::1",
-    "127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.0.1", "100.64.0.1", "169.254.1.1", "0.0.0.0", "224.0.0.1",
-])
+
+@pytest.mark.parametrize(
+    "addr",
+    [
+        "64:ff9b::7f00:1",  # NAT64 of 127.0.0.1
+        "64:ff9b::a00:5",  # NAT64 of 10.0.0.5
+        "64:ff9b::a9fe:a9fe",  # NAT64 of 169.254.169.254 (cloud metadata)
+        "64:ff9b:1::a00:5",  # local-use NAT64 (RFC 8215)
+        "2002:7f00:1::",  # 6to4 of 127.0.0.1
+        "2002:c0a8:101::1",  # 6to4 of 192.168.1.1
+        "::7f00:1",  # IPv4-compatible 127.0.0.1
+        "::a00:5",  # IPv4-compatible 10.0.0.5
+        "::ffff:10.0.0.5",
+        "::ffff:127.0.0.1",
+        "::",
+        "::1",
+        "fe80::1",
+        "fc00::1",
+        "ff02::1",
+        "127.0.0.1",
+        "10.1.2.3",
+        "172.16.0.1",
+        "192.168.0.1",
+        "100.64.0.1",
+        "169.254.1.1",
+        "0.0.0.0",
+        "224.0.0.1",
+    ],
+)
 def test_private_addresses_are_not_public(addr: str) -> None:
     assert not is_public(ipaddress.ip_address(addr))
 
@@ -67,6 +96,7 @@ def test_an_out_of_range_port_is_refused_even_in_dev(allow_private: bool) -> Non
 
 
 # -- the transport: resolve once, check every address, connect to a checked one ------------
+
 
 def _client(resolver, **kw) -> httpx.Client:  # type: ignore[no-untyped-def]
     return httpx.Client(transport=GuardedTransport(resolver=resolver, **kw), timeout=5)

@@ -23,14 +23,17 @@ def _answer(spec: dict[str, Any], path: str, method: str, status: str) -> dict[s
     return schema
 
 
-@pytest.mark.parametrize(("path", "method", "status", "ref"), [
-    ("/v1/jobs/{job_id}/events", "get", "200", "JobEventPublic"),
-    ("/v1/jobs/{job_id}/notifications", "get", "200", "DeliveryPublic"),
-    ("/v1/batches/{batch_id}/notifications", "get", "200", "DeliveryPublic"),
-    ("/v1/jobs/{job_id}/notifications/replay", "post", "202", "ReplayedPublic"),
-    ("/v1/batches/{batch_id}/notifications/replay", "post", "202", "ReplayedPublic"),
-    ("/v1/jobs/{job_id}", "get", "200", "JobPublic"),
-])
+@pytest.mark.parametrize(
+    ("path", "method", "status", "ref"),
+    [
+        ("/v1/jobs/{job_id}/events", "get", "200", "JobEventPublic"),
+        ("/v1/jobs/{job_id}/notifications", "get", "200", "DeliveryPublic"),
+        ("/v1/batches/{batch_id}/notifications", "get", "200", "DeliveryPublic"),
+        ("/v1/jobs/{job_id}/notifications/replay", "post", "202", "ReplayedPublic"),
+        ("/v1/batches/{batch_id}/notifications/replay", "post", "202", "ReplayedPublic"),
+        ("/v1/jobs/{job_id}", "get", "200", "JobPublic"),
+    ],
+)
 def test_read_routes_declare_their_schema(spec: dict[str, Any], path: str, method: str, status: str, ref: str) -> None:
     assert f"#/components/schemas/{ref}" in str(_answer(spec, path, method, status))
 
@@ -38,6 +41,15 @@ def test_read_routes_declare_their_schema(spec: dict[str, Any], path: str, metho
 def test_event_and_delivery_fields(spec: dict[str, Any]) -> None:
     schemas = spec["components"]["schemas"]
     assert set(schemas["JobEventPublic"]["properties"]) == {"from", "to", "reason", "at"}
-    assert set(schemas["DeliveryPublic"]["properties"]) == {"webhook_id", "event", "url", "status", "attempts", "last_error",
-                                                            "delivered_at", "next_attempt_at", "history"}
+    assert set(schemas["DeliveryPublic"]["properties"]) == {
+        "webhook_id",
+        "event",
+        "url",
+        "status",
+        "attempts",
+        "last_error",
+        "delivered_at",
+        "next_attempt_at",
+        "history",
+    }
     assert set(schemas["DeliveryAttemptPublic"]["properties"]) == {"attempt", "status_code", "error", "duration_ms", "at"}

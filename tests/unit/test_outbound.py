@@ -29,16 +29,19 @@ def test_read_capped_stops_reading_an_endless_answer() -> None:
     assert pulled < 64 * 1024 + 2 * 4096
 
 
-@pytest.mark.parametrize(("header", "want"), [
-    ("video/mp4", "video/mp4"),
-    ("Video/MP4; codecs=avc1", "video/mp4"),
-    ("image/svg+xml", "image/svg+xml"),
-    ("video/" + "x" * 300, "application/octet-stream"),
-    ("x" * 250, "application/octet-stream"),
-    ("text/html\r\nx-evil: 1", "application/octet-stream"),
-    ("", "application/octet-stream"),
-    (None, "application/octet-stream"),
-])
+@pytest.mark.parametrize(
+    ("header", "want"),
+    [
+        ("video/mp4", "video/mp4"),
+        ("Video/MP4; codecs=avc1", "video/mp4"),
+        ("image/svg+xml", "image/svg+xml"),
+        ("video/" + "x" * 300, "application/octet-stream"),
+        ("x" * 250, "application/octet-stream"),
+        ("text/html\r\nx-evil: 1", "application/octet-stream"),
+        ("", "application/octet-stream"),
+        (None, "application/octet-stream"),
+    ],
+)
 def test_content_type_is_clamped_to_a_short_media_type(header: str | None, want: str) -> None:
     got = safe_content_type(header)
     assert got == want and len(got) <= 200

@@ -48,13 +48,24 @@ def run(flow: Any, *responses: HttpResponse) -> tuple[list[Any], Any]:
 
 def prediction(status: str, **kw: Any) -> dict[str, Any]:
     pid = kw.pop("id", "ufawqhfynnddngldkgtslldrkq")
-    return {"id": pid, "model": "black-forest-labs/flux-schnell", "version": "dp-1", "status": status, "input": {},
-            "logs": kw.pop("logs", ""), "output": kw.pop("output", None), "error": kw.pop("error", None),
-            "data_removed": kw.pop("data_removed", False), "metrics": kw.pop("metrics", {}),
-            "urls": {"get": f"https://api.replicate.com/v1/predictions/{pid}", "cancel": f"https://api.replicate.com/v1/predictions/{pid}/cancel"}, **kw}
+    return {
+        "id": pid,
+        "model": "black-forest-labs/flux-schnell",
+        "version": "dp-1",
+        "status": status,
+        "input": {},
+        "logs": kw.pop("logs", ""),
+        "output": kw.pop("output", None),
+        "error": kw.pop("error", None),
+        "data_removed": kw.pop("data_removed", False),
+        "metrics": kw.pop("metrics", {}),
+        "urls": {"get": f"https://api.replicate.com/v1/predictions/{pid}", "cancel": f"https://api.replicate.com/v1/predictions/{pid}/cancel"},
+        **kw,
+    }
 
 
 # -- Replicate ------------------------------------------------------------------------------------
+
 
 def test_replicate_create_by_model_and_by_version() -> None:
     inp = validate_input("replicate", "prediction", {"model": "black-forest-labs/flux-schnell", "input": {"prompt": "a cat"}})
@@ -67,10 +78,19 @@ def test_replicate_create_by_model_and_by_version() -> None:
         assert req.path == "/replicate/v1/predictions" and req.json == {"version": HEX, "input": {"prompt": "x"}}
 
 
-@pytest.mark.parametrize("bad", [
-    {"model": "flux-schnell"}, {"model": "a/b/c"}, {"model": "https://x/y"}, {"version": "abc"}, {"version": "a/b:" + "0" * 63},
-    {"model": "a/b", "version": HEX}, {}, {"model": "a/b", "extra": 1},
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"model": "flux-schnell"},
+        {"model": "a/b/c"},
+        {"model": "https://x/y"},
+        {"version": "abc"},
+        {"version": "a/b:" + "0" * 63},
+        {"model": "a/b", "version": HEX},
+        {},
+        {"model": "a/b", "extra": 1},
+    ],
+)
 def test_replicate_bad_model_or_version_is_refused(bad: dict[str, Any]) -> None:
     with pytest.raises(ValidationError):
         validate_input("replicate", "prediction", bad)
@@ -79,19 +99,24 @@ def test_replicate_bad_model_or_version_is_refused(bad: dict[str, Any]) -> None:
 def test_replicate_created_201_keeps_relay_paths_of_upstream_urls() -> None:
     got = REP.parse_submit(answer(prediction("starting"), 201))
     assert isinstance(got, Submitted) and got.task_id == "ufawqhfynnddngldkgtslldrkq"
-    assert got.handle == {"get": "/replicate/v1/predictions/ufawqhfynnddngldkgtslldrkq",
-                          "cancel": "/replicate/v1/predictions/ufawqhfynnddngldkgtslldrkq/cancel"}
+    assert got.handle == {
+        "get": "/replicate/v1/predictions/ufawqhfynnddngldkgtslldrkq",
+        "cancel": "/replicate/v1/predictions/ufawqhfynnddngldkgtslldrkq/cancel",
+    }
     refused = REP.parse_submit(answer({"detail": "Invalid version or not permitted", "status": 422, "title": "Invalid version"}, 422))
     assert isinstance(refused, Rejected) and "Invalid version" in refused.message and not refused.retryable
     with pytest.raises(ProviderProtocolError):
         REP.parse_submit(answer({"detail": "upstream"}, 502))
 
 
-@pytest.mark.parametrize("output, urls", [
-    ("https://replicate.delivery/a/out.png", ["https://replicate.delivery/a/out.png"]),
-    (["https://r.d/0.webp", "https://r.d/1.webp"], ["https://r.d/0.webp", "https://r.d/1.webp"]),
-    ({"images": [{"url": "https://r.d/i.png"}], "seed": 7, "text": "hi", "video": "https://r.d/v.mp4"}, ["https://r.d/i.png", "https://r.d/v.mp4"]),
-])
+@pytest.mark.parametrize(
+    "output, urls",
+    [
+        ("https://replicate.delivery/a/out.png", ["https://replicate.delivery/a/out.png"]),
+        (["https://r.d/0.webp", "https://r.d/1.webp"], ["https://r.d/0.webp", "https://r.d/1.webp"]),
+        ({"images": [{"url": "https://r.d/i.png"}], "seed": 7, "text": "hi", "video": "https://r.d/v.mp4"}, ["https://r.d/i.png", "https://r.d/v.mp4"]),
+    ],
+)
 def test_replicate_outputs_of_every_shape(output: Any, urls: list[str]) -> None:
     t = PollTarget("job_1", "p1", "prediction", {"get": "/replicate/v1/predictions/p1"})
     reqs, statuses = run(REP.poll([t]), answer(prediction("succeeded", id="p1", output=output, metrics={"predict_time": 2.5})))
@@ -101,8 +126,17 @@ def test_replicate_outputs_of_every_shape(output: Any, urls: list[str]) -> None:
     assert st.result_data["output"] == output and st.result_data["cost"] == {"predict_time_s": 2.5}
 
 
-@pytest.mark.parametrize("raw, state", [("starting", State.QUEUED), ("processing", State.RUNNING), ("failed", State.FAILED),
-                                        ("canceled", State.CANCELLED), ("aborted", State.CANCELLED), ("warming", State.UNKNOWN)])
+@pytest.mark.parametrize(
+    "raw, state",
+    [
+        ("starting", State.QUEUED),
+        ("processing", State.RUNNING),
+        ("failed", State.FAILED),
+        ("canceled", State.CANCELLED),
+        ("aborted", State.CANCELLED),
+        ("warming", State.UNKNOWN),
+    ],
+)
 def test_replicate_statuses(raw: str, state: State) -> None:
     t = PollTarget("job_1", "p1", "prediction")
     _, statuses = run(REP.poll([t]), answer(prediction(raw, id="p1", error="CUDA OOM" if raw == "failed" else None, logs="sampling 45%|####")))
@@ -142,6 +176,7 @@ def test_replicate_cancel_flow() -> None:
 
 # -- fal ------------------------------------------------------------------------------------------
 
+
 def test_fal_model_paths_and_sub_path_rule() -> None:
     for ok in ("fal-ai/flux/dev", "fal-ai/kling-video/v2.5-turbo/pro/text-to-video", "fal-ai/nano-banana/edit"):
         assert validate_input("fal", "queue", {"model": ok, "input": {}})["model"] == ok
@@ -155,10 +190,18 @@ def test_fal_submit_rewrites_foreign_urls_and_polls_base_model() -> None:
     inp = validate_input("fal", "queue", {"model": "fal-ai/flux/dev", "input": {"prompt": "cat"}})
     req = FAL.build_submit("queue", inp, ctx("https://me.example/h?x=1"))
     assert req.path == "/fal-ai/flux/dev" and req.query == {"fal_webhook": "https://me.example/h?x=1"} and req.json == {"prompt": "cat"}
-    sub = FAL.parse_submit(answer({"request_id": "r-1", "status": "IN_QUEUE", "queue_position": 3,
-                                   "status_url": "https://queue.fal.run/fal-ai/flux/requests/r-1/status",
-                                   "response_url": "https://queue.fal.run/fal-ai/flux/requests/r-1",
-                                   "cancel_url": "https://queue.fal.run/fal-ai/flux/requests/r-1/cancel"}))
+    sub = FAL.parse_submit(
+        answer(
+            {
+                "request_id": "r-1",
+                "status": "IN_QUEUE",
+                "queue_position": 3,
+                "status_url": "https://queue.fal.run/fal-ai/flux/requests/r-1/status",
+                "response_url": "https://queue.fal.run/fal-ai/flux/requests/r-1",
+                "cancel_url": "https://queue.fal.run/fal-ai/flux/requests/r-1/cancel",
+            }
+        )
+    )
     assert isinstance(sub, Submitted) and sub.task_id == "r-1" and sub.status is not None and sub.status.detail == "queue position 3"
     assert sub.handle == {"status": "/fal-ai/flux/requests/r-1/status", "result": "/fal-ai/flux/requests/r-1", "cancel": "/fal-ai/flux/requests/r-1/cancel"}
     # without URLs in the answer the paths come from the model by the sub-path rule
@@ -202,7 +245,9 @@ def test_fal_webhook_ed25519_against_jwks() -> None:
     raw = key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
     jwks = {"keys": [{"kty": "OKP", "crv": "Ed25519", "x": base64.urlsafe_b64encode(raw).rstrip(b"=").decode(), "kid": "k1"}]}
     keys = jwks_ed25519_keys(jwks)
-    body = json.dumps({"request_id": "r-1", "gateway_request_id": "g-9", "status": "OK", "payload": {"images": [{"url": "https://v3.fal.media/a.png"}]}}).encode()
+    body = json.dumps(
+        {"request_id": "r-1", "gateway_request_id": "g-9", "status": "OK", "payload": {"images": [{"url": "https://v3.fal.media/a.png"}]}}
+    ).encode()
     ts = str(int(NOW.timestamp()))
     sig = key.sign(fal_message("r-1", "user-1", ts, body)).hex()
     headers = {"X-Fal-Webhook-Request-Id": "r-1", "X-Fal-Webhook-User-Id": "user-1", "X-Fal-Webhook-Timestamp": ts, "X-Fal-Webhook-Signature": sig}

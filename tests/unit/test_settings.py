@@ -24,11 +24,19 @@ def test_env_is_read_with_prefix(monkeypatch: pytest.MonkeyPatch) -> None:
     assert s.database_url == "postgresql+psycopg://u@h/db" and s.public_url == "https://jobs.example.com"
 
 
-@pytest.mark.parametrize(("var", "value"), [
-    ("K4U_DATABASE_URL", "mysql://x"), ("K4U_REDIS_URL", "http://x"), ("K4U_STORAGE_URL", "ftp://x"),
-    ("K4U_STORAGE_URL", "s3://"), ("K4U_BASE_URL", "api.key4u.shop"), ("K4U_WEBHOOK_SECRET", "plain"),
-    ("K4U_ALLOW_PRIVATE_URLS", "perhaps"), ("K4U_LEASE_S", "-1"),
-])
+@pytest.mark.parametrize(
+    ("var", "value"),
+    [
+        ("K4U_DATABASE_URL", "mysql://x"),
+        ("K4U_REDIS_URL", "http://x"),
+        ("K4U_STORAGE_URL", "ftp://x"),
+        ("K4U_STORAGE_URL", "s3://"),
+        ("K4U_BASE_URL", "api.key4u.shop"),
+        ("K4U_WEBHOOK_SECRET", "plain"),
+        ("K4U_ALLOW_PRIVATE_URLS", "perhaps"),
+        ("K4U_LEASE_S", "-1"),
+    ],
+)
 def test_bad_values_name_the_variable(monkeypatch: pytest.MonkeyPatch, var: str, value: str) -> None:
     monkeypatch.setenv(var, value)
     with pytest.raises(ValidationError) as exc:
@@ -42,11 +50,18 @@ def test_key_is_secret_in_reprs(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "sk-live-very-secret" not in repr(s) and "sk-live-very-secret" not in str(s.model_dump())
 
 
-@pytest.mark.parametrize(("var", "value"), [
-    ("K4U_API_TOKENS", "changeme"), ("K4U_API_TOKENS", "change-this-token"), ("K4U_API_TOKENS", "real-token-1, Secret"),
-    ("K4U_API_TOKENS", "PLACEHOLDER"), ("K4U_WEBHOOK_SECRET", "whsec_changeme"), ("K4U_WEBHOOK_SECRET", "whsec_example"),
-    ("K4U_WEBHOOK_SECRET", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),  # the Standard Webhooks documentation key
-])
+@pytest.mark.parametrize(
+    ("var", "value"),
+    [
+        ("K4U_API_TOKENS", "changeme"),
+        ("K4U_API_TOKENS", "change-this-token"),
+        ("K4U_API_TOKENS", "real-token-1, Secret"),
+        ("K4U_API_TOKENS", "PLACEHOLDER"),
+        ("K4U_WEBHOOK_SECRET", "whsec_changeme"),
+        ("K4U_WEBHOOK_SECRET", "whsec_example"),
+        ("K4U_WEBHOOK_SECRET", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),  # the Standard Webhooks documentation key
+    ],
+)
 def test_placeholder_secrets_are_refused_and_named(monkeypatch: pytest.MonkeyPatch, var: str, value: str) -> None:
     monkeypatch.setenv(var, value)
     with pytest.raises(ValidationError) as exc:

@@ -181,9 +181,7 @@ async def test_image2video_accepts_image_tail(make: Factory) -> None:
     assert r.status_code == 200 and r.json()["code"] == 0
 
 
-@pytest.mark.parametrize(
-    "headers", [{}, {"Authorization": ""}, {"Authorization": "Bearer "}, {"Authorization": "Basic x"}]
-)
+@pytest.mark.parametrize("headers", [{}, {"Authorization": ""}, {"Authorization": "Bearer "}, {"Authorization": "Basic x"}])
 async def test_auth_required_native(make: Factory, headers: dict[str, str]) -> None:
     client, sim = make()
     r = await client.post(T2V, json={"prompt": "a"}, headers=headers)
@@ -208,9 +206,7 @@ async def test_auth_required_newapi_and_fixed_key(make: Factory) -> None:
 
 async def test_newapi_lifecycle(make: Factory, clock: FakeClock) -> None:
     client, _ = make(envelope="newapi", queue_s=1.0, run_s=4.0)
-    r = await client.post(
-        T2V, json={"prompt": "a cat", "model_name": "kling-v2-master", "external_task_id": "e-9"}, headers=AUTH
-    )
+    r = await client.post(T2V, json={"prompt": "a cat", "model_name": "kling-v2-master", "external_task_id": "e-9"}, headers=AUTH)
     assert r.status_code == 200
     created = r.json()
     assert re.fullmatch(r"task_[A-Za-z0-9]{32}", created["id"])
@@ -313,9 +309,7 @@ async def test_timeout_after_accept(make: Factory) -> None:
     client, sim = make()
     await client.post("/_sim/faults", json={"timeout_after_accept_next": 1, "delay_s": 0.3})
     with pytest.raises(TimeoutError):
-        await asyncio.wait_for(
-            client.post(T2V, json={"prompt": "a", "external_task_id": "dup-guard"}, headers=AUTH), timeout=0.05
-        )
+        await asyncio.wait_for(client.post(T2V, json={"prompt": "a", "external_task_id": "dup-guard"}, headers=AUTH), timeout=0.05)
     assert sim.state.creates == 1
     r = await client.get(f"{T2V}/dup-guard", headers=AUTH)
     assert r.status_code == 200 and r.json()["data"]["task_info"]["external_task_id"] == "dup-guard"
@@ -417,9 +411,7 @@ async def test_callbacks_sent_on_status_change(make: Factory, clock: FakeClock) 
 
 async def test_callbacks_duplicates_reorder_newapi(make: Factory, clock: FakeClock) -> None:
     received, transport = callback_recorder()
-    client, sim = make(
-        envelope="newapi", callback_transport=transport, callback_duplicates=1, callback_reorder=True
-    )
+    client, sim = make(envelope="newapi", callback_transport=transport, callback_duplicates=1, callback_reorder=True)
     body = {"prompt": "a [sim:fail]", "callback_url": "http://hook.test/cb", "external_task_id": "cb-2"}
     relay_id = (await client.post(T2V, json=body, headers=AUTH)).json()["id"]
     clock.advance(1.0)  # processing: held back because of reorder

@@ -377,8 +377,7 @@ async def test_mj_notify_hook_every_status_and_progress(make: Factory, clock: Fa
         clock.advance(1.0)
         await sim.callbacks.dispatch_once()
     seen = [(c["status"], c["progress"]) for c in received]
-    assert seen == [("IN_PROGRESS", "0%"), ("IN_PROGRESS", "25%"), ("IN_PROGRESS", "50%"), ("IN_PROGRESS", "75%"),
-                    ("SUCCESS", "100%")]
+    assert seen == [("IN_PROGRESS", "0%"), ("IN_PROGRESS", "25%"), ("IN_PROGRESS", "50%"), ("IN_PROGRESS", "75%"), ("SUCCESS", "100%")]
     assert all(c["url"] == "http://hook.test/mj" and c["id"] == task_id and c["state"] == "corr-1" for c in received)
     assert received[1]["imageUrl"].endswith(f"/preview/{task_id}_25.png")
     assert received[-1]["imageUrl"].endswith(f"/{task_id}_0.png") and len(received[-1]["buttons"]) == 9

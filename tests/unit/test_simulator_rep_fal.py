@@ -58,8 +58,7 @@ async def get_prediction(client: httpx.AsyncClient, pid: str) -> dict[str, Any]:
     return r.json()  # type: ignore[no-any-return]
 
 
-async def fal_submit(client: httpx.AsyncClient, model: str = "fal-ai/flux/dev", prompt: str = "a dog",
-                     **params: str) -> httpx.Response:
+async def fal_submit(client: httpx.AsyncClient, model: str = "fal-ai/flux/dev", prompt: str = "a dog", **params: str) -> httpx.Response:
     return await client.post(f"/{model}", json={"prompt": prompt, "image_size": "square_hd"}, params=params, headers=AUTH)
 
 
@@ -97,8 +96,23 @@ def fal_signature_ok(jwks: dict[str, Any], hit: Received, body: bytes | None = N
 async def test_replicate_create_answers_201_prediction_with_upstream_urls_and_is_paid(make: Factory) -> None:
     client, _ = make()
     p = await predict(client, input={"num_outputs": 2})
-    assert set(p) == {"id", "model", "version", "input", "logs", "output", "data_removed", "error", "source", "status",
-                      "created_at", "started_at", "completed_at", "urls", "metrics"}
+    assert set(p) == {
+        "id",
+        "model",
+        "version",
+        "input",
+        "logs",
+        "output",
+        "data_removed",
+        "error",
+        "source",
+        "status",
+        "created_at",
+        "started_at",
+        "completed_at",
+        "urls",
+        "metrics",
+    }
     assert re.fullmatch(r"[a-z0-9]{26}", p["id"])
     assert (p["status"], p["output"], p["error"], p["logs"], p["metrics"]) == ("starting", None, None, "", {})
     assert p["model"] == "black-forest-labs/flux-schnell" and p["data_removed"] is False
@@ -306,8 +320,7 @@ async def test_fal_submit_urls_follow_the_sub_path_rule_on_the_queue_host(make: 
     assert positions == sorted(positions, reverse=True) and positions[0] > positions[-1]
     early = await client.get(f"/fal-ai/flux/requests/{rid}", headers=AUTH)
     assert early.status_code == 400 and early.json() == {"detail": "Request is still in progress"}
-    for wrong in (f"/fal-ai/flux/dev/requests/{rid}/status", f"/fal-ai/flux/dev/requests/{rid}",
-                  f"/fal-ai/flux-pro/requests/{rid}/status"):
+    for wrong in (f"/fal-ai/flux/dev/requests/{rid}/status", f"/fal-ai/flux/dev/requests/{rid}", f"/fal-ai/flux-pro/requests/{rid}/status"):
         assert (await client.get(wrong, headers=AUTH)).status_code == 404, wrong
     assert (await client.put(f"/fal-ai/flux/dev/requests/{rid}/cancel", headers=AUTH)).status_code == 404
     assert (await client.post(f"/fal-ai/flux/requests/{rid}/cancel", headers=AUTH)).status_code == 405  # not a submit
@@ -342,8 +355,7 @@ async def test_fal_video_model_result(make: Factory, clock: FakeClock) -> None:
 
 async def test_fal_completed_with_error_failure_and_data_output(make: Factory, clock: FakeClock) -> None:
     client, _ = make()
-    ids = {d: (await fal_submit(client, prompt=f"p [sim:{d}]")).json()["request_id"]
-           for d in ("result_error", "fail", "output=data")}
+    ids = {d: (await fal_submit(client, prompt=f"p [sim:{d}]")).json()["request_id"] for d in ("result_error", "fail", "output=data")}
     clock.advance(6)
     for rid in ids.values():
         assert (await client.get(f"/fal-ai/flux/requests/{rid}/status", headers=AUTH)).json()["status"] == "COMPLETED"
@@ -394,12 +406,10 @@ def test_fal_webhook_signed_with_the_jwks_key_retried_and_duplicated(clock: Fake
     with serve(app) as url, webhook_receiver() as hook, httpx.Client(base_url=url, timeout=10) as client:
         jwks = client.get("/_sim/fal/jwks.json").json()
         hook.script = [404]  # any non-2xx is retried
-        ok = client.post("/fal-ai/flux/dev", params={"fal_webhook": hook.url}, headers=AUTH,
-                         json={"prompt": "a [sim:gateway_retry] [sim:webhook_dupe]"}).json()
+        ok = client.post("/fal-ai/flux/dev", params={"fal_webhook": hook.url}, headers=AUTH, json={"prompt": "a [sim:gateway_retry] [sim:webhook_dupe]"}).json()
         clock.advance(6)
         first = hook.wait(3)[:3]
-        bad = client.post("/fal-ai/flux/dev", params={"fal_webhook": hook.url}, headers=AUTH,
-                          json={"prompt": "b [sim:result_error]"}).json()
+        bad = client.post("/fal-ai/flux/dev", params={"fal_webhook": hook.url}, headers=AUTH, json={"prompt": "b [sim:result_error]"}).json()
         clock.advance(6)
         error_hit = hook.wait(4)[3]
         log = client.get("/_sim/callbacks").json()["callbacks"]

@@ -110,8 +110,15 @@ async def test_unified_veo_phases_ids_alternate_and_url_only_at_completed(make: 
         assert (body["video_url"] is not None) == (body["status"] == "completed")
         assert body["progress"].endswith("%") and isinstance(body["metadata"], dict)
         clock.advance(1)
-    assert seen == ["pending", "image_downloading", "video_generating", "video_generation_completed",
-                    "video_upsampling", "video_upsampling_completed", "completed"]
+    assert seen == [
+        "pending",
+        "image_downloading",
+        "video_generating",
+        "video_generation_completed",
+        "video_upsampling",
+        "video_upsampling_completed",
+        "completed",
+    ]
     third = await create(client, "veo3", "no upsampling [sim:run=3]")
     seen = []
     for _ in range(5):
@@ -146,9 +153,7 @@ async def test_unified_grok_shapes_and_statuses(make: Factory, clock: FakeClock)
         ("grok-video-3", "detail_reason", "failed", "detail.failure_reason"),
     ],
 )
-async def test_unified_failure_reason_placements(
-    make: Factory, clock: FakeClock, model: str, shape: str, status: str, where: str
-) -> None:
+async def test_unified_failure_reason_placements(make: Factory, clock: FakeClock, model: str, shape: str, status: str, where: str) -> None:
     client, _ = make()
     directive = f"[sim:shape={shape}]" if shape else ""
     sub = await create(client, model, f"x [sim:fail] {directive}")
@@ -199,8 +204,7 @@ async def test_unified_errors_auth_and_paid_ledger(make: Factory) -> None:
     r = await client.get("/v1/video/query", params={"id": oai["id"]}, headers=AUTH)
     assert r.status_code == 400  # an OpenAI-format task is not a unified one
     paid = (await client.get("/_sim/paid")).json()["paid"]
-    assert [(p["family"], p["task_id"], p["kind"]) for p in paid] == [
-        ("video", sub["id"], "unified/sora"), ("video", oai["id"], "openai/sora")]
+    assert [(p["family"], p["task_id"], p["kind"]) for p in paid] == [("video", sub["id"], "unified/sora"), ("video", oai["id"], "openai/sora")]
 
 
 async def test_synonym_storm(make: Factory, clock: FakeClock) -> None:
@@ -255,7 +259,8 @@ async def test_openai_multipart_upload_is_recorded(make: Factory) -> None:
     client, _ = make()
     image = bytes(range(256)) * 40
     r = await client.post(
-        "/v1/videos", headers=AUTH,
+        "/v1/videos",
+        headers=AUTH,
         data={"prompt": "animate", "model": "veo_3_1-fast", "seconds": "8", "metadata": '{"output_config": {}}'},
         files={"input_reference": ("ref.png", image, "image/png")},
     )

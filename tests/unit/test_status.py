@@ -9,10 +9,20 @@ import pytest
 from models.status import TERMINAL, TRANSITIONS, JobStatus, can_transition, mermaid
 
 ALLOWED = {
-    ("queued", "submitting"), ("queued", "failed"), ("queued", "cancelled"),
-    ("submitting", "submitting"), ("submitting", "queued"), ("submitting", "running"), ("submitting", "failed"), ("submitting", "cancelled"),
-    ("running", "downloading"), ("running", "failed"), ("running", "cancelled"),
-    ("downloading", "succeeded"), ("downloading", "failed"), ("downloading", "cancelled"),
+    ("queued", "submitting"),
+    ("queued", "failed"),
+    ("queued", "cancelled"),
+    ("submitting", "submitting"),
+    ("submitting", "queued"),
+    ("submitting", "running"),
+    ("submitting", "failed"),
+    ("submitting", "cancelled"),
+    ("running", "downloading"),
+    ("running", "failed"),
+    ("running", "cancelled"),
+    ("downloading", "succeeded"),
+    ("downloading", "failed"),
+    ("downloading", "cancelled"),
     ("failed", "queued"),  # an explicit retry only
 }
 

@@ -19,8 +19,7 @@ NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def _job(job_id: str) -> Job:
-    return Job(id=job_id, provider="kling", operation="text2video", status=JobStatus.QUEUED, callback_token="t",
-               created_at=NOW, updated_at=NOW, next_at=NOW)
+    return Job(id=job_id, provider="kling", operation="text2video", status=JobStatus.QUEUED, callback_token="t", created_at=NOW, updated_at=NOW, next_at=NOW)
 
 
 def test_reads_give_members_and_the_rows_keep_plain_strings(tmp_path: Path) -> None:
@@ -31,8 +30,9 @@ def test_reads_give_members_and_the_rows_keep_plain_strings(tmp_path: Path) -> N
         job = session.get(Job, "job_a")
         assert job is not None and job.status is JobStatus.QUEUED and job.submit_state is SubmitState.NOT_SENT
         # The CAS's UPDATE ... RETURNING loads the enum too, as the ORM does.
-        moved = jobs.transition_by_id(session, "job_a", JobStatus.QUEUED, JobStatus.SUBMITTING, expect_version=0, now=NOW,
-                                      reason="r", submit_state=SubmitState.SENDING)
+        moved = jobs.transition_by_id(
+            session, "job_a", JobStatus.QUEUED, JobStatus.SUBMITTING, expect_version=0, now=NOW, reason="r", submit_state=SubmitState.SENDING
+        )
         assert moved is not None and moved.status is JobStatus.SUBMITTING and moved.submit_state is SubmitState.SENDING
         events = session.exec(select(JobEvent).where(JobEvent.job_id == "job_a").order_by(JobEvent.id)).all()  # type: ignore[arg-type]
         assert [(e.old_status, e.new_status) for e in events] == [(None, JobStatus.QUEUED), (JobStatus.QUEUED, JobStatus.SUBMITTING)]

@@ -34,16 +34,29 @@ def ctx(callback_url: str | None = None, parent: ParentRef | None = None) -> Sub
 
 def parent(**kw: Any) -> ParentRef:
     fields: dict[str, Any] = {
-        "job_id": "job_parent", "task_id": "0f3c9d2e-6b1a-4e8f-a7c5-2d4b6e8f0a1c", "operation": "music", "status": "succeeded",
-        "result": {"clips": [{"id": CLIP_A, "title": "Neon Tides", "status": "complete"},
-                             {"id": CLIP_B, "title": "Neon Tides", "status": "error", "error_message": "moderation"}]},
+        "job_id": "job_parent",
+        "task_id": "0f3c9d2e-6b1a-4e8f-a7c5-2d4b6e8f0a1c",
+        "operation": "music",
+        "status": "succeeded",
+        "result": {
+            "clips": [
+                {"id": CLIP_A, "title": "Neon Tides", "status": "complete"},
+                {"id": CLIP_B, "title": "Neon Tides", "status": "error", "error_message": "moderation"},
+            ]
+        },
     }
     return ParentRef(**(fields | kw))
 
 
 def as_dict(st: ProviderStatus) -> dict[str, Any]:
-    return {"task_id": st.task_id, "state": st.state.value, "progress": st.progress, "error_message": st.error_message,
-            "outputs": [{"url": o.url, "kind": o.kind, "meta": dict(o.meta)} for o in st.outputs], "result_data": dict(st.result_data)}
+    return {
+        "task_id": st.task_id,
+        "state": st.state.value,
+        "progress": st.progress,
+        "error_message": st.error_message,
+        "outputs": [{"url": o.url, "kind": o.kind, "meta": dict(o.meta)} for o in st.outputs],
+        "result_data": dict(st.result_data),
+    }
 
 
 # --- recorded payloads ----------------------------------------------------------------
@@ -75,12 +88,15 @@ def test_every_recorded_case_has_all_three_files() -> None:
 SONG = {"prompt": "[Verse]\nNeon rain", "title": "Neon Tides", "tags": "synthwave"}
 
 
-@pytest.mark.parametrize(("raw", "mode"), [
-    ({"gpt_description_prompt": "a sea shanty about a lost ferry"}, "inspiration"),
-    (SONG, "custom"),
-    (SONG | {"continue_clip_id": CLIP_A, "continue_at": 61.5, "task_id": "T1"}, "continuation"),
-    ({"mode": "custom"} | SONG, "custom"),
-])
+@pytest.mark.parametrize(
+    ("raw", "mode"),
+    [
+        ({"gpt_description_prompt": "a sea shanty about a lost ferry"}, "inspiration"),
+        (SONG, "custom"),
+        (SONG | {"continue_clip_id": CLIP_A, "continue_at": 61.5, "task_id": "T1"}, "continuation"),
+        ({"mode": "custom"} | SONG, "custom"),
+    ],
+)
 def test_mode_is_explicit_or_inferred_and_kept(raw: dict[str, Any], mode: str) -> None:
     assert validate("music", raw)["mode"] == mode
 
@@ -95,32 +111,40 @@ def test_custom_allows_empty_lyrics_for_an_instrumental() -> None:
     assert got["prompt"] == "" and got["mode"] == "custom"
 
 
-@pytest.mark.parametrize(("raw", "needle"), [
-    ({"mode": "inspiration"}, "gpt_description_prompt"),
-    ({"title": "T", "tags": "pop"}, "prompt"),
-    ({"prompt": "", "tags": "pop"}, "title"),
-    ({"prompt": "", "title": "T"}, "tags"),
-    ({"mode": "continuation", "prompt": "", "title": "T", "tags": "pop", "continue_at": 10, "task_id": "T1"}, "continue_clip_id"),
-    (SONG | {"continue_clip_id": CLIP_A, "task_id": "T1"}, "continue_at"),
-])
+@pytest.mark.parametrize(
+    ("raw", "needle"),
+    [
+        ({"mode": "inspiration"}, "gpt_description_prompt"),
+        ({"title": "T", "tags": "pop"}, "prompt"),
+        ({"prompt": "", "tags": "pop"}, "title"),
+        ({"prompt": "", "title": "T"}, "tags"),
+        ({"mode": "continuation", "prompt": "", "title": "T", "tags": "pop", "continue_at": 10, "task_id": "T1"}, "continue_clip_id"),
+        (SONG | {"continue_clip_id": CLIP_A, "task_id": "T1"}, "continue_at"),
+    ],
+)
 def test_each_mode_names_its_missing_required_field(raw: dict[str, Any], needle: str) -> None:
     with pytest.raises(ValidationError) as exc:
         validate("music", raw)
     assert needle in str(exc.value)
 
 
-@pytest.mark.parametrize(("raw", "field"), [
-    ({"gpt_description_prompt": "x", "title": "T"}, "title"),
-    ({"gpt_description_prompt": "x", "prompt": "lyrics"}, "prompt"),
-    ({"gpt_description_prompt": "x", "tags": "pop"}, "tags"),
-    ({"mode": "custom", "gpt_description_prompt": "x"} | SONG, "gpt_description_prompt"),
-    (SONG | {"continue_at": 30}, "continue_at"),
-    (SONG | {"mode": "custom", "continue_clip_id": CLIP_A}, "continue_clip_id"),
-    (SONG | {"task_id": "T1"}, "task_id"),
-    (SONG | {"job_id": "job_x"}, "job_id"),
-    (SONG | {"continue_clip_id": CLIP_A, "continue_at": 1, "task_id": "T", "mode": "continuation", "gpt_description_prompt": "x"},
-     "gpt_description_prompt"),
-])
+@pytest.mark.parametrize(
+    ("raw", "field"),
+    [
+        ({"gpt_description_prompt": "x", "title": "T"}, "title"),
+        ({"gpt_description_prompt": "x", "prompt": "lyrics"}, "prompt"),
+        ({"gpt_description_prompt": "x", "tags": "pop"}, "tags"),
+        ({"mode": "custom", "gpt_description_prompt": "x"} | SONG, "gpt_description_prompt"),
+        (SONG | {"continue_at": 30}, "continue_at"),
+        (SONG | {"mode": "custom", "continue_clip_id": CLIP_A}, "continue_clip_id"),
+        (SONG | {"task_id": "T1"}, "task_id"),
+        (SONG | {"job_id": "job_x"}, "job_id"),
+        (
+            SONG | {"continue_clip_id": CLIP_A, "continue_at": 1, "task_id": "T", "mode": "continuation", "gpt_description_prompt": "x"},
+            "gpt_description_prompt",
+        ),
+    ],
+)
 def test_a_field_of_another_mode_is_refused_by_name(raw: dict[str, Any], field: str) -> None:
     with pytest.raises(ValidationError) as exc:
         validate("music", raw)
@@ -135,16 +159,19 @@ def test_continuation_needs_exactly_one_original(ref: dict[str, Any]) -> None:
         validate("music", SONG | {"continue_clip_id": CLIP_A, "continue_at": 12.0} | ref)
 
 
-@pytest.mark.parametrize(("raw", "field"), [
-    ({"gpt_description_prompt": ""}, "gpt_description_prompt"),
-    ({"prompt": "", "title": "", "tags": "pop"}, "title"),
-    ({"prompt": "", "title": "T", "tags": ""}, "tags"),
-    (SONG | {"continue_clip_id": CLIP_A, "continue_at": -1, "task_id": "T1"}, "continue_at"),
-    (SONG | {"mode": "remix"}, "mode"),
-    (SONG | {"mv": ""}, "mv"),
-    (SONG | {"wait_audio": True}, "wait_audio"),
-    (SONG | {"make_instrumental": "perhaps"}, "make_instrumental"),
-])
+@pytest.mark.parametrize(
+    ("raw", "field"),
+    [
+        ({"gpt_description_prompt": ""}, "gpt_description_prompt"),
+        ({"prompt": "", "title": "", "tags": "pop"}, "title"),
+        ({"prompt": "", "title": "T", "tags": ""}, "tags"),
+        (SONG | {"continue_clip_id": CLIP_A, "continue_at": -1, "task_id": "T1"}, "continue_at"),
+        (SONG | {"mode": "remix"}, "mode"),
+        (SONG | {"mv": ""}, "mv"),
+        (SONG | {"wait_audio": True}, "wait_audio"),
+        (SONG | {"make_instrumental": "perhaps"}, "make_instrumental"),
+    ],
+)
 def test_bad_values_name_the_field(raw: dict[str, Any], field: str) -> None:
     with pytest.raises(ValidationError) as exc:
         validate("music", raw)
@@ -202,10 +229,13 @@ def test_lyrics_body() -> None:
     assert suno.parent_of("lyrics", {"prompt": "x"}) is None
 
 
-@pytest.mark.parametrize(("body", "task_id"), [
-    ({"code": "success", "message": "", "data": {"task_id": "T9"}}, "T9"),
-    ({"code": "SUCCESS", "data": "T8"}, "T8"),
-])
+@pytest.mark.parametrize(
+    ("body", "task_id"),
+    [
+        ({"code": "success", "message": "", "data": {"task_id": "T9"}}, "T9"),
+        ({"code": "SUCCESS", "data": "T8"}, "T8"),
+    ],
+)
 def test_submit_id_variants(body: dict[str, Any], task_id: str) -> None:
     assert suno.parse_submit(HttpResponse(200, {}, json.dumps(body).encode())) == Submitted(task_id)
 
@@ -216,13 +246,16 @@ def test_unreadable_submit_answers_are_protocol_errors(body: bytes) -> None:
         suno.parse_submit(HttpResponse(200, {}, body))
 
 
-@pytest.mark.parametrize(("code", "message", "retryable"), [
-    ("generate_failed", "moderation: artist name", False),
-    ("fail", "insufficient credits", False),
-    ("rate_limit", "", True),
-    ("fail", "request timed out upstream", True),
-    ("too_many_requests", "", True),
-])
+@pytest.mark.parametrize(
+    ("code", "message", "retryable"),
+    [
+        ("generate_failed", "moderation: artist name", False),
+        ("fail", "insufficient credits", False),
+        ("rate_limit", "", True),
+        ("fail", "request timed out upstream", True),
+        ("too_many_requests", "", True),
+    ],
+)
 def test_http200_refusals_are_final_unless_they_mean_later(code: str, message: str, retryable: bool) -> None:
     got = suno.parse_submit(HttpResponse(200, {}, json.dumps({"code": code, "message": message, "data": None}).encode()))
     assert isinstance(got, Rejected) and (got.code, got.retryable) == (f"suno_{code}", retryable)
@@ -238,13 +271,16 @@ def test_check_parent_accepts_a_complete_clip_of_a_music_job() -> None:
     suno.check_parent("lyrics", {"prompt": "x"}, parent(operation="lyrics"))
 
 
-@pytest.mark.parametrize(("kw", "clip", "needle"), [
-    ({"operation": "lyrics"}, CLIP_A, "lyrics job"),
-    ({"task_id": None}, CLIP_A, "no relay task id"),
-    ({}, "00000000-0000-4000-8000-000000000000", f"available clip ids: {CLIP_A}"),
-    ({}, CLIP_B, f"available clip ids: {CLIP_A}"),  # the errored clip cannot be extended
-    ({"result": {}}, CLIP_A, "available clip ids: none"),
-])
+@pytest.mark.parametrize(
+    ("kw", "clip", "needle"),
+    [
+        ({"operation": "lyrics"}, CLIP_A, "lyrics job"),
+        ({"task_id": None}, CLIP_A, "no relay task id"),
+        ({}, "00000000-0000-4000-8000-000000000000", f"available clip ids: {CLIP_A}"),
+        ({}, CLIP_B, f"available clip ids: {CLIP_A}"),  # the errored clip cannot be extended
+        ({"result": {}}, CLIP_A, "available clip ids: none"),
+    ],
+)
 def test_check_parent_refusals(kw: dict[str, Any], clip: str, needle: str) -> None:
     with pytest.raises(ValueError, match=needle):
         suno.check_parent("music", CONT | {"continue_clip_id": clip}, parent(**kw))
@@ -280,14 +316,25 @@ def test_single_poll_is_the_fallback() -> None:
 
 
 def clip(cid: str, status: str, **kw: Any) -> dict[str, Any]:
-    return {"id": cid, "title": "T", "status": status, "audio_url": f"https://cdn1.suno.ai/{cid}.mp3",
-            "image_url": f"https://cdn2.suno.ai/image_{cid}.jpeg", "image_large_url": None, "video_url": ""} | kw
+    return {
+        "id": cid,
+        "title": "T",
+        "status": status,
+        "audio_url": f"https://cdn1.suno.ai/{cid}.mp3",
+        "image_url": f"https://cdn2.suno.ai/image_{cid}.jpeg",
+        "image_large_url": None,
+        "video_url": "",
+    } | kw
 
 
 def test_outputs_per_clip_in_order_with_cover_fallback_and_no_empty_urls() -> None:
     st = parse_task({"task_id": "T", "action": "MUSIC", "status": "SUCCESS", "data": [clip("c1", "complete"), clip("c2", "complete")]})
     assert [(o.kind, o.meta["role"], o.meta["clip_id"]) for o in st.outputs] == [
-        ("audio", "audio", "c1"), ("image", "cover", "c1"), ("audio", "audio", "c2"), ("image", "cover", "c2")]
+        ("audio", "audio", "c1"),
+        ("image", "cover", "c1"),
+        ("audio", "audio", "c2"),
+        ("image", "cover", "c2"),
+    ]
     assert st.outputs[1].url == "https://cdn2.suno.ai/image_c1.jpeg"
     assert st.outputs[0].meta == {"clip_id": "c1", "title": "T", "role": "audio"}
 
@@ -315,10 +362,13 @@ def test_upstream_task_nested_in_the_dto_data() -> None:
     assert st.task_id == "task_x" and [o.url for o in st.outputs][:1] == ["https://cdn1.suno.ai/c1.mp3"]
 
 
-@pytest.mark.parametrize("data", [
-    {"id": "L", "text": "la la", "title": "Song", "status": "complete"},
-    [{"id": "L", "text": "la la", "title": "Song", "status": "complete"}],
-])
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"id": "L", "text": "la la", "title": "Song", "status": "complete"},
+        [{"id": "L", "text": "la la", "title": "Song", "status": "complete"}],
+    ],
+)
 def test_lyrics_result_shapes_even_without_action(data: Any) -> None:
     for task in ({"task_id": "L", "action": "LYRICS", "status": "SUCCESS", "data": data}, {"task_id": "L", "status": "SUCCESS", "data": data}):
         st = parse_task(task)
@@ -334,11 +384,20 @@ def test_lyrics_failures() -> None:
     assert (running.state, running.progress) == (State.RUNNING, 50)
 
 
-@pytest.mark.parametrize(("status", "state"), [
-    ("", State.QUEUED), ("NOT_START", State.QUEUED), ("SUBMITTED", State.QUEUED), ("QUEUED", State.QUEUED),
-    ("IN_PROGRESS", State.RUNNING), ("UNKNOWN", State.RUNNING), ("FAIL", State.FAILED), ("FAILURE", State.FAILED),
-    ("SOMETHING_NEW", State.UNKNOWN),
-])
+@pytest.mark.parametrize(
+    ("status", "state"),
+    [
+        ("", State.QUEUED),
+        ("NOT_START", State.QUEUED),
+        ("SUBMITTED", State.QUEUED),
+        ("QUEUED", State.QUEUED),
+        ("IN_PROGRESS", State.RUNNING),
+        ("UNKNOWN", State.RUNNING),
+        ("FAIL", State.FAILED),
+        ("FAILURE", State.FAILED),
+        ("SOMETHING_NEW", State.UNKNOWN),
+    ],
+)
 def test_task_status_enum(status: str, state: State) -> None:
     assert parse_task({"task_id": "T", "action": "MUSIC", "status": status}).state is state
 

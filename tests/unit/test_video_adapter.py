@@ -32,17 +32,40 @@ def poll_once(adapter: Any, target: PollTarget, resp: HttpResponse) -> Any:
     return req, done.value.value[0]
 
 
-@pytest.mark.parametrize("raw, state", [
-    ("queued", State.QUEUED), ("pending", State.QUEUED), ("submitted", State.QUEUED), ("preparing", State.QUEUED),
-    ("unknown", State.QUEUED), ("", State.QUEUED), ("NOT_START", State.QUEUED),
-    ("in_progress", State.RUNNING), ("processing", State.RUNNING), ("running", State.RUNNING), ("generating", State.RUNNING),
-    ("image_downloading", State.RUNNING), ("video_generating", State.RUNNING), ("video_generation_completed", State.RUNNING),
-    ("video_upsampling", State.RUNNING), ("video_upsampling_completed", State.RUNNING),
-    ("completed", State.SUCCEEDED), ("success", State.SUCCEEDED), ("SUCCEEDED", State.SUCCEEDED), ("finished", State.SUCCEEDED),
-    ("failed", State.FAILED), ("error", State.FAILED), ("video_generation_failed", State.FAILED), ("video_upsampling_failed", State.FAILED),
-    ("cancelled", State.CANCELLED), ("canceled", State.CANCELLED),
-    ("warming_up", State.UNKNOWN), (None, State.QUEUED), (17, State.UNKNOWN),
-])
+@pytest.mark.parametrize(
+    "raw, state",
+    [
+        ("queued", State.QUEUED),
+        ("pending", State.QUEUED),
+        ("submitted", State.QUEUED),
+        ("preparing", State.QUEUED),
+        ("unknown", State.QUEUED),
+        ("", State.QUEUED),
+        ("NOT_START", State.QUEUED),
+        ("in_progress", State.RUNNING),
+        ("processing", State.RUNNING),
+        ("running", State.RUNNING),
+        ("generating", State.RUNNING),
+        ("image_downloading", State.RUNNING),
+        ("video_generating", State.RUNNING),
+        ("video_generation_completed", State.RUNNING),
+        ("video_upsampling", State.RUNNING),
+        ("video_upsampling_completed", State.RUNNING),
+        ("completed", State.SUCCEEDED),
+        ("success", State.SUCCEEDED),
+        ("SUCCEEDED", State.SUCCEEDED),
+        ("finished", State.SUCCEEDED),
+        ("failed", State.FAILED),
+        ("error", State.FAILED),
+        ("video_generation_failed", State.FAILED),
+        ("video_upsampling_failed", State.FAILED),
+        ("cancelled", State.CANCELLED),
+        ("canceled", State.CANCELLED),
+        ("warming_up", State.UNKNOWN),
+        (None, State.QUEUED),
+        (17, State.UNKNOWN),
+    ],
+)
 def test_every_status_synonym(raw: Any, state: State) -> None:
     assert normalize_status(raw) is state
 
@@ -55,8 +78,19 @@ def test_unknown_status_is_logged_once(caplog: pytest.LogCaptureFixture) -> None
 
 def test_unified_query_with_colon_id_is_url_encoded() -> None:
     t = PollTarget("job_1", "sora-2:task_01kabc", "video_unified")
-    req, st = poll_once(SORA, t, answer({"id": t.task_id, "status": "pending", "progress": "0",
-                                         "detail": {"pending_info": {"status": "processing", "progress_pct": 0.35}}, "video_url": None}))
+    req, st = poll_once(
+        SORA,
+        t,
+        answer(
+            {
+                "id": t.task_id,
+                "status": "pending",
+                "progress": "0",
+                "detail": {"pending_info": {"status": "processing", "progress_pct": 0.35}},
+                "video_url": None,
+            }
+        ),
+    )
     url = httpx.Request("GET", "http://relay" + req.path, params=req.query).url
     assert req.path == "/v1/video/query" and url.raw_path == b"/v1/video/query?id=sora-2%3Atask_01kabc"
     # progress by field: "0" is a percent, 0.35 a fraction; the inner status disagreeing is shown, not trusted
@@ -70,12 +104,15 @@ def test_progress_scale_is_chosen_by_field_not_value() -> None:
     assert read_status({"id": "t", "status": "processing", "progress": "45%"}, content_path=None).progress == 45
 
 
-@pytest.mark.parametrize("body", [
-    {"id": "task_1", "status": "completed", "video_url": "https://cdn.example/v.mp4"},
-    {"task_id": "task_1", "status": "succeeded", "url": "https://cdn.example/v.mp4"},
-    {"code": "success", "message": "", "data": {"task_id": "task_1", "status": "SUCCESS", "result_url": "https://cdn.example/v.mp4"}},
-    {"id": "task_1", "status": "finished", "metadata": json.dumps({"url": "https://cdn.example/v.mp4"})},
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"id": "task_1", "status": "completed", "video_url": "https://cdn.example/v.mp4"},
+        {"task_id": "task_1", "status": "succeeded", "url": "https://cdn.example/v.mp4"},
+        {"code": "success", "message": "", "data": {"task_id": "task_1", "status": "SUCCESS", "result_url": "https://cdn.example/v.mp4"}},
+        {"id": "task_1", "status": "finished", "metadata": json.dumps({"url": "https://cdn.example/v.mp4"})},
+    ],
+)
 def test_unified_success_in_every_envelope(body: dict[str, Any]) -> None:
     _, st = poll_once(GROK, PollTarget("j", "task_1", "video"), answer(body))
     assert st.state is State.SUCCEEDED and st.task_id == "task_1"
@@ -87,19 +124,23 @@ def test_unified_success_needs_a_url_and_veo_intermediates_are_not_terminal() ->
     for raw in ("video_generation_completed", "video_upsampling", "video_upsampling_completed"):
         assert poll_once(VEO, t, answer({"id": t.task_id, "status": raw, "video_url": None}))[1].state is State.RUNNING
     assert poll_once(VEO, t, answer({"id": t.task_id, "status": "completed", "video_url": None}))[1].state is State.RUNNING
-    done = poll_once(VEO, t, answer({"id": t.task_id, "status": "completed", "video_url": "https://x/v.mp4",
-                                     "metadata": {"duration": 8}, "enhanced_prompt": "a cat"}))[1]
+    done = poll_once(
+        VEO, t, answer({"id": t.task_id, "status": "completed", "video_url": "https://x/v.mp4", "metadata": {"duration": 8}, "enhanced_prompt": "a cat"})
+    )[1]
     assert done.state is State.SUCCEEDED and done.result_data["metadata"] == {"duration": 8}
     assert done.result_data["enhanced_prompt"] == "a cat"
 
 
-@pytest.mark.parametrize("body, reason", [
-    ({"status": "failed", "error": "content policy"}, "content policy"),
-    ({"status": "failed", "error": {"message": "quota", "code": "x"}}, "quota"),
-    ({"status": "error", "fail_reason": "upstream timeout"}, "upstream timeout"),
-    ({"status": "video_generation_failed", "detail": {"failure_reason": "unsafe prompt"}}, "unsafe prompt"),
-    ({"status": "video_upsampling_failed"}, "video_upsampling_failed"),
-])
+@pytest.mark.parametrize(
+    "body, reason",
+    [
+        ({"status": "failed", "error": "content policy"}, "content policy"),
+        ({"status": "failed", "error": {"message": "quota", "code": "x"}}, "quota"),
+        ({"status": "error", "fail_reason": "upstream timeout"}, "upstream timeout"),
+        ({"status": "video_generation_failed", "detail": {"failure_reason": "unsafe prompt"}}, "unsafe prompt"),
+        ({"status": "video_upsampling_failed"}, "video_upsampling_failed"),
+    ],
+)
 def test_failure_reason_from_every_placement(body: dict[str, Any], reason: str) -> None:
     _, st = poll_once(VEO, PollTarget("j", "task_2", "video"), answer({"id": "task_2", **body}))
     assert st.state is State.FAILED and reason in (st.error_message or "")
@@ -107,8 +148,13 @@ def test_failure_reason_from_every_placement(body: dict[str, Any], reason: str) 
 
 def test_openai_completed_without_url_is_the_relay_content_route() -> None:
     t = PollTarget("j", "task_abc", "video")
-    req, st = poll_once(SORA, t, answer({"id": "task_abc", "object": "video", "status": "completed", "progress": 100,
-                                         "expires_at": 1796083200, "metadata": "{\"seed\": 3}", "error": None}))
+    req, st = poll_once(
+        SORA,
+        t,
+        answer(
+            {"id": "task_abc", "object": "video", "status": "completed", "progress": 100, "expires_at": 1796083200, "metadata": '{"seed": 3}', "error": None}
+        ),
+    )
     assert req.path == "/v1/videos/task_abc"
     assert st.state is State.SUCCEEDED and st.outputs[0].url == "/v1/videos/task_abc/content" and st.outputs[0].relay_route
     assert st.expires_at == datetime.fromtimestamp(1796083200, UTC) and st.result_data["metadata"] == {"seed": 3}
@@ -143,10 +189,16 @@ def test_openai_submit_json_and_multipart() -> None:
     assert SORA.build_submit("video", url_ref, ctx()).json["input_reference"] == "https://img.example/a.png"
 
 
-@pytest.mark.parametrize("bad", [
-    {"prompt": ""}, {"prompt": "p", "seconds": "abc"}, {"prompt": "p", "size": "big"},
-    {"prompt": "p", "input_reference": "file:///etc/passwd"}, {"prompt": "p", "input_reference": "data:image/png;base64,@@@"},
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"prompt": ""},
+        {"prompt": "p", "seconds": "abc"},
+        {"prompt": "p", "size": "big"},
+        {"prompt": "p", "input_reference": "file:///etc/passwd"},
+        {"prompt": "p", "input_reference": "data:image/png;base64,@@@"},
+    ],
+)
 def test_openai_input_errors(bad: dict[str, Any]) -> None:
     with pytest.raises(ValidationError):
         validate_input("sora", "video", bad)
@@ -156,10 +208,12 @@ def test_unified_submit_and_envelopes() -> None:
     inp = validate_input("veo", "video", {"prompt": "sea", "enhance_prompt": True, "aspect_ratio": "16:9"})
     req = VEO.build_submit("video", inp, ctx())
     assert req.path == "/v1/video/create" and req.json == {"prompt": "sea", "model": "veo3.1-fast", "aspect_ratio": "16:9", "enhance_prompt": True}
-    for body in ({"id": "veo3.1-fast:task_1", "status": "pending", "status_update_time": 1},
-                 {"task_id": "veo3.1-fast:task_1", "status": "queued"},
-                 {"data": {"task_id": "veo3.1-fast:task_1", "status": "pending"}},
-                 {"data": {"id": "veo3.1-fast:task_1"}}):
+    for body in (
+        {"id": "veo3.1-fast:task_1", "status": "pending", "status_update_time": 1},
+        {"task_id": "veo3.1-fast:task_1", "status": "queued"},
+        {"data": {"task_id": "veo3.1-fast:task_1", "status": "pending"}},
+        {"data": {"id": "veo3.1-fast:task_1"}},
+    ):
         got = VEO.parse_submit(answer(body))
         assert isinstance(got, Submitted) and got.task_id == "veo3.1-fast:task_1"
 

@@ -47,8 +47,18 @@ def reschedule(job: Job, st: ProviderStatus, settings: Settings, now: datetime) 
     return jobs.Reschedule(job.id, min(max(job.progress, st.progress or 0), 99), next_poll_at(job, settings, now))
 
 
-def apply_status(session: Session, job: Job, st: ProviderStatus, *, settings: Settings, now: datetime,
-                 source: str, payload: bytes | None = None, polled: bool = False, as_read: bool = False) -> Followups:
+def apply_status(
+    session: Session,
+    job: Job,
+    st: ProviderStatus,
+    *,
+    settings: Settings,
+    now: datetime,
+    source: str,
+    payload: bytes | None = None,
+    polled: bool = False,
+    as_read: bool = False,
+) -> Followups:
     """Fold one normalized provider status into the job; returns the follow-up tasks to send.
     `polled`: the answer of a poll, counted in job.poll_count by the same UPDATE (see folds_poll_count).
     `as_read`: `job` is the row as read earlier, outside this transaction (no second SELECT): every
@@ -63,8 +73,9 @@ def apply_status(session: Session, job: Job, st: ProviderStatus, *, settings: Se
     return fu or []
 
 
-def _apply(session: Session, job: Job, st: ProviderStatus, *, settings: Settings, now: datetime, source: str,
-           payload: bytes | None, polled: bool, cas: dict[str, Any]) -> Followups | None:
+def _apply(
+    session: Session, job: Job, st: ProviderStatus, *, settings: Settings, now: datetime, source: str, payload: bytes | None, polled: bool, cas: dict[str, Any]
+) -> Followups | None:
     """apply_status for a running job, each write a CAS with `cas` as well: None when one matched nothing."""
     counted: dict[str, Any] = {"poll_count": jobs.INCREMENT} if polled else {}
     match st.state:
@@ -80,26 +91,53 @@ def _apply(session: Session, job: Job, st: ProviderStatus, *, settings: Settings
         case State.SUCCEEDED:
             result = {k: v for k, v in (dict(job.result or {}) | dict(st.result_data)).items() if k != "provider_detail"}
             expires = result_expiry(job.provider, st, now)
-            if not jobs.transition(session, job, JobStatus.DOWNLOADING, reason=f"{source}: provider succeeded",
-                                   payload=payload, now=now, progress=100, result=result or None,
-                                   next_at=now + timedelta(seconds=settings.lease_s), result_expires_at=expires, **counted, **cas):
+            if not jobs.transition(
+                session,
+                job,
+                JobStatus.DOWNLOADING,
+                reason=f"{source}: provider succeeded",
+                payload=payload,
+                now=now,
+                progress=100,
+                result=result or None,
+                next_at=now + timedelta(seconds=settings.lease_s),
+                result_expires_at=expires,
+                **counted,
+                **cas,
+            ):
                 return None
             # A relay route (/v1/videos/{id}/content) is stored as its absolute URL and fetched
             # with the key on that first request only; every other URL never sees the key.
-            rows = [{"job_id": job.id, "attempt": job.attempt, "index": i, "kind": out.kind, "needs_auth": out.relay_route, "metadata": dict(out.meta),
-                     "source_url": output_source(out, settings.base_url)}
-                    for i, out in enumerate(st.outputs)]
+            rows = [
+                {
+                    "job_id": job.id,
+                    "attempt": job.attempt,
+                    "index": i,
+                    "kind": out.kind,
+                    "needs_auth": out.relay_route,
+                    "metadata": dict(out.meta),
+                    "source_url": output_source(out, settings.base_url),
+                }
+                for i, out in enumerate(st.outputs)
+            ]
             if rows:
                 session.execute(insert(table_of(Asset)), rows)
             return [Followup(DOWNLOAD, (job.id, job.version), download_priority(expires, now))]
         case State.FAILED:
-            fu = finish(session, job, JobStatus.FAILED, settings=settings, now=now, reason=f"{source}: provider failed", payload=payload,
-                        error=JobError(code_of(st.error_code) if st.error_code else ErrorCode.PROVIDER_FAILED,
-                                       st.error_message or "the provider reported a failure"), **cas)
+            fu = finish(
+                session,
+                job,
+                JobStatus.FAILED,
+                settings=settings,
+                now=now,
+                reason=f"{source}: provider failed",
+                payload=payload,
+                error=JobError(code_of(st.error_code) if st.error_code else ErrorCode.PROVIDER_FAILED, st.error_message or "the provider reported a failure"),
+                **cas,
+            )
             return None if job.status == JobStatus.RUNNING else fu  # still running: the CAS was lost
         case State.CANCELLED:
-            fu = finish(session, job, JobStatus.CANCELLED, settings=settings, now=now, reason=f"{source}: provider cancelled",
-                        payload=payload, **cas)
+            fu = finish(session, job, JobStatus.CANCELLED, settings=settings, now=now, reason=f"{source}: provider cancelled", payload=payload, **cas)
             return None if job.status == JobStatus.RUNNING else fu
         case _:
             assert_never(st.state)

@@ -102,17 +102,22 @@ def _insert(rt: Runtime, body: BatchCreate, items: list[Draft]) -> tuple[Batch, 
             only = batch_ids.pop() if len(batch_ids) == 1 else None
             batch = session.get(Batch, only) if only is not None else None
             if batch is None:
-                raise IdempotencyConflict("every item's idempotency_key belongs to an existing job, and those jobs are "
-                                          "not one batch of ours: nothing to create")
+                raise IdempotencyConflict(
+                    "every item's idempotency_key belongs to an existing job, and those jobs are not one batch of ours: nothing to create"
+                )
             return batch, [existing[it.key or ""] for it in items], False
         batch = Batch(id=new_batch_id(), total=len(fresh), callback_url=body.callback_url, meta=body.metadata, created_at=now)
         session.add(batch)
         session.flush()
         rows = _job_rows(rt, batch.id, fresh, now)
         session.execute(insert(table_of(Job)), rows)
-        session.execute(insert(table_of(JobEvent)), [
-            {"job_id": r["id"], "old_status": None, "new_status": JobStatus.QUEUED.value, "reason": "created", "payload_sha256": None, "at": now}
-            for r in rows])
+        session.execute(
+            insert(table_of(JobEvent)),
+            [
+                {"job_id": r["id"], "old_status": None, "new_status": JobStatus.QUEUED.value, "reason": "created", "payload_sha256": None, "at": now}
+                for r in rows
+            ],
+        )
     made = iter(_as_jobs(rows))
     return batch, [existing.get(it.key or "") or next(made) for it in items], True
 
@@ -123,8 +128,7 @@ def _job_rows(rt: Runtime, batch_id: str, items: list[Draft], now: datetime) -> 
     deadline = {p: intake.deadline(a, rt.settings, now) for p, a in {it.body.provider: it.adapter for it in items}.items()}
     # One Job built the usual way gives every column its model default; each row then differs only
     # in its own values (building 10,000 Job objects would cost more than the inserts).
-    template = Job(id="", provider="", operation="", status=JobStatus.QUEUED, batch_id=batch_id, callback_token="",
-                   created_at=now, updated_at=now, next_at=now)
+    template = Job(id="", provider="", operation="", status=JobStatus.QUEUED, batch_id=batch_id, callback_token="", created_at=now, updated_at=now, next_at=now)
     # Columns left NULL are left out of the INSERT (less to bind per row), except JSON ones, where
     # None is stored as JSON null, as the ORM stores it for create_job.
     table = table_of(Job)
@@ -162,8 +166,15 @@ def _counts(session: Session, batch_id: str) -> dict[str, int]:
 
 def _public(batch: Batch, counts: dict[str, int]) -> BatchPublic:
     running = any(counts.get(s, 0) for s in _ACTIVE)
-    return BatchPublic(id=batch.id, total=batch.total, counts=counts, status="running" if running else "completed",
-                       metadata=batch.meta, created_at=batch.created_at, finished_at=batch.finished_at)
+    return BatchPublic(
+        id=batch.id,
+        total=batch.total,
+        counts=counts,
+        status="running" if running else "completed",
+        metadata=batch.meta,
+        created_at=batch.created_at,
+        finished_at=batch.finished_at,
+    )
 
 
 def _load(session: Session, batch_id: str) -> Batch:
@@ -200,8 +211,9 @@ def cancel_batch(rt: Runtime, batch_id: str) -> BatchPublic:
         # A downloading job's result is finished and paid for: it is stored and kept, with an event.
         jobs.note_batch(session, batch_id, JobStatus.DOWNLOADING, reason=paid_result_kept("its batch cancelled by the caller"), now=now)
         for status in (JobStatus.QUEUED, JobStatus.SUBMITTING, JobStatus.RUNNING):
-            ids = jobs.transition_batch(session, batch_id, status, JobStatus.CANCELLED, reason="batch cancelled by the caller",
-                                        now=now, finished_at=now, next_at=None)
+            ids = jobs.transition_batch(
+                session, batch_id, status, JobStatus.CANCELLED, reason="batch cancelled by the caller", now=now, finished_at=now, next_at=None
+            )
             cancelled += ids
             if status in (JobStatus.SUBMITTING, JobStatus.RUNNING):
                 in_flight += ids
@@ -230,8 +242,12 @@ def _finish(session: Session, batch: Batch, *, settings: Settings, now: datetime
     """CAS the batch to finished (finished_at IS NULL and no job active); the winner alone inserts
     the batch.completed Delivery, so it is sent once whoever notices first (tick, read, cancel)."""
     any_active = exists().where(col(Job.batch_id) == batch.id, col(Job.status).in_(_ACTIVE))
-    res = session.execute(update(Batch).where(col(Batch.id) == batch.id, col(Batch.finished_at).is_(None), ~any_active)
-                          .values(finished_at=now).execution_options(synchronize_session=False))
+    res = session.execute(
+        update(Batch)
+        .where(col(Batch.id) == batch.id, col(Batch.finished_at).is_(None), ~any_active)
+        .values(finished_at=now)
+        .execution_options(synchronize_session=False)
+    )
     if rowcount(res) != 1:
         return []
     session.refresh(batch)
@@ -239,8 +255,15 @@ def _finish(session: Session, batch: Batch, *, settings: Settings, now: datetime
         return []
     note = BatchNotification(type="batch.completed", timestamp=now, data=_public(batch, _counts(session, batch.id)))
     body = json.dumps(note.model_dump(mode="json"), separators=(",", ":"), sort_keys=True)
-    delivery = Delivery(id=f"msg_{batch.id}_completed", batch_id=batch.id, event="batch.completed", url=batch.callback_url,
-                        payload=body, next_at=now + timedelta(seconds=settings.lease_s), created_at=now)
+    delivery = Delivery(
+        id=f"msg_{batch.id}_completed",
+        batch_id=batch.id,
+        event="batch.completed",
+        url=batch.callback_url,
+        payload=body,
+        next_at=now + timedelta(seconds=settings.lease_s),
+        created_at=now,
+    )
     session.add(delivery)
     session.flush()
     return [(NOTIFY, (delivery.id, 0))]
@@ -262,8 +285,9 @@ def finish_done_batches(rt: Runtime) -> int:
     return finished
 
 
-def list_batch_jobs(rt: Runtime, batch_id: str, *, status: JobStatus | None, limit: int,
-                    cursor: str | None) -> tuple[list[Job], dict[str, list[Asset]], str | None]:
+def list_batch_jobs(
+    rt: Runtime, batch_id: str, *, status: JobStatus | None, limit: int, cursor: str | None
+) -> tuple[list[Job], dict[str, list[Asset]], str | None]:
     """A page of the batch's jobs in item order: (jobs, their assets by job id, next cursor)."""
     with session_scope(rt.engine) as session:
         _load(session, batch_id)
@@ -286,6 +310,13 @@ def batch_deliveries(rt: Runtime, batch_id: str) -> list[tuple[Delivery, list[De
     with session_scope(rt.engine) as session:
         _load(session, batch_id)
         deliveries = list(session.scalars(select(Delivery).where(col(Delivery.batch_id) == batch_id)))
-        attempts = list(session.scalars(select(DeliveryAttempt).where(col(DeliveryAttempt.delivery_id).in_([d.id for d in deliveries]))
-                                     .order_by(col(DeliveryAttempt.id)))) if deliveries else []
+        attempts = (
+            list(
+                session.scalars(
+                    select(DeliveryAttempt).where(col(DeliveryAttempt.delivery_id).in_([d.id for d in deliveries])).order_by(col(DeliveryAttempt.id))
+                )
+            )
+            if deliveries
+            else []
+        )
     return [(d, [a for a in attempts if a.delivery_id == d.id]) for d in deliveries]

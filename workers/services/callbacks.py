@@ -69,25 +69,54 @@ def handle_callback(rt: Runtime, provider: str, job_id: str, token: str, headers
         assert job is not None  # jobs are never deleted
         if verdict.delivery_id is not None and not _first_receipt(session, provider, verdict.delivery_id, job_id, now):
             raise CallbackRefused(f"webhook-id {verdict.delivery_id[:80]} was already received (a replay)")
-        matches = verdict.status is not None and verdict.trust != "hint" and (
-            st.external_id == jobs.external_id(job) or (st.task_id is not None and st.task_id == job.provider_task_id))
+        matches = (
+            verdict.status is not None
+            and verdict.trust != "hint"
+            and (st.external_id == jobs.external_id(job) or (st.task_id is not None and st.task_id == job.provider_task_id))
+        )
         fu, outcome = [], Outcome.IGNORED
         if _names_lost_task(adapter, job, st):
             # The submission's answer was lost: the notice names the task the relay made for it.
             confirmed, payload = (st, body) if signed else checked or (None, body)
             if confirmed is None:
                 named = st.task_id if _TASK_ID.fullmatch(st.task_id or "") else "with a malformed id"
-                jobs.append_event(session, job, job.status, job.status, now=now, payload=body,
-                                  reason=f"callback: ignored an unverified hint naming task {named}: the relay did not confirm it as this job's task")
+                jobs.append_event(
+                    session,
+                    job,
+                    job.status,
+                    job.status,
+                    now=now,
+                    payload=body,
+                    reason=f"callback: ignored an unverified hint naming task {named}: the relay did not confirm it as this job's task",
+                )
             elif job.status == JobStatus.SUBMITTING:  # its task is adopted, with the status the relay gave
-                fu = adopt_task(session, job, confirmed.task_id, confirmed, settings=rt.settings, now=now, payload=payload, expect_version=None,
-                                reason="recovered from the provider's callback" + ("" if signed else " (confirmed by the relay)"),
-                                source="callback" if signed else "poll") or []
+                fu = (
+                    adopt_task(
+                        session,
+                        job,
+                        confirmed.task_id,
+                        confirmed,
+                        settings=rt.settings,
+                        now=now,
+                        payload=payload,
+                        expect_version=None,
+                        reason="recovered from the provider's callback" + ("" if signed else " (confirmed by the relay)"),
+                        source="callback" if signed else "poll",
+                    )
+                    or []
+                )
                 outcome = Outcome.ADOPTED
             else:  # it failed rather than risk a second charge: record the task for whoever decides on a retry
                 jobs.set_fields(session, job.id, JobStatus.FAILED, provider_task_id=confirmed.task_id)
-                jobs.append_event(session, job, JobStatus.FAILED, JobStatus.FAILED, now=now, payload=payload,
-                                  reason=f"callback: the relay did create task {confirmed.task_id} for this job (it was charged)")
+                jobs.append_event(
+                    session,
+                    job,
+                    JobStatus.FAILED,
+                    JobStatus.FAILED,
+                    now=now,
+                    payload=payload,
+                    reason=f"callback: the relay did create task {confirmed.task_id} for this job (it was charged)",
+                )
                 outcome = Outcome.RECORDED
         elif job.status == JobStatus.RUNNING and matches and signed:
             fu = apply_status(session, job, st, settings=rt.settings, now=now, source="callback", payload=body)
@@ -106,8 +135,7 @@ def handle_callback(rt: Runtime, provider: str, job_id: str, token: str, headers
     return outcome
 
 
-def _verdict(rt: Runtime, adapter: Adapter, provider: str, headers: Mapping[str, str], body: bytes, now: datetime,
-             task_id: str | None) -> CallbackVerdict:
+def _verdict(rt: Runtime, adapter: Adapter, provider: str, headers: Mapping[str, str], body: bytes, now: datetime, task_id: str | None) -> CallbackVerdict:
     """The adapter's reading of the delivery, verified where the family signs. When no cached key
     verifies it, the key set is fetched again (at most once a minute) and the check repeated."""
     caps = adapter.capabilities

@@ -42,8 +42,13 @@ def create_job(rt: Runtime, body: JobCreate, header_key: str | None = None) -> t
     # The submit message holds the step, like a claim by the sweep: only if it is lost (a broker
     # that restarts empty) does the sweep send another, after K4U_LEASE_S. A shorter wait would
     # send a second message for every job still queued behind a backlog longer than it.
-    job = Job(**d.values(intake.job_id(), batch_id=body.batch_id, deadline=intake.deadline(d.adapter, rt.settings, now)),
-              status=JobStatus.QUEUED, created_at=now, updated_at=now, next_at=now + timedelta(seconds=rt.settings.lease_s))
+    job = Job(
+        **d.values(intake.job_id(), batch_id=body.batch_id, deadline=intake.deadline(d.adapter, rt.settings, now)),
+        status=JobStatus.QUEUED,
+        created_at=now,
+        updated_at=now,
+        next_at=now + timedelta(seconds=rt.settings.lease_s),
+    )
     try:
         jobs.insert_new(rt.engine, job)
     except IntegrityError:
@@ -86,8 +91,10 @@ def cancel_job(rt: Runtime, job_id: str) -> Job:
                 raise JobStateConflict("the job changed state meanwhile; try again")
             fu += schedule_provider_cancel(session, job, prior, now)  # where the family can stop the task at the relay
     if fu is None:
-        raise JobStateConflict("the job is downloading a result already paid for (the relay has finished it): it is kept, "
-                               "and the job ends as its download does, succeeded once its files are stored (see its events)")
+        raise JobStateConflict(
+            "the job is downloading a result already paid for (the relay has finished it): it is kept, "
+            "and the job ends as its download does, succeeded once its files are stored (see its events)"
+        )
     send_all(rt.dispatcher, fu)  # never raises: a notification the broker missed is sent by the sweep
     return job
 

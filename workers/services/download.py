@@ -74,8 +74,9 @@ def store_outputs(rt: Runtime, job_id: str, version: int) -> Outcome:
     # in autocommit on PostgreSQL. A short lease kept alive while bytes flow (_Heartbeat): a worker
     # killed mid-download delays the job by about K4U_LEASE_S, not by the whole K4U_DOWNLOAD_TIMEOUT_S.
     with autocommit_scope(rt.engine) as session:
-        job = jobs.take_download_lease(session, job_id, version, now=now, lease_s=s.lease_s,
-                                       window_ends=_window_ends(s, now), default_end=now + timedelta(seconds=s.download_window_s))
+        job = jobs.take_download_lease(
+            session, job_id, version, now=now, lease_s=s.lease_s, window_ends=_window_ends(s, now), default_end=now + timedelta(seconds=s.download_window_s)
+        )
         if job is not None:
             assets = [_Pending(*r) for r in session.execute(_ASSETS, {"job_id": job_id, "attempt": job.attempt})]
     if job is None:
@@ -142,21 +143,28 @@ def _repoll(rt: Runtime, job: Job, assets: list[_Pending], gone: DownloadFailed)
     try:
         statuses = run_flow(rt.relay, get_adapter(job.provider).poll([jobs.target(job)], batch=False), f"{job.provider}.repoll")
     except ProviderUnavailable as exc:
-        raise DownloadFailed(f"{gone.message}; asking the relay for fresh URLs failed: {exc.message}",
-                             code=ErrorCode.RESULT_REFRESH_FAILED, retryable=True) from None
+        raise DownloadFailed(
+            f"{gone.message}; asking the relay for fresh URLs failed: {exc.message}", code=ErrorCode.RESULT_REFRESH_FAILED, retryable=True
+        ) from None
     except ProviderError as exc:
         raise DownloadFailed(f"{gone.message}; asked again, the relay answered: {exc.message}", code=GONE, retryable=False) from None
     st = next((st for st in statuses if st.task_id == job.provider_task_id), statuses[0] if len(statuses) == 1 else None)
     outputs = st.outputs if st is not None and st.state == State.SUCCEEDED else []
     if len(outputs) <= max(a.number for a in assets):
-        raise DownloadFailed(f"{gone.message}; asked again, the relay gave no fresh URL for it (task {st.state if st else 'not in the answer'})",
-                             code=GONE, retryable=False)
-    fresh = {a.number: a._replace(source_url=output_source(outputs[a.number], rt.settings.base_url), needs_auth=outputs[a.number].relay_route)
-             for a in assets}
+        raise DownloadFailed(
+            f"{gone.message}; asked again, the relay gave no fresh URL for it (task {st.state if st else 'not in the answer'})", code=GONE, retryable=False
+        )
+    fresh = {a.number: a._replace(source_url=output_source(outputs[a.number], rt.settings.base_url), needs_auth=outputs[a.number].relay_route) for a in assets}
     with session_scope(rt.engine) as session:
         session.execute(_NEW_SOURCE, [{"a_id": a.id, "source_url": a.source_url, "needs_auth": a.needs_auth} for a in fresh.values()])
-        jobs.append_event(session, job, JobStatus.DOWNLOADING, JobStatus.DOWNLOADING,
-                          f"{gone.message}: asked the relay again for fresh result URLs; downloading {len(fresh)} from them", rt.clock())
+        jobs.append_event(
+            session,
+            job,
+            JobStatus.DOWNLOADING,
+            JobStatus.DOWNLOADING,
+            f"{gone.message}: asked the relay again for fresh result URLs; downloading {len(fresh)} from them",
+            rt.clock(),
+        )
     return fresh
 
 
@@ -180,8 +188,11 @@ class _Pending(NamedTuple):
 
 def _assets_stmt() -> Select[Any]:
     at = table_of(Asset)
-    return (core_select(at.c.id, at.c.job_id, at.c.attempt, at.c.index, at.c.source_url, at.c.needs_auth, at.c.stored_at.is_not(None))
-            .where(at.c.job_id == bindparam("job_id"), at.c.attempt == bindparam("attempt")).order_by(at.c.index))
+    return (
+        core_select(at.c.id, at.c.job_id, at.c.attempt, at.c.index, at.c.source_url, at.c.needs_auth, at.c.stored_at.is_not(None))
+        .where(at.c.job_id == bindparam("job_id"), at.c.attempt == bindparam("attempt"))
+        .order_by(at.c.index)
+    )
 
 
 _ASSETS = _assets_stmt()
@@ -189,8 +200,7 @@ _ASSETS = _assets_stmt()
 
 def _window_ends(settings: Settings, now: datetime) -> dict[str, datetime]:
     """Where a provider's result URLs expire sooner than K4U_DOWNLOAD_WINDOW_S: its window's end."""
-    return {name: now + timedelta(seconds=ttl) for name, a in ADAPTERS.items()
-            if (ttl := a.capabilities.result_ttl_s) and ttl < settings.download_window_s}
+    return {name: now + timedelta(seconds=ttl) for name, a in ADAPTERS.items() if (ttl := a.capabilities.result_ttl_s) and ttl < settings.download_window_s}
 
 
 def _not_leased(rt: Runtime, job_id: str, version: int, now: datetime) -> Outcome:
@@ -232,10 +242,16 @@ def timeout_error(last_code: str | None, last_message: str | None) -> JobError:
 def fail_expired_downloads(session: Session, *, settings: Settings, now: datetime, limit: int) -> Followups:
     """For the sweep: fail downloading jobs past their download deadline whose step is not running
     (next_at, the lease of a running attempt, has passed too), naming the last error."""
-    expired = session.exec(select(Job).where(
-        Job.status == JobStatus.DOWNLOADING, Job.download_attempts > 0,
-        Job.download_deadline_at <= now, Job.next_at <= now,  # type: ignore[operator]
-    ).limit(limit)).all()
+    expired = session.exec(
+        select(Job)
+        .where(
+            Job.status == JobStatus.DOWNLOADING,
+            Job.download_attempts > 0,
+            Job.download_deadline_at <= now,  # type: ignore[operator]
+            Job.next_at <= now,  # type: ignore[operator]
+        )
+        .limit(limit)
+    ).all()
     fu: Followups = []
     for job in expired:
         fu += _fail_past_deadline(session, job, settings=settings, now=now)
@@ -244,8 +260,16 @@ def fail_expired_downloads(session: Session, *, settings: Settings, now: datetim
 
 def _fail_past_deadline(session: Session, job: Job, *, settings: Settings, now: datetime) -> Followups:
     """Fail a downloading job whose download window has closed, naming its last error (CAS on its version)."""
-    return finish(session, job, JobStatus.FAILED, settings=settings, now=now, reason="download deadline passed",
-                  error=timeout_error(job.error_code, job.error_message), expect_version=job.version)
+    return finish(
+        session,
+        job,
+        JobStatus.FAILED,
+        settings=settings,
+        now=now,
+        reason="download deadline passed",
+        error=timeout_error(job.error_code, job.error_message),
+        expect_version=job.version,
+    )
 
 
 class _LeaseLost(Exception):
@@ -275,9 +299,11 @@ class _Heartbeat:
         now = self._rt.clock()
         with session_scope(self._rt.engine) as session:
             jt = table_of(Job)
-            res = session.execute(update(jt).where(jt.c.id == self._job_id, jt.c.version == self._lease,
-                                                   jt.c.status == JobStatus.DOWNLOADING)
-                                  .values(next_at=now + timedelta(seconds=self._rt.settings.lease_s)))
+            res = session.execute(
+                update(jt)
+                .where(jt.c.id == self._job_id, jt.c.version == self._lease, jt.c.status == JobStatus.DOWNLOADING)
+                .values(next_at=now + timedelta(seconds=self._rt.settings.lease_s))
+            )
             if rowcount(res) != 1:
                 raise _LeaseLost()
 
@@ -305,20 +331,25 @@ def storage_key(job_id: str, attempt: int, index: int, ext: str) -> str:
 
 
 def _record_stored(session: Session, asset: _Pending, obj: StoredObject, now: datetime) -> None:
-    session.execute(_RECORD_STORED, {"a_id": asset.id, "storage_key": obj.key, "size": obj.size, "sha256": obj.sha256,
-                                     "content_type": obj.content_type, "stored_at": now})
+    session.execute(
+        _RECORD_STORED, {"a_id": asset.id, "storage_key": obj.key, "size": obj.size, "sha256": obj.sha256, "content_type": obj.content_type, "stored_at": now}
+    )
 
 
 def _record_stored_stmt() -> Any:
     """UPDATE asset SET what was stored WHERE id: built once (building it cost more than running it)."""
     at = table_of(Asset)
-    return update(at).where(at.c.id == bindparam("a_id")).values(
-        {c: bindparam(c, type_=at.c[c].type) for c in ("storage_key", "size", "sha256", "content_type", "stored_at")})
+    return (
+        update(at)
+        .where(at.c.id == bindparam("a_id"))
+        .values({c: bindparam(c, type_=at.c[c].type) for c in ("storage_key", "size", "sha256", "content_type", "stored_at")})
+    )
 
 
 _RECORD_STORED = _record_stored_stmt()
-_NEW_SOURCE = update(table_of(Asset)).where(table_of(Asset).c.id == bindparam("a_id")).values(
-    source_url=bindparam("source_url"), needs_auth=bindparam("needs_auth"))
+_NEW_SOURCE = (
+    update(table_of(Asset)).where(table_of(Asset).c.id == bindparam("a_id")).values(source_url=bindparam("source_url"), needs_auth=bindparam("needs_auth"))
+)
 
 
 def _failed(rt: Runtime, job_id: str, lease: int, exc: DownloadFailed | StorageError, *, progressed: bool = False) -> Outcome:
@@ -334,19 +365,26 @@ def _failed(rt: Runtime, job_id: str, lease: int, exc: DownloadFailed | StorageE
         deadline = job.download_deadline_at
         error = JobError.of(exc, retryable=False)
         if retry and job.download_attempts >= s.download_max_attempts:
-            error = JobError(ErrorCode.DOWNLOAD_ATTEMPTS_EXHAUSTED, f"gave up after {job.download_attempts} download attempts "
-                             f"(K4U_DOWNLOAD_MAX_ATTEMPTS); last error: {exc.code}: {exc.message}")
+            error = JobError(
+                ErrorCode.DOWNLOAD_ATTEMPTS_EXHAUSTED,
+                f"gave up after {job.download_attempts} download attempts (K4U_DOWNLOAD_MAX_ATTEMPTS); last error: {exc.code}: {exc.message}",
+            )
         elif retry and deadline is not None and now >= deadline:
             error = timeout_error(exc.code, exc.message)
         elif retry:
             at = now + timedelta(seconds=backoff(1 if progressed else job.download_attempts, BACKOFF_BASE_S, BACKOFF_CAP_S))
             at = min(at, deadline) if deadline is not None else at
             jobs.set_fields(session, job_id, JobStatus.DOWNLOADING, next_at=at, **JobError.of(exc, retryable=True).columns())
-            log.warning("download of %s failed (attempt %d), retrying in %.0fs: %s: %s", job_id, job.download_attempts,
-                        (at - now).total_seconds(), exc.code, exc.message)
+            log.warning(
+                "download of %s failed (attempt %d), retrying in %.0fs: %s: %s",
+                job_id,
+                job.download_attempts,
+                (at - now).total_seconds(),
+                exc.code,
+                exc.message,
+            )
             return Outcome.RETRY
-        fu = finish(session, job, JobStatus.FAILED, settings=s, now=now, reason=f"download failed: {error.code}",
-                    error=error, expect_version=lease)
+        fu = finish(session, job, JobStatus.FAILED, settings=s, now=now, reason=f"download failed: {error.code}", error=error, expect_version=lease)
     send_all(rt.dispatcher, fu)
     return Outcome.FAILED
 

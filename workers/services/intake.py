@@ -79,9 +79,19 @@ class Draft:
         """The new job's own values (by Job attribute: `meta` is the `metadata` column); status,
         clock and schedule columns are the caller's."""
         b = self.body
-        return {"id": job_id, "provider": b.provider, "operation": self.operation, "input": self.input, "meta": b.metadata,
-                "batch_id": batch_id, "callback_url": b.callback_url, "callback_token": secrets.token_urlsafe(24),
-                "idempotency_key": self.key, "request_hash": self.digest, "deadline_at": deadline}
+        return {
+            "id": job_id,
+            "provider": b.provider,
+            "operation": self.operation,
+            "input": self.input,
+            "meta": b.metadata,
+            "batch_id": batch_id,
+            "callback_url": b.callback_url,
+            "callback_token": secrets.token_urlsafe(24),
+            "idempotency_key": self.key,
+            "request_hash": self.digest,
+            "deadline_at": deadline,
+        }
 
 
 class UrlChecks:
@@ -122,8 +132,16 @@ def draft(body: JobCreate, settings: Settings, *, at: Loc = (), key: str | None 
     # after the schema has passed `clean`, before the parent, the digest and the insert.
     if body.callback_url and (problem := (urls or UrlChecks(settings)).problem(body.callback_url)):
         raise IntakeInvalid((*at, "callback_url"), problem)
-    return Draft(body=body, adapter=adapter, operation=operation, input=clean, key=key or body.idempotency_key,
-                 digest=request_digest(body, operation), parent=adapter.parent_of(operation, clean), at=at)
+    return Draft(
+        body=body,
+        adapter=adapter,
+        operation=operation,
+        input=clean,
+        key=key or body.idempotency_key,
+        digest=request_digest(body, operation),
+        parent=adapter.parent_of(operation, clean),
+        at=at,
+    )
 
 
 def request_digest(body: JobCreate, operation: str) -> str:
@@ -150,8 +168,10 @@ def check_stored(rt: Runtime, drafts: Sequence[Draft]) -> None:
         if d.parent is not None:
             _check_parent(d, d.parent, found.get(d.parent.job_id))
         if d.body.batch_id in taken:
-            raise IntakeInvalid((*d.at, "batch_id"), f"{d.body.batch_id} is a batch of POST /v1/batches, which alone adds jobs to it; "
-                                                     "leave batch_id out or use a label of your own")
+            raise IntakeInvalid(
+                (*d.at, "batch_id"),
+                f"{d.body.batch_id} is a batch of POST /v1/batches, which alone adds jobs to it; leave batch_id out or use a label of your own",
+            )
 
 
 def _check_parent(d: Draft, spec: ParentSpec, parent: Job | None) -> None:
@@ -161,8 +181,7 @@ def _check_parent(d: Draft, spec: ParentSpec, parent: Job | None) -> None:
         raise IntakeInvalid(loc, f"no {provider} job {spec.job_id}")
     if parent.status not in spec.statuses:
         raise IntakeInvalid(loc, f"job {spec.job_id} is {parent.status}; needs {' or '.join(sorted(spec.statuses))}")
-    ref = ParentRef(job_id=parent.id, task_id=parent.provider_task_id, operation=parent.operation,
-                    status=parent.status, result=dict(parent.result or {}))
+    ref = ParentRef(job_id=parent.id, task_id=parent.provider_task_id, operation=parent.operation, status=parent.status, result=dict(parent.result or {}))
     try:
         d.adapter.check_parent(d.operation, d.input, ref)
     except ValueError as exc:

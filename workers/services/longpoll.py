@@ -49,8 +49,9 @@ def wait_for_job(rt: Runtime, job_id: str, timeout_s: float, *, interval_s: floa
         time.sleep(min(step, left))
 
 
-async def wait_for_job_async(rt: Runtime, job_id: str, timeout_s: float, *, interval_s: float | None = None,
-                             gone: Callable[[], Awaitable[bool]] | None = None) -> Job:
+async def wait_for_job_async(
+    rt: Runtime, job_id: str, timeout_s: float, *, interval_s: float | None = None, gone: Callable[[], Awaitable[bool]] | None = None
+) -> Job:
     """wait_for_job on an event loop: reads in the threadpool, waits with anyio.sleep; stops early
     (returning the job as it is) when `gone()` says the client has left."""
     step = interval_s or rt.settings.longpoll_interval_s

@@ -32,8 +32,9 @@ from workers.db import autocommit, is_postgres
 log = logging.getLogger("k4u.maintain")
 
 _LOCK = 0x6B34752D6D61  # pg_try_advisory_lock key of this step ("k4u-ma")
-_STATS = text("SELECT relname, n_live_tup, n_dead_tup, n_mod_since_analyze FROM pg_stat_user_tables "
-              "WHERE schemaname = current_schema() AND relname = ANY(:tables)")
+_STATS = text(
+    "SELECT relname, n_live_tup, n_dead_tup, n_mod_since_analyze FROM pg_stat_user_tables WHERE schemaname = current_schema() AND relname = ANY(:tables)"
+)
 
 
 def maintain(rt: Runtime) -> dict[str, str]:
@@ -56,8 +57,15 @@ def maintain(rt: Runtime) -> dict[str, str]:
                 # The name comes from our own metadata (matched by pg_stat_user_tables), never from input.
                 conn.execute(text(f'VACUUM (ANALYZE) "{name}"' if what == "vacuum" else f'ANALYZE "{name}"'))
                 done[name] = what
-                log.info("%s of %s (%d live rows, %d dead, %d changed since the last analyze) took %.0f ms",
-                         what, name, live, dead, changed, (time.perf_counter() - started) * 1000)
+                log.info(
+                    "%s of %s (%d live rows, %d dead, %d changed since the last analyze) took %.0f ms",
+                    what,
+                    name,
+                    live,
+                    dead,
+                    changed,
+                    (time.perf_counter() - started) * 1000,
+                )
         finally:
             conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _LOCK})
     return done

@@ -38,5 +38,13 @@ def notification_delivery(job: Job, assets: list[Asset], *, settings: Settings, 
     note = Notification(type=event, timestamp=now, data=JobPublic.from_rows(job, assets, settings.public_url or ""))
     body = json.dumps(note.model_dump(mode="json"), separators=(",", ":"), sort_keys=True)
     suffix = "" if job.attempt <= 1 else f"_a{job.attempt}"  # a retried job notifies its new attempt's outcome too
-    return Delivery(id=f"msg_{job.id}_{event.split('.')[1]}{suffix}", job_id=job.id, event=event, job_attempt=job.attempt, url=job.callback_url,
-                    payload=body, next_at=next_at, created_at=now)
+    return Delivery(
+        id=f"msg_{job.id}_{event.split('.')[1]}{suffix}",
+        job_id=job.id,
+        event=event,
+        job_attempt=job.attempt,
+        url=job.callback_url,
+        payload=body,
+        next_at=next_at,
+        created_at=now,
+    )

@@ -56,8 +56,11 @@ def deliver_notification(rt: Runtime, delivery_id: str, version: int) -> Outcome
             last = error or f"HTTP {status_code}"
             give_up = attempt >= s.notify_max_attempts or status_code == 410
             delay = backoff(attempt, s.notify_backoff_s, 24 * 3600.0)
-            values = {"status": DeliveryStatus.FAILED if give_up else DeliveryStatus.PENDING, "last_error": last,
-                      "next_at": None if give_up else now + timedelta(seconds=delay)}
+            values = {
+                "status": DeliveryStatus.FAILED if give_up else DeliveryStatus.PENDING,
+                "last_error": last,
+                "next_at": None if give_up else now + timedelta(seconds=delay),
+            }
         deliveries.settle(session, delivery_id, new_version, **values)
     if not ok:
         log.warning("notification %s attempt %d failed: %s", delivery_id, attempt, error or f"HTTP {status_code}")
@@ -73,10 +76,14 @@ def _post(rt: Runtime, url: str, body: bytes, headers: dict[str, str]) -> tuple[
     status_code: int | None = None
     try:
         check_url(url, allow_private=s.allow_private_urls, resolve=False)
-        with CallDeadline(s.notify_timeout_s) as cut, httpx.Client(
-            timeout=httpx.Timeout(s.notify_timeout_s, connect=min(s.notify_timeout_s, 10.0)),
-            follow_redirects=False, transport=transport,
-        ) as client:
+        with (
+            CallDeadline(s.notify_timeout_s) as cut,
+            httpx.Client(
+                timeout=httpx.Timeout(s.notify_timeout_s, connect=min(s.notify_timeout_s, 10.0)),
+                follow_redirects=False,
+                transport=transport,
+            ) as client,
+        ):
             try:
                 with client.stream("POST", url, content=body, headers=headers, extensions=cut.extensions) as r:
                     status_code = r.status_code

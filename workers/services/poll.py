@@ -104,8 +104,7 @@ def _poll_chunk(rt: Runtime, provider: str, chunk: list[Job], *, batch: bool) ->
         for job, st in rest:
             folded = folds_poll_count(st)
             try:
-                fu += apply_status(session, job, st, settings=rt.settings, now=now, source="poll", payload=bodies[-1],
-                                   polled=folded, as_read=True)
+                fu += apply_status(session, job, st, settings=rt.settings, now=now, source="poll", payload=bodies[-1], polled=folded, as_read=True)
             except jobs.RowChanged:
                 row = jobs.get_job(session, job.id)
                 if row is None:

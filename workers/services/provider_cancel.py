@@ -67,10 +67,16 @@ def schedule_batch_cancels(session: Session, job_ids: list[str], now: datetime) 
     providers = cancellable_providers()
     marked = 0
     for i in range(0, len(job_ids), 500):
-        res = session.execute(update(Job).where(
-            col(Job.id).in_(job_ids[i:i + 500]), col(Job.status) == JobStatus.CANCELLED,
-            col(Job.provider_task_id).is_not(None), col(Job.provider).in_(providers),
-        ).values(provider_cancel=ProviderCancel.PENDING, provider_cancel_attempts=0, next_at=now))
+        res = session.execute(
+            update(Job)
+            .where(
+                col(Job.id).in_(job_ids[i : i + 500]),
+                col(Job.status) == JobStatus.CANCELLED,
+                col(Job.provider_task_id).is_not(None),
+                col(Job.provider).in_(providers),
+            )
+            .values(provider_cancel=ProviderCancel.PENDING, provider_cancel_attempts=0, next_at=now)
+        )
         marked += rowcount(res)
     return marked
 
@@ -80,28 +86,32 @@ def schedule_provider_cancel(session: Session, job: Job, prior: JobStatus, now: 
     its task for a relay-side cancel when the family can, due now. The follow-up to send after commit."""
     if job.status != JobStatus.CANCELLED or prior not in _WORTH_CANCELLING or cancel_flow(job) is None:
         return []
-    if not jobs.set_fields(session, job.id, JobStatus.CANCELLED, provider_cancel=ProviderCancel.PENDING,
-                           provider_cancel_attempts=0, next_at=now):
+    if not jobs.set_fields(session, job.id, JobStatus.CANCELLED, provider_cancel=ProviderCancel.PENDING, provider_cancel_attempts=0, next_at=now):
         return []
     session.refresh(job)
     return [(CANCEL, (job.id, job.version))]
 
 
-def record_late_accept(session: Session, job: Job, task_id: str | None, handle: Mapping[str, Any] | None, *, now: datetime,
-                       payload: bytes | None) -> Followups:
+def record_late_accept(session: Session, job: Job, task_id: str | None, handle: Mapping[str, Any] | None, *, now: datetime, payload: bytes | None) -> Followups:
     """The relay accepted the job's submission after it was cancelled here: keep the task on the
     cancelled job (the caller sees what was charged) and cancel it at the relay where the family can."""
     if job.status != JobStatus.CANCELLED or not task_id or job.provider_task_id:
         return []
     if len(task_id) > TASK_ID_MAX:  # cannot be stored, so cannot be cancelled by it either
-        jobs.append_event(session, job, JobStatus.CANCELLED, JobStatus.CANCELLED,
-                          f"the relay accepted task {task_id[:80]}... ({len(task_id)} characters, too long to keep or cancel by) "
-                          "after the job was cancelled; it may run and be charged", now, payload)
+        jobs.append_event(
+            session,
+            job,
+            JobStatus.CANCELLED,
+            JobStatus.CANCELLED,
+            f"the relay accepted task {task_id[:80]}... ({len(task_id)} characters, too long to keep or cancel by) "
+            "after the job was cancelled; it may run and be charged",
+            now,
+            payload,
+        )
         return []
     jobs.set_fields(session, job.id, JobStatus.CANCELLED, provider_task_id=task_id, provider_handle=dict(handle or {}) or None)
     session.refresh(job)
-    jobs.append_event(session, job, JobStatus.CANCELLED, JobStatus.CANCELLED,
-                      f"the relay accepted task {task_id} after the job was cancelled", now, payload)
+    jobs.append_event(session, job, JobStatus.CANCELLED, JobStatus.CANCELLED, f"the relay accepted task {task_id} after the job was cancelled", now, payload)
     return schedule_provider_cancel(session, job, JobStatus.SUBMITTING, now)
 
 
@@ -121,8 +131,7 @@ def cancel_at_provider(rt: Runtime, job_id: str, version: int) -> Outcome:
             return _give_up(session, job, version, now, "the provider no longer offers a cancel")
         if job.provider_cancel_attempts >= s.provider_cancel_max_attempts:  # the last try's worker died
             return _give_up(session, job, version, now, f"{job.provider_cancel_attempts} attempt(s) without an answer")
-        if not jobs.take_lease(session, job, version, lease_s=s.lease_s, now=now,
-                               provider_cancel_attempts=job.provider_cancel_attempts + 1):
+        if not jobs.take_lease(session, job, version, lease_s=s.lease_s, now=now, provider_cancel_attempts=job.provider_cancel_attempts + 1):
             return Outcome.LOST
         lease, attempt = job.version, job.provider_cancel_attempts
     bodies: list[bytes] = []
@@ -135,8 +144,9 @@ def cancel_at_provider(rt: Runtime, job_id: str, version: int) -> Outcome:
     with session_scope(rt.engine) as session:
         if not _settle(session, job, lease, rt.clock(), provider_cancel=ProviderCancel.DONE, next_at=None):
             return Outcome.LOST
-        jobs.append_event(session, job, JobStatus.CANCELLED, JobStatus.CANCELLED,
-                          f"provider cancel {verdict}: {result.note}", rt.clock(), bodies[-1] if bodies else None)
+        jobs.append_event(
+            session, job, JobStatus.CANCELLED, JobStatus.CANCELLED, f"provider cancel {verdict}: {result.note}", rt.clock(), bodies[-1] if bodies else None
+        )
     return Outcome.CANCELLED
 
 
@@ -148,9 +158,14 @@ def _try_later(rt: Runtime, job: Job, lease: int, attempt: int, exc: ProviderUna
         delay = max(getattr(exc, "retry_after_s", None) or 0.0, backoff(attempt, 2.0, 300.0))
         if not _settle(session, job, lease, now, next_at=now + timedelta(seconds=delay)):
             return Outcome.LOST
-        jobs.append_event(session, job, JobStatus.CANCELLED, JobStatus.CANCELLED,
-                          f"provider cancel attempt {attempt} of {s.provider_cancel_max_attempts} failed ({exc.message}); "
-                          f"again in {delay:.0f} s", now)
+        jobs.append_event(
+            session,
+            job,
+            JobStatus.CANCELLED,
+            JobStatus.CANCELLED,
+            f"provider cancel attempt {attempt} of {s.provider_cancel_max_attempts} failed ({exc.message}); again in {delay:.0f} s",
+            now,
+        )
     return Outcome.RETRY
 
 
@@ -158,8 +173,9 @@ def _give_up(session: Session, job: Job, version: int, now: datetime, why: str) 
     if not _settle(session, job, version, now, provider_cancel=ProviderCancel.FAILED, next_at=None):
         return Outcome.LOST
     log.warning("provider cancel of job %s given up: %s", job.id, why)
-    jobs.append_event(session, job, JobStatus.CANCELLED, JobStatus.CANCELLED,
-                      f"provider cancel given up: {why}; the task may still run (and be charged) at the relay", now)
+    jobs.append_event(
+        session, job, JobStatus.CANCELLED, JobStatus.CANCELLED, f"provider cancel given up: {why}; the task may still run (and be charged) at the relay", now
+    )
     return Outcome.FAILED
 
 

@@ -48,8 +48,7 @@ def _page(rows: list[Job], assets: list[Asset], base: str) -> list[JobPublic]:
     return [JobPublic.from_rows(j, by_job.get(j.id, []), base) for j in rows]
 
 
-def list_jobs(rt: Runtime, *, status: JobStatus | None, provider: str | None, batch_id: str | None, limit: int,
-              cursor: str | None, base: str) -> JobsPublic:
+def list_jobs(rt: Runtime, *, status: JobStatus | None, provider: str | None, batch_id: str | None, limit: int, cursor: str | None, base: str) -> JobsPublic:
     """Newest first, `limit` a page; `cost` only with batch_id (the whole batch's, see batch_cost)."""
     q = select(Job)
     if status is not None:
@@ -78,8 +77,7 @@ def batch_cost(rt: Runtime, batch_id: str) -> dict[str, int | float]:
     constant memory. Booleans and non-numbers are ignored; floats are rounded to 6 places."""
     totals: dict[str, int | float] = {}
     with_cost = 0
-    query = (select(col(Job.result)["cost"]).where(col(Job.batch_id) == batch_id, col(Job.result).is_not(None))
-             .execution_options(yield_per=COST_CHUNK))
+    query = select(col(Job.result)["cost"]).where(col(Job.batch_id) == batch_id, col(Job.result).is_not(None)).execution_options(yield_per=COST_CHUNK)
     with session_scope(rt.engine) as session:
         for cost in session.exec(query):
             if not isinstance(cost, dict):
@@ -108,8 +106,15 @@ def job_events(rt: Runtime, job: Job) -> list[JobEventPublic]:
 def job_notifications(rt: Runtime, job: Job) -> list[DeliveryPublic]:
     with session_scope(rt.engine) as session:
         deliveries = session.exec(select(Delivery).where(Delivery.job_id == job.id)).all()
-        attempts = list(session.exec(select(DeliveryAttempt).where(col(DeliveryAttempt.delivery_id).in_([d.id for d in deliveries]))
-                                     .order_by(col(DeliveryAttempt.id))).all()) if deliveries else []
+        attempts = (
+            list(
+                session.exec(
+                    select(DeliveryAttempt).where(col(DeliveryAttempt.delivery_id).in_([d.id for d in deliveries])).order_by(col(DeliveryAttempt.id))
+                ).all()
+            )
+            if deliveries
+            else []
+        )
         return [DeliveryPublic.from_rows(d, attempts) for d in deliveries]
 
 

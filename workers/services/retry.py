@@ -32,13 +32,28 @@ def retry_job(rt: Runtime, job_id: str) -> Job:
         if job.status != JobStatus.FAILED:
             raise JobStateConflict(f"only a failed job can be retried; this one is {job.status}")
         task = f"relay task {job.provider_task_id}" if job.provider_task_id else "no relay task known"
-        reason = (f"retry requested: attempt {job.attempt + 1}; attempt {job.attempt} failed with "
-                  f"{job.error_code or 'an error'} ({task})")
+        reason = f"retry requested: attempt {job.attempt + 1}; attempt {job.attempt} failed with {job.error_code or 'an error'} ({task})"
         won = jobs.transition(
-            session, job, JobStatus.QUEUED, reason=reason, expect_version=job.version, now=now,
-            attempt=job.attempt + 1, provider_task_id=None, submit_state=SubmitState.NOT_SENT, submit_attempts=0, submit_resends=0,
-            download_attempts=0, progress=0, result=None, error_code=None, error_message=None, error_retryable=None,
-            submitted_at=None, finished_at=None, next_at=now,
+            session,
+            job,
+            JobStatus.QUEUED,
+            reason=reason,
+            expect_version=job.version,
+            now=now,
+            attempt=job.attempt + 1,
+            provider_task_id=None,
+            submit_state=SubmitState.NOT_SENT,
+            submit_attempts=0,
+            submit_resends=0,
+            download_attempts=0,
+            progress=0,
+            result=None,
+            error_code=None,
+            error_message=None,
+            error_retryable=None,
+            submitted_at=None,
+            finished_at=None,
+            next_at=now,
             deadline_at=intake.deadline(get_adapter(job.provider), rt.settings, now),  # the intake of the new attempt
         )
         if not won:

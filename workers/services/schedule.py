@@ -34,8 +34,7 @@ def backoff(attempt: int, base_s: float, cap_s: float, rng: random.Random | None
 LAST_POLL_BEFORE_DEADLINE_S = 10.0
 
 
-def next_poll_at(job: Job, settings: Settings, now: datetime, *, submitted_at: datetime | None = None,
-                 wait_s: float | None = None) -> datetime:
+def next_poll_at(job: Job, settings: Settings, now: datetime, *, submitted_at: datetime | None = None, wait_s: float | None = None) -> datetime:
     """When to poll the job next; `submitted_at` for a job whose row is about to get it (the first
     poll); `wait_s` (the relay's Retry-After) to wait at least that long, but never past the last
     stretch before the job's deadline (LAST_POLL_BEFORE_DEADLINE_S)."""
@@ -48,4 +47,3 @@ def next_poll_at(job: Job, settings: Settings, now: datetime, *, submitted_at: d
         return at
     last = job.deadline_at - timedelta(seconds=LAST_POLL_BEFORE_DEADLINE_S)
     return min(at, max(last, now + timedelta(seconds=min_s)))
-

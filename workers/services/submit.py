@@ -62,9 +62,18 @@ def submit_job(rt: Runtime, job_id: str, version: int) -> Outcome:
     if rt.gate is None:  # the common case in one statement: a queued job, no provider limit to check first
         with autocommit_scope(rt.engine) as session:
             claimed = jobs.transition_by_id(
-                session, job_id, JobStatus.QUEUED, JobStatus.SUBMITTING, expect_version=version, now=now,
-                reason="submit attempt ", reason_counter="submit_attempts", submit_state=SubmitState.SENDING,
-                submit_attempts=jobs.INCREMENT, next_at=now + timedelta(seconds=s.lease_s))
+                session,
+                job_id,
+                JobStatus.QUEUED,
+                JobStatus.SUBMITTING,
+                expect_version=version,
+                now=now,
+                reason="submit attempt ",
+                reason_counter="submit_attempts",
+                submit_state=SubmitState.SENDING,
+                submit_attempts=jobs.INCREMENT,
+                next_at=now + timedelta(seconds=s.lease_s),
+            )
         if claimed is not None:  # committed: the step is ours before anything is sent
             return _submit(rt, claimed, claimed.version, recovering=False, prior=SubmitState.NOT_SENT)
     with session_scope(rt.engine) as session:
@@ -78,9 +87,17 @@ def submit_job(rt: Runtime, job_id: str, version: int) -> Outcome:
             if wait_s is not None:  # over a provider limit: wait in queued, never fail for it
                 jobs.set_fields(session, job.id, JobStatus.QUEUED, next_at=now + timedelta(seconds=wait_s))
                 return Outcome.THROTTLED
-            won = jobs.transition(session, job, JobStatus.SUBMITTING, reason=f"submit attempt {job.submit_attempts + 1}",
-                                  expect_version=version, now=now, submit_state=SubmitState.SENDING,
-                                  submit_attempts=job.submit_attempts + 1, next_at=now + timedelta(seconds=s.lease_s))
+            won = jobs.transition(
+                session,
+                job,
+                JobStatus.SUBMITTING,
+                reason=f"submit attempt {job.submit_attempts + 1}",
+                expect_version=version,
+                now=now,
+                submit_state=SubmitState.SENDING,
+                submit_attempts=job.submit_attempts + 1,
+                next_at=now + timedelta(seconds=s.lease_s),
+            )
         elif job.status == JobStatus.SUBMITTING:
             # The sweep re-drives a submission whose lease ran out (unknown outcome, or a worker
             # that died mid-POST or before its DB write): the previous POST may have landed.
@@ -103,8 +120,16 @@ def _submit(rt: Runtime, job: Job, lease: int, *, recovering: bool, prior: Submi
         if outcome != Outcome.ABSENT:
             return outcome
         if job.submit_resends >= s.submit_max_attempts:
-            return _fail(rt, job, lease, JobError(ErrorCode.SUBMIT_FAILED, f"the relay did not take the job: {job.submit_resends} resend(s) "
-                                                  "after unknown outcomes, each lookup found no task (nothing was charged)", True))
+            return _fail(
+                rt,
+                job,
+                lease,
+                JobError(
+                    ErrorCode.SUBMIT_FAILED,
+                    f"the relay did not take the job: {job.submit_resends} resend(s) after unknown outcomes, each lookup found no task (nothing was charged)",
+                    True,
+                ),
+            )
         resent = _begin_resend(rt, job, lease)
         if resent is None:
             return Outcome.LOST
@@ -126,13 +151,19 @@ def _submit(rt: Runtime, job: Job, lease: int, *, recovering: bool, prior: Submi
             case LostSubmit.LOOKUP:
                 with session_scope(rt.engine) as session:
                     # Keep the lease short: the recovery lookup should start soon.
-                    jobs.set_fields(session, job.id, JobStatus.SUBMITTING, submit_state=SubmitState.UNKNOWN,
-                                    next_at=rt.clock() + timedelta(seconds=min(s.lease_s, 10.0)))
+                    jobs.set_fields(
+                        session, job.id, JobStatus.SUBMITTING, submit_state=SubmitState.UNKNOWN, next_at=rt.clock() + timedelta(seconds=min(s.lease_s, 10.0))
+                    )
                 return Outcome.UNKNOWN
             case LostSubmit.CALLBACK_ECHO if ctx.callback_url and s.submit_callback_grace_s > 0:
                 with session_scope(rt.engine) as session:  # a callback may still reveal the task (handle_callback adopts it)
-                    jobs.set_fields(session, job.id, JobStatus.SUBMITTING, submit_state=SubmitState.AWAITING_CALLBACK,
-                                    next_at=rt.clock() + timedelta(seconds=s.submit_callback_grace_s))
+                    jobs.set_fields(
+                        session,
+                        job.id,
+                        JobStatus.SUBMITTING,
+                        submit_state=SubmitState.AWAITING_CALLBACK,
+                        next_at=rt.clock() + timedelta(seconds=s.submit_callback_grace_s),
+                    )
                 return Outcome.AWAITING_CALLBACK
             case LostSubmit.CALLBACK_ECHO | LostSubmit.NONE:  # no callback can come, or no way to find the task
                 return _fail(rt, job, lease, _unknown_error(job.id, exc.message))
@@ -144,10 +175,12 @@ def _submit(rt: Runtime, job: Job, lease: int, *, recovering: bool, prior: Submi
 
 
 def _unknown_error(job_id: str, detail: str) -> JobError:
-    return JobError(ErrorCode.SUBMIT_OUTCOME_UNKNOWN,
-            f"the relay may have accepted (and charged) this job, but its answer was lost ({detail[:200]}); this provider "
-            f"offers no lookup to check, so it was not resent. POST /v1/jobs/{job_id}/retry (or `k4u retry {job_id}`) "
-            "submits it again if you decide to.")
+    return JobError(
+        ErrorCode.SUBMIT_OUTCOME_UNKNOWN,
+        f"the relay may have accepted (and charged) this job, but its answer was lost ({detail[:200]}); this provider "
+        f"offers no lookup to check, so it was not resent. POST /v1/jobs/{job_id}/retry (or `k4u retry {job_id}`) "
+        "submits it again if you decide to.",
+    )
 
 
 def _recover(rt: Runtime, adapter: Adapter, job: Job, lease: int, prior: SubmitState) -> Outcome:
@@ -155,8 +188,11 @@ def _recover(rt: Runtime, adapter: Adapter, job: Job, lease: int, prior: SubmitS
     lookup proved it; a family without a lookup fails the job instead (no blind resend)."""
     flow = adapter.lookup(job.operation, jobs.external_id(job)) if adapter.capabilities.lost_submit is LostSubmit.LOOKUP else None
     if flow is None:
-        why = (f"no callback revealed the task within {rt.settings.submit_callback_grace_s:.0f} s" if prior == SubmitState.AWAITING_CALLBACK
-               else "no answer recorded for the last submission")
+        why = (
+            f"no callback revealed the task within {rt.settings.submit_callback_grace_s:.0f} s"
+            if prior == SubmitState.AWAITING_CALLBACK
+            else "no answer recorded for the last submission"
+        )
         return _fail(rt, job, lease, _unknown_error(job.id, why))
     bodies: list[bytes] = []
     try:
@@ -174,11 +210,21 @@ def _begin_resend(rt: Runtime, job: Job, lease: int) -> int | None:
     """Record the resend as an event (submitting -> submitting) and count it; the new lease, or None."""
     with session_scope(rt.engine) as session:
         current = jobs.get_job(session, job.id)
-        if current is None or current.status == JobStatus.CANCELLED or not jobs.transition(
-            session, current, JobStatus.SUBMITTING, expect_version=lease, now=rt.clock(),
-            reason=f"resend {current.submit_resends + 1} of {rt.settings.submit_max_attempts}: the lookup by external_task_id found no task",
-            submit_state=SubmitState.SENDING, submit_resends=current.submit_resends + 1, submit_attempts=current.submit_attempts + 1,
-            next_at=rt.clock() + timedelta(seconds=rt.settings.lease_s),
+        if (
+            current is None
+            or current.status == JobStatus.CANCELLED
+            or not jobs.transition(
+                session,
+                current,
+                JobStatus.SUBMITTING,
+                expect_version=lease,
+                now=rt.clock(),
+                reason=f"resend {current.submit_resends + 1} of {rt.settings.submit_max_attempts}: the lookup by external_task_id found no task",
+                submit_state=SubmitState.SENDING,
+                submit_resends=current.submit_resends + 1,
+                submit_attempts=current.submit_attempts + 1,
+                next_at=rt.clock() + timedelta(seconds=rt.settings.lease_s),
+            )
         ):
             return None
         job.submit_resends, job.submit_attempts = current.submit_resends, current.submit_attempts
@@ -196,8 +242,9 @@ def _record(rt: Runtime, job: Job, lease: int, result: Submitted | Rejected, bod
                 # `job` is submitting as our lease left it; the CAS on the lease finds it so or loses.
                 # Cancelled while the POST was out (the table has no cancelled -> running): keep the
                 # task on the cancelled job and cancel it at the relay where the family can.
-                adopted = adopt_task(session, job, task_id, st, settings=s, now=now, reason=reason, source="lookup",
-                                     payload=body, expect_version=lease, handle=handle)
+                adopted = adopt_task(
+                    session, job, task_id, st, settings=s, now=now, reason=reason, source="lookup", payload=body, expect_version=lease, handle=handle
+                )
                 if adopted is not None:
                     fu, outcome = adopted, Outcome.FAILED if job.status == JobStatus.FAILED else Outcome.ACCEPTED
                 elif (job := _reload(session, job)).status == JobStatus.CANCELLED and task_id:
@@ -210,8 +257,17 @@ def _record(rt: Runtime, job: Job, lease: int, result: Submitted | Rejected, bod
                 log.info("job %s was cancelled before the relay rejected it (%s)", job.id, r.code)
                 return Outcome.LOST
             case Rejected() as r:
-                fu = finish(session, job, JobStatus.FAILED, settings=s, now=now, reason=f"relay rejected: {r.code}",
-                            payload=body, error=JobError(code_of(r.code), r.message), expect_version=lease)
+                fu = finish(
+                    session,
+                    job,
+                    JobStatus.FAILED,
+                    settings=s,
+                    now=now,
+                    reason=f"relay rejected: {r.code}",
+                    payload=body,
+                    error=JobError(code_of(r.code), r.message),
+                    expect_version=lease,
+                )
                 outcome = Outcome.REJECTED
             case _:
                 assert_never(result)
@@ -219,32 +275,67 @@ def _record(rt: Runtime, job: Job, lease: int, result: Submitted | Rejected, bod
     return outcome
 
 
-def adopt_task(session: Session, job: Job, task_id: str | None, st: ProviderStatus | None, *, settings: Settings, now: datetime,
-               reason: str, source: str, payload: bytes | None, expect_version: int | None,
-               handle: Mapping[str, Any] | None = None) -> Followups | None:
+def adopt_task(
+    session: Session,
+    job: Job,
+    task_id: str | None,
+    st: ProviderStatus | None,
+    *,
+    settings: Settings,
+    now: datetime,
+    reason: str,
+    source: str,
+    payload: bytes | None,
+    expect_version: int | None,
+    handle: Mapping[str, Any] | None = None,
+) -> Followups | None:
     """submitting -> running with the relay's task (from the submit answer, a lookup or a callback),
     then fold in the status that came with it. None when the CAS was lost. A task id of None is an
     answer that already carried the final status (a synchronous route): there is nothing to poll.
     A task id too long to store (TASK_ID_MAX) fails the job `invalid_relay_answer` instead."""
     if task_id is not None and len(task_id) > TASK_ID_MAX:  # cut, it would name another task
         log.warning("job %s: the relay's task id is %d characters, over %d: %s", job.id, len(task_id), TASK_ID_MAX, task_id)
-        fu = finish(session, job, JobStatus.FAILED, settings=settings, now=now, payload=payload, expect_version=expect_version,
-                    reason=f"{reason}: task {task_id[:80]}... ({len(task_id)} characters)", error=_too_long(task_id))
+        fu = finish(
+            session,
+            job,
+            JobStatus.FAILED,
+            settings=settings,
+            now=now,
+            payload=payload,
+            expect_version=expect_version,
+            reason=f"{reason}: task {task_id[:80]}... ({len(task_id)} characters)",
+            error=_too_long(task_id),
+        )
         return fu if job.status == JobStatus.FAILED else None
     what = f"task {task_id}" if task_id else "answered at once"
-    if not jobs.transition(session, job, JobStatus.RUNNING, reason=f"{reason}: {what}", expect_version=expect_version,
-                           payload=payload, now=now, provider_task_id=task_id, submitted_at=now, provider_handle=dict(handle or {}) or None,
-                           submit_state=SubmitState.ACCEPTED, error_code=None, error_message=None, error_retryable=None,
-                           next_at=next_poll_at(job, settings, now, submitted_at=now)):
+    if not jobs.transition(
+        session,
+        job,
+        JobStatus.RUNNING,
+        reason=f"{reason}: {what}",
+        expect_version=expect_version,
+        payload=payload,
+        now=now,
+        provider_task_id=task_id,
+        submitted_at=now,
+        provider_handle=dict(handle or {}) or None,
+        submit_state=SubmitState.ACCEPTED,
+        error_code=None,
+        error_message=None,
+        error_retryable=None,
+        next_at=next_poll_at(job, settings, now, submitted_at=now),
+    ):
         return None
     return apply_status(session, job, st, settings=settings, now=now, source=source, payload=payload) if st is not None else []
 
 
 def _too_long(task_id: str) -> JobError:
-    return JobError(ErrorCode.INVALID_RELAY_ANSWER,
-            f"the relay accepted this job (it was charged) but named its task with an id of {len(task_id)} characters, longer "
-            f"than the {TASK_ID_MAX} this service stores, so the task cannot be followed; it begins {task_id[:80]!r} "
-            "(the whole id is in the worker log). Ask the relay's operator about it before any retry.")
+    return JobError(
+        ErrorCode.INVALID_RELAY_ANSWER,
+        f"the relay accepted this job (it was charged) but named its task with an id of {len(task_id)} characters, longer "
+        f"than the {TASK_ID_MAX} this service stores, so the task cannot be followed; it begins {task_id[:80]!r} "
+        "(the whole id is in the worker log). Ask the relay's operator about it before any retry.",
+    )
 
 
 def _requeue(rt: Runtime, job: Job, lease: int, error: JobError, retry_after_s: float | None) -> Outcome:
@@ -256,8 +347,17 @@ def _requeue(rt: Runtime, job: Job, lease: int, error: JobError, retry_after_s: 
         job = _reload(session, job)
         if job.status == JobStatus.CANCELLED:  # cancelled while the POST was out: the cancel stands
             return Outcome.LOST
-        jobs.transition(session, job, JobStatus.QUEUED, reason=f"retry later: {error.code}: {error.message}"[:500], expect_version=lease,
-                        now=now, submit_state=SubmitState.NOT_SENT, next_at=now + timedelta(seconds=delay), **error.columns())
+        jobs.transition(
+            session,
+            job,
+            JobStatus.QUEUED,
+            reason=f"retry later: {error.code}: {error.message}"[:500],
+            expect_version=lease,
+            now=now,
+            submit_state=SubmitState.NOT_SENT,
+            next_at=now + timedelta(seconds=delay),
+            **error.columns(),
+        )
     return Outcome.REQUEUED
 
 

@@ -81,8 +81,15 @@ def tick(rt: Runtime) -> dict[str, int]:
     with session_scope(rt.engine) as session:
         expired = jobs.expired_deadlines(session, now, _DEADLINED, s.poll_batch_limit)
         for job in expired:
-            fu += finish(session, job, JobStatus.FAILED, settings=s, now=now, reason="deadline passed",
-                         error=JobError(ErrorCode.TIMEOUT, "the job did not finish before its deadline", retryable=True))
+            fu += finish(
+                session,
+                job,
+                JobStatus.FAILED,
+                settings=s,
+                now=now,
+                reason="deadline passed",
+                error=JobError(ErrorCode.TIMEOUT, "the job did not finish before its deadline", retryable=True),
+            )
         counts["timed_out"] = len(expired)
         fu += fail_expired_downloads(session, settings=s, now=now, limit=s.poll_batch_limit)
     send_all(rt.dispatcher, fu)
@@ -100,13 +107,12 @@ def tick(rt: Runtime) -> dict[str, int]:
     submits: Followups = []  # queued jobs: several to a message when many are due
     polls: list[tuple[str, list[str]]] = []
     with session_scope(rt.engine) as session:
-        for status, task in ((JobStatus.QUEUED, SUBMIT), (JobStatus.SUBMITTING, SUBMIT), (JobStatus.DOWNLOADING, DOWNLOAD),
-                             (JobStatus.CANCELLED, CANCEL)):
+        for status, task in ((JobStatus.QUEUED, SUBMIT), (JobStatus.SUBMITTING, SUBMIT), (JobStatus.DOWNLOADING, DOWNLOAD), (JobStatus.CANCELLED, CANCEL)):
             claimed = jobs.claim_due(session, status, now=now, lease_s=s.lease_s, limit=room.take(task)) if room.left(task) else []
             room.used(task, len(claimed))
             (submits if status == JobStatus.QUEUED else out).extend(
-                Followup(task, (c.job_id, c.version), download_priority(c.result_expires_at, now) if task == DOWNLOAD else None)
-                for c in claimed)
+                Followup(task, (c.job_id, c.version), download_priority(c.result_expires_at, now) if task == DOWNLOAD else None) for c in claimed
+            )
             counts[status.value] = len(claimed)
         for name in jobs.due_providers(session, JobStatus.RUNNING, now) if room.left(POLL) else []:
             if name in ADAPTERS:  # a poll message carries several jobs: the room counts messages, loosely

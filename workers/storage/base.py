@@ -46,4 +46,3 @@ class ObjectStore(Protocol):
         """Remove what interrupted puts left behind (a worker killed mid-write): temp files last
         written, unfinished multipart uploads started, before `before`; never an object. How many."""
         ...
-

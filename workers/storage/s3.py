@@ -128,8 +128,7 @@ class S3Store:
     for it, since a SigV4 signature covers the host. Unset, they name `endpoint_url`.
     """
 
-    def __init__(self, bucket: str, prefix: str = "", endpoint_url: str | None = None,
-                 public_endpoint_url: str | None = None) -> None:
+    def __init__(self, bucket: str, prefix: str = "", endpoint_url: str | None = None, public_endpoint_url: str | None = None) -> None:
         self._bucket = bucket
         self._prefix = prefix.strip("/")
         session = boto3.session.Session()
@@ -152,9 +151,7 @@ class S3Store:
         full = self._full_key(key)
         reader = _ChunkReader(chunks, key, max_bytes)
         try:
-            self._client.upload_fileobj(
-                reader, self._bucket, full, ExtraArgs={"ContentType": content_type}, Config=self._transfer
-            )
+            self._client.upload_fileobj(reader, self._bucket, full, ExtraArgs={"ContentType": content_type}, Config=self._transfer)
         except BaseException as exc:
             reader.close_source()
             if reader.error is None:
