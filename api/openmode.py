@@ -8,34 +8,22 @@ client is a loopback address and the Host header, when sent, names a loopback ho
 127.x.x.x, [::1], any port). Provider webhooks are not held to it: each URL carries its own
 per-job token, and providers call it from outside by design.
 
-`trusted_host` is also what decides whether a request's Host may go into the links we hand out
+`trusted_host` (built on `workers.netguard.is_loopback`, which the CLI and the fal key-set check
+use too) also decides whether a request's Host may go into the links we hand out
 (`api.deps.link_base`).
 """
 
 from __future__ import annotations
 
-import ipaddress
 import re
 
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.limits import WEBHOOKS, answer
+from workers.netguard import is_loopback
 
 _HOST = re.compile(r"(?P<name>\[[0-9a-fA-F:.]+\]|[^:\[\]]+)(?::[0-9]*)?")  # name, then an optional port
-
-
-def is_loopback(host: str) -> bool:
-    """127.0.0.0/8, ::1 (IPv4-mapped forms too) and localhost; anything else (0.0.0.0 included) is reachable from outside."""
-    name = host.strip().strip("[]").lower()
-    if name == "localhost":
-        return True
-    try:
-        addr = ipaddress.ip_address(name)
-    except ValueError:
-        return False
-    mapped = addr.ipv4_mapped if isinstance(addr, ipaddress.IPv6Address) else None
-    return (mapped or addr).is_loopback
 
 
 def trusted_host(host: str) -> bool:

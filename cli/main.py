@@ -40,7 +40,7 @@ def _need_redis(settings: Settings) -> None:
 
 
 def _refuse_open_api(host: str, settings: Settings) -> None:
-    from api.openmode import is_loopback  # the rule the open API itself enforces on each request
+    from workers.netguard import is_loopback  # the rule the open API itself enforces on each request
 
     if settings.tokens or settings.allow_open_api or is_loopback(host):
         return
@@ -53,7 +53,7 @@ def _refuse_open_api(host: str, settings: Settings) -> None:
 
 
 def _refuse_open_flower(address: str, settings: Settings) -> None:
-    from api.openmode import is_loopback
+    from workers.netguard import is_loopback
 
     if settings.flower_basic_auth or is_loopback(address):
         return

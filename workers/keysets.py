@@ -11,7 +11,6 @@ every outbound call.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import logging
 import threading
@@ -24,7 +23,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from providers.webhooks import jwks_ed25519_keys
-from workers.netguard import GuardedTransport, check_url
+from workers.netguard import GuardedTransport, check_url, is_loopback
 from workers.outbound import CallDeadline
 
 log = logging.getLogger("k4u.keysets")
@@ -39,12 +38,7 @@ def check_source(source: str, *, allow_private: bool) -> None:
     parts = urlsplit(source)
     if parts.scheme.lower() != "http":
         return
-    host = (parts.hostname or "").strip("[]")
-    try:
-        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        loopback = False
-    if not (loopback and allow_private):
+    if not (is_loopback(parts.hostname or "") and allow_private):
         raise ValueError("K4U_FAL_JWKS must be an https URL or a file path (http:// only to a loopback host, with K4U_ALLOW_PRIVATE_URLS=true)")
 
 

@@ -51,6 +51,19 @@ def check_url(url: str, *, allow_private: bool, resolve: bool = True) -> None:
             raise UnsafeURL(f"{host} resolves to a non-public address")
 
 
+def is_loopback(host: str) -> bool:
+    """127.0.0.0/8, ::1 (IPv4-mapped forms too) and localhost; anything else (0.0.0.0 included) is reachable from outside."""
+    name = host.strip().strip("[]").lower()
+    if name == "localhost":
+        return True
+    try:
+        addr = ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    mapped = addr.ipv4_mapped if isinstance(addr, ipaddress.IPv6Address) else None
+    return (mapped or addr).is_loopback
+
+
 def is_public(addr: IPAddress) -> bool:
     """A globally routable unicast address, judged by the IPv4 address an IPv6 one embeds."""
     if isinstance(addr, ipaddress.IPv6Address):
