@@ -9,6 +9,7 @@ import pytest
 
 from models.schemas import JobCreate
 from providers.registry import get_adapter
+from workers import jobs
 from workers.services import intake
 from workers.services.intake import IntakeInvalid
 from workers.settings import Settings
@@ -67,4 +68,4 @@ def test_the_deadline_is_the_providers_unless_set_and_batch_ids_sort_in_item_ord
     assert intake.deadline(kling, settings, now) == now + timedelta(seconds=kling.capabilities.deadline_s)
     assert intake.deadline(kling, Settings(job_deadline_s=60), now) == now + timedelta(seconds=60)
     ids = intake.batch_job_ids(3)
-    assert ids == sorted(ids) and len(set(ids)) == 3 and all(len(i) == len(intake.job_id()) for i in ids)
+    assert ids == sorted(ids) and len(set(ids)) == 3 and all(len(i) == len(jobs.new_job_id()) for i in ids)

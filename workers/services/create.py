@@ -43,7 +43,7 @@ def create_job(rt: Runtime, body: JobCreate, header_key: str | None = None) -> t
     # that restarts empty) does the sweep send another, after K4U_LEASE_S. A shorter wait would
     # send a second message for every job still queued behind a backlog longer than it.
     job = Job(
-        **d.values(intake.job_id(), batch_id=body.batch_id, deadline=intake.deadline(d.adapter, rt.settings, now)),
+        **d.values(jobs.new_job_id(), batch_id=body.batch_id, deadline=intake.deadline(d.adapter, rt.settings, now)),
         status=JobStatus.QUEUED,
         created_at=now,
         updated_at=now,

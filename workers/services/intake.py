@@ -14,7 +14,7 @@ deadline from here. The stages, in order:
         the parents (one of ours, of the same provider, in a status that allows the input, and
         what the adapter checks), and a job's own batch_id label (not a batch of POST /v1/batches).
     Draft.values(job_id, batch_id=..., deadline=...) -> dict        the new job's own column values
-    job_id(), batch_job_ids(n)                                      the ids minted
+    batch_job_ids(n)                                                a batch's job ids (a job's: workers.jobs.new_job_id)
     deadline(adapter, settings, now)                                a job's (or a new attempt's) deadline
 
 Every refusal is an IntakeInvalid naming the bad value as FastAPI does (without "body"):
@@ -27,7 +27,6 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -193,15 +192,11 @@ def deadline(adapter: Adapter, settings: Settings, now: datetime) -> datetime:
     return now + timedelta(seconds=settings.job_deadline_s or adapter.capabilities.deadline_s)
 
 
-def job_id() -> str:
-    """A new job's id: time first, so ids sort by creation and serve as the list cursor (workers.jobs.new_job_id)."""
-    return jobs.new_job_id()
-
-
 def batch_job_ids(n: int) -> list[str]:
-    """Ids like job_id() for a batch's n jobs, then a per-batch random part, then the item index:
-    they sort in item order, so a batch's jobs list pages in the order they were sent."""
-    prefix = f"job_{time.time_ns() // 1_000_000:012x}{secrets.token_hex(4)}"
+    """Ids like workers.jobs.new_job_id() for a batch's n jobs: its time and the first half of its
+    random part, shared by the batch, then the item index in place of the other half, so they sort
+    in item order and a batch's jobs list pages in the order they were sent."""
+    prefix = jobs.new_job_id()[:-8]
     return [f"{prefix}{i:08x}" for i in range(n)]
 
 
