@@ -393,6 +393,9 @@ class ProviderPublic(BaseModel):
     deadline_s: float
     result_ttl_s: int | None = Field(None, description="How long the relay keeps result URLs working, where known")
     cancels: bool = Field(False, description="A cancelled job's task is cancelled at the relay too")
+    route_prefix: str | None = Field(
+        None, description="The documented default prefix of the family's routes; K4U_ROUTE_PREFIXES replaces it where a relay differs"
+    )
     lost_submit: str = Field(
         "none",
         description="How a submission whose answer was lost is found: lookup (by our "

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -299,12 +300,18 @@ class Capabilities:
     result_ttl_s: int | None = None  # how long the relay keeps result URLs working, where known
     expected_s: float = 60.0  # typical submit -> done time, centre of the dense polling window
     deadline_s: float = 3600.0  # a job's deadline unless K4U_JOB_DEADLINE_S says otherwise
+    # The path prefix every route of the family starts with on a relay that follows the documented
+    # default (`/volc/v1`); relays differ, so K4U_ROUTE_PREFIXES may name another one per family and
+    # the relay client rewrites the start of each request's path. None: the family's paths are fixed.
+    route_prefix: str | None = None
 
     def __post_init__(self) -> None:
         if (self.callback_auth is CallbackAuth.URL_TOKEN) != (self.callback_setting is None):
             raise ValueError("a signed callback_auth names its callback_setting, url_token names none")
         if self.max_batch < 1:
             raise ValueError("max_batch is at least 1")
+        if self.route_prefix is not None and not ROUTE_PREFIX.fullmatch(self.route_prefix):
+            raise ValueError(f"route_prefix must be a path like /volc/v1, not {self.route_prefix!r}")
 
     @property
     def batch_query(self) -> bool:
@@ -315,6 +322,9 @@ class Capabilities:
     def settings(self) -> tuple[str, ...]:
         """The Settings fields the family reads (none for a poll-only family)."""
         return (self.callback_setting,) if self.callback_setting else ()
+
+
+ROUTE_PREFIX = re.compile(r"(/[A-Za-z0-9._~-]+)+")
 
 
 class Adapter(Protocol):
@@ -473,21 +483,3 @@ def parse_retry_after(raw: str, now: datetime | None = None) -> float | None:
     if not math.isfinite(seconds) or seconds < 0:
         return None
     return min(seconds, RETRY_AFTER_MAX_S)
-
-
-def parse_progress(raw: object) -> int | None:
-    """Progress as an int percent from 55, 0.55, "55%" or "55"."""
-    if raw is None or raw == "":
-        return None
-    try:
-        if isinstance(raw, str):
-            value = float(raw.strip().rstrip("%"))
-        elif isinstance(raw, (int, float)):
-            value = float(raw)
-        else:
-            return None
-    except ValueError:
-        return None
-    if isinstance(raw, float) and 0 < value <= 1 and not isinstance(raw, bool):
-        value *= 100
-    return max(0, min(100, round(value)))

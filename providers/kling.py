@@ -31,10 +31,9 @@ from providers.base import (
     State,
     SubmitContext,
     Submitted,
-    parse_progress,
     submit_rejection,
 )
-from providers.wire import error_message, is_not_found, json_or_none, object_at, str_or_none
+from providers.wire import error_message, is_not_found, json_or_none, object_at, parse_progress, str_or_none
 
 PATHS = {
     "text2video": "/kling/v1/videos/text2video",

@@ -60,3 +60,21 @@ def upstream_path(url: object) -> str | None:
     if not path.startswith("/") or ".." in path or "//" in path:
         return None
     return path
+
+
+def parse_progress(raw: object) -> int | None:
+    """Progress as an int percent from 55, 0.55, "55%" or "55"."""
+    if raw is None or raw == "":
+        return None
+    try:
+        if isinstance(raw, str):
+            value = float(raw.strip().rstrip("%"))
+        elif isinstance(raw, (int, float)):
+            value = float(raw)
+        else:
+            return None
+    except ValueError:
+        return None
+    if isinstance(raw, float) and 0 < value <= 1 and not isinstance(raw, bool):
+        value *= 100
+    return max(0, min(100, round(value)))

@@ -97,6 +97,7 @@ def build_runtime(
             connect_timeout_s=settings.relay_connect_timeout_s,
             observe=observe,
             max_body_bytes=settings.relay_max_body_bytes,
+            route_prefixes=settings.route_prefix_map(),
         ),
         fetcher=Fetcher(
             allow_private=settings.allow_private_urls,
@@ -105,6 +106,7 @@ def build_runtime(
             api_key=key,
             transport=fetch_transport,
             max_resumes=settings.download_resumes,
+            route_prefixes=settings.route_prefix_map(),
         ),
         store=store or open_store(settings.storage_url, s3_endpoint_url=settings.s3_endpoint_url, s3_public_endpoint_url=settings.s3_public_endpoint_url),
         dispatcher=dispatcher,

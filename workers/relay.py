@@ -23,6 +23,7 @@ import httpx
 from models.errors import DownloadFailed, ErrorCode, ProviderProtocolError, ProviderUnavailable, SubmitOutcomeUnknown, UnsafeURL
 from providers.base import HttpRequest, HttpResponse
 from providers.outputs import decode_data_uri
+from providers.registry import with_prefix
 from workers.netguard import GuardedTransport, check_url
 from workers.outbound import CallDeadline
 from workers.resumable import StartOver, Transfer, why
@@ -45,6 +46,7 @@ class Relay:
         connect_timeout_s: float = 5.0,
         observe: Observer | None = None,
         max_body_bytes: int = 64 * 1024**2,
+        route_prefixes: Mapping[str, str] | None = None,
     ) -> None:
         headers = {"user-agent": "key4u-jobs/0.1"}
         if api_key:
@@ -57,6 +59,7 @@ class Relay:
         )
         self._observe = observe
         self._max_body = max_body_bytes
+        self._prefixes = dict(route_prefixes or {})
         self.base_url = base_url
 
     def close(self) -> None:
@@ -67,7 +70,9 @@ class Relay:
         for attempt in range(attempts):
             started = time.perf_counter()
             try:
-                request = self._client.build_request(req.method, req.path, params=dict(req.query) or None, headers=dict(req.headers), **_body(req))
+                request = self._client.build_request(
+                    req.method, with_prefix(req.path, self._prefixes), params=dict(req.query) or None, headers=dict(req.headers), **_body(req)
+                )
                 r = self._client.send(request, stream=True)
                 try:
                     body = _read_capped(r, self._max_body)
@@ -160,6 +165,7 @@ class Fetcher:
         transport: httpx.BaseTransport | None = None,
         max_redirects: int = 5,
         max_resumes: int = 5,
+        route_prefixes: Mapping[str, str] | None = None,
     ) -> None:
         if transport is None and not allow_private:
             transport = GuardedTransport()
@@ -174,13 +180,14 @@ class Fetcher:
         self._key = api_key
         self._max_redirects = max_redirects
         self._max_resumes = max_resumes
+        self._prefixes = dict(route_prefixes or {})
 
     def close(self) -> None:
         self._client.close()
 
     def resolve_relay_path(self, path: str) -> str:
         """The absolute URL of a relay-relative route; see `resolve_relay_path`."""
-        return resolve_relay_path(self._relay_base, path)
+        return resolve_relay_path(self._relay_base, with_prefix(path, self._prefixes))
 
     def fetch(self, url: str, consume: Callable[[Download], T], *, needs_auth: bool = False) -> T:
         """Stream `url` into `consume` and return what it returns. When the source sends the body

@@ -245,6 +245,11 @@ class Settings(BaseSettings):
     max_in_flight: str | None = Field(
         None, description="Jobs submitting or running per provider: `kling=50,*=500`; a job over a limit waits in `queued`, it never fails for it"
     )
+    route_prefixes: str | None = Field(
+        None,
+        description="Route prefixes for families whose paths differ between relays: `family=/prefix`, comma-separated "
+        "(`seedance=/api/v3,vidu=/vidu/ent/v2`); a family not named keeps its documented default (`GET /v1/providers` shows it)",
+    )
     api_url: str | None = Field(
         None, description="Where the CLI's job commands (`k4u submit`, `status`, `retry`...) send their requests: a running API; unset = the local database"
     )
@@ -334,7 +339,14 @@ class Settings(BaseSettings):
         from workers.limits import SubmitGate
 
         SubmitGate.from_settings(self.submit_rate_limits, self.max_in_flight, None)  # ConfigError names the variable
+        self.route_prefix_map()  # ValueError names the family or the prefix
         return self
+
+    def route_prefix_map(self) -> dict[str, str]:
+        """Default prefix -> configured prefix, for the families K4U_ROUTE_PREFIXES names."""
+        from providers.registry import route_prefix_map
+
+        return route_prefix_map(self.route_prefixes)
 
     @model_validator(mode="after")
     def _leftovers_outlast_downloads(self) -> Settings:

@@ -22,6 +22,7 @@ def list_providers() -> ProvidersPublic:
                 deadline_s=a.capabilities.deadline_s,
                 result_ttl_s=a.capabilities.result_ttl_s,
                 cancels=a.capabilities.cancels,
+                route_prefix=a.capabilities.route_prefix,
                 lost_submit=a.capabilities.lost_submit.value,
                 callback_auth=a.capabilities.callback_auth.value,
                 operations=[OperationPublic(name=o.name, description=o.description, input_schema=o.schema.model_json_schema()) for o in a.operations.values()],

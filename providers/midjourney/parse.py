@@ -26,10 +26,9 @@ from providers.base import (
     Rejected,
     State,
     Submitted,
-    parse_progress,
     submit_rejection,
 )
-from providers.wire import error_message, is_not_found, json_or_none, str_or_none
+from providers.wire import error_message, is_not_found, json_or_none, parse_progress, str_or_none
 
 _STATE = {
     "": State.QUEUED,

@@ -9,8 +9,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from providers.base import OutputRef, ProviderStatus, State, parse_progress
-from providers.wire import str_or_none
+from providers.base import OutputRef, ProviderStatus, State
+from providers.wire import parse_progress, str_or_none
 
 # Refusal codes (or messages) that mean "not now" rather than "never".
 LATER = re.compile(r"rate[\s_-]?limit|busy|time[\s_-]?out|timed out|queue|429|too[\s_-]?many|concurren|overload", re.I)

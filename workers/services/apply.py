@@ -116,7 +116,7 @@ def _apply(
                     "kind": out.kind,
                     "needs_auth": out.relay_route,
                     "metadata": dict(out.meta),
-                    "source_url": output_source(out, settings.base_url),
+                    "source_url": output_source(out, settings),
                 }
                 for i, out in enumerate(st.outputs)
             ]

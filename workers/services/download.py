@@ -34,7 +34,7 @@ from models.errors import DownloadFailed, ErrorCode, JobError, ProviderError, Pr
 from models.status import JobStatus
 from models.tables import Asset, Job
 from providers.base import OutputRef, State
-from providers.registry import ADAPTERS, get_adapter
+from providers.registry import ADAPTERS, get_adapter, with_prefix
 from workers import jobs
 from workers.context import Runtime
 from workers.db import autocommit_scope, rowcount, session_scope, table_of
@@ -154,7 +154,7 @@ def _repoll(rt: Runtime, job: Job, assets: list[_Pending], gone: DownloadFailed)
         raise DownloadFailed(
             f"{gone.message}; asked again, the relay gave no fresh URL for it (task {st.state if st else 'not in the answer'})", code=GONE, retryable=False
         )
-    fresh = {a.number: a._replace(source_url=output_source(outputs[a.number], rt.settings.base_url), needs_auth=outputs[a.number].relay_route) for a in assets}
+    fresh = {a.number: a._replace(source_url=output_source(outputs[a.number], rt.settings), needs_auth=outputs[a.number].relay_route) for a in assets}
     with session_scope(rt.engine) as session:
         session.execute(_NEW_SOURCE, [{"a_id": a.id, "source_url": a.source_url, "needs_auth": a.needs_auth} for a in fresh.values()])
         jobs.append_event(
@@ -168,10 +168,13 @@ def _repoll(rt: Runtime, job: Job, assets: list[_Pending], gone: DownloadFailed)
     return fresh
 
 
-def output_source(out: OutputRef, base_url: str) -> str:
-    """Where an output is fetched from: a relay route (/v1/videos/{id}/content) as its absolute URL,
-    fetched with the key on that first request only; any other URL as given, never with the key."""
-    return resolve_relay_path(base_url, out.url) if out.relay_route else out.url
+def output_source(out: OutputRef, settings: Settings) -> str:
+    """Where an output is fetched from: a relay route (/v1/videos/{id}/content) as its absolute URL
+    (under the family's configured route prefix), fetched with the key on that first request only;
+    any other URL as given, never with the key."""
+    if not out.relay_route:
+        return out.url
+    return resolve_relay_path(settings.base_url, with_prefix(out.url, settings.route_prefix_map()))
 
 
 class _Pending(NamedTuple):
