@@ -24,7 +24,7 @@ import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Annotated, Any
 from urllib.parse import urlencode, urlsplit
@@ -161,9 +161,10 @@ def _ask(relay: Any, req: HttpRequest) -> Finding:
         return Finding(Verdict.UNKNOWN, None, f"no usable answer ({type(exc).__name__})")
 
 
-def run_probes(relay: Any, adapters: Mapping[str, Adapter], prefixes: Mapping[str, str], *, limit_s: float) -> list[RouteCheck]:
+def run_probes(relay: Any, adapters: Mapping[str, Adapter], prefixes: Mapping[str, str], *, limit_s: float, secret: str | None = None) -> list[RouteCheck]:
     """Every probe of the adapters, each distinct request sent once (families share routes), at
-    most POOL at a time; one still unanswered after `limit_s` is reported unavailable."""
+    most POOL at a time; one still unanswered after `limit_s` is reported unavailable. `secret`
+    (the key) is blotted out of the relay's words, should a relay echo it."""
     planned = [(name, probe) for name, adapter in adapters.items() for probe in adapter.probes()]
     unique = {_key(p.request): p.request for _, p in planned}
     pool = ThreadPoolExecutor(max_workers=max(1, min(POOL, len(unique))), thread_name_prefix="k4u-doctor")
@@ -174,6 +175,8 @@ def run_probes(relay: Any, adapters: Mapping[str, Adapter], prefixes: Mapping[st
         pool.shutdown(wait=False, cancel_futures=True)
     late = Finding(Verdict.UNAVAILABLE, None, f"no answer within {limit_s:g} s")
     found = {key: f.result() if f.done() and not f.cancelled() else late for key, f in futures.items()}
+    if secret:
+        found = {key: replace(f, note=f.note.replace(secret, "[K4U_API_KEY]")) for key, f in found.items()}
     return [RouteCheck(name, p.request.method, route_label(p.request, prefixes), p.operations, found[_key(p.request)]) for name, p in planned]
 
 
@@ -270,9 +273,16 @@ def doctor(
     if not key:
         err.print("K4U_API_KEY is not set: the relay will most likely refuse every probe")
     prefixes = settings.route_prefix_map()
-    relay = Relay(settings.base_url, key, timeout_s=timeout, connect_timeout_s=min(timeout, settings.relay_connect_timeout_s), route_prefixes=prefixes)
+    relay = Relay(
+        settings.base_url,
+        key,
+        timeout_s=timeout,
+        connect_timeout_s=min(timeout, settings.relay_connect_timeout_s),
+        max_body_bytes=settings.relay_max_body_bytes,
+        route_prefixes=prefixes,
+    )
     try:
-        checks = run_probes(relay, adapters, prefixes, limit_s=2 * timeout)
+        checks = run_probes(relay, adapters, prefixes, limit_s=2 * timeout, secret=key)
     finally:
         relay.close()
     verdicts = family_verdicts(adapters, checks)

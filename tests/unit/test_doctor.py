@@ -273,3 +273,14 @@ def test_the_report_names_the_relay_without_credentials() -> None:
     assert public_url("https://user:pa55@relay.example:8443/base?token=x") == "https://relay.example:8443/base"
     assert public_url("http://[::1]:9100") == "http://[::1]:9100"
     assert public_url("https://api.key4u.shop") == "https://api.key4u.shop"
+
+
+def test_a_relay_that_echoes_the_key_does_not_get_it_printed() -> None:
+    def echo(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(401, json={"error": {"message": f"invalid token {request.headers['authorization'][7:]}"}})
+
+    relay = Relay("http://relay.test", "sk-doctor-secret-77", transport=httpx.MockTransport(echo))
+    checks = run_probes(relay, {"suno": ADAPTERS["suno"]}, {}, limit_s=10, secret="sk-doctor-secret-77")
+    assert checks[0].finding == Finding(Verdict.KEY_REFUSED, 401, "HTTP 401: invalid token [K4U_API_KEY]")
+    verdicts = family_verdicts(["suno"], checks)
+    assert "sk-doctor-secret-77" not in report_table("http://relay.test", True, verdicts, checks) + report_json("http://relay.test", True, verdicts, checks)
