@@ -13,12 +13,10 @@ flows for families that need nothing more. See docs/adding-a-provider.md.
 from __future__ import annotations
 
 import json
-import math
 import re
 from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
+from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol, TypeVar
 
@@ -27,6 +25,7 @@ from sqlalchemy import inspect
 
 from models.errors import BatchUnsupported, ProviderProtocolError
 from models.tables import Job
+from providers.headers import RETRY_AFTER_MAX_S as RETRY_AFTER_MAX_S, header_value as header_value, parse_retry_after as parse_retry_after
 
 T = TypeVar("T")
 
@@ -100,15 +99,6 @@ class HttpResponse:
 
     def header(self, name: str) -> str | None:
         return header_value(self.headers, name)
-
-
-def header_value(headers: Mapping[str, str], name: str) -> str | None:
-    """A header by name, whatever its case in the mapping."""
-    low = name.lower()
-    for k, v in headers.items():
-        if k.lower() == low:
-            return v
-    return None
 
 
 class State(StrEnum):
@@ -219,6 +209,20 @@ class PollTarget:
 
 
 Flow = Generator[HttpRequest, HttpResponse, T]
+
+# The made-up task a probe asks about (`k4u doctor`): reading a task that does not exist tells
+# whether the relay routes a family's poll route and accepts the key, and creates nothing.
+PROBE_TASK_ID = "k4u-doctor-0000"
+PROBE_METHODS = frozenset({"GET", "HEAD"})
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One free question to the relay: `request` reads PROBE_TASK_ID on the route that
+    `operations` poll; never a request that creates (or pays for) anything."""
+
+    request: HttpRequest
+    operations: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -369,12 +373,18 @@ class Adapter(Protocol):
         """Read (and where the family signs, verify) a callback; ProviderProtocolError when unreadable."""
         ...
 
+    def probes(self) -> Sequence[Probe]:
+        """The free reads (a task that does not exist, on each poll route) that tell whether the
+        relay routes this family and accepts the key: `k4u doctor` sends them and nothing else."""
+        ...
+
 
 class AdapterDefaults:
     """The protocol's flows built from one-request hooks, and no-op answers to the optional
     ones; a family overrides what it has (a hook, or a whole flow)."""
 
     capabilities: Capabilities
+    operations: Mapping[str, Operation]
 
     def build_poll(self, targets: Sequence[PollTarget], *, batch: bool = True) -> HttpRequest:
         raise NotImplementedError
@@ -404,6 +414,31 @@ class AdapterDefaults:
 
     def read_callback(self, headers: Mapping[str, str], body: bytes, inputs: CallbackInputs) -> CallbackVerdict:
         return CallbackVerdict(self.parse_callback(headers, body), trust=self.capabilities.callback_trust)
+
+    def probe_input(self, operation: str) -> Mapping[str, Any]:
+        """The job input a probe's made-up task is polled with: {} unless the family derives its
+        poll route from the input (fal's model path)."""
+        return {}
+
+    def probes(self) -> Sequence[Probe]:
+        """Per operation, the first request of its poll flow for PROBE_TASK_ID; one probe per
+        distinct request. An operation whose flow cannot start without a real task (or starts
+        with anything but a read of a relay path) has none."""
+        found: dict[tuple[str, str, tuple[tuple[str, str], ...]], Probe] = {}
+        for op in self.operations:
+            flow = self.poll([PollTarget("k4u-doctor", PROBE_TASK_ID, op, input=self.probe_input(op))], batch=False)
+            try:
+                req = next(flow)
+            except Exception:  # a flow that needs a real task's handle or input: no free probe
+                continue
+            finally:
+                flow.close()
+            if req.method not in PROBE_METHODS or not req.path.startswith("/") or req.path.startswith("//"):
+                continue
+            key = (req.method, req.path, tuple(sorted(req.query.items())))
+            earlier = found.get(key)
+            found[key] = Probe(req, (*earlier.operations, op) if earlier else (op,))
+        return list(found.values())
 
     @staticmethod
     def _one(req: HttpRequest, parse: Any) -> Flow[Any]:
@@ -457,29 +492,7 @@ def submit_rejection(resp: HttpResponse, message: str) -> Rejected:
     return rejected
 
 
-RETRY_AFTER_MAX_S = 600.0  # the longest Retry-After honoured: a relay's "come back tomorrow" is 10 min here
-
-
 def retry_after_s(resp: HttpResponse) -> float | None:
     """The answer's Retry-After header in seconds (parse_retry_after), or None."""
     raw = resp.header("retry-after")
     return None if raw is None else parse_retry_after(raw)
-
-
-def parse_retry_after(raw: str, now: datetime | None = None) -> float | None:
-    """A Retry-After value in seconds: delay-seconds, or an HTTP-date counted from `now` (the wall
-    clock by default; a date passed is 0), at most RETRY_AFTER_MAX_S. None for anything else (inf,
-    nan, a negative number, garbage): the caller's own backoff applies. The relay sets this value,
-    and it reaches a schedule: unbounded, one answer parked jobs past their deadline."""
-    try:
-        seconds = float(raw)
-    except ValueError:
-        try:
-            when = parsedate_to_datetime(raw.strip())
-        except (TypeError, ValueError, IndexError, OverflowError):
-            return None
-        when = when if when.tzinfo is not None else when.replace(tzinfo=UTC)
-        seconds = max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
-    if not math.isfinite(seconds) or seconds < 0:
-        return None
-    return min(seconds, RETRY_AFTER_MAX_S)

@@ -52,6 +52,7 @@ from providers.outputs import shorten_data_uris, walk_outputs
 from providers.webhooks import verify_fal
 from providers.wire import json_or_none, object_at, str_or_none, upstream_path
 
+PROBE_MODEL = "fal-ai/flux/dev"  # the model `k4u doctor` asks about (providers.md §9.2's example)
 _SEGMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 _RESULT_KEYS = ("images", "image", "video", "videos", "audio", "audio_file", "audio_url", "file", "files", "output", "mesh", "model_mesh")
 
@@ -177,6 +178,10 @@ class FalAdapter(AdapterDefaults):
         rid = quote(target.task_id, safe="")
         derived = {"status": f"{base}/requests/{rid}/status", "result": f"{base}/requests/{rid}", "cancel": f"{base}/requests/{rid}/cancel"}
         return derived | {k: str(v) for k, v in target.handle.items() if k in derived and v}
+
+    def probe_input(self, operation: str) -> Mapping[str, Any]:
+        """Status routes are per model: a probe reads a made-up request of the documented example model."""
+        return {"model": PROBE_MODEL}
 
     def poll(self, targets: Sequence[PollTarget], *, batch: bool = True) -> Flow[list[ProviderStatus]]:
         t = targets[0]

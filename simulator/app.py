@@ -9,7 +9,8 @@ the Suno routes of `simulator.suno_routes` (`/suno/...`),
 the Sora / Veo / Grok routes of `simulator.video_routes` (`/v1/video/...`, `/v1/videos...`),
 the Replicate routes of `simulator.replicate_routes` (`/replicate/v1/...`),
 the fal queue routes of `simulator.fal_routes` (`/fal-ai/...`),
-plus the admin and media routes of `simulator.admin`. The simulator object (`simulator.core`)
+plus the admin and media routes of `simulator.admin`; any other path (and the paths under
+`SimConfig.unrouted`) is answered as new-api answers a route it does not have (`simulator.unrouted`). The simulator object (`simulator.core`)
 is reachable as `app.state.sim` (config, state, callback dispatcher). Every request is counted
 with or without its Authorization header (`simulator.auth_seen`, `GET /_sim/auth-seen`).
 """
@@ -37,6 +38,7 @@ from simulator.mj_routes import mj_routes
 from simulator.replicate_routes import replicate_routes
 from simulator.state import KINDS, parse_directives
 from simulator.suno_routes import suno_routes
+from simulator.unrouted import UnroutedMiddleware, not_found_handler
 from simulator.video_routes import video_routes
 
 MAX_PROMPT = 2500
@@ -164,6 +166,11 @@ def create_app(config: SimConfig | None = None) -> Starlette:
                 await loop_task
             await sim.callbacks.aclose()
 
-    app = Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(AuthSeenMiddleware, state=sim.state)])
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        middleware=[Middleware(AuthSeenMiddleware, state=sim.state), Middleware(UnroutedMiddleware, config=sim.config)],
+        exception_handlers={404: not_found_handler, 405: not_found_handler},
+    )
     app.state.sim = sim
     return app

@@ -49,6 +49,8 @@ _RUNTIME_FIELDS: dict[str, type] = {
     "replicate_webhook_secret": str,
     "webhook_retries": int,
     "webhook_retry_delay_s": float,
+    "unrouted": str,
+    "web_ui_fallback": bool,
 }
 # Test secret of the simulated Replicate account (Standard Webhooks `whsec_<base64 key>`).
 REPLICATE_WEBHOOK_SECRET = "whsec_a2V5NHUtc2ltLXJlcGxpY2F0ZS1ob29r"
@@ -91,6 +93,10 @@ class SimConfig:
     replicate_webhook_secret: `whsec_<base64>` key that signs Replicate webhooks (Standard Webhooks).
     webhook_retries / webhook_retry_delay_s: extra attempts of a signed Replicate / fal webhook
         answered 5xx (Replicate) or non-2xx (fal), and the pause between attempts.
+    unrouted: comma-separated path prefixes answered as routes the relay does not have
+        (`/replicate,/fal-ai`: a relay without those families; `simulator.unrouted`).
+    web_ui_fallback: answer unknown paths outside /v1, /api and /assets with HTTP 200 and an HTML
+        page, as a stock new-api serves its web console there (default: new-api's 404 JSON).
     webhook_clock: wall clock (unix seconds) of the `webhook-timestamp` / `X-Fal-Webhook-Timestamp`
         headers; the time a delivery is *sent*, so it ignores `/_sim/advance` (inject in tests).
     """
@@ -127,6 +133,8 @@ class SimConfig:
     webhook_retries: int = 3
     webhook_retry_delay_s: float = 0.2
     webhook_clock: Callable[[], float] = time.time
+    unrouted: str = ""
+    web_ui_fallback: bool = False
 
     def __post_init__(self) -> None:
         if self.envelope not in ENVELOPES:
@@ -165,6 +173,8 @@ def update_config(config: SimConfig, payload: dict[str, Any]) -> None:
             raise ValueError(f"{key} must be between 0 and 1")
         if key in ("fault_seed", "webhook_retries") and value != int(value):
             raise ValueError(f"{key} must be an integer")
+        if key == "unrouted" and any(p.strip().startswith("/_sim") or not p.strip().startswith("/") for p in value.split(",") if p.strip()):
+            raise ValueError("unrouted is a comma-separated list of path prefixes like /replicate, never /_sim")
         if key == "replicate_webhook_secret" and not value.startswith("whsec_"):
             raise ValueError("replicate_webhook_secret must start with whsec_")
         setattr(config, key, kind(value))
