@@ -141,6 +141,7 @@ def download_url(file: Mapping[str, Any]) -> str | None:
 
 def failed(task_id: str, raw_status: object, code: int, message: str, dto: Mapping[str, Any] | None) -> ProviderStatus:
     """A task that ended badly, with the relay's reason. TTS `Expired`: the result is gone."""
+    message = message if code else ""  # beside code 0 the status_msg is "success", no reason
     if str(raw_status).strip().lower() == "expired":
         why = message or "its result is no longer kept"
         return ProviderStatus(task_id, State.FAILED, error_code=ErrorCode.RESULT_EXPIRED, error_message=f"MiniMax reports the task Expired: {why}")
