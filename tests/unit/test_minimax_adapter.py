@@ -288,3 +288,11 @@ def test_get_providers_publishes_the_matrix_and_the_prefix() -> None:
     assert published.route_prefix == "/minimax/v1" and published.lost_submit == "none" and published.result_ttl_s == 9 * 3600
     ops = {o.name: o.input_schema for o in published.operations}
     assert set(ops) == {"video", "tts_async"} and ops["video"]["x-models"]["S2V-01"]["requires"] == ["subject_reference"]
+
+
+def test_the_documented_examples_are_valid_input() -> None:
+    text = (Path(__file__).resolve().parents[2] / "docs" / "providers.md").read_text()
+    examples = [json.loads(line) for line in text.splitlines() if line.startswith('{"provider": "minimax"')]
+    assert {e["operation"] for e in examples} == {"video", "tts_async"} and len(examples) >= 5
+    for e in examples:
+        assert validate_input("minimax", e["operation"], e["input"])
