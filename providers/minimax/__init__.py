@@ -56,7 +56,7 @@ from providers.minimax.parse import (
     result_fields,
     split_envelope,
 )
-from providers.wire import error_message, is_not_found, json_or_none, str_or_none
+from providers.wire import error_message, is_not_found, json_or_none, parse_progress, str_or_none
 
 PREFIX = "/minimax/v1"
 SUBMIT = {"video": f"{PREFIX}/video_generation", "tts_async": f"{PREFIX}/t2a_async_v2"}
@@ -143,7 +143,8 @@ class MinimaxAdapter(AdapterDefaults):
         check_query(code, message, "status query")  # beside any other status, the error is the query's
         result = result_fields(native)
         if state is not State.SUCCEEDED:
-            return ProviderStatus(t.task_id, state, result_data={}, detail=f"MiniMax: {str(raw)[:40]}" if raw else None), {}
+            progress = parse_progress(dto.get("progress")) if dto and state is State.RUNNING else None
+            return ProviderStatus(t.task_id, state, progress=progress), {}
         file = file_of(native)
         url = download_url(file) or (_str_url(dto.get("result_url")) if dto else None)
         if url:  # the relay resolved the file already (new-api DTO)

@@ -117,7 +117,8 @@ def expiry_of(file: Mapping[str, Any], url: str) -> datetime | None:
     """The file's explicit expiry: an `expires_at` field, else the `Expires` of a signed URL (OSS)."""
     raw: object = file.get("expires_at")
     if raw is None:
-        values = parse_qs(urlsplit(url).query).get("Expires") or parse_qs(urlsplit(url).query).get("expires")
+        query = parse_qs(urlsplit(url).query)
+        values = query.get("Expires") or query.get("expires")
         raw = values[0] if values else None
     if isinstance(raw, str) and raw.isdigit():
         raw = int(raw)

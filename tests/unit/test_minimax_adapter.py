@@ -52,6 +52,7 @@ def check_status(st: ProviderStatus, want: dict[str, Any]) -> None:
     got = {
         "task_id": st.task_id,
         "state": st.state.value,
+        "progress": st.progress,
         "error_code": st.error_code,
         "error_message": st.error_message,
         "result_data": dict(st.result_data),
@@ -122,6 +123,12 @@ def test_every_recorded_case_has_all_three_files() -> None:
 )
 def test_every_status_word(raw: Any, state: State) -> None:
     assert normalize_status(raw) is state
+
+
+def test_a_plain_running_answer_takes_the_quiet_path() -> None:
+    """No result data, no detail: the engine reschedules it in one statement with the others."""
+    _, st = drive("video", answer({"task_id": TID, "status": "Processing", "file_id": "", "base_resp": {"status_code": 0, "status_msg": "success"}}))
+    assert st is not None and st.state is State.RUNNING and not st.result_data and st.detail is None
 
 
 def test_unknown_status_is_logged_once(caplog: pytest.LogCaptureFixture) -> None:
