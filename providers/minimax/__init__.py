@@ -49,6 +49,7 @@ from providers.minimax.parse import (
     envelope_failure,
     expiry_of,
     failed,
+    file_id_of,
     file_of,
     normalize_status,
     output_of,
@@ -149,7 +150,7 @@ class MinimaxAdapter(AdapterDefaults):
         url = download_url(file) or (_str_url(dto.get("result_url")) if dto else None)
         if url:  # the relay resolved the file already (new-api DTO)
             return self._succeeded(t, file, url, result), {}
-        file_id = result.get("file_id") or str_or_none(file.get("file_id"))
+        file_id = result.get("file_id") or file_id_of(file)
         if not file_id:
             return ProviderStatus(t.task_id, State.FAILED, error_code="provider_failed", error_message="MiniMax reported Success without a file_id"), {}
         return None, result | {"file_id": file_id}

@@ -21,7 +21,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from models.errors import ErrorCode, ProviderProtocolError, ProviderUnavailable
-from providers.base import HttpResponse, OutputRef, ProviderStatus, State
+from providers.base import TASK_ID_MAX, HttpResponse, OutputRef, ProviderStatus, State
 from providers.wire import error_message, json_or_none, object_at, str_or_none
 
 log = logging.getLogger("k4u.providers.minimax")
@@ -129,10 +129,23 @@ def expiry_of(file: Mapping[str, Any], url: str) -> datetime | None:
 
 def output_of(file: Mapping[str, Any], url: str, kind: str) -> OutputRef:
     name = str_or_none(file.get("filename")) or ""
-    meta = {k: file[k] for k in ("file_id", "filename", "bytes") if file.get(k) not in (None, "")}
+    meta = {"filename": name[:200]} if name else {}
+    if isinstance(file.get("bytes"), int) and not isinstance(file.get("bytes"), bool):
+        meta["bytes"] = file["bytes"]
+    if file_id := file_id_of(file):
+        meta["file_id"] = file_id
     if kind == "audio" and name.lower().endswith(_ARCHIVES):  # an archive of audio + subtitles
         kind = "file"
-    return OutputRef(url, kind, meta={k: str(v)[:200] if isinstance(v, str) else v for k, v in meta.items()})
+    return OutputRef(url, kind, meta=meta)
+
+
+def file_id_of(d: Mapping[str, Any]) -> str | None:
+    """`file_id` (a JSON number or string) as a string, whole: an id is never cut, so one longer
+    than TASK_ID_MAX is not an id we can use (ProviderProtocolError: the job is polled again)."""
+    file_id = str_or_none(d.get("file_id"))
+    if file_id is not None and len(file_id) > TASK_ID_MAX:
+        raise ProviderProtocolError(f"file_id of {len(file_id)} characters: {file_id[:80]}...")
+    return file_id
 
 
 def download_url(file: Mapping[str, Any]) -> str | None:
@@ -152,7 +165,6 @@ def failed(task_id: str, raw_status: object, code: int, message: str, dto: Mappi
 
 def result_fields(native: Mapping[str, Any]) -> dict[str, Any]:
     out = {k: native[k] for k in ("video_width", "video_height") if isinstance(native.get(k), int) and not isinstance(native.get(k), bool)}
-    file_id = str_or_none(native.get("file_id"))
-    if file_id:
-        out["file_id"] = file_id[:100]
+    if file_id := file_id_of(native):
+        out["file_id"] = file_id
     return out

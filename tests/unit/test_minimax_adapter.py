@@ -146,7 +146,7 @@ def test_the_poll_is_a_status_query_then_one_retrieve(operation: str) -> None:
     assert requests[1] == HttpRequest("GET", RETRIEVE, query={"file_id": "205258526306433"})
     assert st is not None and st.state is State.SUCCEEDED and st.progress == 100
     assert st.expires_at == datetime.fromtimestamp(1763680598, UTC)
-    assert st.outputs[0].meta["file_id"] == 205258526306433 and not st.outputs[0].relay_route
+    assert st.outputs[0].meta["file_id"] == "205258526306433" and not st.outputs[0].relay_route
     assert st.result_data["file_id"] == "205258526306433"
     if operation == "video":
         assert st.result_data["video_width"] == 1366 and st.outputs[0].kind == "video"
@@ -194,6 +194,11 @@ def test_task_ids_are_never_cut_and_relay_text_is_bounded() -> None:
     assert isinstance(refused, Rejected) and len(refused.message) == 2000
     _, st = drive("video", answer({"task_id": TID, "status": "Fail", "base_resp": {"status_code": 1027, "status_msg": "y" * 5000}}))
     assert st is not None and st.state is State.FAILED and len(st.error_message or "") == 2000
+    long_file = "9" * 201  # an id is never cut: one too long to store is an unreadable answer (polled again)
+    with pytest.raises(ProviderProtocolError, match="201 characters"):
+        drive("video", answer(SUCCESS | {"file_id": long_file}))
+    requests, _ = drive("video", answer(SUCCESS | {"file_id": long_file[:200]}))
+    assert requests[-1].query == {"file_id": long_file[:200]}
 
 
 @pytest.mark.parametrize("code", ["1002", "1002.0", True, None, {"x": 1}])
