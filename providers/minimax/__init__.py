@@ -139,6 +139,8 @@ class MinimaxAdapter(AdapterDefaults):
             check_query(code, message, "status query")
             raise ProviderProtocolError("the status query answer carries no status")
         state = normalize_status(raw)
+        if dto is not None and state is not State.FAILED and normalize_status(dto.get("status")) is State.FAILED:
+            state, raw = State.FAILED, dto.get("status")  # the relay gave up on the task: its word is final
         if state is State.FAILED:
             return failed(t.task_id, raw, code, message, dto), {}
         check_query(code, message, "status query")  # beside any other status, the error is the query's
