@@ -1,4 +1,4 @@
-"""ASGI app faking the Key4U relay's Kling (style A), Midjourney, Suno, video, Replicate and fal endpoints.
+"""ASGI app faking the Key4U relay's Kling (style A), Midjourney, Suno, video, Replicate, fal and MiniMax endpoints.
 
 `create_app(config)` returns a Starlette app serving:
   POST /kling/v1/videos/text2video | videos/image2video | images/generations
@@ -9,6 +9,7 @@ the Suno routes of `simulator.suno_routes` (`/suno/...`),
 the Sora / Veo / Grok routes of `simulator.video_routes` (`/v1/video/...`, `/v1/videos...`),
 the Replicate routes of `simulator.replicate_routes` (`/replicate/v1/...`),
 the fal queue routes of `simulator.fal_routes` (`/fal-ai/...`),
+the MiniMax routes of `simulator.minimax_routes` (`/minimax/v1/...`, also under `/v1/...`),
 plus the admin and media routes of `simulator.admin`; any other path (and the paths under
 `SimConfig.unrouted`) is answered as new-api answers a route it does not have (`simulator.unrouted`). The simulator object (`simulator.core`)
 is reachable as `app.state.sim` (config, state, callback dispatcher). Every request is counted
@@ -34,6 +35,7 @@ from simulator.auth_seen import AuthSeenMiddleware
 from simulator.config import SimConfig
 from simulator.core import Simulator
 from simulator.fal_routes import fal_routes
+from simulator.minimax_routes import minimax_routes
 from simulator.mj_routes import mj_routes
 from simulator.replicate_routes import replicate_routes
 from simulator.state import KINDS, parse_directives
@@ -153,6 +155,7 @@ def create_app(config: SimConfig | None = None) -> Starlette:
     routes.extend(video_routes(sim))
     routes.extend(replicate_routes(sim))
     routes.extend(fal_routes(sim))
+    routes.extend(minimax_routes(sim))
     routes.extend(admin_routes(sim))
 
     @contextlib.asynccontextmanager

@@ -4,7 +4,8 @@ Midjourney and Suno tasks live in `SimState.mj` / `SimState.suno`
 (`simulator.mj`, `simulator.suno`); their lifecycle is `simulator.timeline`.
 Sora / Veo / Grok video tasks live in `SimState.video` (`simulator.video`), Replicate
 predictions in `SimState.replicate` (`simulator.replicate`), fal requests in `SimState.fal`
-(`simulator.fal`; its webhook signing key `SimState.fal_key` survives resets).
+(`simulator.fal`; its webhook signing key `SimState.fal_key` survives resets), MiniMax tasks in
+`SimState.minimax` (`simulator.minimax`).
 
 A task is `submitted` for `queue_s` seconds, then `processing` for `run_s`
 seconds, then `succeed` (or `failed` when the prompt asked for it). Nothing is
@@ -25,6 +26,7 @@ from typing import Any
 from simulator.chaos import Dice, PaidLedger, lengthen
 from simulator.config import Faults, SimConfig
 from simulator.fal import FalSigningKey, FalStore
+from simulator.minimax import MinimaxStore
 from simulator.mj import MjStore
 from simulator.replicate import Prediction, ReplicateStore, output_at
 from simulator.suno import SunoStore
@@ -162,6 +164,7 @@ class SimState:
         self.video = VideoStore()
         self.replicate = ReplicateStore()
         self.fal = FalStore()
+        self.minimax = MinimaxStore()
         self.auth_by_route: dict[str, Counter[str]] = {}  # simulator.auth_seen
         self.callbacks_sent = 0
         self.callbacks_failed = 0
@@ -262,6 +265,7 @@ class SimState:
             + self._timeline_rows(now)
             + self.video.rows(now, self.wall_ms)
             + self._rep_fal_rows(now)
+            + self.minimax.rows(now, self.wall_ms)
         )
 
     def _rep_fal_rows(self, now: float) -> list[dict[str, Any]]:
@@ -312,6 +316,8 @@ class SimState:
                 out["replicate"] += n
             elif method == "GET" and path == "/fal-ai/{app}/requests/{id}/status":
                 out["fal"] += n
+            elif method == "GET" and path.startswith("/minimax/v1/query/"):
+                out["minimax"] += n
         return dict(out)
 
     def stats(self) -> dict[str, Any]:
@@ -324,7 +330,8 @@ class SimState:
             + len(self.suno.tasks)
             + len(self.video.tasks)
             + len(self.replicate.predictions)
-            + len(self.fal.requests),
+            + len(self.fal.requests)
+            + len(self.minimax.tasks),
             "tasks_by_family": {
                 "kling": len(self.tasks),
                 "mj": len(self.mj.tasks),
@@ -332,6 +339,7 @@ class SimState:
                 "video": len(self.video.tasks),
                 "replicate": len(self.replicate.predictions),
                 "fal": len(self.fal.requests),
+                "minimax": len(self.minimax.tasks),
             },
             "polls": (polls := self.polls()),
             "poll_requests": sum(polls.values()),
