@@ -12,8 +12,11 @@ from providers.midjourney import MidjourneyAdapter
 from providers.replicate import ReplicateAdapter
 from providers.suno import SunoAdapter
 from providers.video import GROK, SORA, VEO
+from providers.vidu import ViduAdapter
 
-ADAPTERS: dict[str, Adapter] = {a.name: a for a in (KlingAdapter(), MidjourneyAdapter(), SunoAdapter(), SORA, VEO, GROK, ReplicateAdapter(), FalAdapter())}
+ADAPTERS: dict[str, Adapter] = {
+    a.name: a for a in (KlingAdapter(), MidjourneyAdapter(), SunoAdapter(), SORA, VEO, GROK, ReplicateAdapter(), FalAdapter(), ViduAdapter())
+}
 
 
 class UnknownProvider(LookupError):

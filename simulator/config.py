@@ -49,6 +49,7 @@ _RUNTIME_FIELDS: dict[str, type] = {
     "replicate_webhook_secret": str,
     "webhook_retries": int,
     "webhook_retry_delay_s": float,
+    "vidu_prefixes": str,
 }
 # Test secret of the simulated Replicate account (Standard Webhooks `whsec_<base64 key>`).
 REPLICATE_WEBHOOK_SECRET = "whsec_a2V5NHUtc2ltLXJlcGxpY2F0ZS1ob29r"
@@ -93,6 +94,8 @@ class SimConfig:
         answered 5xx (Replicate) or non-2xx (fal), and the pause between attempts.
     webhook_clock: wall clock (unix seconds) of the `webhook-timestamp` / `X-Fal-Webhook-Timestamp`
         headers; the time a delivery is *sent*, so it ignores `/_sim/advance` (inject in tests).
+    vidu_prefixes: the Vidu route prefixes served (comma-separated, of `/ent/v2` and `/vidu/ent/v2`);
+        the others answer 404 like a relay that routes Vidu elsewhere.
     """
 
     envelope: str = "native"
@@ -127,6 +130,7 @@ class SimConfig:
     webhook_retries: int = 3
     webhook_retry_delay_s: float = 0.2
     webhook_clock: Callable[[], float] = time.time
+    vidu_prefixes: str = "/ent/v2,/vidu/ent/v2"
 
     def __post_init__(self) -> None:
         if self.envelope not in ENVELOPES:
@@ -165,6 +169,8 @@ def update_config(config: SimConfig, payload: dict[str, Any]) -> None:
             raise ValueError(f"{key} must be between 0 and 1")
         if key in ("fault_seed", "webhook_retries") and value != int(value):
             raise ValueError(f"{key} must be an integer")
+        if key == "vidu_prefixes" and not {p.strip().rstrip("/") for p in value.split(",")} <= {"/ent/v2", "/vidu/ent/v2"}:
+            raise ValueError("vidu_prefixes names /ent/v2 and /vidu/ent/v2 only")
         if key == "replicate_webhook_secret" and not value.startswith("whsec_"):
             raise ValueError("replicate_webhook_secret must start with whsec_")
         setattr(config, key, kind(value))
