@@ -10,7 +10,7 @@ Shapes (providers-next.md §4.7, providers.md §10.5; new-api `relay/channel/tas
 
 `state` created/queueing -> queued, processing -> running, success -> succeeded, failed -> failed;
 any other word is `unknown` (the job keeps polling). `payload` is our external id echoed back.
-`credits` becomes `result.cost.credits`. A task id is read from `id` or `task_id` (never cut).
+`credits` becomes `result.cost.credits` when the task ends. A task id is read from `id` or `task_id` (never cut).
 """
 
 from __future__ import annotations
@@ -116,7 +116,8 @@ def read_task(data: Any, *, task_id: str | None = None, image_result: bool | Non
     state = STATES.get(raw, State.UNKNOWN)
     tid = task_id_of(d) or task_id
     outputs = _outputs(d.get("creations"), image_result) if state is State.SUCCEEDED else []
-    result = _cost(d.get("credits"))
+    # The cost only with the end: a running status with result data would cost every poll a write of its own.
+    result = _cost(d.get("credits")) if state in (State.SUCCEEDED, State.FAILED) else {}
     ext = _echo(d.get("payload"))
     if state is State.SUCCEEDED and not any(o.meta.get("role") != "cover" for o in outputs):
         return ProviderStatus(
