@@ -110,9 +110,7 @@ def read_task(data: Any, *, task_id: str | None = None, image_result: bool | Non
     d = unwrap(data)
     if "state" not in d and isinstance(data.get("data"), Mapping) and "status" in data["data"]:
         return _newapi_dto(data["data"], task_id, image_result)
-    if "state" not in d:
-        raise ProviderProtocolError("Vidu task answer has no state")
-    raw = str(d.get("state") or "").strip().lower()
+    raw = str(d.get("state") or "").strip().lower()  # none at all: unknown, like any word nobody documents
     state = STATES.get(raw, State.UNKNOWN)
     tid = task_id_of(d) or task_id
     outputs = _outputs(d.get("creations"), image_result) if state is State.SUCCEEDED else []
@@ -129,7 +127,7 @@ def read_task(data: Any, *, task_id: str | None = None, image_result: bool | Non
         message = f"Vidu task failed: {err or 'no err_code given'}" + (f" ({detail})" if detail else "")
         return ProviderStatus(tid, state, result_data=result, error_code=f"vidu_{err}" if err else "provider_failed", error_message=message, external_id=ext)
     progress = 100 if state is State.SUCCEEDED else parse_progress(d.get("progress"))
-    detail = None if raw in STATES else f"Vidu state {raw[:60]!r}"
+    detail = None if raw in STATES else f"Vidu state {raw[:60]!r}" if raw else "no Vidu state in the answer"
     return ProviderStatus(tid, state, progress, outputs, result, external_id=ext, detail=detail)
 
 

@@ -84,7 +84,8 @@ def test_a_relay_rejection_fails_with_the_relays_message_and_nothing_paid(d: Dri
 def test_an_undocumented_state_word_keeps_polling_and_an_envelope_is_read(d: Driver) -> None:
     job_id = d.create("vidu", "img2video", {"model": "viduq2", "images": [IMG], "prompt": "x [sim:state=rendering] [sim:envelope]"})
     d.run_for(3)
-    assert d.job(job_id).status == JobStatus.RUNNING
+    job = d.job(job_id)
+    assert job.status == JobStatus.RUNNING and (job.result or {}).get("provider_detail") == "Vidu state 'rendering'", job.result
     d.run_for(20)
     job = d.public(job_id)
     assert job["status"] == "succeeded", job["error"]
