@@ -1,8 +1,8 @@
 """Vidu tasks (providers-next.md §4.7): store, lifecycle, bodies and callbacks.
 
-Lifecycle, a pure function of the injected clock: `created` at once, `queueing` for the first
-half of `queue_s`... more exactly `created` for a tenth of the queue time, then `queueing`, then
-`processing` for `run_s`, then `success` (or `failed` with an `err_code`). The query body
+Lifecycle, a pure function of the injected clock: `created` for the first tenth of `queue_s`, then
+`queueing` for the rest of it, `processing` for `run_s`, then `success` (or `failed` with an
+`err_code`). The query body
 (`GET {prefix}/tasks/{id}/creations`) is `{id, state, err_code, credits, payload, creations[]}`
 with `payload` echoed as the create sent it; a callback is the same body, POSTed to the task's
 `callback_url` at each of `processing`, `success` / `failed` (never `created` / `queueing`) by
