@@ -13,9 +13,10 @@ from providers.minimax import MinimaxAdapter
 from providers.replicate import ReplicateAdapter
 from providers.suno import SunoAdapter
 from providers.video import GROK, SORA, VEO
+from providers.vidu import ViduAdapter
 
 ADAPTERS: dict[str, Adapter] = {
-    a.name: a for a in (KlingAdapter(), MidjourneyAdapter(), SunoAdapter(), SORA, VEO, GROK, ReplicateAdapter(), FalAdapter(), MinimaxAdapter())
+    a.name: a for a in (KlingAdapter(), MidjourneyAdapter(), SunoAdapter(), SORA, VEO, GROK, ReplicateAdapter(), FalAdapter(), MinimaxAdapter(), ViduAdapter())
 }
 
 

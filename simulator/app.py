@@ -1,4 +1,4 @@
-"""ASGI app faking the Key4U relay's Kling (style A), Midjourney, Suno, video, Replicate, fal and MiniMax endpoints.
+"""ASGI app faking the Key4U relay's Kling (style A), Midjourney, Suno, video, Replicate, fal, MiniMax and Vidu endpoints.
 
 `create_app(config)` returns a Starlette app serving:
   POST /kling/v1/videos/text2video | videos/image2video | images/generations
@@ -7,6 +7,7 @@
 the Midjourney routes of `simulator.mj_routes` (`/mj/...`, `/{mode}/mj/...`),
 the Suno routes of `simulator.suno_routes` (`/suno/...`),
 the Sora / Veo / Grok routes of `simulator.video_routes` (`/v1/video/...`, `/v1/videos...`),
+the Vidu routes of `simulator.vidu_routes` (`/ent/v2/...`, `/vidu/ent/v2/...`),
 the Replicate routes of `simulator.replicate_routes` (`/replicate/v1/...`),
 the fal queue routes of `simulator.fal_routes` (`/fal-ai/...`),
 the MiniMax routes of `simulator.minimax_routes` (`/minimax/v1/...`, also under `/v1/...`),
@@ -42,6 +43,7 @@ from simulator.state import KINDS, parse_directives
 from simulator.suno_routes import suno_routes
 from simulator.unrouted import UnroutedMiddleware, not_found_handler
 from simulator.video_routes import video_routes
+from simulator.vidu_routes import vidu_routes
 
 MAX_PROMPT = 2500
 MAX_IMAGES = 9
@@ -153,6 +155,7 @@ def create_app(config: SimConfig | None = None) -> Starlette:
     routes.extend(mj_routes(sim))
     routes.extend(suno_routes(sim))
     routes.extend(video_routes(sim))
+    routes.extend(vidu_routes(sim))
     routes.extend(replicate_routes(sim))
     routes.extend(fal_routes(sim))
     routes.extend(minimax_routes(sim))

@@ -1,11 +1,12 @@
-"""Provider callbacks: Kling `callback_url`, Midjourney `notifyHook`, Suno `notify_hook`.
+"""Provider callbacks: Kling `callback_url`, Midjourney `notifyHook`, Suno `notify_hook`, Vidu `callback_url`.
 
 A background loop (started by the app's lifespan) wakes every
 `callback_interval_s`, asks `collect_due` which changes happened since the
 last look, and POSTs a task object for each one with httpx: Kling's native
 task object (not enveloped, upstream numeric task_id) on status changes, the
 full Midjourney task object on every status *or progress* change, the Suno
-task object likewise (only when `suno_notify_enabled`). Delivery failures are
+task object likewise (only when `suno_notify_enabled`), the Vidu query body at
+`processing` and at its end (`simulator.vidu.due`). Delivery failures are
 logged and otherwise ignored, like a real provider that does not retry.
 Replicate and fal webhooks are signed and retried: `simulator.signed_hooks`.
 """
@@ -22,7 +23,7 @@ from typing import Any
 
 import httpx
 
-from simulator import mj_views, signed_hooks, suno_views
+from simulator import mj_views, signed_hooks, suno_views, vidu
 from simulator.state import PROCESSING, SimState
 from simulator.timeline import Event, HookCursor, Timeline
 from simulator.views import native_task
@@ -74,7 +75,29 @@ def collect_due(state: SimState) -> list[list[Delivery]]:
         ]
         if batch:
             batches.append(batch)
-    return batches + _timeline_batches(state)
+    return batches + _timeline_batches(state) + _vidu_batches(state)
+
+
+def _vidu_batches(state: SimState) -> list[list[Delivery]]:
+    """Due Vidu callbacks (the query body at each of processing, success / failed), one list per task."""
+    config, now, batches = state.config, state.now(), []
+    for task in state.vidu.tasks.values():
+        if not task.callback_url:
+            continue
+        new = [e for e in task.events_until(now) if e not in task.notified]
+        task.notified.extend(new)
+        if not config.callbacks_enabled or task.plan.no_callback:  # [sim:no_callback]: the relay drops them
+            state.callbacks_dropped += len(new)
+            continue
+        base, expiry = (config.public_base or task.public_base).rstrip("/"), state.wall_s(task.expires_at())
+        batch = [
+            Delivery(task.id, event, task.callback_url, vidu.query_body(task, task.changed_at(event), base, expiry))
+            for event in new
+            for _ in range(1 + config.callback_duplicates)
+        ]
+        if batch:
+            batches.append(batch)
+    return batches
 
 
 def _timeline_batches(state: SimState) -> list[list[Delivery]]:

@@ -51,6 +51,7 @@ _RUNTIME_FIELDS: dict[str, type] = {
     "webhook_retry_delay_s": float,
     "unrouted": str,
     "web_ui_fallback": bool,
+    "vidu_prefixes": str,
 }
 # Test secret of the simulated Replicate account (Standard Webhooks `whsec_<base64 key>`).
 REPLICATE_WEBHOOK_SECRET = "whsec_a2V5NHUtc2ltLXJlcGxpY2F0ZS1ob29r"
@@ -99,6 +100,8 @@ class SimConfig:
         page, as a stock new-api serves its web console there (default: new-api's 404 JSON).
     webhook_clock: wall clock (unix seconds) of the `webhook-timestamp` / `X-Fal-Webhook-Timestamp`
         headers; the time a delivery is *sent*, so it ignores `/_sim/advance` (inject in tests).
+    vidu_prefixes: the Vidu route prefixes served (comma-separated, of `/ent/v2` and `/vidu/ent/v2`);
+        the others answer 404 like a relay that routes Vidu elsewhere.
     """
 
     envelope: str = "native"
@@ -135,6 +138,7 @@ class SimConfig:
     webhook_clock: Callable[[], float] = time.time
     unrouted: str = ""
     web_ui_fallback: bool = False
+    vidu_prefixes: str = "/ent/v2,/vidu/ent/v2"
 
     def __post_init__(self) -> None:
         if self.envelope not in ENVELOPES:
@@ -175,6 +179,8 @@ def update_config(config: SimConfig, payload: dict[str, Any]) -> None:
             raise ValueError(f"{key} must be an integer")
         if key == "unrouted" and any(p.strip().startswith("/_sim") or not p.strip().startswith("/") for p in value.split(",") if p.strip()):
             raise ValueError("unrouted is a comma-separated list of path prefixes like /replicate, never /_sim")
+        if key == "vidu_prefixes" and not {p.strip().rstrip("/") for p in value.split(",")} <= {"/ent/v2", "/vidu/ent/v2"}:
+            raise ValueError("vidu_prefixes names /ent/v2 and /vidu/ent/v2 only")
         if key == "replicate_webhook_secret" and not value.startswith("whsec_"):
             raise ValueError("replicate_webhook_secret must start with whsec_")
         setattr(config, key, kind(value))

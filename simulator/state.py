@@ -2,7 +2,8 @@
 
 Midjourney and Suno tasks live in `SimState.mj` / `SimState.suno`
 (`simulator.mj`, `simulator.suno`); their lifecycle is `simulator.timeline`.
-Sora / Veo / Grok video tasks live in `SimState.video` (`simulator.video`), Replicate
+Sora / Veo / Grok video tasks live in `SimState.video` (`simulator.video`), Vidu tasks in
+`SimState.vidu` (`simulator.vidu`), Replicate
 predictions in `SimState.replicate` (`simulator.replicate`), fal requests in `SimState.fal`
 (`simulator.fal`; its webhook signing key `SimState.fal_key` survives resets), MiniMax tasks in
 `SimState.minimax` (`simulator.minimax`).
@@ -31,6 +32,7 @@ from simulator.mj import MjStore
 from simulator.replicate import Prediction, ReplicateStore, output_at
 from simulator.suno import SunoStore
 from simulator.video import VideoStore
+from simulator.vidu import ViduStore
 
 SUBMITTED, PROCESSING, SUCCEED, FAILED = "submitted", "processing", "succeed", "failed"
 FINAL_STATUSES = (SUCCEED, FAILED)
@@ -162,6 +164,7 @@ class SimState:
         self.mj = MjStore()
         self.suno = SunoStore()
         self.video = VideoStore()
+        self.vidu = ViduStore()
         self.replicate = ReplicateStore()
         self.fal = FalStore()
         self.minimax = MinimaxStore()
@@ -264,6 +267,7 @@ class SimState:
             ]
             + self._timeline_rows(now)
             + self.video.rows(now, self.wall_ms)
+            + self.vidu.rows(now, self.wall_ms)
             + self._rep_fal_rows(now)
             + self.minimax.rows(now, self.wall_ms)
         )
@@ -318,6 +322,8 @@ class SimState:
                 out["fal"] += n
             elif method == "GET" and path.startswith("/minimax/v1/query/"):
                 out["minimax"] += n
+            elif method == "GET" and path.endswith("/tasks/{id}/creations"):
+                out["vidu"] += n
         return dict(out)
 
     def stats(self) -> dict[str, Any]:
@@ -331,7 +337,8 @@ class SimState:
             + len(self.video.tasks)
             + len(self.replicate.predictions)
             + len(self.fal.requests)
-            + len(self.minimax.tasks),
+            + len(self.minimax.tasks)
+            + len(self.vidu.tasks),
             "tasks_by_family": {
                 "kling": len(self.tasks),
                 "mj": len(self.mj.tasks),
@@ -340,6 +347,7 @@ class SimState:
                 "replicate": len(self.replicate.predictions),
                 "fal": len(self.fal.requests),
                 "minimax": len(self.minimax.tasks),
+                "vidu": len(self.vidu.tasks),
             },
             "polls": (polls := self.polls()),
             "poll_requests": sum(polls.values()),
