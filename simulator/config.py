@@ -49,6 +49,7 @@ _RUNTIME_FIELDS: dict[str, type] = {
     "replicate_webhook_secret": str,
     "webhook_retries": int,
     "webhook_retry_delay_s": float,
+    "unrouted_models": str,
 }
 # Test secret of the simulated Replicate account (Standard Webhooks `whsec_<base64 key>`).
 REPLICATE_WEBHOOK_SECRET = "whsec_a2V5NHUtc2ltLXJlcGxpY2F0ZS1ob29r"
@@ -91,6 +92,9 @@ class SimConfig:
     replicate_webhook_secret: `whsec_<base64>` key that signs Replicate webhooks (Standard Webhooks).
     webhook_retries / webhook_retry_delay_s: extra attempts of a signed Replicate / fal webhook
         answered 5xx (Replicate) or non-2xx (fal), and the pause between attempts.
+    unrouted_models: models the generic new-api video routes answer 503 "no available channel"
+        for (comma-separated; `*`: every model they serve), as new-api does for a model no
+        channel of the key's group serves (`simulator.newapi_video`).
     webhook_clock: wall clock (unix seconds) of the `webhook-timestamp` / `X-Fal-Webhook-Timestamp`
         headers; the time a delivery is *sent*, so it ignores `/_sim/advance` (inject in tests).
     """
@@ -127,6 +131,7 @@ class SimConfig:
     webhook_retries: int = 3
     webhook_retry_delay_s: float = 0.2
     webhook_clock: Callable[[], float] = time.time
+    unrouted_models: str = ""
 
     def __post_init__(self) -> None:
         if self.envelope not in ENVELOPES:
