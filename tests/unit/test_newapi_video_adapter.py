@@ -255,3 +255,11 @@ def test_money_safety_capabilities() -> None:
     assert caps.lost_submit is LostSubmit.NONE and not caps.cancels and caps.max_batch == 1 and caps.route_prefix is None
     assert all(adapter.lookup(op, "job_1") is None for op in adapter.operations)
     assert adapter.cancel(PollTarget("job_1", T, "videos")) is None
+
+
+def test_the_documented_examples_are_valid_inputs() -> None:
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "providers.md").read_text()
+    examples = [json.loads(line) for line in doc.splitlines() if line.startswith('{"provider": "newapi_video"')]
+    assert {e["operation"] for e in examples} == {"generations", "videos"}
+    for e in examples:
+        validate_input(e["provider"], e["operation"], e["input"])
