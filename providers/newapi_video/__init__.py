@@ -46,12 +46,22 @@ from providers.video.status import unwrap
 from providers.wire import error_message, is_not_found, json_or_none
 
 GENERATIONS, VIDEOS = "generations", "videos"
-_NO_CHANNEL = "no available channel"
+# new-api's answer when no channel of the key's group serves the model (English and older Chinese
+# wording, code model_not_found): nothing was taken.
+_NO_CHANNEL = ("no available channel", "无可用渠道")
 
 
 def poll_path(operation: str, task_id: str) -> str:
     base = "/v1/videos" if operation == VIDEOS else "/v1/video/generations"
     return f"{base}/{quote(task_id, safe='')}"
+
+
+def no_channel(data: Any, message: str) -> bool:
+    """new-api's "no available channel for model X under group Y" (`code: model_not_found`, at the
+    top or in an OpenAI-style `error`)."""
+    err = data.get("error") if isinstance(data, Mapping) else None
+    codes = {data.get("code") if isinstance(data, Mapping) else None, err.get("code") if isinstance(err, Mapping) else None}
+    return "model_not_found" in codes or any(s in message.lower() for s in _NO_CHANNEL)
 
 
 class NewApiVideoAdapter(AdapterDefaults):
@@ -76,10 +86,9 @@ class NewApiVideoAdapter(AdapterDefaults):
     def parse_submit(self, resp: HttpResponse) -> Submitted | Rejected:
         data = json_or_none(resp)
         message = error_message(data)
-        if resp.status == 503 and _NO_CHANNEL in message.lower():
-            # new-api found no channel serving the model for this key's group: nothing was taken.
+        if resp.status == 503 and no_channel(data, message):
             rejected = submit_rejection(resp, message)
-            return Rejected("model_unavailable", message, True, rejected.retry_after_s)
+            return Rejected("model_unavailable", message or "no available channel for this model", True, rejected.retry_after_s)
         if resp.status >= 300:
             return submit_rejection(resp, message)
         if not isinstance(data, Mapping):
