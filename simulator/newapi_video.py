@@ -79,7 +79,8 @@ def unrouted(config: SimConfig, model: str, prompt: str) -> bool:
 
 def input_image(fields: dict[str, Any]) -> str | None:
     meta = fields.get("metadata")
-    found = [fields.get(k) for k in IMAGE_KEYS] + list(fields.get("images") or [])[:1]
+    images = fields.get("images")
+    found = [fields.get(k) for k in IMAGE_KEYS] + (images[:1] if isinstance(images, list) else [])
     if isinstance(meta, dict):
         found += [meta.get("img_url"), meta.get("first_frame_url"), meta.get("image_url")]
     return next((v for v in found if isinstance(v, str) and v), None)

@@ -56,6 +56,12 @@ def poll_path(operation: str, task_id: str) -> str:
     return f"{base}/{quote(task_id, safe='')}"
 
 
+def _bare_id(data: Mapping[str, Any]) -> str | None:
+    """Older new-api task routes answer `{code: "success", data: "<task id>"}`."""
+    inner = data.get("data")
+    return inner.strip() if data.get("code") == "success" and isinstance(inner, str) and inner.strip() else None
+
+
 def no_channel(data: Any, message: str) -> bool:
     """new-api's "no available channel for model X under group Y" (`code: model_not_found`, at the
     top or in an OpenAI-style `error`)."""
@@ -94,7 +100,7 @@ class NewApiVideoAdapter(AdapterDefaults):
         if not isinstance(data, Mapping):
             raise ProviderProtocolError("submit answer is not a JSON object")
         d = unwrap(data)
-        task_id = task_id_of(d)
+        task_id = task_id_of(d) or _bare_id(data)
         if not task_id:
             code = data.get("code")
             if message and code not in (None, 0, "0", "success"):
@@ -121,6 +127,14 @@ class NewApiVideoAdapter(AdapterDefaults):
             return ProviderStatus(t.task_id, State.UNKNOWN, error_message=error_message(data))
         if resp.status >= 300:
             raise ProviderProtocolError(f"HTTP {resp.status} on query: {error_message(data)[:200]}")
+        if (
+            isinstance(data, Mapping)
+            and "status" not in data
+            and not isinstance(data.get("data"), Mapping)
+            and data.get("code") not in (None, 0, "0", "success")
+        ):
+            # new-api's task error with HTTP 200 (`{code: "get_task_failed", message, data: null}`): no news, poll again
+            return ProviderStatus(t.task_id, State.UNKNOWN, error_message=error_message(data) or str(data.get("code")))
         return read_task(data, task_id=t.task_id, video_api=t.operation == VIDEOS)
 
 
