@@ -66,7 +66,8 @@ def test_every_operation_and_url_place_end_to_end(d, sim: Sim, operation: str, i
     task = sim_task(sim, job["provider_task_id"])
     assert job["assets"][0]["sha256"] == task["content_sha256"] and job["assets"][0]["size"] == task["content_size"]
     assert job["provider_task_id"].startswith("task_") and task["provider"] == "newapi"
-    assert job["assets"][0]["source_url"].startswith(sim.url + "/_sim/media/"), (source, job["assets"][0]["source_url"])
+    assert job["assets"][0]["source_url"].startswith(sim.url + "/_sim/media/"), job["assets"][0]["source_url"]
+    assert job["assets"][0]["metadata"]["source"] == source  # the URL came from the place the relay put it
 
 
 def test_content_route_and_proxy_url_get_the_key_media_never(d, sim: Sim) -> None:  # type: ignore[no-untyped-def]
