@@ -10,13 +10,27 @@ from providers.fal import FalAdapter
 from providers.kling import KlingAdapter
 from providers.midjourney import MidjourneyAdapter
 from providers.minimax import MinimaxAdapter
+from providers.newapi_video import NEWAPI_VIDEO
 from providers.replicate import ReplicateAdapter
 from providers.suno import SunoAdapter
 from providers.video import GROK, SORA, VEO
 from providers.vidu import ViduAdapter
 
 ADAPTERS: dict[str, Adapter] = {
-    a.name: a for a in (KlingAdapter(), MidjourneyAdapter(), SunoAdapter(), SORA, VEO, GROK, ReplicateAdapter(), FalAdapter(), MinimaxAdapter(), ViduAdapter())
+    a.name: a
+    for a in (
+        KlingAdapter(),
+        MidjourneyAdapter(),
+        SunoAdapter(),
+        SORA,
+        VEO,
+        GROK,
+        ReplicateAdapter(),
+        FalAdapter(),
+        MinimaxAdapter(),
+        ViduAdapter(),
+        NEWAPI_VIDEO,
+    )
 }
 
 

@@ -8,6 +8,8 @@ the Midjourney routes of `simulator.mj_routes` (`/mj/...`, `/{mode}/mj/...`),
 the Suno routes of `simulator.suno_routes` (`/suno/...`),
 the Sora / Veo / Grok routes of `simulator.video_routes` (`/v1/video/...`, `/v1/videos...`),
 the Vidu routes of `simulator.vidu_routes` (`/ent/v2/...`, `/vidu/ent/v2/...`),
+the generic new-api video routes of `simulator.newapi_routes` (`/v1/video/generations...`; any model
+on `/v1/videos` that is not Sora, Veo or Grok),
 the Replicate routes of `simulator.replicate_routes` (`/replicate/v1/...`),
 the fal queue routes of `simulator.fal_routes` (`/fal-ai/...`),
 the MiniMax routes of `simulator.minimax_routes` (`/minimax/v1/...`, also under `/v1/...`),
@@ -38,6 +40,7 @@ from simulator.core import Simulator
 from simulator.fal_routes import fal_routes
 from simulator.minimax_routes import minimax_routes
 from simulator.mj_routes import mj_routes
+from simulator.newapi_routes import newapi_routes
 from simulator.replicate_routes import replicate_routes
 from simulator.state import KINDS, parse_directives
 from simulator.suno_routes import suno_routes
@@ -156,6 +159,7 @@ def create_app(config: SimConfig | None = None) -> Starlette:
     routes.extend(suno_routes(sim))
     routes.extend(video_routes(sim))
     routes.extend(vidu_routes(sim))
+    routes.extend(newapi_routes(sim))
     routes.extend(replicate_routes(sim))
     routes.extend(fal_routes(sim))
     routes.extend(minimax_routes(sim))

@@ -52,6 +52,7 @@ _RUNTIME_FIELDS: dict[str, type] = {
     "unrouted": str,
     "web_ui_fallback": bool,
     "vidu_prefixes": str,
+    "unrouted_models": str,
 }
 # Test secret of the simulated Replicate account (Standard Webhooks `whsec_<base64 key>`).
 REPLICATE_WEBHOOK_SECRET = "whsec_a2V5NHUtc2ltLXJlcGxpY2F0ZS1ob29r"
@@ -98,6 +99,9 @@ class SimConfig:
         (`/replicate,/fal-ai`: a relay without those families; `simulator.unrouted`).
     web_ui_fallback: answer unknown paths outside /v1, /api and /assets with HTTP 200 and an HTML
         page, as a stock new-api serves its web console there (default: new-api's 404 JSON).
+    unrouted_models: models the generic new-api video routes answer 503 "no available channel"
+        for (comma-separated; `*`: every model they serve), as new-api does for a model no
+        channel of the key's group serves (`simulator.newapi_video`).
     webhook_clock: wall clock (unix seconds) of the `webhook-timestamp` / `X-Fal-Webhook-Timestamp`
         headers; the time a delivery is *sent*, so it ignores `/_sim/advance` (inject in tests).
     vidu_prefixes: the Vidu route prefixes served (comma-separated, of `/ent/v2` and `/vidu/ent/v2`);
@@ -139,6 +143,7 @@ class SimConfig:
     unrouted: str = ""
     web_ui_fallback: bool = False
     vidu_prefixes: str = "/ent/v2,/vidu/ent/v2"
+    unrouted_models: str = ""
 
     def __post_init__(self) -> None:
         if self.envelope not in ENVELOPES:

@@ -316,6 +316,8 @@ class SimState:
                 out["video_unified"] += n
             elif method == "GET" and path == "/v1/videos/{id}":
                 out["video_openai"] += n
+            elif method == "GET" and path == "/v1/video/generations/{id}":
+                out["video_generations"] += n
             elif method == "GET" and path == "/replicate/v1/predictions/{id}":
                 out["replicate"] += n
             elif method == "GET" and path == "/fal-ai/{app}/requests/{id}/status":

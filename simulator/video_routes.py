@@ -4,7 +4,9 @@
                                      aspect_ratio, enhance_prompt, enable_upsample, watermark, ...}
   GET  /v1/video/query?id=<id>       id URL-decoded (a colon may come encoded or not)
   POST /v1/videos                    JSON or multipart/form-data {prompt, model, seconds, size,
-                                     input_reference (file / URL / data URI), metadata}
+                                     input_reference (file / URL / data URI), metadata}; a model
+                                     that is not Sora, Veo or Grok makes a generic new-api task
+                                     (`simulator.newapi_video`)
   GET  /v1/videos/{id}               video object
   GET  /v1/videos/{id}/content       the MP4 (bearer key; 400 before completion; Range)
   POST /v1/videos/{id}/remix         {prompt} -> a new (paid) video object
@@ -27,7 +29,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from simulator import suno_views, video as v, video_views as views
+from simulator import newapi_video as generic, suno_views, video as v, video_views as views
 from simulator.bodies import json_object
 from simulator.media import MP4_BYTES
 from simulator.ranged import RangeOptions, big_blob, bytes_blob, ranged_response
@@ -58,10 +60,6 @@ def oai_guard_error(name: str, message: str, status: int | None = None) -> JSONR
         response.headers["Retry-After"] = "1"
         return response
     return oai_error(message, status or 500, "server_error")
-
-
-def _no_channel(model: str) -> str:
-    return f"no available channel for model {model} under group default"
 
 
 def _blob(task: v.VideoTask) -> Any:
@@ -101,7 +99,7 @@ def _unified_create(sim: Simulator) -> Endpoint:
             return unified_error("invalid_request", "images must be an array", 400)
         family = v.family_of(model)
         if family is None:
-            return unified_error("model_not_found", _no_channel(model), 503)
+            return unified_error("model_not_found", generic.no_channel(model), 503)
         plan = v.plan_of(prompt, family)
         if plan.reject:
             return unified_error("content_policy_violation", "prompt rejected by the safety system", 400)
@@ -240,8 +238,8 @@ def _openai_create(sim: Simulator) -> Endpoint:
             return oai_error(problem, 400)
         model = str(fields.get("model") or "sora-2")
         family = v.family_of(model)
-        if family is None:
-            return oai_error(_no_channel(model), 503, "new_api_error")
+        if family is None:  # any other model: a generic new-api task (simulator.newapi_video)
+            return await _generic_create(sim, request, model, fields, reference)
         prompt = str(fields["prompt"])
         if v.plan_of(prompt, v.OPENAI).reject:
             return oai_error("prompt rejected by the safety system", 400)
@@ -252,6 +250,19 @@ def _openai_create(sim: Simulator) -> Endpoint:
         return late or JSONResponse(views.openai_object(task, sim.state, task.created, _base(sim, task)))
 
     return endpoint
+
+
+async def _generic_create(sim: Simulator, request: Request, model: str, fields: dict[str, Any], reference: dict[str, Any] | None) -> Response:
+    prompt = str(fields["prompt"])
+    if generic.unrouted(sim.config, model, prompt):
+        return oai_error(generic.no_channel(model), 503, "new_api_error")
+    if v.plan_of(prompt, v.OPENAI).reject:
+        return oai_error("prompt rejected by the safety system", 400)
+    params = {k: val for k, val in fields.items() if k not in ("prompt", "model")}
+    task = generic.new_task(sim.state, sim.config, sim.base_url(request), generic.VIDEOS, model, prompt, params)
+    task.input_reference = reference
+    late = await sim.after_accept(oai_guard_error)
+    return late or JSONResponse(generic.submit_body(task, sim.state))
 
 
 def _openai_task_or_404(sim: Simulator, request: Request) -> v.VideoTask | JSONResponse:
@@ -270,6 +281,8 @@ def _openai_get(sim: Simulator) -> Endpoint:
         if isinstance(task, JSONResponse):
             return task
         task.polls += 1
+        if isinstance(task, generic.GenericTask):
+            return JSONResponse(generic.query_body(task, sim.state, sim.state.now(), _base(sim, task), generic.VIDEOS))
         return JSONResponse(views.openai_object(task, sim.state, sim.state.now(), _base(sim, task)))
 
     return endpoint

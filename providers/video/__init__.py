@@ -108,7 +108,7 @@ class VideoAdapter(AdapterDefaults):
             return HttpRequest("POST", f"/v1/videos/{quote(str(parent), safe='')}/remix", json={"prompt": input["prompt"]})
         if op.api == UNIFIED:
             return HttpRequest("POST", "/v1/video/create", json=dict(input))
-        return _openai_create(input)
+        return openai_create(input)
 
     def parse_submit(self, resp: HttpResponse) -> Submitted | Rejected:
         data = json_or_none(resp)
@@ -156,7 +156,7 @@ class VideoAdapter(AdapterDefaults):
         )
 
 
-def _openai_create(input: Mapping[str, Any]) -> HttpRequest:
+def openai_create(input: Mapping[str, Any]) -> HttpRequest:
     """JSON, or multipart with the reference image as a file when it was given as bytes."""
     body = dict(input)
     ref = body.get("input_reference")
