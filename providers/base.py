@@ -64,11 +64,12 @@ class FilePart:
 @dataclass(frozen=True)
 class HttpRequest:
     """A request to the relay. `path` is relative to the relay's base URL. The body is one of:
-    `json`; a multipart form (`form` fields and `files`); raw `content` bytes; or none."""
+    `json`; a multipart form (`form` fields and `files`); raw `content` bytes; or none. A query
+    value that is a sequence of strings repeats its key (`filter.task_ids=a&filter.task_ids=b`)."""
 
     method: str
     path: str
-    query: Mapping[str, str] = field(default_factory=dict)
+    query: Mapping[str, str | Sequence[str]] = field(default_factory=dict)
     headers: Mapping[str, str] = field(default_factory=dict)
     json: Any = None
     form: Mapping[str, str] | None = None

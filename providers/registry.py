@@ -10,10 +10,13 @@ from providers.fal import FalAdapter
 from providers.kling import KlingAdapter
 from providers.midjourney import MidjourneyAdapter
 from providers.replicate import ReplicateAdapter
+from providers.seedance import SeedanceAdapter
 from providers.suno import SunoAdapter
 from providers.video import GROK, SORA, VEO
 
-ADAPTERS: dict[str, Adapter] = {a.name: a for a in (KlingAdapter(), MidjourneyAdapter(), SunoAdapter(), SORA, VEO, GROK, ReplicateAdapter(), FalAdapter())}
+ADAPTERS: dict[str, Adapter] = {
+    a.name: a for a in (KlingAdapter(), MidjourneyAdapter(), SunoAdapter(), SORA, VEO, GROK, ReplicateAdapter(), FalAdapter(), SeedanceAdapter())
+}
 
 
 class UnknownProvider(LookupError):
