@@ -27,6 +27,7 @@ from simulator.config import Faults, SimConfig
 from simulator.fal import FalSigningKey, FalStore
 from simulator.mj import MjStore
 from simulator.replicate import Prediction, ReplicateStore, output_at
+from simulator.seedance import SeedanceStore
 from simulator.suno import SunoStore
 from simulator.video import VideoStore
 
@@ -162,6 +163,7 @@ class SimState:
         self.video = VideoStore()
         self.replicate = ReplicateStore()
         self.fal = FalStore()
+        self.seedance = SeedanceStore()
         self.auth_by_route: dict[str, Counter[str]] = {}  # simulator.auth_seen
         self.callbacks_sent = 0
         self.callbacks_failed = 0
@@ -262,6 +264,7 @@ class SimState:
             + self._timeline_rows(now)
             + self.video.rows(now, self.wall_ms)
             + self._rep_fal_rows(now)
+            + self.seedance.rows(now, self.wall_ms)
         )
 
     def _rep_fal_rows(self, now: float) -> list[dict[str, Any]]:
@@ -312,6 +315,10 @@ class SimState:
                 out["replicate"] += n
             elif method == "GET" and path == "/fal-ai/{app}/requests/{id}/status":
                 out["fal"] += n
+            elif method == "GET" and path.endswith("/contents/generations/tasks"):
+                out["seedance_batch"] += n
+            elif method == "GET" and path.endswith("/contents/generations/tasks/{id}"):
+                out["seedance_single"] += n
         return dict(out)
 
     def stats(self) -> dict[str, Any]:
@@ -324,7 +331,8 @@ class SimState:
             + len(self.suno.tasks)
             + len(self.video.tasks)
             + len(self.replicate.predictions)
-            + len(self.fal.requests),
+            + len(self.fal.requests)
+            + len(self.seedance.tasks),
             "tasks_by_family": {
                 "kling": len(self.tasks),
                 "mj": len(self.mj.tasks),
@@ -332,6 +340,7 @@ class SimState:
                 "video": len(self.video.tasks),
                 "replicate": len(self.replicate.predictions),
                 "fal": len(self.fal.requests),
+                "seedance": len(self.seedance.tasks),
             },
             "polls": (polls := self.polls()),
             "poll_requests": sum(polls.values()),

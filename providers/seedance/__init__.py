@@ -87,7 +87,12 @@ class SeedanceAdapter(AdapterDefaults):
         data = json_or_none(resp)
         message = error_message(data)
         if resp.status >= 300:
-            return submit_rejection(resp, message)
+            rejected = submit_rejection(resp, message)
+            err = data.get("error") if isinstance(data, Mapping) else None
+            code = str_or_none(err.get("code")) if isinstance(err, Mapping) else None
+            if code and rejected.code == "bad_request":  # a final no: keep Ark's own code (InputTextSensitiveContentDetected...)
+                return Rejected(code, rejected.message, False)
+            return rejected
         if not isinstance(data, Mapping):
             raise ProviderProtocolError("submit answer is not a JSON object")
         inner = data.get("data")
