@@ -1,11 +1,12 @@
-"""Provider callbacks: Kling `callback_url`, Midjourney `notifyHook`, Suno `notify_hook`.
+"""Provider callbacks: Kling `callback_url`, Midjourney `notifyHook`, Suno `notify_hook`, Seedance `callback_url`.
 
 A background loop (started by the app's lifespan) wakes every
 `callback_interval_s`, asks `collect_due` which changes happened since the
 last look, and POSTs a task object for each one with httpx: Kling's native
 task object (not enveloped, upstream numeric task_id) on status changes, the
 full Midjourney task object on every status *or progress* change, the Suno
-task object likewise (only when `suno_notify_enabled`). Delivery failures are
+task object likewise (only when `suno_notify_enabled`), the Seedance task object on every status
+change. Delivery failures are
 logged and otherwise ignored, like a real provider that does not retry.
 Replicate and fal webhooks are signed and retried: `simulator.signed_hooks`.
 """
@@ -22,7 +23,7 @@ from typing import Any
 
 import httpx
 
-from simulator import mj_views, signed_hooks, suno_views
+from simulator import mj_views, seedance, signed_hooks, suno_views
 from simulator.state import PROCESSING, SimState
 from simulator.timeline import Event, HookCursor, Timeline
 from simulator.views import native_task
@@ -74,7 +75,18 @@ def collect_due(state: SimState) -> list[list[Delivery]]:
         ]
         if batch:
             batches.append(batch)
-    return batches + _timeline_batches(state)
+    return batches + _timeline_batches(state) + _seedance_batches(state)
+
+
+def _seedance_batches(state: SimState) -> list[list[Delivery]]:
+    """Due Seedance callbacks: the task object on each status change (callbacks_enabled and
+    callback_duplicates apply)."""
+    config = state.config
+    due = seedance.due_callbacks(state.seedance, state.now(), lambda t: (config.public_base or t.public_base).rstrip("/"), state.wall_s)
+    if not config.callbacks_enabled:
+        state.callbacks_dropped += len(due)
+        return []
+    return [[Delivery(t.id, word, t.callback_url or "", body) for _ in range(1 + config.callback_duplicates)] for t, word, body in due]
 
 
 def _timeline_batches(state: SimState) -> list[list[Delivery]]:

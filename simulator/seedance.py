@@ -91,6 +91,7 @@ class SeedanceTask:
     deleted: bool = False
     polls: int = 0
     callback_url: str | None = field(default=None)
+    notified: list[str] = field(default_factory=list)  # status words called back so far
 
     @property
     def finished(self) -> float:
@@ -154,12 +155,28 @@ class SeedanceStore:
                 "polls": t.polls,
                 "deleted": t.deleted,
                 "callback_url": t.callback_url,
-                "callbacks_notified": [],
+                "callbacks_notified": list(t.notified),
                 "content": t.body.get("content"),
                 "request": {k: v for k, v in t.body.items() if k != "content"},
             }
             for t in self.tasks.values()
         ]
+
+
+def due_callbacks(store: SeedanceStore, now: float, base: Any, wall_s: Any) -> list[tuple[SeedanceTask, str, dict[str, Any]]]:
+    """(task, status word, body) of each task whose status word changed since its last callback
+    (the creation's `queued` is not sent): Ark POSTs the task object, as its GET answers it, to
+    the request's `callback_url`. Marks them as notified."""
+    out = []
+    for task in store.tasks.values():
+        if not task.callback_url or task.deleted:
+            continue
+        word = task.word_at(now)
+        last = task.notified[-1] if task.notified else QUEUED
+        if word != last:
+            task.notified.append(word)
+            out.append((task, word, native(task, now, base(task), wall_s)))
+    return out
 
 
 def media_urls(task: SeedanceTask, base: str, wall_s: float) -> dict[str, str]:

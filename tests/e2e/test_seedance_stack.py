@@ -1,7 +1,7 @@
 """Seedance end to end on the `k4u dev` stack (API, worker pools, beat, real Redis and database)
 against a simulator that serves the family under /api/v3 only, reached through
 K4U_ROUTE_PREFIXES: the operation over HTTP with its assets (video and last frame) checked against
-the simulator's bytes, our callback URL forwarded, a cancel at the relay, a refusal before
+the simulator's bytes, our callback URL forwarded and the relay's callbacks taken as hints, a cancel at the relay, a refusal before
 anything is paid, and the family as GET /v1/providers publishes it."""
 
 from __future__ import annotations
@@ -53,6 +53,8 @@ def test_seedance_video_on_an_api_v3_relay(stack_factory) -> None:  # type: igno
     tasks = {t["task_id"]: t for t in stack.sim_admin("/_sim/tasks")["tasks"] if t.get("family") == "seedance"}
     assert cancelled["status"] == "cancelled" and tasks[cancelled["provider_task_id"]]["status"] == "cancelled"
     assert all((t["callback_url"] or "").startswith(stack.api) for t in tasks.values()), "our callback URL reaches the relay"
+    hooks = [h for h in stack.sim_admin("/_sim/callbacks")["callbacks"] if h["task_id"] in tasks]
+    assert {h["status"] for h in hooks} >= {"succeeded", "cancelled"} and all(h["ok"] for h in hooks), hooks  # hints our API took
     requests = stack.sim_admin("/_sim/stats")["requests"]
     assert requests.get("GET /api/v3/contents/generations/tasks", 0) >= 1 and not any("/volc/" in k for k in requests)
     assert stack.sim_admin("/_sim/paid")["count"] == 3

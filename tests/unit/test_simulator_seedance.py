@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from tests.conftest import FakeClock
-from tests.unit.conftest import Factory
+from tests.unit.conftest import Factory, callback_recorder
 
 AUTH = {"Authorization": "Bearer sk-test-seedance"}
 TASKS = "/volc/v1/contents/generations/tasks"
@@ -85,3 +85,16 @@ async def test_cancel_queued_only_and_expired_failed_words(make: Factory, clock:
     assert get[failed]["error"]["code"] == "OutputVideoSensitiveContentDetected"
     assert (await create(client, "x [sim:reject]")).json()["error"]["code"] == "InputTextSensitiveContentDetected"
     assert (await client.post(TASKS, json={"model": "nope", "content": [{"type": "text", "text": "x"}]}, headers=AUTH)).status_code == 404
+
+
+async def test_callbacks_post_the_task_on_each_status_change(make: Factory, clock: FakeClock) -> None:
+    received, transport = callback_recorder()
+    client, sim = make(callback_transport=transport)
+    task_id = (await create(client, callback_url="https://us.example/hook/1")).json()["id"]
+    seen = []
+    for _ in range(4):
+        await sim.callbacks.dispatch_once()
+        seen += [(r["id"], r["status"]) for r in received[len(seen) :]]
+        clock.advance(2.5)
+    assert seen == [(task_id, "running"), (task_id, "succeeded")]
+    assert received[-1]["url"] == "https://us.example/hook/1" and "video_url" in received[-1]["content"]
