@@ -34,7 +34,12 @@ MODELS: dict[str, dict[str, Any]] = {
     "doubao-seedance-1-0-pro-250528": {"durations": _1X, "resolutions": list(RESOLUTIONS), "image_roles": ["first_frame", "last_frame"]},
     "doubao-seedance-1-0-pro-fast-251015": {"durations": _1X, "resolutions": list(RESOLUTIONS), "image_roles": ["first_frame", "last_frame"]},
     "doubao-seedance-1-0-lite-t2v-250428": {"durations": _1X, "resolutions": list(RESOLUTIONS), "image_roles": []},
-    "doubao-seedance-1-0-lite-i2v-250428": {"durations": _1X, "resolutions": list(RESOLUTIONS), "image_roles": list(IMAGE_ROLES)},
+    "doubao-seedance-1-0-lite-i2v-250428": {
+        "durations": _1X,
+        "resolutions": list(RESOLUTIONS),
+        "image_roles": list(IMAGE_ROLES),
+        "max_reference_images": MAX_REFERENCE_IMAGES,
+    },
     "doubao-seedance-1-5-pro-251215": {
         "durations": list(range(4, 13)),
         "resolutions": list(RESOLUTIONS),
@@ -124,8 +129,9 @@ def check_combination(model: str, items: list[dict[str, Any]]) -> str | None:
         if role not in spec["image_roles"]:
             takes = ", ".join(spec["image_roles"]) or "no images (text to video only)"
             return f"{model} takes {takes}; not {role}"
-    if model.endswith("lite-i2v-250428") and images.count("reference_image") > MAX_REFERENCE_IMAGES:
-        return f"{model} takes 1-{MAX_REFERENCE_IMAGES} reference images"
+    most = spec.get("max_reference_images")
+    if most is not None and images.count("reference_image") > most:
+        return f"{model} takes 1-{most} reference images"
     if not spec.get("reference_media") and any(k in ("video_url", "audio_url") for k, _ in roles):
         return f"reference video and audio need Seedance 2.0 ({', '.join(m for m, s in MODELS.items() if s.get('reference_media'))}); not {model}"
     return None
@@ -179,6 +185,8 @@ class SeedanceVideoInput(BaseModel):
         spec = _spec(info)
         if spec is not None and "reference_image" not in spec["image_roles"]:
             raise ValueError(f"{info.data['model']} takes no reference images")
+        if spec is not None and len(v) > spec.get("max_reference_images", len(v)):
+            raise ValueError(f"{info.data['model']} takes 1-{spec['max_reference_images']} reference images")
         if info.data.get("first_frame") or info.data.get("last_frame"):
             raise ValueError("reference images cannot be combined with a first or last frame")
         return v

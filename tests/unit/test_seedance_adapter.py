@@ -151,7 +151,7 @@ def test_the_schema_publishes_the_model_matrix() -> None:
         ({"model": "doubao-seedance-2-0-fast-260128", "prompt": "p", "duration": 3}, "duration", "4-15"),
         ({"model": "doubao-seedance-1-5-pro-251215", "prompt": "p", "reference_audios": ["https://a/x.mp3"]}, "reference_audios", "2.0"),
         ({"model": "doubao-seedance-1-0-lite-t2v-250428", "reference_images": ["https://i/x.png"]}, "reference_images", "no reference images"),
-        ({"model": "doubao-seedance-1-0-lite-i2v-250428", "reference_images": ["https://i/x.png"] * 5}, "content", "1-4"),
+        ({"model": "doubao-seedance-1-0-lite-i2v-250428", "reference_images": ["https://i/x.png"] * 5}, "reference_images", "1-4"),
         (
             {"model": "doubao-seedance-2-0-260128", "prompt": "p", "first_frame": "https://i/a.png", "reference_images": ["https://i/x.png"]},
             "reference_images",
@@ -164,6 +164,15 @@ def test_the_schema_publishes_the_model_matrix() -> None:
         ({"prompt": "p", "generate_audio": True}, "generate_audio", "no sound"),
         ({"prompt": "p", "service_tier": "fast"}, "service_tier", "default"),
         ({}, "content", "give a prompt"),
+        (
+            {
+                "model": "doubao-seedance-1-0-lite-i2v-250428",
+                "prompt": "p",
+                "content": [{"type": "image_url", "image_url": {"url": "https://i/x.png"}, "role": "reference_image"}] * 5,
+            },
+            "content",
+            "1-4",
+        ),
     ],
 )
 def test_documented_limits_refuse_naming_the_field(inp: dict[str, Any], field: str, says: str) -> None:
