@@ -7,7 +7,8 @@ keep Ark's own paths: `K4U_ROUTE_PREFIXES="seedance=/api/v3"`):
 - poll by the **batch query** `GET {P}/contents/generations/tasks?page_num=1&page_size=N&filter.task_ids=a&filter.task_ids=b`
   (up to 500 ids, the key repeated) -> `{total, items}`; a task missing from the page is not an
   answer about it (the engine polls it again); a relay that does not route the list answers
-  404/405/501 and the engine falls back to `GET {P}/contents/generations/tasks/{id}`;
+  404/405/501, or one that ignores the filter lists tasks it was not asked about, and the engine
+  falls back to `GET {P}/contents/generations/tasks/{id}`;
 - cancel `DELETE {P}/contents/generations/tasks/{id}` (the relay cancels queued tasks only).
 Money: the submit takes no client id and nothing can find a task by one of ours, so a submit whose
 answer was lost fails `submit_outcome_unknown` (never sent twice). `callback_url` is forwarded when
@@ -131,7 +132,11 @@ class SeedanceAdapter(AdapterDefaults):
                 raise BatchUnsupported(f"batch query answered HTTP {resp.status}")
             if resp.status >= 300:
                 raise ProviderProtocolError(f"HTTP {resp.status} on the batch query: {error_message(data)[:200]}")
-            return read_page(data)
+            statuses = read_page(data)
+            asked = {t.task_id for t in targets}
+            if any(st.task_id not in asked for st in statuses):  # a relay that ignores the filter lists the newest tasks
+                raise BatchUnsupported("the batch query answered tasks it was not asked about (filter.task_ids ignored)")
+            return statuses
         t = targets[0]
         if resp.status in (400, 404) and (resp.status == 404 or is_not_found(data)):
             return [ProviderStatus(t.task_id, State.UNKNOWN, error_message=error_message(data) or f"HTTP {resp.status}")]
