@@ -181,7 +181,7 @@ def run_probes(relay: Any, adapters: Mapping[str, Adapter], prefixes: Mapping[st
 
 
 def _key(req: HttpRequest) -> tuple[str, str, tuple[tuple[str, str], ...]]:
-    return req.method, req.path, tuple(sorted(req.query.items()))
+    return req.key()
 
 
 def family_verdicts(names: Iterable[str], checks: Sequence[RouteCheck]) -> dict[str, Verdict | None]:

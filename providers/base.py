@@ -63,11 +63,12 @@ class FilePart:
 @dataclass(frozen=True)
 class HttpRequest:
     """A request to the relay. `path` is relative to the relay's base URL. The body is one of:
-    `json`; a multipart form (`form` fields and `files`); raw `content` bytes; or none."""
+    `json`; a multipart form (`form` fields and `files`); raw `content` bytes; or none. A query
+    value that is a sequence of strings repeats its key (`filter.task_ids=a&filter.task_ids=b`)."""
 
     method: str
     path: str
-    query: Mapping[str, str] = field(default_factory=dict)
+    query: Mapping[str, str | Sequence[str]] = field(default_factory=dict)
     headers: Mapping[str, str] = field(default_factory=dict)
     json: Any = None
     form: Mapping[str, str] | None = None
@@ -82,6 +83,9 @@ class HttpRequest:
         bodies = sum(x for x in (self.json is not None, self.form is not None or bool(self.files), self.content is not None))
         if bodies > 1:
             raise ValueError("a request has one body: json, a multipart form, or raw content")
+
+    def key(self) -> tuple[str, str, tuple[tuple[str, str], ...]]:  # the same read: method, path, query
+        return self.method, self.path, tuple(sorted((k, v if isinstance(v, str) else "\x00".join(v)) for k, v in self.query.items()))
 
 
 @dataclass(frozen=True)
@@ -416,9 +420,7 @@ class AdapterDefaults:
         return CallbackVerdict(self.parse_callback(headers, body), trust=self.capabilities.callback_trust)
 
     def probe_input(self, operation: str) -> Mapping[str, Any]:
-        """The job input a probe's made-up task is polled with: {} unless the family derives its
-        poll route from the input (fal's model path)."""
-        return {}
+        return {}  # the input a probe's made-up task is polled with: fal derives its route from it
 
     def probes(self) -> Sequence[Probe]:
         """Per operation, the first request of its poll flow for PROBE_TASK_ID; one probe per
@@ -435,9 +437,8 @@ class AdapterDefaults:
                 flow.close()
             if req.method not in PROBE_METHODS or not req.path.startswith("/") or req.path.startswith("//"):
                 continue
-            key = (req.method, req.path, tuple(sorted(req.query.items())))
-            earlier = found.get(key)
-            found[key] = Probe(req, (*earlier.operations, op) if earlier else (op,))
+            earlier = found.get(req.key())
+            found[req.key()] = Probe(req, (*earlier.operations, op) if earlier else (op,))
         return list(found.values())
 
     @staticmethod

@@ -12,6 +12,7 @@ from providers.midjourney import MidjourneyAdapter
 from providers.minimax import MinimaxAdapter
 from providers.newapi_video import NEWAPI_VIDEO
 from providers.replicate import ReplicateAdapter
+from providers.seedance import SeedanceAdapter
 from providers.suno import SunoAdapter
 from providers.video import GROK, SORA, VEO
 from providers.vidu import ViduAdapter
@@ -30,6 +31,7 @@ ADAPTERS: dict[str, Adapter] = {
         MinimaxAdapter(),
         ViduAdapter(),
         NEWAPI_VIDEO,
+        SeedanceAdapter(),
     )
 }
 

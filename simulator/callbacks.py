@@ -1,4 +1,4 @@
-"""Provider callbacks: Kling `callback_url`, Midjourney `notifyHook`, Suno `notify_hook`, Vidu `callback_url`.
+"""Provider callbacks: Kling `callback_url`, Midjourney `notifyHook`, Suno `notify_hook`, Vidu `callback_url`, Seedance `callback_url`.
 
 A background loop (started by the app's lifespan) wakes every
 `callback_interval_s`, asks `collect_due` which changes happened since the
@@ -6,7 +6,8 @@ last look, and POSTs a task object for each one with httpx: Kling's native
 task object (not enveloped, upstream numeric task_id) on status changes, the
 full Midjourney task object on every status *or progress* change, the Suno
 task object likewise (only when `suno_notify_enabled`), the Vidu query body at
-`processing` and at its end (`simulator.vidu.due`). Delivery failures are
+`processing` and at its end (`simulator.vidu.due`), the Seedance task object on every status
+change. Delivery failures are
 logged and otherwise ignored, like a real provider that does not retry.
 Replicate and fal webhooks are signed and retried: `simulator.signed_hooks`.
 """
@@ -23,7 +24,7 @@ from typing import Any
 
 import httpx
 
-from simulator import mj_views, signed_hooks, suno_views, vidu
+from simulator import mj_views, seedance, signed_hooks, suno_views, vidu
 from simulator.state import PROCESSING, SimState
 from simulator.timeline import Event, HookCursor, Timeline
 from simulator.views import native_task
@@ -75,7 +76,7 @@ def collect_due(state: SimState) -> list[list[Delivery]]:
         ]
         if batch:
             batches.append(batch)
-    return batches + _timeline_batches(state) + _vidu_batches(state)
+    return batches + _timeline_batches(state) + _vidu_batches(state) + _seedance_batches(state)
 
 
 def _vidu_batches(state: SimState) -> list[list[Delivery]]:
@@ -98,6 +99,17 @@ def _vidu_batches(state: SimState) -> list[list[Delivery]]:
         if batch:
             batches.append(batch)
     return batches
+
+
+def _seedance_batches(state: SimState) -> list[list[Delivery]]:
+    """Due Seedance callbacks: the task object on each status change (callbacks_enabled and
+    callback_duplicates apply)."""
+    config = state.config
+    due = seedance.due_callbacks(state.seedance, state.now(), lambda t: (config.public_base or t.public_base).rstrip("/"), state.wall_s)
+    if not config.callbacks_enabled:
+        state.callbacks_dropped += len(due)
+        return []
+    return [[Delivery(t.id, word, t.callback_url or "", body) for _ in range(1 + config.callback_duplicates)] for t, word, body in due]
 
 
 def _timeline_batches(state: SimState) -> list[list[Delivery]]:

@@ -39,6 +39,9 @@ _RUNTIME_FIELDS: dict[str, type] = {
     "mj_newapi_codes": bool,
     "suno_notify_enabled": bool,
     "suno_batch_enabled": bool,
+    "seedance_prefixes": str,
+    "seedance_envelope": bool,
+    "seedance_batch_enabled": bool,
     "fault_seed": int,
     "error_5xx_rate": float,
     "rate_limit_rate": float,
@@ -82,6 +85,10 @@ class SimConfig:
         except for modal actions); default off = raw proxy codes.
     suno_notify_enabled: POST Suno task objects to `notify_hook` (new-api drops it).
     suno_batch_enabled: serve `POST /suno/fetch` (else HTTP 404).
+    seedance_prefixes: the route prefixes Seedance is served under, comma-separated (of
+        `/volc/v1`, `/api/v3`); the others answer 404 like a relay without the route.
+    seedance_envelope: Seedance answers in new-api's `{code, message, data}` envelope (else raw Ark bodies).
+    seedance_batch_enabled: serve the Seedance batch query `GET {P}/contents/generations/tasks` (else HTTP 404).
     fault_seed: seed of the RNG behind the *_rate faults (`simulator.chaos`).
     error_5xx_rate: share of relay requests answered 500/502/503/504, not processed.
     rate_limit_rate: share of relay requests answered 429 with Retry-After, not processed.
@@ -129,6 +136,9 @@ class SimConfig:
     mj_newapi_codes: bool = False
     suno_notify_enabled: bool = False
     suno_batch_enabled: bool = True
+    seedance_prefixes: str = "/volc/v1,/api/v3"
+    seedance_envelope: bool = False
+    seedance_batch_enabled: bool = True
     fault_seed: int = 0
     error_5xx_rate: float = 0.0
     rate_limit_rate: float = 0.0

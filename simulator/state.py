@@ -30,6 +30,7 @@ from simulator.fal import FalSigningKey, FalStore
 from simulator.minimax import MinimaxStore
 from simulator.mj import MjStore
 from simulator.replicate import Prediction, ReplicateStore, output_at
+from simulator.seedance import SeedanceStore
 from simulator.suno import SunoStore
 from simulator.video import VideoStore
 from simulator.vidu import ViduStore
@@ -168,6 +169,7 @@ class SimState:
         self.replicate = ReplicateStore()
         self.fal = FalStore()
         self.minimax = MinimaxStore()
+        self.seedance = SeedanceStore()
         self.auth_by_route: dict[str, Counter[str]] = {}  # simulator.auth_seen
         self.callbacks_sent = 0
         self.callbacks_failed = 0
@@ -270,6 +272,7 @@ class SimState:
             + self.vidu.rows(now, self.wall_ms)
             + self._rep_fal_rows(now)
             + self.minimax.rows(now, self.wall_ms)
+            + self.seedance.rows(now, self.wall_ms)
         )
 
     def _rep_fal_rows(self, now: float) -> list[dict[str, Any]]:
@@ -326,6 +329,10 @@ class SimState:
                 out["minimax"] += n
             elif method == "GET" and path.endswith("/tasks/{id}/creations"):
                 out["vidu"] += n
+            elif method == "GET" and path.endswith("/contents/generations/tasks"):
+                out["seedance_batch"] += n
+            elif method == "GET" and path.endswith("/contents/generations/tasks/{id}"):
+                out["seedance_single"] += n
         return dict(out)
 
     def stats(self) -> dict[str, Any]:
@@ -340,7 +347,8 @@ class SimState:
             + len(self.replicate.predictions)
             + len(self.fal.requests)
             + len(self.minimax.tasks)
-            + len(self.vidu.tasks),
+            + len(self.vidu.tasks)
+            + len(self.seedance.tasks),
             "tasks_by_family": {
                 "kling": len(self.tasks),
                 "mj": len(self.mj.tasks),
@@ -350,6 +358,7 @@ class SimState:
                 "fal": len(self.fal.requests),
                 "minimax": len(self.minimax.tasks),
                 "vidu": len(self.vidu.tasks),
+                "seedance": len(self.seedance.tasks),
             },
             "polls": (polls := self.polls()),
             "poll_requests": sum(polls.values()),

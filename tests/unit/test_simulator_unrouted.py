@@ -53,7 +53,7 @@ async def test_a_task_that_does_not_exist_is_answered_on_every_poll_route(make: 
 
 async def test_a_path_it_does_not_route_is_answered_as_new_api_does(make: Factory) -> None:
     client, sim = make(api_key=KEY)
-    for method, path in (("GET", "/v1/nope/x"), ("GET", "/volc/v1/contents/generations/tasks/x"), ("DELETE", "/v1/videos/x"), ("GET", "/suno/fetch")):
+    for method, path in (("GET", "/v1/nope/x"), ("GET", "/nowhere/v1/contents/generations/tasks/x"), ("DELETE", "/v1/videos/x"), ("GET", "/suno/fetch")):
         r = await client.request(method, path)  # no key: an unknown route is answered before any key check
         assert r.status_code == 404, (method, path)
         assert r.json() == {"error": {"message": f"Invalid URL ({method} {path})", "type": "invalid_request_error", "param": "", "code": ""}}
@@ -63,7 +63,7 @@ async def test_a_path_it_does_not_route_is_answered_as_new_api_does(make: Factor
 
 async def test_with_the_console_fallback_only_relay_paths_keep_the_json_404(make: Factory) -> None:
     client, _ = make(api_key=KEY, web_ui_fallback=True)
-    page = await client.get("/volc/v1/contents/generations/tasks/x", headers=AUTH)
+    page = await client.get("/nowhere/v1/contents/generations/tasks/x", headers=AUTH)
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html") and b'<div id="root">' in page.content
     assert classify(HttpResponse(200, dict(page.headers), page.content)).verdict is Verdict.ROUTE_MISSING
     for path in ("/v1/nope", "/api/nope", "/assets/x.js"):
