@@ -15,9 +15,9 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema, field_validator
 
 from models.datauri import data_uri_label
-from models.refs import stored_size
+from models.refs import stored_size, upload_ref
 from models.status import DeliveryStatus, JobStatus, ProviderCancel
-from models.tables import Asset, Delivery, DeliveryAttempt, Job, JobEvent
+from models.tables import Asset, Delivery, DeliveryAttempt, Job, JobEvent, Upload
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _URL_BAD = re.compile(r"[\x00-\x20\x7f]")
@@ -188,6 +188,23 @@ class UploadPublic(BaseModel):
     sha256: str
     created_at: datetime
     expires_at: datetime = Field(description="Removed after this (K4U_UPLOAD_TTL_S), unless a job not yet submitted still references it")
+
+    @classmethod
+    def from_row(cls, row: Upload) -> UploadPublic:
+        return cls(
+            id=row.id,
+            ref=upload_ref(row.id),
+            filename=row.filename,
+            content_type=row.content_type,
+            size=row.size,
+            sha256=row.sha256,
+            created_at=row.created_at,
+            expires_at=row.expires_at,
+        )
+
+
+class UploadsPublic(BaseModel):
+    items: list[UploadPublic]
 
 
 class JobPublic(BaseModel):

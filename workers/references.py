@@ -36,7 +36,7 @@ from workers.context import Runtime
 from workers.db import session_scope
 from workers.uploads import store_upload
 
-_PLACEHOLDER = "https://k4u-upload.invalid/"  # what a reference looks like to a family's schema
+PLACEHOLDER = "https://k4u-upload.invalid/"  # what a reference looks like to a family's schema
 
 
 class InputGone(ValueError):
@@ -63,7 +63,7 @@ def for_validation(value: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str
             raise RefProblem(loc, str(exc)) from None
         if ref is None:
             return s
-        url = f"{_PLACEHOLDER}{ref.kind}/{ref.id}"
+        url = f"{PLACEHOLDER}{ref.kind}/{ref.id}"
         refs[url] = ref.text
         return url
 

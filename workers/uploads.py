@@ -2,6 +2,7 @@
 
     store_upload(rt, chunks, filename=, content_type=) -> Upload    streamed: sha256 and size on the way, capped
     get_upload(rt, upload_id) -> Upload | None
+    find_uploads(rt, sha256) -> list[Upload]                       the same bytes' uploads, not expired
     delete_upload(rt, upload_id) -> bool
     expire_uploads(rt) -> int                                      the beat's part (maintenance.clean_store)
 
@@ -78,6 +79,15 @@ def store_upload(rt: Runtime, chunks: Iterable[bytes], *, filename: str | None, 
 def get_upload(rt: Runtime, upload_id: str) -> Upload | None:
     with session_scope(rt.engine) as session:
         return session.get(Upload, upload_id)
+
+
+def find_uploads(rt: Runtime, sha256: str, limit: int = 20) -> list[Upload]:
+    """The uploads of these bytes that have not expired, newest first."""
+    with session_scope(rt.engine) as session:
+        rows = session.exec(
+            select(Upload).where(Upload.sha256 == sha256, col(Upload.expires_at) > rt.clock()).order_by(col(Upload.created_at).desc()).limit(limit)
+        )
+        return list(rows)
 
 
 def delete_upload(rt: Runtime, upload_id: str) -> bool:

@@ -22,29 +22,15 @@ from starlette.datastructures import UploadFile
 from api.deps import PLAIN_TEXT, Authed, RuntimeDep
 from api.limits import BodyTooLarge
 from models.errors import TooLarge
-from models.refs import UPLOAD_ID, upload_ref
-from models.schemas import UploadPublic
-from models.tables import Upload
-from workers.uploads import delete_upload, get_upload, store_upload
+from models.refs import UPLOAD_ID
+from models.schemas import UploadPublic, UploadsPublic
+from workers.uploads import delete_upload, find_uploads, get_upload, store_upload
 
 router = APIRouter(prefix="/v1/uploads", tags=["uploads"], dependencies=[Authed])
 UPLOAD_ID_PATTERN = f"^{UPLOAD_ID.pattern}$"
 _MEDIA_TYPE = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]{0,62}/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}", re.I)
 _CHUNK = 256 * 1024
 _MULTIPART = "multipart/form-data"
-
-
-def public(row: Upload) -> UploadPublic:
-    return UploadPublic(
-        id=row.id,
-        ref=upload_ref(row.id),
-        filename=row.filename,
-        content_type=row.content_type,
-        size=row.size,
-        sha256=row.sha256,
-        created_at=row.created_at,
-        expires_at=row.expires_at,
-    )
 
 
 def media_type(value: str | None) -> str:
@@ -135,7 +121,16 @@ async def post_upload(
             )
     except (TooLarge, BodyTooLarge):
         return _too_large(cap)
-    return public(row)
+    return UploadPublic.from_row(row)
+
+
+@router.get("", response_model=UploadsPublic)
+def list_by_sha256(
+    rt: RuntimeDep,
+    sha256: Annotated[str, Query(pattern=r"^[0-9a-f]{64}$", description="The file's sha256 (hex): its uploads that have not expired, newest first")],
+) -> UploadsPublic:
+    """The uploads of the same bytes, so a client can reuse one (`k4u batch` does, to stay idempotent)."""
+    return UploadsPublic(items=[UploadPublic.from_row(r) for r in find_uploads(rt, sha256)])
 
 
 UploadId = Annotated[str, Path(pattern=UPLOAD_ID_PATTERN, description="upl_ and 24 hex digits")]
@@ -147,7 +142,7 @@ def get_one(upload_id: UploadId, rt: RuntimeDep) -> UploadPublic:
     row = get_upload(rt, upload_id)
     if row is None:
         raise HTTPException(404, "no upload with that id")
-    return public(row)
+    return UploadPublic.from_row(row)
 
 
 @router.delete("/{upload_id}", status_code=204, responses={404: {}})
