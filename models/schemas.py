@@ -75,7 +75,9 @@ def _check_document(v: dict[str, Any], cap: int, inline_cap: int | None = None) 
     """`inline_cap`: inline files over it count as the reference they are stored as (intake stores them)."""
     if problem := _json_problem(v):
         raise ValueError(problem)
-    size = len(json.dumps(v if inline_cap is None else stored_size(v, inline_cap), separators=(",", ":"), ensure_ascii=False).encode())
+    size = len(json.dumps(v, separators=(",", ":"), ensure_ascii=False).encode())
+    if size > cap and inline_cap is not None:  # only then can inline files make a difference
+        size = len(json.dumps(stored_size(v, inline_cap), separators=(",", ":"), ensure_ascii=False).encode())
     if size > cap:
         raise ValueError(f"is {size} bytes as JSON; the limit is {cap}")
     return v

@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from models.datauri import parse_data_uri
+from models.errors import StorageError
 from models.refs import SCHEME, Loc, Ref, is_inline_file, parse_ref, replace_strings, strings, upload_ref
 from models.tables import Job, Upload
 from workers import filelinks
@@ -184,7 +185,13 @@ def _upload_link(rt: Runtime, ref: Ref) -> str:
     if url is None:
         if row.size > s.inline_input_max_bytes:
             raise InputGone(servable(rt, row.size) or f"{ref.text} cannot be served")
-        url = f"data:{row.content_type};base64," + base64.b64encode(b"".join(rt.store.open(row.object_key))).decode()
+        try:
+            data = b"".join(rt.store.open(row.object_key))
+        except StorageError as exc:
+            if exc.retryable:
+                raise  # the store cannot tell now: the job waits and is retried
+            raise InputGone(f"the stored file of {ref.text} is missing from the store; upload the file again and submit a new job") from None
+        url = f"data:{row.content_type};base64," + base64.b64encode(data).decode()
     elif not rt.store.exists(row.object_key):  # StorageError when the store cannot tell: retried
         raise InputGone(f"the stored file of {ref.text} is missing from the store; upload the file again and submit a new job")
     return url

@@ -190,3 +190,21 @@ def test_large_inline_data_uri_is_stored_as_an_upload(make, sim: Sim) -> None:  
         d.run_for(12)
         assert d.job(job_id).status == "succeeded"
         assert fetched(sim, d, job_id) == {"image": hashlib.sha256(data).hexdigest()}
+
+
+def test_sora_input_reference_link_is_fetched_by_the_relay(make, sim: Sim) -> None:  # type: ignore[no-untyped-def]
+    with public_api(make) as d:
+        up = store_upload(d.rt, [PNG], filename="ref.png", content_type="image/png")
+        job_id = d.create("sora", "video", {"prompt": "a fox in snow", "input_reference": f"k4u://uploads/{up.id}"})
+        job = d.job(job_id)
+        assert job.status == "running", (job.error_code, job.error_message)
+        (row,) = [t for t in sim.admin("/_sim/tasks")["tasks"] if t.get("task_id") == job.provider_task_id]
+        assert row["input_reference"]["kind"] == "url" and row["input_reference"]["fetched_sha256"] == up.sha256
+
+
+def test_an_image_the_relay_cannot_fetch_fails_the_job_with_its_message(make, sim: Sim) -> None:  # type: ignore[no-untyped-def]
+    d = make()
+    job_id = image2video(d, f"{sim.url}/_sim/no-such-image.png")
+    job = d.job(job_id)
+    assert job.status == "failed" and "image fetch failed: HTTP 404" in (job.error_message or ""), (job.error_code, job.error_message)
+    assert sim.admin("/_sim/paid")["count"] == 0
