@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from models.datauri import parse_data_uri
-from models.errors import StorageError
+from models.errors import StorageError, TooLarge
 from models.refs import SCHEME, Loc, Ref, is_inline_file, parse_ref, replace_strings, strings, upload_ref
 from models.tables import Job, Upload
 from workers import filelinks
@@ -121,7 +121,10 @@ def take_in(rt: Runtime, value: dict[str, Any]) -> list[dict[str, Any]]:
         data, media_type = _decode_inline(loc, s)
         if problem := servable(rt, len(data)):
             raise RefProblem(loc, problem)
-        row = store_upload(rt, [data], filename=None, content_type=media_type)
+        try:
+            row = store_upload(rt, [data], filename=None, content_type=media_type)
+        except TooLarge:
+            raise RefProblem(loc, f"is an inline file of {len(data)} bytes, over K4U_MAX_UPLOAD_BYTES ({rt.settings.max_upload_bytes})") from None
         _set(value, loc, upload_ref(row.id))
         uploads[row.id] = row
         found.append((loc, Ref("uploads", row.id)))

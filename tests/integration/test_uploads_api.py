@@ -4,6 +4,7 @@ sha256, expiry keeping what waiting jobs need, signed links good, bad and expire
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
 from collections.abc import Iterator
@@ -141,3 +142,22 @@ def test_expired_uploads_go_unless_a_waiting_job_needs_them(stack, tmp_path: Pat
     assert client.post(f"/v1/jobs/{job.json()['id']}/cancel").status_code == 200
     d.clock.advance(timedelta(seconds=1).total_seconds())
     assert clean_store(d.rt) == 1 and objects(tmp_path) == [] and upload_rows(d) == 0
+
+
+def test_post_job_with_a_1mb_inline_image_stores_it_as_an_upload(stack) -> None:  # type: ignore[no-untyped-def]
+    client, d = stack
+    data = b"\x89PNG\r\n\x1a\n" + os.urandom(1_000_000)
+    image = "data:image/png;base64," + base64.b64encode(data).decode()  # 1.3 MB of JSON: over 1 MiB, within K4U_MAX_JOB_BODY_BYTES
+    body = {"provider": "kling", "operation": "image2video", "input": {"prompt": "p", "image": image}}
+    r = client.post("/v1/jobs", json=body)  # K4U_MAX_UPLOAD_BYTES is 300,000 here: too big to store
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "input", "image"] and "K4U_MAX_UPLOAD_BYTES" in r.text
+    d.rt.settings.max_upload_bytes = 2_000_000
+    r = client.post("/v1/jobs", json=body)
+    assert r.status_code == 202, r.text[:300]
+    job = r.json()
+    (inp,) = job["inputs"]
+    assert job["input"]["image"] == inp["ref"] == f"k4u://uploads/{inp['upload_id']}" and inp["field"] == "image"
+    assert inp["sha256"] == hashlib.sha256(data).hexdigest()
+    assert client.get(f"/v1/uploads/{inp['upload_id']}").json()["content_type"] == "image/png"
+    bad = client.post("/v1/jobs", json={"provider": "kling", "operation": "image2video", "input": {"prompt": "p", "image": "k4u://uploads/upl_1"}})
+    assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["body", "input", "image"]

@@ -208,3 +208,15 @@ def test_an_image_the_relay_cannot_fetch_fails_the_job_with_its_message(make, si
     job = d.job(job_id)
     assert job.status == "failed" and "image fetch failed: HTTP 404" in (job.error_message or ""), (job.error_code, job.error_message)
     assert sim.admin("/_sim/paid")["count"] == 0
+
+
+def test_lost_submit_answer_with_a_reference_charges_once(make, sim: Sim) -> None:  # type: ignore[no-untyped-def]
+    """The relay took the job but its answer was lost: Kling's lookup finds the task (resolving the
+    reference again changes nothing), so there is exactly one paid task and the job succeeds."""
+    with public_api(make) as d:
+        up = store_upload(d.rt, [PNG], filename="cat.png", content_type="image/png")
+        sim.admin("/_sim/faults", {"error_5xx_next": 1, "status": 502, "after_accept": True})
+        job_id = image2video(d, f"k4u://uploads/{up.id}")
+        d.run_for(30)
+        assert d.job(job_id).status == "succeeded"
+        assert sim.admin("/_sim/paid")["count"] == 1 and fetched(sim, d, job_id) == {"image": up.sha256}
