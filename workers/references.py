@@ -145,9 +145,25 @@ def _decode_inline(loc: Loc, s: str) -> tuple[bytes, str]:
     try:
         if uri is not None:
             return uri.decode(strict=True), uri.media_type
-        return base64.b64decode("".join(s.split()), validate=True), "application/octet-stream"
+        data = base64.b64decode("".join(s.split()), validate=True)
+        return data, sniff(data)
     except (ValueError, binascii.Error):
         raise RefProblem(loc, "is an inline file whose base64 does not decode") from None
+
+
+_MAGIC = ((b"\x89PNG\r\n\x1a\n", "image/png"), (b"\xff\xd8\xff", "image/jpeg"), (b"GIF8", "image/gif"), (b"ID3", "audio/mpeg"), (b"fLaC", "audio/flac"))
+
+
+def sniff(data: bytes) -> str:
+    """The media type of a bare base64 file, from its first bytes (a data: URI says its own)."""
+    for magic, media in _MAGIC:
+        if data.startswith(magic):
+            return media
+    if data[:4] == b"RIFF" and data[8:12] in (b"WEBP", b"WAVE"):
+        return "image/webp" if data[8:12] == b"WEBP" else "audio/wav"
+    if data[4:8] == b"ftyp":
+        return "video/mp4"
+    return "application/octet-stream"
 
 
 def _set(value: Any, loc: Loc, new: str) -> None:

@@ -112,12 +112,12 @@ def needed_uploads(rt: Runtime) -> set[str]:
 def expire_uploads(rt: Runtime, now: datetime | None = None) -> int:
     """Remove the uploads past their expiry that no waiting job needs; how many."""
     now = now or rt.clock()
+    needed = sorted(needed_uploads(rt))
     with session_scope(rt.engine) as session:
-        expired = session.exec(select(Upload).where(col(Upload.expires_at) <= now).order_by(col(Upload.expires_at)).limit(_EXPIRE_CHUNK)).all()
-    if not expired:
-        return 0
-    needed = needed_uploads(rt)
-    gone = [u for u in expired if u.id not in needed]
+        query = select(Upload).where(col(Upload.expires_at) <= now)
+        if needed:  # few: the uploads of the jobs waiting to be sent
+            query = query.where(col(Upload.id).not_in(needed))
+        gone = list(session.exec(query.order_by(col(Upload.expires_at)).limit(_EXPIRE_CHUNK)).all())
     if not gone:
         return 0
     with session_scope(rt.engine) as session:

@@ -19,7 +19,7 @@ router = APIRouter(prefix="/v1/files", tags=["uploads"])
 _SHOWN = ("image/", "video/", "audio/")  # types a fetcher may take inline; anything else is an attachment
 
 
-@router.get("/{token}", responses={200: {"content": {"application/octet-stream": {}}}, 404: {}, 410: {}})
+@router.api_route("/{token}", methods=["GET", "HEAD"], responses={200: {"content": {"application/octet-stream": {}}}, 404: {}, 410: {}})
 async def get_file(token: Annotated[str, Path(max_length=200)], rt: RuntimeDep) -> StreamingResponse:
     """An uploaded input file, streamed with its stored content type (`X-Content-Type-Options: nosniff`)."""
     try:

@@ -112,6 +112,8 @@ def test_files_link_good_bad_and_expired(stack) -> None:  # type: ignore[no-unty
     got = httpx.get(f"{client.base_url}/v1/files/{token}")  # no bearer: the link is the key
     assert got.status_code == 200 and got.content == PNG
     assert got.headers["content-type"] == "image/png" and got.headers["x-content-type-options"] == "nosniff"
+    head = httpx.head(f"{client.base_url}/v1/files/{token}")  # some fetchers ask first
+    assert head.status_code == 200 and head.headers["content-length"] == str(len(PNG)) and head.content == b""
     tampered = filelinks.sign(key, up["id"], now + 10**6)[:-2] + "AA"
     other_key = filelinks.sign(b"k" * 32, up["id"], now + 3600)
     for bad in (tampered, other_key, "garbage", f"{up['id']}.{now + 60}"):

@@ -109,3 +109,36 @@ def test_no_link_without_a_public_url_or_a_secret() -> None:
     assert filelinks.file_url(Settings(api_key="sk-relay-key-for-links-1234"), UID, NOW) is None
     assert filelinks.link_key(Settings()) is None
     assert filelinks.file_url(Settings(public_url="https://jobs.example"), UID, NOW) is None
+
+
+def test_bare_base64_files_get_their_type_from_their_bytes() -> None:
+    assert references.sniff(b"\x89PNG\r\n\x1a\n....") == "image/png"
+    assert references.sniff(b"\xff\xd8\xff\xe0") == "image/jpeg"
+    assert references.sniff(b"RIFF\x00\x00\x00\x00WEBPVP8 ") == "image/webp"
+    assert references.sniff(b"\x00\x00\x00\x18ftypmp42") == "video/mp4"
+    assert references.sniff(b"plain bytes") == "application/octet-stream"
+
+
+def test_file_links_are_redacted_from_access_logs_and_open_to_the_relay() -> None:
+    import asyncio
+
+    from api.logs import redact
+    from api.openmode import LoopbackOnly
+
+    assert redact('"GET /v1/files/upl_0.123.sig HTTP/1.1" 200') == '"GET /v1/files/*** HTTP/1.1" 200'
+    reached: list[str] = []
+
+    async def app(scope: dict[str, object], receive: object, send: object) -> None:
+        reached.append(str(scope["path"]))
+
+    async def send(message: dict[str, object]) -> None:
+        reached.append(f"answered {message.get('status', '')}")
+
+    async def receive() -> dict[str, object]:
+        return {"type": "http.request", "body": b""}
+
+    guard = LoopbackOnly(app)  # type: ignore[arg-type]
+    for path in ("/v1/files/upl_0.1.x", "/v1/uploads"):
+        scope = {"type": "http", "path": path, "client": ("203.0.113.9", 4000), "headers": [(b"host", b"jobs.example")]}
+        asyncio.run(guard(scope, receive, send))  # type: ignore[arg-type]
+    assert reached[0] == "/v1/files/upl_0.1.x" and reached[1] == "answered 403"  # a file link is open; the rest is loopback only
