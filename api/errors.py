@@ -25,6 +25,7 @@ from models.errors import (
     JobStateConflict,
     K4UError,
     RequestInvalid,
+    StorageError,
 )
 
 log = logging.getLogger("k4u.api")
@@ -39,6 +40,7 @@ HTTP_STATUS: dict[type[K4UError], int] = {
     CallbackUnknown: 404,
     CallbackRefused: 401,
     CallbackInvalid: 400,
+    StorageError: 503,  # our store is down (an upload, an inline file stored at intake): try again later
 }
 
 

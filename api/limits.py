@@ -9,7 +9,9 @@ too) is scanned first (brackets outside strings) and refused with 422 when neste
 (POST, PUT, PATCH, DELETE) with a body must then declare it JSON (`application/json` or
 `application/*+json`), else 415: a web page can send a text/plain or typeless body cross-site
 without a CORS preflight, a JSON one it cannot. Provider webhooks (`WEBHOOKS`) come with the
-providers' own types and are exempt. It also sets the per-request size caps that `JobCreate`
+providers' own types and are exempt. `POST /v1/uploads` is not read here at all: its body (a file
+of any type, up to K4U_MAX_UPLOAD_BYTES) streams on to the route, counted, and a read past the cap
+raises BodyTooLarge (a declared Content-Length past it is a 413 at once). It also sets the per-request size caps that `JobCreate`
 checks `input` and `metadata` against.
 """
 
@@ -30,6 +32,9 @@ from workers.settings import Settings
 MAX_JSON_DEPTH = 64
 
 WEBHOOKS = "/v1/webhooks/"  # called by the providers, with their own content types
+FILES = "/v1/files/"  # signed input-file links the relay fetches (GET, no bearer: the token is the key)
+UPLOADS = "/v1/uploads"  # POST streams the file itself (any content type), up to K4U_MAX_UPLOAD_BYTES
+MULTIPART_SLACK = 64 * 1024  # a multipart body's boundaries and part headers around the file
 _CHANGES_STATE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 _TOKEN = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]', re.DOTALL)
@@ -38,11 +43,29 @@ _TOKEN = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]', re.DOTALL)
 def body_caps(settings: Settings) -> dict[str, int]:
     """Per-path-prefix caps (longest prefix wins); every other path gets K4U_MAX_BODY_BYTES.
     A route that needs its own cap (e.g. a batch submit) adds its prefix here."""
-    return {"/v1/jobs": settings.max_body_bytes, WEBHOOKS: settings.max_body_bytes, "/v1/batches": settings.max_batch_body_bytes}
+    return {
+        "/v1/jobs": settings.max_job_body_bytes,  # POST /v1/jobs: room for one inline file (stored as an upload)
+        "/v1/jobs/": settings.max_body_bytes,
+        WEBHOOKS: settings.max_body_bytes,
+        "/v1/batches": settings.max_batch_body_bytes,
+    }
 
 
 # The setting behind a prefix's own cap, named in its 413 (every other cap is K4U_MAX_BODY_BYTES).
-CAP_SETTINGS = {"/v1/batches": "K4U_MAX_BATCH_BODY_BYTES"}
+CAP_SETTINGS = {
+    "/v1/batches": "K4U_MAX_BATCH_BODY_BYTES",
+    "/v1/jobs": "K4U_MAX_JOB_BODY_BYTES",
+    "/v1/jobs/": "K4U_MAX_BODY_BYTES",
+    UPLOADS: "K4U_MAX_UPLOAD_BYTES",
+}
+
+
+class BodyTooLarge(Exception):
+    """A streamed body (POST /v1/uploads) passed its cap while the route read it: answered 413."""
+
+    def __init__(self, cap: int) -> None:
+        super().__init__(f"request body is larger than the limit of {cap} bytes")
+        self.cap = cap
 
 
 def json_text(body: bytes) -> bytes:
@@ -101,13 +124,43 @@ def _field_name(key: bytes | None) -> str:
 
 class BodyLimits:
     def __init__(
-        self, app: ASGIApp, *, default_cap: int, caps: Mapping[str, int] | None = None, sizes: SizeLimits | None = None, max_depth: int = MAX_JSON_DEPTH
+        self,
+        app: ASGIApp,
+        *,
+        default_cap: int,
+        caps: Mapping[str, int] | None = None,
+        sizes: SizeLimits | None = None,
+        max_depth: int = MAX_JSON_DEPTH,
+        upload_cap: int | None = None,
     ) -> None:
         self.app = app
         self.default_cap = default_cap
         self.caps = sorted((caps or {}).items(), key=lambda kv: -len(kv[0]))
         self.sizes = sizes or SizeLimits()
         self.max_depth = max_depth
+        self.upload_cap = upload_cap
+
+    async def _stream(self, scope: Scope, receive: Receive, send: Send, cap: int) -> None:
+        """Hand the body on as it comes (the upload route streams it into storage), counting: past
+        `cap` (plus a multipart envelope's slack) the next read raises BodyTooLarge."""
+        declared = [v for k, v in scope.get("headers", []) if k.lower() == b"content-length"]
+        if declared and (len(declared) > 1 or not declared[0].strip().isdigit()):
+            await answer(send, 400, {"detail": "invalid Content-Length header"})
+            return
+        if declared and int(declared[0]) > cap + MULTIPART_SLACK:
+            await answer(send, 413, _too_large(cap, UPLOADS))
+            return
+        total = 0
+
+        async def counted() -> Message:
+            nonlocal total
+            message = await receive()
+            total += len(message.get("body", b""))
+            if total > cap + MULTIPART_SLACK:
+                raise BodyTooLarge(cap)
+            return message
+
+        await self.app(scope, counted, send)
 
     def cap_for(self, path: str) -> int:
         for prefix, cap in self.caps:
@@ -118,6 +171,9 @@ class BodyLimits:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        if scope.get("path") == UPLOADS and scope.get("method") == "POST" and self.upload_cap is not None:
+            await self._stream(scope, receive, send, self.upload_cap)
             return
         cap = self.cap_for(scope.get("path", ""))
         declared = [v for k, v in scope.get("headers", []) if k.lower() == b"content-length"]
@@ -176,7 +232,7 @@ class BodyLimits:
 
 
 def _too_large(cap: int, path: str) -> dict[str, Any]:
-    name = next((v for k, v in CAP_SETTINGS.items() if path.startswith(k)), "K4U_MAX_BODY_BYTES")
+    name = max(((k, v) for k, v in CAP_SETTINGS.items() if path.startswith(k)), key=lambda kv: len(kv[0]), default=("", "K4U_MAX_BODY_BYTES"))[1]
     return {"detail": f"request body is larger than the limit of {cap} bytes ({name})", "limit_bytes": cap}
 
 

@@ -1,4 +1,5 @@
-"""Access-log redaction: provider callback URLs carry a per-job token, which never reaches a log.
+"""Access-log redaction: provider callback URLs carry a per-job token, input-file links a signed one;
+neither reaches a log.
 Outbound URLs neither: install() also keeps httpx's request lines out (workers.logs)."""
 
 from __future__ import annotations
@@ -9,10 +10,11 @@ import re
 from workers.logs import quiet_http_clients
 
 _WEBHOOK = re.compile(r"(/v1/webhooks/[^/\s]+/[^/\s]+/)[^/\s?]+")
+_FILE_LINK = re.compile(r"(/v1/files/)[^/\s?]+")  # a signed input-file link opens the file until it expires
 
 
 def redact(text: str) -> str:
-    return _WEBHOOK.sub(r"\1***", text)
+    return _FILE_LINK.sub(r"\1***", _WEBHOOK.sub(r"\1***", text))
 
 
 class RedactTokens(logging.Filter):

@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry
 from api import errors, logs
 from api.limits import BodyLimits, body_caps
 from api.openmode import LoopbackOnly
-from api.routes import batches, health, jobs, providers, tools, ui, webhooks
+from api.routes import batches, files, health, jobs, providers, tools, ui, uploads, webhooks
 from models.schemas import SizeLimits
 from workers.context import Runtime, build_runtime
 from workers.db import session_scope
@@ -68,12 +68,16 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.state.registry = registry
     errors.install(app)
     app.add_middleware(
-        BodyLimits, default_cap=settings.max_body_bytes, caps=body_caps(settings), sizes=SizeLimits(settings.max_input_bytes, settings.max_metadata_bytes)
+        BodyLimits,
+        default_cap=settings.max_body_bytes,
+        caps=body_caps(settings),
+        sizes=SizeLimits(settings.max_input_bytes, settings.max_metadata_bytes, settings.inline_input_max_bytes),
+        upload_cap=settings.max_upload_bytes,
     )
     if not settings.tokens and not settings.allow_open_api:
         app.add_middleware(LoopbackOnly)  # outermost: a request from elsewhere is refused before its body is read
     logs.install()
-    for r in (jobs.router, batches.router, providers.router, webhooks.router, tools.router, health.router):
+    for r in (jobs.router, batches.router, uploads.router, files.router, providers.router, webhooks.router, tools.router, health.router):
         app.include_router(r)
     ui.install(app)
     if not settings.tokens:

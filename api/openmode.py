@@ -5,8 +5,8 @@ refuses a non-loopback bind, but a web page the operator visits reaches 127.0.0.
 browser, and through DNS rebinding (its own name resolving to 127.0.0.1) reads the answers too.
 So while the API is open and K4U_ALLOW_OPEN_API is not set, `LoopbackOnly` answers 403 unless the
 client is a loopback address and the Host header, when sent, names a loopback host (localhost,
-127.x.x.x, [::1], any port). Provider webhooks are not held to it: each URL carries its own
-per-job token, and providers call it from outside by design.
+127.x.x.x, [::1], any port). Provider webhooks and signed input-file links (`/v1/files/`) are not
+held to it: each URL carries its own token, and the relay calls them from outside by design.
 
 `trusted_host` (built on `workers.netguard.is_loopback`, which the CLI and the fal key-set check
 use too) also decides whether a request's Host may go into the links we hand out
@@ -20,7 +20,7 @@ import re
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from api.limits import WEBHOOKS, answer
+from api.limits import FILES, WEBHOOKS, answer
 from workers.netguard import is_loopback
 
 _HOST = re.compile(r"(?P<name>\[[0-9a-fA-F:.]+\]|[^:\[\]]+)(?::[0-9]*)?")  # name, then an optional port
@@ -39,7 +39,7 @@ class LoopbackOnly:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and not scope.get("path", "").startswith(WEBHOOKS):
+        if scope["type"] == "http" and not scope.get("path", "").startswith((WEBHOOKS, FILES)):
             client = scope.get("client")
             host = Headers(scope=scope).get("host")
             if client is None or not is_loopback(client[0]):

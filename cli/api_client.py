@@ -111,6 +111,18 @@ class ApiClient:
         except httpx.HTTPError as exc:
             raise CliError(f"cannot fetch {self.base_url}{path}: {type(exc).__name__}") from None
 
+    # uploads
+    def upload(self, path: Path, content_type: str) -> dict[str, Any]:
+        """POST /v1/uploads with the file's bytes streamed raw (Content-Length from its size)."""
+        with path.open("rb") as f:
+            return self._call(
+                "POST", "/v1/uploads", content=f, params={"filename": path.name}, headers={"content-type": content_type}, timeout_s=600.0, what="upload"
+            )
+
+    def find_uploads(self, sha256: str) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = self._call("GET", "/v1/uploads", params={"sha256": sha256})["items"]
+        return items
+
     # batches
     def create_batch(self, body: dict[str, Any]) -> dict[str, Any]:
         return self._call("POST", "/v1/batches", json=body, timeout_s=120.0)

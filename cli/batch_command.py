@@ -26,6 +26,7 @@ from rich.text import Text
 from cli.api_client import TERMINAL, CliError
 from cli.batch_file import BatchFileError, Line, read_batch, write_results
 from cli.job_commands import ApiOpt, TokenOpt, client, fail
+from cli.upload_command import upload_files
 
 CHUNK = 1000  # POST /v1/batches takes at most this many jobs
 CONCURRENCY = 8
@@ -61,7 +62,8 @@ def batch(
     The whole file is checked first: a bad line is reported with its line number and field, and
     nothing is created. Running it again on the same file creates nothing twice (each line's
     idempotency key is k4u-batch-<file sha256, 16 hex>-<line>) and picks up where it stopped;
-    Ctrl-C leaves the jobs running and the results file whole. The results file has, per line:
+    Ctrl-C leaves the jobs running and the results file whole. An input value `@path/to/file`
+    (relative to FILE) is uploaded first, once per distinct file, and replaced by its reference. The results file has, per line:
     the job id, status, stored paths (local database) or asset URLs (--api), sha256, downloaded
     files, error code and message. Exit 0 when every job succeeded, 1 when one failed or was
     cancelled (or on an error), 3 on --timeout, 130 on Ctrl-C."""
@@ -75,8 +77,11 @@ def batch(
         raise fail(f"{file}: {len(exc.errors)} bad line(s){more}; nothing was created") from None
     except OSError as exc:
         raise fail(f"cannot read {file}: {exc.strerror}") from None
-    run = Run(lines, results, download)
     with client(api, token) as c:
+        bodies, sent = upload_files(c, [ln.body for ln in lines], file.parent)  # `@path` values: uploaded once each
+        if sent:
+            typer.echo(f"uploaded {sent} file(s)", err=True)
+        run = Run([Line(ln.number, body) for ln, body in zip(lines, bodies, strict=True)], results, download)
         try:
             run.create(c)
             if no_wait:

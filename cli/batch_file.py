@@ -6,6 +6,9 @@ CSV: a header row, then `provider`, `operation`, either `input` (JSON) or `input
 optional `callback_url` and `metadata.<field>` columns. A cell of an `input.`/`metadata.` column
 holding a JSON list or object is read as JSON; anything else stays text (the operation's schema
 turns "5" into a number where it wants one); an empty cell is left out.
+
+An input value `@path/to/file` (no spaces; relative to the batch file) names a file that `k4u batch`
+uploads first (once per distinct file) and replaces by its `k4u://uploads/<id>` reference.
 """
 
 from __future__ import annotations
@@ -22,8 +25,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from cli.upload_command import file_values, is_file_value
+from models.refs import replace_strings
 from models.schemas import JobCreate
 from providers.registry import UnknownProvider, resolve_operation, validate_input
+from workers.references import PLACEHOLDER, RefProblem, for_validation
 
 JSONL_KEYS = {"provider", "operation", "input", "callback_url", "metadata"}
 CSV_PLAIN = {"provider", "operation", "input", "callback_url"}
@@ -66,7 +72,7 @@ def read_batch(path: Path) -> tuple[str, list[Line]]:
     rows, errors = (_csv_rows if path.suffix.lower() == ".csv" else _jsonl_rows)(text)
     lines = []
     for number, body in rows:
-        problem = check(body)
+        problem = check(body) or _missing_file(body, path.parent)
         if problem:
             errors.append(LineError(number, *problem))
         else:
@@ -171,8 +177,23 @@ def _clashing(header: list[str]) -> LineError | None:
     return None
 
 
+def _missing_file(body: dict[str, Any], base: Path) -> tuple[str, str] | None:
+    """(field, message) of the first `@path` value whose file is not there (relative to the batch file)."""
+    for field, name in file_values(body):
+        if not (base / name).is_file():
+            return field, f"no such file: {name} (an @path value is a file uploaded first, relative to the batch file)"
+    return None
+
+
 def check(body: dict[str, Any]) -> tuple[str, str] | None:
-    """(field, message) of the first problem the API would answer 422 for, or None."""
+    """(field, message) of the first problem the API would answer 422 for, or None. An `@path` value
+    (a file uploaded before the jobs are sent) and a `k4u://` reference count as the link they become."""
+    if isinstance(body.get("input"), dict):
+        try:
+            linked, _ = for_validation(replace_strings(body["input"], lambda _, v: f"{PLACEHOLDER}file" if is_file_value(v) else v))
+        except RefProblem as exc:
+            return ".".join(str(p) for p in ("input", *exc.loc)), exc.reason
+        body = body | {"input": linked}
     try:
         JobCreate.model_validate(body)
     except ValidationError as exc:

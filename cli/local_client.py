@@ -15,7 +15,7 @@ from sqlmodel import col, select
 
 from cli.api_client import CliError
 from models.errors import IdempotencyConflict, JobNotFound, JobStateConflict, K4UError, RequestInvalid
-from models.schemas import JobCreate, JobPublic
+from models.schemas import JobCreate, JobPublic, UploadPublic
 from models.tables import Asset, Job
 from workers.context import Runtime, build_runtime
 from workers.db import migrate, session_scope
@@ -115,6 +115,25 @@ class LocalClient:
                     f.write(chunk)
         except K4UError as exc:
             raise CliError(f"cannot read asset {asset['index']} of {job['id']}: {exc.message}") from None
+
+    # uploads (workers/uploads.py)
+    def upload(self, path: Path, content_type: str) -> dict[str, Any]:
+        from workers.uploads import store_upload
+
+        def chunks() -> Any:
+            with path.open("rb") as f:
+                while chunk := f.read(1024 * 1024):
+                    yield chunk
+
+        if path.stat().st_size > self.rt.settings.max_upload_bytes:
+            raise CliError(f"{path} is larger than K4U_MAX_UPLOAD_BYTES ({self.rt.settings.max_upload_bytes} bytes)")
+        row = self._run(lambda rt: store_upload(rt, chunks(), filename=path.name, content_type=content_type))
+        return UploadPublic.from_row(row).model_dump(mode="json")
+
+    def find_uploads(self, sha256: str) -> list[dict[str, Any]]:
+        from workers.uploads import find_uploads
+
+        return [UploadPublic.from_row(r).model_dump(mode="json") for r in find_uploads(self.rt, sha256)]
 
     # batches (workers/services/batches.py)
     def create_batch(self, body: dict[str, Any]) -> dict[str, Any]:

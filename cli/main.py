@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from cli import batch_command, doctor, job_commands
+from cli import batch_command, doctor, job_commands, upload_command
 from cli.app import app, db_app, err, load_settings
 from models.errors import ConfigError
 from workers.logs import quiet_http_clients
@@ -246,6 +246,7 @@ def demo(
 job_commands.register(app)  # after the commands above, so `k4u --help` lists them first
 batch_command.register(app)
 doctor.register(app)
+upload_command.register(app)
 
 
 def main() -> None:

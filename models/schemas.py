@@ -15,8 +15,9 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema, field_validator
 
 from models.datauri import data_uri_label
+from models.refs import stored_size, upload_ref
 from models.status import DeliveryStatus, JobStatus, ProviderCancel
-from models.tables import Asset, Delivery, DeliveryAttempt, Job, JobEvent
+from models.tables import Asset, Delivery, DeliveryAttempt, Job, JobEvent, Upload
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _URL_BAD = re.compile(r"[\x00-\x20\x7f]")
@@ -28,6 +29,7 @@ class SizeLimits:
 
     input_bytes: int = 256 * 1024
     metadata_bytes: int = 16 * 1024
+    inline_bytes: int = 256 * 1024  # K4U_INLINE_INPUT_MAX_BYTES: a larger inline file is stored as an upload, not in the input
 
 
 # The API sets this per request from its settings; anything else validates against the defaults.
@@ -69,10 +71,13 @@ def _json_problem(value: Any) -> str | None:
     return None
 
 
-def _check_document(v: dict[str, Any], cap: int) -> dict[str, Any]:
+def _check_document(v: dict[str, Any], cap: int, inline_cap: int | None = None) -> dict[str, Any]:
+    """`inline_cap`: inline files over it count as the reference they are stored as (intake stores them)."""
     if problem := _json_problem(v):
         raise ValueError(problem)
     size = len(json.dumps(v, separators=(",", ":"), ensure_ascii=False).encode())
+    if size > cap and inline_cap is not None:  # only then can inline files make a difference
+        size = len(json.dumps(stored_size(v, inline_cap), separators=(",", ":"), ensure_ascii=False).encode())
     if size > cap:
         raise ValueError(f"is {size} bytes as JSON; the limit is {cap}")
     return v
@@ -134,7 +139,8 @@ class JobCreate(BaseModel):
     @field_validator("input")
     @classmethod
     def _input(cls, v: dict[str, Any]) -> dict[str, Any]:
-        return _check_document(v, size_limits.get().input_bytes)
+        limits = size_limits.get()
+        return _check_document(v, limits.input_bytes, limits.inline_bytes)
 
     @field_validator("metadata")
     @classmethod
@@ -164,6 +170,45 @@ class AssetPublic(BaseModel):
     metadata: dict[str, Any] = Field(default_factory=dict, description="Provider details: clip id and title, grid or split image...")
 
 
+class InputPublic(BaseModel):
+    """An uploaded file a job's input references (`k4u://uploads/<id>`), as it was when the job was taken in."""
+
+    field: str = Field(description="Where in `input` the reference is: `image`, `images.0`")
+    ref: str = Field(description="The reference, as the input holds it")
+    upload_id: str
+    sha256: str = Field(description="The stored bytes' sha256: what the relay is sent a link to")
+
+
+class UploadPublic(BaseModel):
+    """A stored input file (POST /v1/uploads): put `ref` in any string of a job's input."""
+
+    id: str
+    ref: str = Field(description="`k4u://uploads/<id>`: resolved when the job is submitted to a link the relay can fetch")
+    filename: str | None
+    content_type: str
+    size: int
+    sha256: str
+    created_at: datetime
+    expires_at: datetime = Field(description="Removed after this (K4U_UPLOAD_TTL_S), unless a job not yet submitted still references it")
+
+    @classmethod
+    def from_row(cls, row: Upload) -> UploadPublic:
+        return cls(
+            id=row.id,
+            ref=upload_ref(row.id),
+            filename=row.filename,
+            content_type=row.content_type,
+            size=row.size,
+            sha256=row.sha256,
+            created_at=row.created_at,
+            expires_at=row.expires_at,
+        )
+
+
+class UploadsPublic(BaseModel):
+    items: list[UploadPublic]
+
+
 class JobPublic(BaseModel):
     id: str
     provider: str
@@ -188,6 +233,7 @@ class JobPublic(BaseModel):
     # answered); null when there was nothing to cancel there or the family has no cancel.
     provider_cancel: ProviderCancel | None = None
     status_url: str
+    inputs: list[InputPublic] = Field(default_factory=list, description="The uploaded files the input references, one per reference")
 
     @classmethod
     def from_rows(cls, job: Job, assets: list[Asset], base_url: str) -> JobPublic:
@@ -229,6 +275,7 @@ class JobPublic(BaseModel):
             result_expires_at=job.result_expires_at,
             provider_cancel=job.provider_cancel,
             status_url=job_url,
+            inputs=[InputPublic.model_validate(i) for i in job.inputs or ()],
         )
 
 

@@ -1,4 +1,4 @@
-"""SQLModel tables: jobs, batches, assets, job events, notification deliveries and their attempts.
+"""SQLModel tables: jobs, batches, assets, job events, notification deliveries and their attempts, uploads.
 
 The job row is the truth. `next_at` is when the engine should next look at a job (submit,
 poll, or re-drive a stuck step); `version` makes every transition a compare-and-swap.
@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, Enum, Index, UniqueConstraint, text
+from sqlalchemy import JSON, BigInteger, Column, DateTime, Enum, Index, UniqueConstraint, text
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
@@ -106,6 +106,25 @@ class Job(SQLModel, table=True):
     download_deadline_at: datetime | None = _ts(nullable=True)
     # When the result URLs stop working (the relay's expires_at, or success + the family's typical lifetime).
     result_expires_at: datetime | None = _ts(nullable=True)
+    # The uploads the input references, as intake found them: [{field, ref, upload_id, sha256}].
+    inputs: list[dict[str, Any]] | None = Field(default=None, sa_column=Column(JSON))
+
+
+class Upload(SQLModel, table=True):
+    """A file sent to POST /v1/uploads (or an inline file of a job's input, stored at intake).
+    Rows with the same bytes share one stored object (`object_key`, the first such row's): it is
+    removed with the last row that names it."""
+
+    __tablename__ = "upload"
+
+    id: str = Field(primary_key=True, max_length=40)
+    object_key: str = Field(max_length=200, index=True)
+    filename: str | None = Field(default=None, max_length=255)
+    content_type: str = Field(max_length=200)
+    size: int = Field(sa_column=Column(BigInteger(), nullable=False))
+    sha256: str = Field(max_length=64, index=True)
+    created_at: datetime = _ts(nullable=False)
+    expires_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False, index=True))
 
 
 class Asset(SQLModel, table=True):

@@ -39,6 +39,7 @@ from simulator.auth_seen import AuthSeenMiddleware
 from simulator.config import SimConfig
 from simulator.core import Simulator
 from simulator.fal_routes import fal_routes
+from simulator.inputs import FetchFailed, fetch_inputs
 from simulator.minimax_routes import minimax_routes
 from simulator.mj_routes import mj_routes
 from simulator.newapi_routes import newapi_routes
@@ -51,6 +52,7 @@ from simulator.video_routes import video_routes
 from simulator.vidu_routes import vidu_routes
 
 MAX_PROMPT = 2500
+INPUT_FIELDS = {"videos/image2video": ("image", "image_tail"), "images/generations": ("image",)}  # fetched at create
 MAX_IMAGES = 9
 
 
@@ -97,7 +99,12 @@ def _create_endpoint(sim: Simulator, kind: str) -> Any:
         ext = body.get("external_task_id") or ""
         if ext and sim.config.reject_duplicate_external_id and sim.state.find(ext):
             return sim.error("duplicate", "external_task_id already exists")
+        try:  # the relay fetches input images before it takes the task
+            fetched = await fetch_inputs(body, INPUT_FIELDS.get(kind, ()))
+        except FetchFailed as exc:
+            return sim.error("invalid", str(exc))
         task = sim.state.create_task(kind, body, directives, sim.base_url(request))
+        task.inputs_sha256 = fetched
         late = await sim.after_accept(sim.error)
         if late is not None:
             return late

@@ -101,6 +101,7 @@ class Task:
     public_base: str = ""
     notified: list[str] = field(default_factory=list)  # statuses already called back
     held: list[str] = field(default_factory=list)  # reordered, not yet sent
+    inputs_sha256: dict[str, str] = field(default_factory=dict)  # input field -> sha256 of the bytes fetched (simulator.inputs)
 
     @property
     def started(self) -> float:
@@ -263,6 +264,7 @@ class SimState:
                     "created_at": self.wall_ms(t.created),
                     "callback_url": t.callback_url,
                     "callbacks_notified": list(t.notified),
+                    "inputs_sha256": dict(t.inputs_sha256),
                     "family": "kling",
                 }
                 for t in self.tasks.values()

@@ -31,6 +31,7 @@ from starlette.routing import Route
 
 from simulator import newapi_video as generic, suno_views, video as v, video_views as views
 from simulator.bodies import json_object
+from simulator.inputs import FetchFailed, fetch_inputs
 from simulator.media import MP4_BYTES
 from simulator.ranged import RangeOptions, big_blob, bytes_blob, ranged_response
 
@@ -244,6 +245,11 @@ def _openai_create(sim: Simulator) -> Endpoint:
         if v.plan_of(prompt, v.OPENAI).reject:
             return oai_error("prompt rejected by the safety system", 400)
         params = {k: val for k, val in fields.items() if k not in ("prompt", "model")}
+        if reference is not None and reference.get("kind") == "url":  # the relay fetches a URL reference (simulator.inputs)
+            try:
+                reference["fetched_sha256"] = (await fetch_inputs({"input_reference": reference["value"]}, ("input_reference",))).get("input_reference")
+            except FetchFailed as exc:
+                return oai_error(str(exc), 400)
         task = _openai_task(sim, request, model, family, prompt, params)
         task.input_reference = reference
         late = await sim.after_accept(oai_guard_error)

@@ -18,6 +18,10 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from workers.placeholders import is_placeholder
+
+__all__ = ["Settings", "describe_errors", "get_settings", "is_placeholder"]
+
 DEFAULT_DB = "sqlite:///./data/k4u.db"
 
 
@@ -259,7 +263,25 @@ class Settings(BaseSettings):
         ge=1,
         description="Largest request body the API reads, on every route (webhooks included), checked before auth while reading: **413** beyond",
     )
-    max_input_bytes: int = Field(256 * 1024, ge=1, description="Largest `input` of a job, as compact JSON: **422** naming the field beyond")
+    max_job_body_bytes: int = Field(
+        32 * 1024**2, ge=1, description="The body cap of `POST /v1/jobs`, instead of K4U_MAX_BODY_BYTES, so one inline file fits: **413** beyond"
+    )
+    max_input_bytes: int = Field(
+        256 * 1024, ge=1, description="Largest `input` of a job, as compact JSON, once its inline files are stored as uploads: **422** naming the field beyond"
+    )
+    inline_input_max_bytes: int = Field(
+        256 * 1024,
+        ge=1,
+        description="An inline file (`data:` URI or base64) in a job's `input` larger than this is stored as an upload and its "
+        "reference put in its place; and the largest upload sent to the relay as a `data:` URI when neither S3 nor K4U_PUBLIC_URL can link to it",
+    )
+    max_upload_bytes: int = Field(512 * 1024**2, ge=1, description="Largest file `POST /v1/uploads` stores (streamed, never held whole): **413** beyond")
+    upload_ttl_s: float = Field(
+        7 * 86400.0, gt=0, description="Uploads are removed this long after they were sent, unless a job not yet submitted references one"
+    )
+    input_url_ttl_s: int = Field(
+        86400, ge=60, description="How long the link to an upload that a submitted job's input names stays valid (S3 presigned, or signed `/v1/files/`)"
+    )
     max_metadata_bytes: int = Field(16 * 1024, ge=1, description="Largest `metadata` of a job, as compact JSON: **422** naming the field beyond")
     max_batch_body_bytes: int = Field(32 * 1024**2, ge=1, description="The body cap of `POST /v1/batches`, instead of K4U_MAX_BODY_BYTES: **413** beyond")
     max_batch_jobs: int = Field(10_000, ge=1, description="Most jobs in one `POST /v1/batches` (**422** naming `jobs` beyond)")
@@ -379,38 +401,6 @@ class Settings(BaseSettings):
         if self.database_url.startswith("sqlite:///"):
             return Path(self.database_url.removeprefix("sqlite:///"))
         return None
-
-
-# Values found in templates and docs (the Standard Webhooks example key among them): a deployment
-# that kept one has a secret the whole world knows.
-_PLACEHOLDERS = frozenset(
-    {
-        "changeme",
-        "changethis",
-        "changethistoken",
-        "changethispassword",
-        "changethissecret",
-        "example",
-        "placeholder",
-        "secret",
-        "password",
-        "token",
-        "apitoken",
-        "yourtoken",
-        "yoursecret",
-        "xxx",
-        "todo",
-        "test",
-        "replaceme",
-        "mfkq9r8gkyqrtwjupd8ilpzio2lalasw",
-    }
-)
-
-
-def is_placeholder(value: str) -> bool:
-    """True for template values such as `changeme`, `change-this-token`, `whsec_changeme`."""
-    core = value.strip().lower().removeprefix("whsec_")
-    return "".join(c for c in core if c.isalnum()) in _PLACEHOLDERS
 
 
 def describe_errors(exc: ValidationError) -> str:

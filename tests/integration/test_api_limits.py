@@ -65,7 +65,7 @@ def nested(depth: int) -> Any:
 def test_declared_body_over_the_cap_is_413_before_auth(api, db_url: str) -> None:  # type: ignore[no-untyped-def]
     client, recorder = api
     base = str(client.base_url)
-    for path in ("/v1/jobs", "/v1/webhooks/kling/job_0123abcd/sometoken"):
+    for path in ("/v1/jobs/job_0123abcd/cancel", "/v1/webhooks/kling/job_0123abcd/sometoken"):
         r = httpx.post(base + path, content=b"{" + b" " * (2 * MiB), headers={"content-type": "application/json"}, timeout=30)
         assert r.status_code == 413, (path, r.text)
         assert "1048576" in r.json()["detail"] and r.json()["limit_bytes"] == MiB
@@ -82,8 +82,11 @@ def test_streamed_body_is_cut_off_at_the_cap(api, db_url: str) -> None:  # type:
             sent += 64 * 1024
             yield b"x" * (64 * 1024)
 
+    # POST /v1/jobs has room for one inline file (K4U_MAX_JOB_BODY_BYTES, 32 MiB); its other routes 1 MiB.
     r = client.post("/v1/jobs", content=chunks())
-    assert r.status_code == 413 and r.json()["limit_bytes"] == MiB
+    assert r.status_code == 413 and r.json()["limit_bytes"] == 32 * MiB and "K4U_MAX_JOB_BODY_BYTES" in r.json()["detail"]
+    r = client.post("/v1/jobs/job_0123abcd/retry", content=chunks())
+    assert r.status_code == 413 and r.json()["limit_bytes"] == MiB and "K4U_MAX_BODY_BYTES" in r.json()["detail"]
     assert counts(db_url) == (0, 0)
 
 
@@ -112,7 +115,7 @@ def test_middleware_stops_reading_once_past_the_cap() -> None:
 
 
 def test_body_cap_is_configurable(db_url: str, sim: Sim, tmp_path: Path) -> None:
-    settings = make_settings(db_url, sim.url, tmp_path, max_body_bytes=2000)
+    settings = make_settings(db_url, sim.url, tmp_path, max_body_bytes=2000, max_job_body_bytes=2000)
     with serve(create_app(settings, dispatcher=RecordingDispatcher())) as url:
         big = GOOD | {"metadata": {"note": "n" * 3000}}
         r = httpx.post(f"{url}/v1/jobs", json=big)

@@ -30,7 +30,7 @@ from models.errors import (
         (CallbackInvalid("unknown provider"), 400),
         (ProviderUnavailable("429"), 500),
         (DownloadFailed("gone"), 500),
-        (StorageError("disk"), 500),
+        (StorageError("disk"), 503),
         (K4UError("anything"), 500),
     ],
 )

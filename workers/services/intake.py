@@ -7,11 +7,11 @@ deadline from here. The stages, in order:
 
     draft(body, settings, at=..., key=..., urls=...) -> Draft      no database
         the adapter resolved once; the operation (the provider's first by default) and the input
-        validated against its schema; [input references and uploads: see the mark in draft()];
+        validated against its schema, `k4u://` references parsed (workers.references);
         the callback_url's SSRF check; the parent the input names (not looked up yet); the
         idempotency digest.
     check_stored(rt, drafts)                                        one session, one query per kind
-        the parents (one of ours, of the same provider, in a status that allows the input, and
+        the uploads the inputs reference (and their inline files stored as uploads), the parents (one of ours, of the same provider, in a status that allows the input, and
         what the adapter checks), and a job's own batch_id label (not a batch of POST /v1/batches).
     Draft.values(job_id, batch_id=..., deadline=...) -> dict        the new job's own column values
     batch_job_ids(n)                                                a batch's job ids (a job's: workers.jobs.new_job_id)
@@ -28,7 +28,7 @@ import hashlib
 import json
 import secrets
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -37,11 +37,12 @@ from pydantic import ValidationError
 from sqlmodel import col, select
 
 from models.errors import RequestInvalid, UnsafeURL
+from models.refs import is_inline_file, strings
 from models.schemas import JobCreate
 from models.tables import Batch, Job
 from providers.base import Adapter, ParentRef, ParentSpec
 from providers.registry import UnknownProvider, clean_input, resolve
-from workers import jobs
+from workers import jobs, references
 from workers.context import Runtime
 from workers.db import session_scope
 from workers.netguard import check_url
@@ -73,6 +74,8 @@ class Draft:
     digest: str
     parent: ParentSpec | None
     at: Loc  # the request's place in the body: () for a job, ("jobs", i) for a batch item
+    files: bool = False  # the input references uploads or holds inline files to store as uploads
+    inputs: list[dict[str, Any]] = field(default_factory=list)  # job.inputs, filled by check_stored
 
     def values(self, job_id: str, *, batch_id: str | None, deadline: datetime) -> dict[str, Any]:
         """The new job's own values (by Job attribute: `meta` is the `metadata` column); status,
@@ -90,6 +93,7 @@ class Draft:
             "idempotency_key": self.key,
             "request_hash": self.digest,
             "deadline_at": deadline,
+            "inputs": self.inputs or None,
         }
 
 
@@ -120,15 +124,18 @@ def draft(body: JobCreate, settings: Settings, *, at: Loc = (), key: str | None 
     Idempotency-Key header); `urls` shares the SSRF checks among a batch's items."""
     try:
         adapter, operation = resolve(body.provider, body.operation)
-        clean = clean_input(adapter, operation, body.input)
+        raw, refs = references.for_validation(body.input)
+        clean = references.restore(clean_input(adapter, operation, raw), refs)
+    except references.RefProblem as exc:
+        raise IntakeInvalid((*at, "input", *exc.loc), exc.reason) from None
     except UnknownProvider as exc:
         # A job's answer is the registry's sentence alone (as POST /v1/jobs always gave it).
         raise IntakeInvalid((*at, exc.field), exc.message, message=None if at else exc.message) from None
     except ValidationError as exc:
         err = exc.errors()[0]
         raise IntakeInvalid((*at, "input", *err["loc"]), err["msg"]) from None
-    # Input references and uploads (the pipeline issue) are resolved here, once for every way in:
-    # after the schema has passed `clean`, before the parent, the digest and the insert.
+    # References to uploads are checked (and large inline files stored as uploads) by check_stored;
+    # job references (the pipeline issue) are parsed here too, as another kind of models.refs.
     if body.callback_url and (problem := (urls or UrlChecks(settings)).problem(body.callback_url)):
         raise IntakeInvalid((*at, "callback_url"), problem)
     return Draft(
@@ -140,6 +147,7 @@ def draft(body: JobCreate, settings: Settings, *, at: Loc = (), key: str | None 
         digest=request_digest(body, operation),
         parent=adapter.parent_of(operation, clean),
         at=at,
+        files=bool(refs) or any(is_inline_file(v, settings.inline_input_max_bytes) for _, v in strings(clean)),
     )
 
 
@@ -151,9 +159,16 @@ def request_digest(body: JobCreate, operation: str) -> str:
 
 def check_stored(rt: Runtime, drafts: Sequence[Draft]) -> None:
     """What needs the database, for all the drafts at once (nothing at all for most requests): the
-    parents their inputs build on (a Midjourney button, a Suno continuation), one query for all,
+    uploads their inputs reference (inline files over K4U_INLINE_INPUT_MAX_BYTES stored as uploads
+    first, their references put in their place), the parents their inputs build on (a Midjourney button, a Suno continuation), one query for all,
     and a job's batch_id label, which may not name a batch of POST /v1/batches (its total, counts
     and batch.completed are about the jobs it created)."""
+    for d in drafts:
+        if d.files:
+            try:
+                d.inputs.extend(references.take_in(rt, d.input))
+            except references.RefProblem as exc:
+                raise IntakeInvalid((*d.at, "input", *exc.loc), exc.reason) from None
     parents = sorted({d.parent.job_id for d in drafts if d.parent is not None})
     labels = sorted({d.body.batch_id for d in drafts if d.body.batch_id is not None})
     if not parents and not labels:

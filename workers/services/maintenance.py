@@ -14,7 +14,8 @@ two workers from vacuuming at once. SQLite needs none of it (nothing is done the
 clean_store: the beat's removal of what a worker killed mid-write (SIGKILL, OOM) left in the store,
 temp files (local) and unfinished multipart uploads (S3), once K4U_STORAGE_LEFTOVER_GRACE_S has
 passed since their last write; that grace is longer than a download attempt may last, so a write
-still going on is never touched.
+still going on is never touched. It also removes the uploads past K4U_UPLOAD_TTL_S that no job
+still waiting to be submitted references (their stored object once no other upload shares it).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from sqlmodel import SQLModel
 
 from workers.context import Runtime
 from workers.db import autocommit, is_postgres
+from workers.uploads import expire_uploads
 
 log = logging.getLogger("k4u.maintain")
 
@@ -72,8 +74,9 @@ def maintain(rt: Runtime) -> dict[str, str]:
 
 
 def clean_store(rt: Runtime) -> int:
-    """Remove the store's leftovers of interrupted writes older than K4U_STORAGE_LEFTOVER_GRACE_S; how many."""
+    """Remove the store's leftovers of interrupted writes older than K4U_STORAGE_LEFTOVER_GRACE_S, and
+    the uploads past K4U_UPLOAD_TTL_S that no waiting job needs (workers.uploads); how many in all."""
     removed = rt.store.remove_leftovers(rt.clock() - timedelta(seconds=rt.settings.storage_leftover_grace_s))
     if removed:
         log.info("removed %d leftovers of interrupted writes from the store", removed)
-    return removed
+    return removed + expire_uploads(rt)

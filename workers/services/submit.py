@@ -27,12 +27,12 @@ from typing import Any, assert_never
 
 from sqlmodel import Session
 
-from models.errors import ErrorCode, JobError, ProviderProtocolError, ProviderUnavailable, SubmitOutcomeUnknown, code_of
+from models.errors import ErrorCode, JobError, ProviderProtocolError, ProviderUnavailable, StorageError, SubmitOutcomeUnknown, code_of
 from models.status import JobStatus, SubmitState
 from models.tables import Job
 from providers.base import TASK_ID_MAX, Adapter, LostSubmit, ParentRef, ProviderStatus, Rejected, SubmitContext, Submitted
 from providers.registry import get_adapter
-from workers import jobs
+from workers import jobs, references
 from workers.context import Runtime
 from workers.db import autocommit_scope, session_scope
 from workers.dispatch import Followups, send_all
@@ -136,9 +136,11 @@ def _submit(rt: Runtime, job: Job, lease: int, *, recovering: bool, prior: Submi
         lease = resent
 
     ctx = SubmitContext(job_id=job.id, external_id=jobs.external_id(job), callback_url=_callback_url(rt, job), now=now, parent=_parent(rt, adapter, job))
-    try:
-        req = adapter.build_submit(job.operation, job.input, ctx)
-    except ValueError as exc:  # an input the adapter cannot send (e.g. its parent job vanished)
+    try:  # k4u:// references become links the relay can fetch; the job row keeps the references
+        req = adapter.build_submit(job.operation, references.resolve(rt, job), ctx)
+    except StorageError as exc:  # an input file cannot be read or linked now: not sent, retried later
+        return _requeue(rt, job, lease, JobError(ErrorCode.NOT_SENT, f"input file unavailable: {exc.message}", True), None)
+    except ValueError as exc:  # an input the adapter cannot send (e.g. its parent job vanished, an upload deleted)
         return _fail(rt, job, lease, JobError(ErrorCode.INVALID_INPUT, str(exc)))
     try:
         resp = rt.relay.send(req, idempotent=False, label=f"{job.provider}.submit")
