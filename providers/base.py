@@ -78,6 +78,10 @@ class HttpRequest:
     # this request's 429/5xx answers to the adapter instead: for a read whose 5xx can be the task's
     # own outcome (a model that crashed, reported with its detail) rather than the relay's trouble.
     accept_errors: bool = False
+    # A one-shot submit whose 2xx answer body *is* the result file (binary audio): the engine streams
+    # it into the object store (sha256, size) as the job's first asset instead of reading it into
+    # memory, and parse_submit sees that answer's status and headers with an empty body.
+    stream_body_as_asset: bool = False
 
     def __post_init__(self) -> None:
         bodies = sum(x for x in (self.json is not None, self.form is not None or bool(self.files), self.content is not None))
@@ -304,12 +308,21 @@ class Capabilities:
     # default (`/volc/v1`); relays differ, so K4U_ROUTE_PREFIXES may name another one per family and
     # the relay client rewrites the start of each request's path. None: the family's paths are fixed.
     route_prefix: str | None = None
+    # A synchronous family: the submit's answer is the result (parse_submit returns a final status),
+    # so there is nothing to poll. Its submits run on their own queue and worker pool (`oneshot`),
+    # each waiting up to request_timeout_s for the answer; a lost answer is never resent (lost_submit none).
+    oneshot: bool = False
+    request_timeout_s: float | None = None  # the submit's read timeout where the relay's default is too short
 
     def __post_init__(self) -> None:
         if (self.callback_auth is CallbackAuth.URL_TOKEN) != (self.callback_setting is None):
             raise ValueError("a signed callback_auth names its callback_setting, url_token names none")
         if self.max_batch < 1:
             raise ValueError("max_batch is at least 1")
+        if self.oneshot and (self.lost_submit is not LostSubmit.NONE or self.max_batch != 1 or self.cancels):
+            raise ValueError("a oneshot family has nothing to look up, poll or cancel: lost_submit none, max_batch 1, no cancels")
+        if self.request_timeout_s is not None and self.request_timeout_s <= 0:
+            raise ValueError("request_timeout_s is positive")
         if self.route_prefix is not None and not ROUTE_PREFIX.fullmatch(self.route_prefix):
             raise ValueError(f"route_prefix must be a path like /volc/v1, not {self.route_prefix!r}")
 

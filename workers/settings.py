@@ -225,6 +225,7 @@ class Settings(BaseSettings):
     )
     download_concurrency: int = Field(16, ge=1, description="Threads of the download worker (its own pool and queue)")
     notify_concurrency: int = Field(32, ge=1, description="Threads of the notification worker (its own pool and queue)")
+    oneshot_concurrency: int = Field(16, ge=1, description="Threads of the one-shot worker: synchronous generations' submits (its own pool and queue)")
     allow_open_api: bool = Field(
         False,
         description="Let `k4u api` / `k4u dev` listen on a non-loopback address without "
@@ -384,26 +385,8 @@ class Settings(BaseSettings):
 # Values found in templates and docs (the Standard Webhooks example key among them): a deployment
 # that kept one has a secret the whole world knows.
 _PLACEHOLDERS = frozenset(
-    {
-        "changeme",
-        "changethis",
-        "changethistoken",
-        "changethispassword",
-        "changethissecret",
-        "example",
-        "placeholder",
-        "secret",
-        "password",
-        "token",
-        "apitoken",
-        "yourtoken",
-        "yoursecret",
-        "xxx",
-        "todo",
-        "test",
-        "replaceme",
-        "mfkq9r8gkyqrtwjupd8ilpzio2lalasw",
-    }
+    "changeme changethis changethistoken changethispassword changethissecret example placeholder secret password token apitoken "  # noqa: SIM905
+    "yourtoken yoursecret xxx todo test replaceme mfkq9r8gkyqrtwjupd8ilpzio2lalasw".split()
 )
 
 
