@@ -1,4 +1,4 @@
-"""ASGI app faking the Key4U relay's Kling (style A), Midjourney, Suno, video, Replicate and fal endpoints.
+"""ASGI app faking the Key4U relay's Kling (style A), Midjourney, Suno, video, Replicate, fal, image and speech endpoints.
 
 `create_app(config)` returns a Starlette app serving:
   POST /kling/v1/videos/text2video | videos/image2video | images/generations
@@ -9,6 +9,7 @@ the Suno routes of `simulator.suno_routes` (`/suno/...`),
 the Sora / Veo / Grok routes of `simulator.video_routes` (`/v1/video/...`, `/v1/videos...`),
 the Replicate routes of `simulator.replicate_routes` (`/replicate/v1/...`),
 the fal queue routes of `simulator.fal_routes` (`/fal-ai/...`),
+the synchronous image and speech routes of `simulator.oneshot_routes` (`/v1/images/...`, `/v1/audio/speech`),
 plus the admin and media routes of `simulator.admin`. The simulator object (`simulator.core`)
 is reachable as `app.state.sim` (config, state, callback dispatcher). Every request is counted
 with or without its Authorization header (`simulator.auth_seen`, `GET /_sim/auth-seen`).
@@ -34,6 +35,7 @@ from simulator.config import SimConfig
 from simulator.core import Simulator
 from simulator.fal_routes import fal_routes
 from simulator.mj_routes import mj_routes
+from simulator.oneshot_routes import oneshot_routes
 from simulator.replicate_routes import replicate_routes
 from simulator.state import KINDS, parse_directives
 from simulator.suno_routes import suno_routes
@@ -151,6 +153,7 @@ def create_app(config: SimConfig | None = None) -> Starlette:
     routes.extend(video_routes(sim))
     routes.extend(replicate_routes(sim))
     routes.extend(fal_routes(sim))
+    routes.extend(oneshot_routes(sim))
     routes.extend(admin_routes(sim))
 
     @contextlib.asynccontextmanager

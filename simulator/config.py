@@ -49,6 +49,7 @@ _RUNTIME_FIELDS: dict[str, type] = {
     "replicate_webhook_secret": str,
     "webhook_retries": int,
     "webhook_retry_delay_s": float,
+    "oneshot_s": float,
 }
 # Test secret of the simulated Replicate account (Standard Webhooks `whsec_<base64 key>`).
 REPLICATE_WEBHOOK_SECRET = "whsec_a2V5NHUtc2ltLXJlcGxpY2F0ZS1ob29r"
@@ -93,6 +94,8 @@ class SimConfig:
         answered 5xx (Replicate) or non-2xx (fal), and the pause between attempts.
     webhook_clock: wall clock (unix seconds) of the `webhook-timestamp` / `X-Fal-Webhook-Timestamp`
         headers; the time a delivery is *sent*, so it ignores `/_sim/advance` (inject in tests).
+    oneshot_s: how long a synchronous generation (`/v1/images/*`, `/v1/audio/speech`) holds its
+        request before answering, in real seconds (`[sim:delay=N]` in a prompt overrides it).
     """
 
     envelope: str = "native"
@@ -127,6 +130,7 @@ class SimConfig:
     webhook_retries: int = 3
     webhook_retry_delay_s: float = 0.2
     webhook_clock: Callable[[], float] = time.time
+    oneshot_s: float = 0.0
 
     def __post_init__(self) -> None:
         if self.envelope not in ENVELOPES:

@@ -26,6 +26,7 @@ from simulator.chaos import Dice, PaidLedger, lengthen
 from simulator.config import Faults, SimConfig
 from simulator.fal import FalSigningKey, FalStore
 from simulator.mj import MjStore
+from simulator.oneshot import OneShotStore
 from simulator.replicate import Prediction, ReplicateStore, output_at
 from simulator.suno import SunoStore
 from simulator.video import VideoStore
@@ -160,6 +161,7 @@ class SimState:
         self.mj = MjStore()
         self.suno = SunoStore()
         self.video = VideoStore()
+        self.oneshot = OneShotStore()
         self.replicate = ReplicateStore()
         self.fal = FalStore()
         self.auth_by_route: dict[str, Counter[str]] = {}  # simulator.auth_seen

@@ -1,0 +1,100 @@
+"""One-shot (synchronous) families: the relay answers the submit with the result itself.
+
+- `images`: `generate` (`POST /v1/images/generations`, JSON, any model: gpt-image-1/1.5,
+  dall-e-3, flux-*, doubao-seedream-*, qwen-image-max, z-image-turbo; extras passed through;
+  `stream` refused) and `edit` (`POST /v1/images/edits`, multipart: `image` one file or
+  `image[]` several, `mask`, the other fields as form fields). The answer's items become assets:
+  a `url` is downloaded, a `b64_json` is stored from its `data:` URI; `usage` is `result.cost`.
+- `speech`: `POST /v1/audio/speech`; the answer's body *is* the audio: the request is marked
+  `stream_body_as_asset`, so the engine streams it into the store (sha256, size) instead of
+  reading it into memory.
+There is no task id, nothing to poll, no lookup and no callback (capabilities.oneshot): the engine
+sends these submits on their own queue and pool, waiting up to `request_timeout_s` (gpt-image
+takes 60-120 s), and a lost answer (a timeout, a 5xx after sending, a dropped connection, a worker
+killed mid-call) fails the job `submit_outcome_unknown`: it may have been charged, so it is never
+resent by itself (POST /v1/jobs/{id}/retry decides).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from providers.base import AdapterDefaults, Capabilities, FilePart, HttpRequest, HttpResponse, LostSubmit, Operation, Rejected, SubmitContext, Submitted
+from providers.oneshot.answers import parse_images, parse_speech
+from providers.oneshot.inputs import ImageEditInput, ImageGenerateInput, SpeechInput, image_bytes
+
+_EXT = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "image/gif": "gif"}
+
+# Synchronous: nothing to poll, look up or cancel. A generation can take minutes (gpt-image 60-120 s),
+# so the submit waits up to 300 s; URLs of Seedream/Ideogram live a day, DALL-E's about an hour.
+ONESHOT_CAPS = Capabilities(oneshot=True, request_timeout_s=300.0, lost_submit=LostSubmit.NONE, callback_trust="hint", expected_s=60.0, result_ttl_s=3600)
+
+
+class OneShotAdapter(AdapterDefaults):
+    """A synchronous family: its operations' requests, and how its answers are read."""
+
+    def __init__(
+        self,
+        name: str,
+        ops: Mapping[str, tuple[Operation, Callable[[Mapping[str, Any]], HttpRequest]]],
+        parse: Callable[[HttpResponse], Submitted | Rejected],
+        capabilities: Capabilities = ONESHOT_CAPS,
+    ) -> None:
+        self.name = name
+        self.operations: Mapping[str, Operation] = {k: op for k, (op, _) in ops.items()}
+        self._build = {k: build for k, (_, build) in ops.items()}
+        self._parse = parse
+        self.capabilities = capabilities
+
+    def build_submit(self, operation: str, input: Mapping[str, Any], ctx: SubmitContext) -> HttpRequest:
+        return self._build[operation](input)
+
+    def parse_submit(self, resp: HttpResponse) -> Submitted | Rejected:
+        return self._parse(resp)
+
+
+def build_generate(input: Mapping[str, Any]) -> HttpRequest:
+    body = {k: v for k, v in input.items() if k != "stream"}
+    return HttpRequest("POST", "/v1/images/generations", json=body)
+
+
+def build_edit(input: Mapping[str, Any]) -> HttpRequest:
+    """Multipart: each image a file (`image`, or `image[]` for several, as OpenAI's API takes them), the mask a file."""
+    images = input["image"] if isinstance(input["image"], list) else [input["image"]]
+    field = "image" if len(images) == 1 else "image[]"
+    files = [_file(field, f"image_{i}", uri) for i, uri in enumerate(images)]
+    if input.get("mask"):
+        files.append(_file("mask", "mask", input["mask"]))
+    form = {k: v if isinstance(v, str) else json.dumps(v, separators=(",", ":")) for k, v in input.items() if k not in ("image", "mask", "stream")}
+    return HttpRequest("POST", "/v1/images/edits", form=form, files=files)
+
+
+def _file(field: str, stem: str, uri: str) -> FilePart:
+    mime, data = image_bytes(uri)
+    return FilePart(field, f"{stem}.{_EXT.get(mime, 'png')}", mime, data)
+
+
+def build_speech(input: Mapping[str, Any]) -> HttpRequest:
+    return HttpRequest("POST", "/v1/audio/speech", json=dict(input), stream_body_as_asset=True)
+
+
+IMAGES = OneShotAdapter(
+    "images",
+    {
+        "generate": (
+            Operation("generate", ImageGenerateInput, "Text (+ reference images) to images, OpenAI format (POST /v1/images/generations; answered at once)"),
+            build_generate,
+        ),
+        "edit": (Operation("edit", ImageEditInput, "Edit images with a prompt and an optional mask (POST /v1/images/edits, multipart)"), build_edit),
+    },
+    parse_images,
+)
+
+SPEECH = OneShotAdapter(
+    "speech",
+    {"speech": (Operation("speech", SpeechInput, "Text to speech (POST /v1/audio/speech); the audio answer is streamed into storage"), build_speech)},
+    parse_speech,
+    ONESHOT_CAPS,
+)
