@@ -53,12 +53,15 @@ def _cut(value: object, limit: int) -> Any:
 
 @dataclass(frozen=True)
 class FilePart:
-    """One file of a multipart body (an uploaded reference image)."""
+    """One file of a multipart body (an uploaded reference image). Given a `source_url` instead of data,
+    the engine fetches it (SSRF-guarded, without the key, at most `max_bytes`) before the request is sent."""
 
     field: str
     filename: str
     content_type: str
     data: bytes
+    source_url: str | None = None
+    max_bytes: int = 20 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -308,9 +311,8 @@ class Capabilities:
     # default (`/volc/v1`); relays differ, so K4U_ROUTE_PREFIXES may name another one per family and
     # the relay client rewrites the start of each request's path. None: the family's paths are fixed.
     route_prefix: str | None = None
-    # A synchronous family: the submit's answer is the result (parse_submit returns a final status),
-    # so there is nothing to poll. Its submits run on their own queue and worker pool (`oneshot`),
-    # each waiting up to request_timeout_s for the answer; a lost answer is never resent (lost_submit none).
+    # A synchronous family: the submit's answer is the result (parse_submit returns a final status), nothing
+    # is polled; its submits run on their own queue and pool (`oneshot`), a lost answer is never resent.
     oneshot: bool = False
     request_timeout_s: float | None = None  # the submit's read timeout where the relay's default is too short
 

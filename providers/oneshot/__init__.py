@@ -3,7 +3,8 @@
 - `images`: `generate` (`POST /v1/images/generations`, JSON, any model: gpt-image-1/1.5,
   dall-e-3, flux-*, doubao-seedream-*, qwen-image-max, z-image-turbo; extras passed through;
   `stream` refused) and `edit` (`POST /v1/images/edits`, multipart: `image` one file or
-  `image[]` several, `mask`, the other fields as form fields). The answer's items become assets:
+  `image[]` several, `mask`, the other fields as form fields; an image given by URL is fetched by
+  the engine, SSRF-guarded and bounded, before the POST). The answer's items become assets:
   a `url` is downloaded, a `b64_json` is stored from its `data:` URI; `usage` is `result.cost`.
 - `speech`: `POST /v1/audio/speech`; the answer's body *is* the audio: the request is marked
   `stream_body_as_asset`, so the engine streams it into the store (sha256, size) instead of
@@ -20,10 +21,11 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 from providers.base import AdapterDefaults, Capabilities, FilePart, HttpRequest, HttpResponse, LostSubmit, Operation, Rejected, SubmitContext, Submitted
 from providers.oneshot.answers import parse_images, parse_speech
-from providers.oneshot.inputs import ImageEditInput, ImageGenerateInput, SpeechInput, image_bytes
+from providers.oneshot.inputs import MAX_IMAGE_BYTES, ImageEditInput, ImageGenerateInput, SpeechInput, image_bytes, is_url
 
 _EXT = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "image/gif": "gif"}
 
@@ -71,8 +73,13 @@ def build_edit(input: Mapping[str, Any]) -> HttpRequest:
     return HttpRequest("POST", "/v1/images/edits", form=form, files=files)
 
 
-def _file(field: str, stem: str, uri: str) -> FilePart:
-    mime, data = image_bytes(uri)
+def _file(field: str, stem: str, ref: str) -> FilePart:
+    """A data: URI's bytes, or a URL the engine fetches (SSRF-guarded, MAX_IMAGE_BYTES at most) before sending."""
+    if is_url(ref):
+        name = urlsplit(ref).path.rsplit("/", 1)[-1]
+        ext = name.rsplit(".", 1)[-1].lower() if "." in name else ""
+        return FilePart(field, f"{stem}.{ext if ext in _EXT.values() else 'png'}", "image/png", b"", source_url=ref, max_bytes=MAX_IMAGE_BYTES)
+    mime, data = image_bytes(ref)
     return FilePart(field, f"{stem}.{_EXT.get(mime, 'png')}", mime, data)
 
 

@@ -16,7 +16,7 @@ from pydantic.config import JsonDict
 
 from models.datauri import parse_data_uri
 
-MAX_IMAGE_BYTES = 20 * 1024 * 1024  # per input image (K4U_MAX_INPUT_BYTES bounds the whole input first)
+MAX_IMAGE_BYTES = 20 * 1024 * 1024  # per input image (a data: URI is within K4U_MAX_INPUT_BYTES first; a URL is fetched up to this)
 MAX_EDIT_IMAGES = 16
 _SIZE = re.compile(r"\d{2,5}x\d{2,5}|auto|[1-4]K", re.IGNORECASE)
 _EXTRA = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
@@ -37,11 +37,23 @@ SPEECH_MODELS: dict[str, dict[str, Any]] = {
 }
 
 
+def is_url(value: str) -> bool:
+    return value.strip().lower().startswith(("http://", "https://"))
+
+
+def check_image(value: str) -> str:
+    """An input image: an http(s) URL (fetched by us before the request is sent) or a base64 data: URI."""
+    if is_url(value):
+        if len(value) > 4000 or any(c.isspace() for c in value.strip()):
+            raise ValueError("must be an http(s) URL of at most 4000 characters, without spaces")
+        return value.strip()
+    image_bytes(value)
+    return value
+
+
 def image_bytes(value: str) -> tuple[str, bytes]:
     """(media type, bytes) of an input image given as a base64 data: URI; ValueError otherwise."""
     value = value.strip()
-    if value.lower().startswith(("http://", "https://")):
-        raise ValueError("must be a base64 data: URI (data:image/png;base64,...); image URLs are not fetched for edits yet")
     uri = parse_data_uri(value)
     if uri is None or not uri.is_base64 or uri.params or not uri.media_type.startswith("image/"):
         raise ValueError("must be a base64 data: URI of an image (data:image/png;base64,...)")
@@ -117,8 +129,8 @@ class ImageEditInput(_ImageInput):
 
     model_config = ConfigDict(extra="allow", json_schema_extra={"x-models": cast(JsonDict, IMAGE_MODELS)})
 
-    image: str | list[str] = Field(..., description="the image(s) to edit: base64 data: URIs (data:image/png;base64,...), 1 to 16")
-    mask: str | None = Field(None, description="a PNG mask as a base64 data: URI: its transparent areas are edited")
+    image: str | list[str] = Field(..., description="the image(s) to edit, 1 to 16: http(s) URLs (fetched by us, 20 MiB at most each) or base64 data: URIs")
+    mask: str | None = Field(None, description="a PNG mask (URL or base64 data: URI): its transparent areas are edited")
 
     @field_validator("image")
     @classmethod
@@ -126,16 +138,13 @@ class ImageEditInput(_ImageInput):
         items = [v] if isinstance(v, str) else v
         if not 1 <= len(items) <= MAX_EDIT_IMAGES:
             raise ValueError(f"give 1 to {MAX_EDIT_IMAGES} images")
-        for item in items:
-            image_bytes(item)
-        return v
+        checked = [check_image(item) for item in items]
+        return checked[0] if isinstance(v, str) else checked
 
     @field_validator("mask")
     @classmethod
     def _mask(cls, v: str | None) -> str | None:
-        if v is not None:
-            image_bytes(v)
-        return v
+        return check_image(v) if v is not None else None
 
 
 class SpeechInput(BaseModel):

@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from models.schemas import JobCreate
+from providers import oneshot
 from providers.oneshot import IMAGES
 from simulator.media import MP3_BYTES, PNG_BYTES, iter_big
 from tests.conftest import Sim
@@ -98,6 +99,37 @@ def test_edit_uploads_the_images_and_mask_as_files(d, sim: Sim) -> None:  # type
     single = new(d, "images", "edit", {"prompt": "add a hat", "image": PNG_URI})
     assert public(d, single)["status"] == "succeeded"
     assert [u["field"] for u in calls(sim)[1]["uploads"]] == ["image"]
+
+
+def test_edit_images_given_by_url_are_fetched_first_and_uploaded(d, sim: Sim) -> None:  # type: ignore[no-untyped-def]
+    url = f"{sim.url}/_sim/media/input_0.png?token=secret-sig"
+    job_id = new(d, "images", "edit", {"prompt": "add a hat", "image": [url, PNG_URI], "mask": url})
+    assert public(d, job_id)["status"] == "succeeded", public(d, job_id)["error"]
+    uploads = calls(sim)[0]["uploads"]
+    assert [(u["field"], u["sha256"], u["content_type"]) for u in uploads] == [("image[]", PNG_SHA, "image/png")] * 2 + [("mask", PNG_SHA, "image/png")]
+    seen = sim.admin("/_sim/auth-seen")
+    seen = seen.get("routes", seen)
+    assert all(c.get("with_auth", 0) == 0 for r, c in seen.items() if "/_sim/media" in r), "an input URL never gets the relay key"
+
+
+@pytest.mark.parametrize(
+    "path, allow_private, words",
+    [
+        ("/_sim/media/expired/input.png", True, "HTTP 403"),
+        ("/_sim/media/big/5000.bin", True, "over the 1000"),
+        ("/_sim/media/input_0.png", False, "not allowed"),  # the SSRF guard: loopback, and a port other than 80/443
+    ],
+)
+def test_an_input_url_that_cannot_be_fetched_fails_before_anything_is_paid(  # type: ignore[no-untyped-def]
+    engine_factory, sim: Sim, monkeypatch: pytest.MonkeyPatch, path: str, allow_private: bool, words: str
+) -> None:
+    monkeypatch.setattr(oneshot, "MAX_IMAGE_BYTES", 1000)
+    d = engine_factory(allow_private_urls=allow_private)
+    job_id = new(d, "images", "edit", {"prompt": "add a hat", "image": f"{sim.url}{path}?sig=secret-sig"})
+    job = public(d, job_id)
+    assert job["status"] == "failed" and job["error"]["code"] == "invalid_input", job["error"]
+    assert words in job["error"]["message"] and "secret-sig" not in job["error"]["message"]
+    assert sim.admin("/_sim/paid")["count"] == 0 and calls(sim) == []
 
 
 def test_speech_is_streamed_into_the_store(d, sim: Sim) -> None:  # type: ignore[no-untyped-def]

@@ -91,6 +91,20 @@ def test_edit_is_multipart_with_every_image_and_the_mask_as_files() -> None:
     assert [f.field for f in one.files] == ["image"] and one.files[0].filename == "image_0.png"
 
 
+def test_edit_images_given_by_url_are_fetched_by_the_engine_before_sending() -> None:
+    inp = clean_input(IMAGES, "edit", {"prompt": "p", "image": ["https://cdn.example.com/in/cat.webp?sig=1", PNG_URI], "mask": "https://cdn.example.com/m"})
+    req = IMAGES.build_submit("edit", inp, CTX)
+    url_part, data_part, mask = req.files
+    assert (url_part.source_url, url_part.data, url_part.filename, url_part.max_bytes) == (
+        "https://cdn.example.com/in/cat.webp?sig=1",
+        b"",
+        "image_0.webp",
+        20 * 1024**2,
+    )
+    assert data_part.source_url is None and data_part.data == PNG_BYTES
+    assert (mask.field, mask.source_url, mask.filename) == ("mask", "https://cdn.example.com/m", "mask.png")
+
+
 def test_speech_asks_for_the_body_to_be_streamed_as_the_asset() -> None:
     inp = clean_input(SPEECH, "speech", {"input": "hello", "voice": "coral", "response_format": "wav", "speed": 1.25})
     req = SPEECH.build_submit("speech", inp, CTX)
@@ -107,7 +121,8 @@ def test_speech_asks_for_the_body_to_be_streamed_as_the_asset() -> None:
         ("generate", {"prompt": "p", "size": "huge"}, "size", "WIDTHxHEIGHT"),
         ("generate", {"prompt": "p", "response_format": "svg"}, "response_format", ""),
         ("generate", {"prompt": ""}, "prompt", ""),
-        ("edit", {"prompt": "p", "image": "https://example.com/a.png"}, "image", "not fetched"),
+        ("edit", {"prompt": "p", "image": "https://example.com/a b.png"}, "image", "without spaces"),
+        ("edit", {"prompt": "p", "image": "ftp://example.com/a.png"}, "image", "data: URI"),
         ("edit", {"prompt": "p", "image": "data:text/plain;base64,aGk="}, "image", "of an image"),
         ("edit", {"prompt": "p", "image": []}, "image", "1 to 16"),
         ("edit", {"prompt": "p", "image": PNG_URI, "mask": "data:image/png;base64,!!"}, "mask", ""),

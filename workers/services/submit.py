@@ -60,6 +60,7 @@ from workers.services.download import output_source, record_body, store_body
 from workers.services.lifecycle import finish
 from workers.services.provider_cancel import record_late_accept
 from workers.services.schedule import backoff, next_poll_at
+from workers.services.uploads import fetch_parts
 from workers.settings import Settings
 from workers.storage import StoredObject
 
@@ -159,6 +160,12 @@ def _submit(rt: Runtime, job: Job, lease: int, *, recovering: bool, prior: Submi
         req = adapter.build_submit(job.operation, job.input, ctx)
     except ValueError as exc:  # an input the adapter cannot send (e.g. its parent job vanished)
         return _fail(rt, job, lease, JobError(ErrorCode.INVALID_INPUT, str(exc)))
+    try:
+        req = fetch_parts(rt, req)  # files the request uploads from URLs, fetched before anything is paid
+    except DownloadFailed as exc:
+        if exc.retryable:
+            return _requeue(rt, job, lease, JobError(ErrorCode.NOT_SENT, exc.message, True), None)
+        return _fail(rt, job, lease, JobError(ErrorCode.INVALID_INPUT, exc.message))
     caps = adapter.capabilities
     if caps.oneshot and not _hold(rt, job, lease, caps):
         return Outcome.LOST
