@@ -9,13 +9,14 @@ from providers.base import ROUTE_PREFIX, Adapter
 from providers.fal import FalAdapter
 from providers.kling import KlingAdapter
 from providers.midjourney import MidjourneyAdapter
-from providers.oneshot import IMAGES, SPEECH
+from providers.oneshot import GEMINI_IMAGE, IDEOGRAM, IMAGES, SPEECH
 from providers.replicate import ReplicateAdapter
 from providers.suno import SunoAdapter
 from providers.video import GROK, SORA, VEO
 
 ADAPTERS: dict[str, Adapter] = {
-    a.name: a for a in (KlingAdapter(), MidjourneyAdapter(), SunoAdapter(), SORA, VEO, GROK, ReplicateAdapter(), FalAdapter(), IMAGES, SPEECH)
+    a.name: a
+    for a in (KlingAdapter(), MidjourneyAdapter(), SunoAdapter(), SORA, VEO, GROK, ReplicateAdapter(), FalAdapter(), IMAGES, SPEECH, GEMINI_IMAGE, IDEOGRAM)
 }
 
 

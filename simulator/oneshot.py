@@ -5,7 +5,9 @@ records the paid call (family `oneshot`), then answers. Prompt directives (the i
 speech `input`): `[sim:reject]` (400 with a content-policy message, nothing paid), `[sim:drop]`
 (paid, then the connection drops mid-answer), `[sim:expire]` (url items that answer 403),
 `[sim:bytes=N]` (speech: N deterministic bytes instead of the MP3), `[sim:empty]` (an answer
-without any image), `[sim:error200]` (HTTP 200 carrying an error object).
+without any image), `[sim:error200]` (HTTP 200 carrying an error object), `[sim:blocked]` (Gemini:
+no candidate, `promptFeedback.blockReason`; Ideogram: every image flagged unsafe, without a URL),
+`[sim:snake]` (Gemini: `inline_data` / `mime_type`).
 `OneShotStore` keeps each call (its uploads' sha256, the bytes' sha256) for `GET /_sim/oneshot`.
 """
 
@@ -16,6 +18,8 @@ import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
+
+from starlette.responses import JSONResponse
 
 from simulator.media import MP3_BYTES, PNG_BYTES, iter_big
 from simulator.timeline import directive_seconds, directives
@@ -45,6 +49,8 @@ class Plan:
     empty: bool
     error200: bool
     size: int | None
+    blocked: bool = False
+    snake: bool = False
 
 
 def plan_of(text: object) -> Plan:
@@ -58,6 +64,8 @@ def plan_of(text: object) -> Plan:
         empty="empty" in found,
         error200="error200" in found,
         size=int(size) if size is not None else None,
+        blocked="blocked" in found,
+        snake="snake" in found,
     )
 
 
@@ -101,3 +109,64 @@ def speech_bytes(plan: Plan) -> tuple[int, Iterator[bytes], str]:
 
 def upload_record(data: bytes, filename: str | None, content_type: str | None) -> dict[str, Any]:
     return {"filename": filename, "content_type": content_type, "size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+
+
+IDEOGRAM_ACTIONS = ("generate", "edit", "remix", "reframe", "replace-background")
+
+
+def gemini_error(message: str, status: int) -> JSONResponse:
+    names = {400: "INVALID_ARGUMENT", 404: "NOT_FOUND"}
+    return JSONResponse({"error": {"code": status, "message": message, "status": names.get(status, "INTERNAL")}}, status_code=status)
+
+
+def gemini_parts(body: dict[str, Any]) -> tuple[list[str], list[dict[str, Any]]]:
+    """The text parts and the inline images (as upload records) of a generateContent body."""
+    texts: list[str] = []
+    uploads: list[dict[str, Any]] = []
+    contents = body.get("contents")
+    for content in contents if isinstance(contents, list) else []:
+        parts = content.get("parts") if isinstance(content, dict) else None
+        for part in parts if isinstance(parts, list) else []:
+            if not isinstance(part, dict):
+                continue
+            inline = part.get("inlineData") or part.get("inline_data")
+            if isinstance(part.get("text"), str):
+                texts.append(part["text"])
+            elif isinstance(inline, dict) and isinstance(inline.get("data"), str):
+                data = base64.b64decode(inline["data"])
+                uploads.append({"field": "inlineData"} | upload_record(data, None, inline.get("mimeType") or inline.get("mime_type")))
+    return texts, uploads
+
+
+def gemini_answer(model: str, plan: Plan) -> dict[str, Any]:
+    usage = {"promptTokenCount": 12, "candidatesTokenCount": 1290, "totalTokenCount": 1302}
+    if plan.blocked:
+        return {"promptFeedback": {"blockReason": "PROHIBITED_CONTENT"}, "usageMetadata": usage, "modelVersion": model}
+    inline = {"inline_data": {"mime_type": "image/png", "data": PNG_B64}} if plan.snake else {"inlineData": {"mimeType": "image/png", "data": PNG_B64}}
+    parts: list[dict[str, Any]] = [] if plan.empty else [{"text": "Here is the picture you asked for."}, inline]
+    return {
+        "candidates": [{"content": {"role": "model", "parts": parts}, "finishReason": "STOP" if parts else "IMAGE_SAFETY", "index": 0}],
+        "usageMetadata": usage,
+        "modelVersion": model,
+    }
+
+
+def ideogram_answer(call_id: str, body: dict[str, Any], base: str, plan: Plan) -> dict[str, Any]:
+    try:
+        n = max(1, min(8, int(body.get("num_images") or 1)))
+    except (TypeError, ValueError):
+        n = 1
+    items = []
+    for i in range(n):
+        url = None if plan.blocked else f"{base}/_sim/media/{'expired/' if plan.expire else ''}{call_id}_{i}.png"
+        items.append(
+            {
+                "url": url,
+                "prompt": body.get("prompt") or "",
+                "resolution": body.get("resolution") or "1024x1024",
+                "is_image_safe": not plan.blocked,
+                "seed": 12345 + i,
+                "style_type": "GENERAL",
+            }
+        )
+    return {"created": "2026-12-07T21:00:00.000000+00:00", "data": items}

@@ -6,6 +6,10 @@
                                 model, n, size, ... -> the same answer
   POST /v1/audio/speech         JSON {model, input, voice, response_format, speed, instructions}
                                 -> the audio bytes (audio/mpeg by default)
+  POST /v1beta/models/{model}:generateContent   Gemini native: {contents[{parts[text | inlineData]}],
+                                generationConfig} -> {candidates[{content{parts[text, inlineData]}}], usageMetadata}
+  POST /ideogram/v1/ideogram-v3/{generate (JSON) | edit | remix | reframe | replace-background (multipart)}
+                                -> {created, data[{url, prompt, resolution, is_image_safe, seed, style_type}]}
   GET  /_sim/oneshot            every call: route, model, prompt, uploads (sha256), answer sha256
 
 Every route goes through `Simulator.guard` (counters, auth, injected faults: a 5xx after accept
@@ -62,20 +66,50 @@ async def _generate(sim: Simulator, request: Request, route: str, body: dict[str
     plan = o.plan_of(body["prompt"])
     if plan.reject:
         return oai_error("Your request was rejected as a result of our safety system.", 400)
+    return await _pay_and_answer(
+        sim, route, model, body, uploads, plan, lambda call_id: o.image_answer(call_id, model, body, sim.base_url(request), plan, _now(sim))
+    )
+
+
+async def _pay_and_answer(
+    sim: Simulator, route: str, model: str, body: dict[str, Any], uploads: list[dict[str, Any]], plan: o.Plan, answer: Callable[[str], dict[str, Any]]
+) -> Response:
+    """Generate (wait the delay), record the paid call, then answer: its JSON, or a fault."""
     await asyncio.sleep(sim.config.oneshot_s if plan.delay_s is None else plan.delay_s)
-    now = sim.state.now()
-    call = sim.state.oneshot.add({"route": route, "model": model, "prompt": body["prompt"], "uploads": uploads, "params": _params(body)})
-    sim.state.count_create("oneshot", call["id"], route, body["prompt"], now)
+    prompt = str(body.get("prompt") or "")
+    call = sim.state.oneshot.add({"route": route, "model": model, "prompt": prompt, "uploads": uploads, "params": _params(body)})
+    sim.state.count_create("oneshot", call["id"], route, prompt, sim.state.now())
     late = await sim.after_accept(oai_guard_error)
     if late is not None:
         return late
-    answer = o.image_answer(call["id"], model, body, sim.base_url(request), plan, int(sim.config.webhook_clock()))
-    raw = json.dumps(answer).encode()
+    raw = json.dumps(answer(call["id"])).encode()
     call["answer_sha256"] = hashlib.sha256(raw).hexdigest()
     if plan.drop:
         sim.state.paid.mark_last("dropped")
         return CutResponse(raw, len(raw) // 2, "application/json")
     return Response(raw, media_type="application/json")
+
+
+def _now(sim: Simulator) -> int:
+    return int(sim.config.webhook_clock())
+
+
+async def _form(request: Request) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
+    """(fields, uploaded files) of a multipart body, or None when it is not one."""
+    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+        return None
+    form = await request.form(max_part_size=32 * 1024 * 1024)
+    body: dict[str, Any] = {}
+    uploads: list[dict[str, Any]] = []
+    try:
+        for key, value in form.multi_items():
+            if isinstance(value, UploadFile):
+                uploads.append({"field": key} | o.upload_record(await value.read(), value.filename, value.content_type))
+            else:
+                body[key] = value
+    finally:
+        await form.close()
+    return body, uploads
 
 
 def _params(body: dict[str, Any]) -> dict[str, Any]:
@@ -100,23 +134,68 @@ def _images_edits(sim: Simulator) -> Endpoint:
         blocked = await sim.guard(request, "POST /v1/images/edits", is_create=True, fail=oai_guard_error)
         if blocked is not None:
             return blocked
-        if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+        parsed = await _form(request)
+        if parsed is None:
             return oai_error("this route takes multipart/form-data", 400)
-        form = await request.form(max_part_size=32 * 1024 * 1024)
-        body: dict[str, Any] = {}
-        uploads: list[dict[str, Any]] = []
-        try:
-            for key, value in form.multi_items():
-                if isinstance(value, UploadFile):
-                    if key in ("image", "image[]", "mask"):
-                        uploads.append({"field": key} | o.upload_record(await value.read(), value.filename, value.content_type))
-                else:
-                    body[key] = value
-        finally:
-            await form.close()
+        body, uploads = parsed
         if not any(u["field"] in ("image", "image[]") for u in uploads):
             return oai_error("image is required", 400)
         return await _generate(sim, request, "images/edits", body, uploads)
+
+    return endpoint
+
+
+def _gemini(sim: Simulator) -> Endpoint:
+    async def endpoint(request: Request) -> Response:
+        blocked = await sim.guard(request, "POST /v1beta/models/{model}:generateContent", is_create=True, fail=oai_guard_error)
+        if blocked is not None:
+            return blocked
+        model, _, action = request.path_params["name"].partition(":")
+        body = await json_object(request)
+        if action != "generateContent" or body is None:
+            return o.gemini_error("unknown action or a body that is not a JSON object", 404 if action != "generateContent" else 400)
+        texts, uploads = o.gemini_parts(body)
+        if not texts:
+            return o.gemini_error("contents must have a text part", 400)
+        plan = o.plan_of(" ".join(texts))
+        if plan.reject:
+            return o.gemini_error("The prompt was rejected by the safety filter.", 400)
+        prompt = {"prompt": " ".join(texts)} | {k: json.dumps(v) for k, v in body.items() if k == "generationConfig"}
+        return await _pay_and_answer(sim, "gemini/generateContent", model, prompt, uploads, plan, lambda _call: o.gemini_answer(model, plan))
+
+    return endpoint
+
+
+def _ideogram(sim: Simulator) -> Endpoint:
+    async def endpoint(request: Request) -> Response:
+        action = request.path_params["action"]
+        blocked = await sim.guard(request, f"POST /ideogram/v1/ideogram-v3/{action}", is_create=True, fail=oai_guard_error)
+        if blocked is not None:
+            return blocked
+        if action not in o.IDEOGRAM_ACTIONS:
+            return oai_error(f"unknown action {action}", 404)
+        uploads: list[dict[str, Any]] = []
+        if action == "generate":
+            json_body = await json_object(request)
+            if json_body is None:
+                return oai_error("request body must be a JSON object", 400)
+            body = json_body
+        else:
+            parsed = await _form(request)
+            if parsed is None:
+                return oai_error("this route takes multipart/form-data", 400)
+            body, uploads = parsed
+            if not any(u["field"] == "image" for u in uploads) or (action == "edit" and not any(u["field"] == "mask" for u in uploads)):
+                return oai_error("image (and for edit, mask) are required files", 400)
+        if action != "reframe" and not str(body.get("prompt") or "").strip():
+            return oai_error("prompt is required", 400)
+        plan = o.plan_of(body.get("prompt") or body.get("resolution"))
+        if plan.reject:
+            return oai_error("Prompt failed the safety check.", 422)
+        base = sim.base_url(request)
+        return await _pay_and_answer(
+            sim, f"ideogram/{action}", "ideogram-v3", body, uploads, plan, lambda call_id: o.ideogram_answer(call_id, body, base, plan)
+        )
 
     return endpoint
 
@@ -166,5 +245,7 @@ def oneshot_routes(sim: Simulator) -> list[Route]:
         Route("/v1/images/generations", _images_generations(sim), methods=["POST"]),
         Route("/v1/images/edits", _images_edits(sim), methods=["POST"]),
         Route("/v1/audio/speech", _speech(sim), methods=["POST"]),
+        Route("/v1beta/models/{name}", _gemini(sim), methods=["POST"]),
+        Route("/ideogram/v1/ideogram-v3/{action}", _ideogram(sim), methods=["POST"]),
         Route("/_sim/oneshot", calls, methods=["GET"]),
     ]

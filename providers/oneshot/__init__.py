@@ -9,6 +9,10 @@
 - `speech`: `POST /v1/audio/speech`; the answer's body *is* the audio: the request is marked
   `stream_body_as_asset`, so the engine streams it into the store (sha256, size) instead of
   reading it into memory.
+- `gemini_image`: `generate` (`POST /v1beta/models/{model}:generateContent`; every inline base64
+  part of the answer is an asset: `providers.oneshot.gemini`).
+- `ideogram`: Ideogram 3.0's `generate` (JSON), `edit`, `remix`, `reframe`, `replace_background`
+  (multipart) under `/ideogram/v1/ideogram-v3/` (`providers.oneshot.ideogram`), answered like images.
 There is no task id, nothing to poll, no lookup and no callback (capabilities.oneshot): the engine
 sends these submits on their own queue and pool, waiting up to `request_timeout_s` (gpt-image
 takes 60-120 s), and a lost answer (a timeout, a 5xx after sending, a dropped connection, a worker
@@ -20,11 +24,24 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
+from dataclasses import replace
+from functools import partial
 from typing import Any
 from urllib.parse import urlsplit
 
+from pydantic import BaseModel
+
 from providers.base import AdapterDefaults, Capabilities, FilePart, HttpRequest, HttpResponse, LostSubmit, Operation, Rejected, SubmitContext, Submitted
 from providers.oneshot.answers import parse_images, parse_speech
+from providers.oneshot.gemini import GeminiImageInput, build_gemini, parse_gemini
+from providers.oneshot.ideogram import (
+    IdeogramEditInput,
+    IdeogramGenerateInput,
+    IdeogramReframeInput,
+    IdeogramRemixInput,
+    IdeogramReplaceBackgroundInput,
+    build_ideogram,
+)
 from providers.oneshot.inputs import MAX_IMAGE_BYTES, ImageEditInput, ImageGenerateInput, SpeechInput, image_bytes, is_url
 
 _EXT = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "image/gif": "gif"}
@@ -97,6 +114,36 @@ IMAGES = OneShotAdapter(
         "edit": (Operation("edit", ImageEditInput, "Edit images with a prompt and an optional mask (POST /v1/images/edits, multipart)"), build_edit),
     },
     parse_images,
+)
+
+GEMINI_IMAGE = OneShotAdapter(
+    "gemini_image",
+    {
+        "generate": (
+            Operation(
+                "generate", GeminiImageInput, "Text (+ reference images) to images with a Gemini image model (POST /v1beta/models/{model}:generateContent)"
+            ),
+            build_gemini,
+        )
+    },
+    parse_gemini,
+)
+
+_IDEOGRAM_OPS: dict[str, tuple[type[BaseModel], str]] = {
+    "generate": (IdeogramGenerateInput, "Text to images, Ideogram 3.0 (JSON)"),
+    "edit": (IdeogramEditInput, "Redraw the masked areas of an image (multipart)"),
+    "remix": (IdeogramRemixInput, "A new image from an image and a prompt (multipart)"),
+    "reframe": (IdeogramReframeInput, "Extend an image to a new resolution (multipart)"),
+    "replace_background": (IdeogramReplaceBackgroundInput, "Keep the subject, replace the background (multipart)"),
+}
+IDEOGRAM = OneShotAdapter(
+    "ideogram",
+    {
+        name: (Operation(name, schema, f"{text}: POST /ideogram/v1/ideogram-v3/{name.replace('_', '-')}"), partial(build_ideogram, name, file_of=_file))
+        for name, (schema, text) in _IDEOGRAM_OPS.items()
+    },
+    parse_images,
+    replace(ONESHOT_CAPS, result_ttl_s=86400),  # "URLs valid 24 h"
 )
 
 SPEECH = OneShotAdapter(

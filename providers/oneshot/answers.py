@@ -37,9 +37,14 @@ def parse_images(resp: HttpResponse) -> Submitted | Rejected:
     if not isinstance(items, list):
         raise ProviderProtocolError("image answer has no data list")
     fmt = _FORMATS.get(str(data.get("output_format") or "").lower())
-    outputs, revised = [], []
+    outputs, revised, seeds, unsafe = [], [], [], 0
     for i, item in enumerate(items[:MAX_ITEMS]):
         if not isinstance(item, Mapping):
+            continue
+        if isinstance(item.get("seed"), int) and not isinstance(item["seed"], bool):
+            seeds.append(item["seed"])
+        if item.get("is_image_safe") is False:  # Ideogram: flagged, and served without a URL
+            unsafe += 1
             continue
         ref = _image_ref(item, fmt)
         if ref is not None:
@@ -51,13 +56,16 @@ def parse_images(resp: HttpResponse) -> Submitted | Rejected:
         result["created"] = data["created"]
     if revised:
         result["revised_prompts"] = revised
+    if seeds:
+        result["seeds"] = seeds
+    if unsafe:
+        result["unsafe"] = unsafe
     cost = bounded_usage(data.get("usage"))
     if cost:
         result["cost"] = cost
     if not outputs:
-        status = ProviderStatus(
-            None, State.FAILED, result_data=result, error_code="provider_failed", error_message="the answer carries no image (no url or b64_json)"
-        )
+        why = f"{unsafe} image(s) flagged unsafe by the provider" if unsafe else "no url or b64_json"
+        status = ProviderStatus(None, State.FAILED, result_data=result, error_code="provider_failed", error_message=f"the answer carries no image ({why})")
         return Submitted(None, status)
     return Submitted(None, ProviderStatus(None, State.SUCCEEDED, progress=100, outputs=outputs, result_data=result))
 

@@ -1,5 +1,6 @@
-"""The one-shot families end to end on the `k4u dev` stack (API, the worker pools with the
-oneshot one, beat, real Redis and database) against the simulator: every operation over HTTP,
+"""The one-shot families (images, speech, gemini_image, ideogram) end to end on the `k4u dev` stack
+(API, the worker pools with the oneshot one, beat, real Redis and database) against the simulator:
+every operation over HTTP,
 and a slow synchronous generation on the oneshot queue that holds none of Kling's submits, polls
 or downloads: with a single engine process, 50 Kling jobs finish while it is still out."""
 
@@ -43,6 +44,12 @@ def test_oneshot_families_and_a_slow_generation_beside_kling(stack_factory) -> N
         "images.generate.url": post(stack, "images", "generate", {"prompt": "a lighthouse", "model": "dall-e-3"}),
         "images.edit": post(stack, "images", "edit", {"prompt": "add a hat", "image": [PNG_URI, PNG_URI]}),
         "speech.speech": post(stack, "speech", "speech", {"input": "Hello from the stack.", "voice": "coral"}),
+        "gemini_image.generate": post(stack, "gemini_image", "generate", {"prompt": "a lighthouse", "images": [PNG_URI]}),
+        "ideogram.generate": post(stack, "ideogram", "generate", {"prompt": "a poster", "num_images": 2}),
+        "ideogram.edit": post(stack, "ideogram", "edit", {"prompt": "a hat", "image": PNG_URI, "mask": PNG_URI}),
+        "ideogram.remix": post(stack, "ideogram", "remix", {"prompt": "in winter", "image": PNG_URI}),
+        "ideogram.reframe": post(stack, "ideogram", "reframe", {"image": PNG_URI, "resolution": "1536x640"}),
+        "ideogram.replace_background": post(stack, "ideogram", "replace_background", {"prompt": "a beach", "image": PNG_URI}),
     }
     for name, job_id in jobs.items():
         job = stack.wait_job(job_id, timeout_s=30)
@@ -52,7 +59,7 @@ def test_oneshot_families_and_a_slow_generation_beside_kling(stack_factory) -> N
     job = stack.wait_job(slow, timeout_s=SLOW_S + 30)
     assert job["status"] == "succeeded", job["error"]
     assert job["assets"][0]["sha256"] == hashlib.sha256(PNG_BYTES).hexdigest() and job["result"]["cost"]["total_tokens"] > 0
-    assert stack.sim_admin("/_sim/paid")["count"] == 50 + 4
+    assert stack.sim_admin("/_sim/paid")["count"] == 50 + 1 + len(jobs)
     with stack.client() as c:
         r = c.post("/v1/jobs", json={"provider": "images", "operation": "generate", "input": {"prompt": "x", "stream": True}})
     assert r.status_code == 422 and "input.stream" in r.text

@@ -1,5 +1,6 @@
 """One-shot (synchronous) families through the engine: real database, the simulator over
-loopback. images generate (url and b64_json answers) and edit (multipart uploads), speech
+loopback. images generate (url and b64_json answers) and edit (multipart uploads, from data: URIs
+and URLs we fetch first), every Gemini image and Ideogram operation, speech
 (the audio body streamed into the store, bigger than K4U_RELAY_MAX_BODY_BYTES), the relay's
 4xx, a lost answer (5xx after accept, a dropped connection, a timeout) failing
 `submit_outcome_unknown` after exactly one paid call, a worker killed mid-call, an expired URL,
@@ -47,7 +48,7 @@ def polls_sent(sim: Sim) -> int:
     return sum(
         c.get("with_auth", 0) + c.get("without_auth", 0)
         for r, c in routes.items()
-        if not any(part in r for part in ("/v1/images/", "/v1/audio/speech", "/_sim/"))
+        if not any(part in r for part in ("/v1/images/", "/v1/audio/speech", "/v1beta/models/", "/ideogram/", "/_sim/"))
     )
 
 
@@ -85,6 +86,45 @@ def test_generate_stores_every_image_at_once(d, sim: Sim, inp: dict[str, Any], s
     d.run_for(5)
     assert polls_sent(sim) == 0, "a one-shot job is never polled"
     assert d.job(job_id).poll_count == 0
+
+
+@pytest.mark.parametrize(
+    "operation, inp, route, files",
+    [
+        ("generate", {"prompt": "a poster", "num_images": 2, "aspect_ratio": "16x9"}, "ideogram/generate", []),
+        ("edit", {"prompt": "a hat", "image": PNG_URI, "mask": PNG_URI}, "ideogram/edit", ["image", "mask"]),
+        ("remix", {"prompt": "in winter", "image": PNG_URI, "image_weight": 40}, "ideogram/remix", ["image"]),
+        ("reframe", {"image": PNG_URI, "resolution": "1536x640"}, "ideogram/reframe", ["image"]),
+        ("replace_background", {"prompt": "a beach", "image": PNG_URI}, "ideogram/replace-background", ["image"]),
+    ],
+)
+def test_every_ideogram_operation(d, sim: Sim, operation: str, inp: dict[str, Any], route: str, files: list[str]) -> None:  # type: ignore[no-untyped-def]
+    job = public(d, new(d, "ideogram", operation, inp))
+    assert job["status"] == "succeeded", job["error"]
+    assert len(job["assets"]) == inp.get("num_images", 1) and all(a["sha256"] == PNG_SHA for a in job["assets"])
+    assert job["result"]["seeds"][0] == 12345
+    call = calls(sim)[0]
+    assert call["route"] == route and [u["field"] for u in call["uploads"]] == files
+    assert all(u["sha256"] == PNG_SHA for u in call["uploads"])
+
+
+@pytest.mark.parametrize("prompt", ["a lighthouse", "a lighthouse [sim:snake]"])
+def test_gemini_inline_images_are_stored(d, sim: Sim, prompt: str) -> None:  # type: ignore[no-untyped-def]
+    job = public(d, new(d, "gemini_image", "generate", {"prompt": prompt, "images": [PNG_URI], "aspect_ratio": "16:9"}))
+    assert job["status"] == "succeeded", job["error"]
+    (asset,) = job["assets"]
+    assert asset["kind"] == "image" and asset["sha256"] == PNG_SHA and asset["content_type"] == "image/png"
+    assert job["result"]["text"] == "Here is the picture you asked for." and job["result"]["cost"]["totalTokenCount"] == 1302
+    call = calls(sim)[0]
+    assert call["route"] == "gemini/generateContent" and call["model"] == "gemini-2.5-flash-image"
+    assert [u["sha256"] for u in call["uploads"]] == [PNG_SHA] and '"aspectRatio": "16:9"' in call["params"]["generationConfig"]
+
+
+def test_blocked_generations_fail_with_the_reason(d) -> None:  # type: ignore[no-untyped-def]
+    gemini = public(d, new(d, "gemini_image", "generate", {"prompt": "x [sim:blocked]"}))
+    assert gemini["status"] == "failed" and gemini["error"]["code"] == "content_blocked" and "PROHIBITED_CONTENT" in gemini["error"]["message"]
+    ideogram = public(d, new(d, "ideogram", "generate", {"prompt": "x [sim:blocked]"}))
+    assert ideogram["status"] == "failed" and "flagged unsafe" in ideogram["error"]["message"]
 
 
 def test_edit_uploads_the_images_and_mask_as_files(d, sim: Sim) -> None:  # type: ignore[no-untyped-def]
@@ -168,13 +208,15 @@ def test_speech_bigger_than_the_relay_body_cap_is_stored_whole(engine_factory, s
         ("images", "generate", {"prompt": "x [sim:reject]"}),
         ("images", "edit", {"prompt": "x [sim:reject]", "image": PNG_URI}),
         ("speech", "speech", {"input": "x [sim:reject]"}),
+        ("gemini_image", "generate", {"prompt": "x [sim:reject]"}),
+        ("ideogram", "generate", {"prompt": "x [sim:reject]"}),
     ],
 )
 def test_a_relay_refusal_fails_with_its_message(d, sim: Sim, provider: str, operation: str, inp: dict[str, Any]) -> None:  # type: ignore[no-untyped-def]
     job_id = new(d, provider, operation, inp)
     job = public(d, job_id)
     assert job["status"] == "failed" and job["error"]["code"] == "bad_request", job["error"]
-    assert "safety system" in job["error"]["message"]
+    assert "safety" in job["error"]["message"]
     assert sim.admin("/_sim/paid")["count"] == 0
 
 
@@ -193,6 +235,8 @@ def test_an_error_in_a_200_and_an_answer_without_images_fail_clearly(d) -> None:
         ("images", "generate", {"prompt": "lost [sim:drop]"}, None),
         ("speech", "speech", {"input": "lost [sim:drop]"}, None),
         ("images", "edit", {"prompt": "lost [sim:drop]", "image": PNG_URI}, None),
+        ("gemini_image", "generate", {"prompt": "lost"}, {"error_5xx_next": 1, "status": 504, "after_accept": True}),
+        ("ideogram", "remix", {"prompt": "lost [sim:drop]", "image": PNG_URI}, None),
     ],
 )
 def test_a_lost_answer_fails_unknown_after_one_paid_call(d, sim: Sim, provider: str, operation: str, inp: dict[str, Any], fault: Any) -> None:  # type: ignore[no-untyped-def]

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from models.errors import ProviderProtocolError
 from providers.base import Capabilities, HttpResponse, LostSubmit, ProviderStatus, Rejected, State, SubmitContext, Submitted
-from providers.oneshot import IMAGES, SPEECH, OneShotAdapter
+from providers.oneshot import GEMINI_IMAGE, IDEOGRAM, IMAGES, SPEECH, OneShotAdapter
 from providers.registry import clean_input
 from simulator.media import PNG_BYTES
 from tests.payload_cases import cases, load
@@ -59,6 +59,66 @@ def test_images_answers(case: Path) -> None:
 def test_speech_answers(case: Path) -> None:
     resp, want = load(case)
     check(SPEECH, resp, want)
+
+
+@pytest.mark.parametrize("case", cases("gemini_image"), ids=lambda p: p.name)
+def test_gemini_image_answers(case: Path) -> None:
+    resp, want = load(case)
+    check(GEMINI_IMAGE, resp, want)
+
+
+@pytest.mark.parametrize("case", cases("ideogram"), ids=lambda p: p.name)
+def test_ideogram_answers(case: Path) -> None:
+    resp, want = load(case)
+    check(IDEOGRAM, resp, want)
+
+
+def test_gemini_request_carries_the_prompt_the_images_inline_and_the_image_config() -> None:
+    inp = clean_input(
+        GEMINI_IMAGE, "generate", {"prompt": "p", "model": "gemini-3-pro-image-preview", "images": [PNG_URI], "aspect_ratio": "16:9", "image_size": "2K"}
+    )
+    req = GEMINI_IMAGE.build_submit("generate", inp, CTX)
+    assert (req.method, req.path) == ("POST", "/v1beta/models/gemini-3-pro-image-preview:generateContent")
+    assert req.json == {
+        "contents": [{"role": "user", "parts": [{"text": "p"}, {"inlineData": {"mimeType": "image/png", "data": PNG_URI.split(",", 1)[1]}}]}],
+        "generationConfig": {"responseModalities": ["TEXT", "IMAGE"], "imageConfig": {"aspectRatio": "16:9", "imageSize": "2K"}},
+    }
+    plain = GEMINI_IMAGE.build_submit("generate", clean_input(GEMINI_IMAGE, "generate", {"prompt": "p", "text_too": False}), CTX)
+    assert plain.path == "/v1beta/models/gemini-2.5-flash-image:generateContent" and plain.json["generationConfig"] == {"responseModalities": ["IMAGE"]}
+
+
+@pytest.mark.parametrize(
+    "raw, field",
+    [
+        ({"prompt": "p", "model": "../v1/x"}, "model"),
+        ({"prompt": "p", "image_size": "2K"}, "image_size"),
+        ({"prompt": "p", "aspect_ratio": "7:3"}, "aspect_ratio"),
+        ({"prompt": "p", "images": ["https://example.com/a.png"]}, "images"),
+        ({"prompt": "p", "temperature": 1}, "temperature"),
+    ],
+)
+def test_gemini_input_refusals_name_the_field(raw: dict[str, Any], field: str) -> None:
+    with pytest.raises(ValidationError) as exc:
+        clean_input(GEMINI_IMAGE, "generate", raw)
+    assert exc.value.errors()[0]["loc"][0] == field
+
+
+def test_ideogram_generate_is_json_and_the_others_multipart() -> None:
+    gen = IDEOGRAM.build_submit("generate", clean_input(IDEOGRAM, "generate", {"prompt": "a poster", "aspect_ratio": "16x9", "num_images": 2}), CTX)
+    assert (gen.path, gen.json) == ("/ideogram/v1/ideogram-v3/generate", {"prompt": "a poster", "aspect_ratio": "16x9", "num_images": 2})
+    edit = IDEOGRAM.build_submit("edit", clean_input(IDEOGRAM, "edit", {"prompt": "a hat", "image": PNG_URI, "mask": "https://cdn.example.com/m.png"}), CTX)
+    assert edit.path == "/ideogram/v1/ideogram-v3/edit" and edit.form == {"prompt": "a hat"}
+    assert [(f.field, f.source_url) for f in edit.files] == [("image", None), ("mask", "https://cdn.example.com/m.png")]
+    bg = IDEOGRAM.build_submit("replace_background", clean_input(IDEOGRAM, "replace_background", {"prompt": "a beach", "image": PNG_URI, "seed": 3}), CTX)
+    assert bg.path == "/ideogram/v1/ideogram-v3/replace-background" and bg.form == {"prompt": "a beach", "seed": "3"}
+    reframe = IDEOGRAM.build_submit("reframe", clean_input(IDEOGRAM, "reframe", {"image": PNG_URI, "resolution": "1536x640"}), CTX)
+    assert reframe.form == {"resolution": "1536x640"} and [f.field for f in reframe.files] == ["image"]
+    with pytest.raises(ValidationError) as exc:
+        clean_input(IDEOGRAM, "generate", {"prompt": "p", "aspect_ratio": "16:9"})
+    assert exc.value.errors()[0]["loc"][0] == "aspect_ratio"
+    with pytest.raises(ValidationError) as exc:
+        clean_input(IDEOGRAM, "remix", {"prompt": "p", "image": PNG_URI, "image_weight": 101})
+    assert exc.value.errors()[0]["loc"][0] == "image_weight"
 
 
 def test_b64_outputs_decode_to_the_answer_bytes() -> None:
@@ -167,6 +227,7 @@ def test_the_per_model_limits_are_published() -> None:
 def test_a_oneshot_capability_has_nothing_to_look_up_poll_or_cancel() -> None:
     assert IMAGES.capabilities.oneshot and IMAGES.capabilities.request_timeout_s == 300.0
     assert IMAGES.capabilities.lost_submit is LostSubmit.NONE and SPEECH.capabilities.oneshot
+    assert GEMINI_IMAGE.capabilities.oneshot and IDEOGRAM.capabilities.oneshot and IDEOGRAM.capabilities.result_ttl_s == 86400
     for bad in ({"lost_submit": LostSubmit.LOOKUP}, {"max_batch": 10}, {"cancels": True}):
         with pytest.raises(ValueError, match="oneshot"):
             Capabilities(oneshot=True, **bad)  # type: ignore[arg-type]
