@@ -296,3 +296,12 @@ def test_an_expired_result_url_fails_result_expired_without_asking_again(d, sim:
     job = public(d, job_id)
     assert job["status"] == "failed" and job["error"]["code"] == "result_expired", job["error"]
     assert polls_sent(sim) == 0 and sim.admin("/_sim/paid")["count"] == 1
+
+
+def test_the_submit_rate_limit_holds_one_shot_jobs_in_queued(engine_factory, sim: Sim) -> None:  # type: ignore[no-untyped-def]
+    d = engine_factory(submit_rate_limits="images=1/minute")
+    first = new(d, "images", "generate", {"prompt": "one"})
+    second = new(d, "images", "generate", {"prompt": "two"})
+    assert public(d, first)["status"] == "succeeded"
+    assert d.job(second).status == "queued" and ("k4u.oneshot", "throttled") in [(t, str(r)) for t, r in d.results]
+    assert sim.admin("/_sim/paid")["count"] == 1
