@@ -17,13 +17,15 @@ from models.errors import ConfigError
 from workers.logs import quiet_http_clients
 from workers.settings import Settings
 
-QUEUES = "submit,poll,download,notify,sweep"
+QUEUES = "submit,poll,download,notify,sweep,oneshot"
 # role -> (queues, pool). Downloads and notifications wait on other people's servers, so each has
 # its own queue and thread pool: a slow CDN or a tarpit callback_url never holds submit and poll.
+# So do one-shot submits (a synchronous generation answers after a minute or two).
 ROLES: dict[str, tuple[str, str]] = {
     "engine": ("submit,poll,sweep", "prefork"),
     "download": ("download", "threads"),
     "notify": ("notify", "threads"),
+    "oneshot": ("oneshot", "threads"),
     "all": (QUEUES, "prefork"),
 }
 
@@ -97,7 +99,8 @@ def worker(
         str,
         typer.Option(
             help="engine (submit,poll,sweep; prefork, K4U_WORKER_CONCURRENCY), download (threads, "
-            "K4U_DOWNLOAD_CONCURRENCY), notify (threads, K4U_NOTIFY_CONCURRENCY) or all"
+            "K4U_DOWNLOAD_CONCURRENCY), notify (threads, K4U_NOTIFY_CONCURRENCY), oneshot (synchronous "
+            "generations' submits; threads, K4U_ONESHOT_CONCURRENCY) or all"
         ),
     ] = "all",
     queues: Annotated[str | None, typer.Option(help="Comma-separated queues (default: the role's)")] = None,
@@ -106,7 +109,7 @@ def worker(
     name: Annotated[str | None, typer.Option(help="Node name (default k4u-<role>@%h)")] = None,
 ) -> None:
     """Run a Celery worker (sends task events for Flower). Run one per role in production:
-    `--role engine`, `--role download` and `--role notify` each have their own queue and pool."""
+    `--role engine`, `--role download`, `--role notify` and `--role oneshot` each have their own queue and pool."""
     from workers.celery_app import app as celery_app, configure
 
     if role not in ROLES:
@@ -116,7 +119,9 @@ def worker(
     _need_redis(settings)
     configure(celery_app, settings)
     role_queues, role_pool = ROLES[role]
-    default_n = {"download": settings.download_concurrency, "notify": settings.notify_concurrency}.get(role, settings.worker_concurrency)
+    default_n = {"download": settings.download_concurrency, "notify": settings.notify_concurrency, "oneshot": settings.oneshot_concurrency}.get(
+        role, settings.worker_concurrency
+    )
     n = concurrency or default_n
     celery_app.worker_main(
         [
@@ -185,10 +190,11 @@ def dev(
     port: int = 8000,
     concurrency: Annotated[int | None, typer.Option(help="Engine worker processes (default K4U_WORKER_CONCURRENCY)")] = None,
 ) -> None:
-    """API, beat and three workers in one foreground command: the engine (submit, poll, sweep;
-    K4U_WORKER_CONCURRENCY processes), downloads (K4U_DOWNLOAD_CONCURRENCY threads) and
-    notifications (K4U_NOTIFY_CONCURRENCY threads), each on its own queue, so slow CDNs or callback
-    receivers never hold submits and polls. Bundles Redis when K4U_REDIS_URL is unset. A child that
+    """API, beat and four workers in one foreground command: the engine (submit, poll, sweep;
+    K4U_WORKER_CONCURRENCY processes), downloads (K4U_DOWNLOAD_CONCURRENCY threads),
+    notifications (K4U_NOTIFY_CONCURRENCY threads) and one-shot submits (K4U_ONESHOT_CONCURRENCY
+    threads), each on its own queue, so slow CDNs, callback receivers or synchronous generations
+    never hold submits and polls. Bundles Redis when K4U_REDIS_URL is unset. A child that
     dies is started again (at most 5 times a minute); Ctrl-C stops everything; if `k4u dev` is
     killed, its children die with it."""
     from cli.procs import Supervisor, k4u_cmd, start_bundled_redis, wait_http
@@ -211,6 +217,7 @@ def dev(
         sup.start("worker", k4u_cmd("worker", "--role", "engine", "--name", f"engine-{port}@%h", *engine_args), env)
         sup.start("worker-download", k4u_cmd("worker", "--role", "download", "--name", f"download-{port}@%h"), env)
         sup.start("worker-notify", k4u_cmd("worker", "--role", "notify", "--name", f"notify-{port}@%h"), env)
+        sup.start("worker-oneshot", k4u_cmd("worker", "--role", "oneshot", "--name", f"oneshot-{port}@%h"), env)
         sup.start("beat", k4u_cmd("beat"), env)
         api_proc = sup.start("api", k4u_cmd("api", "--host", host, "--port", str(port), "--no-migrate"), env)
         wait_http(f"http://{host}:{port}/healthz", 60, api_proc)

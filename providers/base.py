@@ -52,12 +52,15 @@ def _cut(value: object, limit: int) -> Any:
 
 @dataclass(frozen=True)
 class FilePart:
-    """One file of a multipart body (an uploaded reference image)."""
+    """One file of a multipart body (an uploaded reference image). Given a `source_url` instead of data,
+    the engine fetches it (SSRF-guarded, without the key, at most `max_bytes`) before the request is sent."""
 
     field: str
     filename: str
     content_type: str
     data: bytes
+    source_url: str | None = None
+    max_bytes: int = 20 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,10 @@ class HttpRequest:
     # this request's 429/5xx answers to the adapter instead: for a read whose 5xx can be the task's
     # own outcome (a model that crashed, reported with its detail) rather than the relay's trouble.
     accept_errors: bool = False
+    # A one-shot submit whose 2xx answer body *is* the result file (binary audio): the engine streams
+    # it into the object store (sha256, size) as the job's first asset instead of reading it into
+    # memory, and parse_submit sees that answer's status and headers with an empty body.
+    stream_body_as_asset: bool = False
 
     def __post_init__(self) -> None:
         bodies = sum(x for x in (self.json is not None, self.form is not None or bool(self.files), self.content is not None))
@@ -312,12 +319,20 @@ class Capabilities:
     # default (`/volc/v1`); relays differ, so K4U_ROUTE_PREFIXES may name another one per family and
     # the relay client rewrites the start of each request's path. None: the family's paths are fixed.
     route_prefix: str | None = None
+    # A synchronous family: the submit's answer is the result (parse_submit returns a final status), nothing
+    # is polled; its submits run on their own queue and pool (`oneshot`), a lost answer is never resent.
+    oneshot: bool = False
+    request_timeout_s: float | None = None  # the submit's read timeout where the relay's default is too short
 
     def __post_init__(self) -> None:
         if (self.callback_auth is CallbackAuth.URL_TOKEN) != (self.callback_setting is None):
             raise ValueError("a signed callback_auth names its callback_setting, url_token names none")
         if self.max_batch < 1:
             raise ValueError("max_batch is at least 1")
+        if self.oneshot and (self.lost_submit is not LostSubmit.NONE or self.max_batch != 1 or self.cancels):
+            raise ValueError("a oneshot family has nothing to look up, poll or cancel: lost_submit none, max_batch 1, no cancels")
+        if self.request_timeout_s is not None and self.request_timeout_s <= 0:
+            raise ValueError("request_timeout_s is positive")
         if self.route_prefix is not None and not ROUTE_PREFIX.fullmatch(self.route_prefix):
             raise ValueError(f"route_prefix must be a path like /volc/v1, not {self.route_prefix!r}")
 
@@ -464,36 +479,3 @@ class AdapterDefaults:
 
     def parse_result_extra(self, resp: HttpResponse) -> Mapping[str, Any]:
         return {}
-
-
-def reject_for_http(resp: HttpResponse, message: str) -> Rejected | None:
-    """The HTTP-level part of submit classification shared by every family.
-
-    429 and 503 mean the relay did not take the task (retry later); other 4xx are a final no.
-    Returns None for 2xx and for 500/502/504, which the relay client treats as an unknown outcome.
-    """
-    retry_after = retry_after_s(resp)
-    if resp.status == 429:
-        return Rejected("rate_limited", message or "relay rate limit", True, retry_after)
-    if resp.status == 503:
-        return Rejected("unavailable", message or "relay unavailable", True, retry_after)
-    if resp.status in (401, 403):
-        return Rejected("unauthorized", message or "relay refused the key", False)
-    if 400 <= resp.status < 500:
-        return Rejected("bad_request", message or f"HTTP {resp.status}", False)
-    return None
-
-
-def submit_rejection(resp: HttpResponse, message: str) -> Rejected:
-    """A submit answered with HTTP >= 300: the relay's no (reject_for_http), or, for 500/502/504
-    and the like, ProviderProtocolError: the outcome is unknown and the job must not be resent blindly."""
-    rejected = reject_for_http(resp, message)
-    if rejected is None:
-        raise ProviderProtocolError(f"HTTP {resp.status} on submit" + (f": {message[:200]}" if message else ""))
-    return rejected
-
-
-def retry_after_s(resp: HttpResponse) -> float | None:
-    """The answer's Retry-After header in seconds (parse_retry_after), or None."""
-    raw = resp.header("retry-after")
-    return None if raw is None else parse_retry_after(raw)

@@ -45,10 +45,9 @@ from providers.base import (
     State,
     SubmitContext,
     Submitted,
-    retry_after_s,
-    submit_rejection,
 )
 from providers.outputs import shorten_data_uris, walk_outputs
+from providers.rejections import retry_after_s, submit_rejection
 from providers.webhooks import verify_fal
 from providers.wire import json_or_none, object_at, str_or_none, upstream_path
 

@@ -31,8 +31,8 @@ from providers.base import (
     State,
     SubmitContext,
     Submitted,
-    submit_rejection,
 )
+from providers.rejections import submit_rejection
 from providers.wire import error_message, is_not_found, json_or_none, object_at, parse_progress, str_or_none
 
 PATHS = {

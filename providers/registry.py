@@ -11,6 +11,7 @@ from providers.kling import KlingAdapter
 from providers.midjourney import MidjourneyAdapter
 from providers.minimax import MinimaxAdapter
 from providers.newapi_video import NEWAPI_VIDEO
+from providers.oneshot import GEMINI_IMAGE, IDEOGRAM, IMAGES, SPEECH
 from providers.replicate import ReplicateAdapter
 from providers.seedance import SeedanceAdapter
 from providers.suno import SunoAdapter
@@ -32,6 +33,10 @@ ADAPTERS: dict[str, Adapter] = {
         ViduAdapter(),
         NEWAPI_VIDEO,
         SeedanceAdapter(),
+        IMAGES,
+        SPEECH,
+        GEMINI_IMAGE,
+        IDEOGRAM,
     )
 }
 

@@ -43,9 +43,9 @@ from providers.base import (
     State,
     SubmitContext,
     Submitted,
-    submit_rejection,
 )
 from providers.outputs import shorten_data_uris, walk_outputs
+from providers.rejections import submit_rejection
 from providers.webhooks import verify_standard_webhook
 from providers.wire import json_or_none, object_at, str_or_none, upstream_path
 

@@ -1,4 +1,4 @@
-"""ASGI app faking the Key4U relay's Kling (style A), Midjourney, Suno, video, Replicate, fal, MiniMax, Vidu and Seedance endpoints.
+"""ASGI app faking the Key4U relay's Kling (style A), Midjourney, Suno, video, Replicate, fal, MiniMax, Vidu, Seedance, image and speech endpoints.
 
 `create_app(config)` returns a Starlette app serving:
   POST /kling/v1/videos/text2video | videos/image2video | images/generations
@@ -12,6 +12,7 @@ the generic new-api video routes of `simulator.newapi_routes` (`/v1/video/genera
 on `/v1/videos` that is not Sora, Veo or Grok),
 the Replicate routes of `simulator.replicate_routes` (`/replicate/v1/...`),
 the fal queue routes of `simulator.fal_routes` (`/fal-ai/...`),
+the synchronous image and speech routes of `simulator.oneshot_routes` (`/v1/images/...`, `/v1/audio/speech`),
 the Seedance routes of `simulator.seedance_routes` (`/volc/v1/contents/...`, `/api/v3/contents/...`),
 the MiniMax routes of `simulator.minimax_routes` (`/minimax/v1/...`, also under `/v1/...`),
 plus the admin and media routes of `simulator.admin`; any other path (and the paths under
@@ -43,6 +44,7 @@ from simulator.inputs import FetchFailed, fetch_inputs
 from simulator.minimax_routes import minimax_routes
 from simulator.mj_routes import mj_routes
 from simulator.newapi_routes import newapi_routes
+from simulator.oneshot_routes import oneshot_routes
 from simulator.replicate_routes import replicate_routes
 from simulator.seedance_routes import seedance_routes
 from simulator.state import KINDS, parse_directives
@@ -173,6 +175,7 @@ def create_app(config: SimConfig | None = None) -> Starlette:
     routes.extend(fal_routes(sim))
     routes.extend(minimax_routes(sim))
     routes.extend(seedance_routes(sim))
+    routes.extend(oneshot_routes(sim))
     routes.extend(admin_routes(sim))
 
     @contextlib.asynccontextmanager

@@ -56,6 +56,7 @@ _RUNTIME_FIELDS: dict[str, type] = {
     "web_ui_fallback": bool,
     "vidu_prefixes": str,
     "unrouted_models": str,
+    "oneshot_s": float,
 }
 # Test secret of the simulated Replicate account (Standard Webhooks `whsec_<base64 key>`).
 REPLICATE_WEBHOOK_SECRET = "whsec_a2V5NHUtc2ltLXJlcGxpY2F0ZS1ob29r"
@@ -113,6 +114,8 @@ class SimConfig:
         headers; the time a delivery is *sent*, so it ignores `/_sim/advance` (inject in tests).
     vidu_prefixes: the Vidu route prefixes served (comma-separated, of `/ent/v2` and `/vidu/ent/v2`);
         the others answer 404 like a relay that routes Vidu elsewhere.
+    oneshot_s: how long a synchronous generation (`/v1/images/*`, `/v1/audio/speech`) holds its
+        request before answering, in real seconds (`[sim:delay=N]` in a prompt overrides it).
     """
 
     envelope: str = "native"
@@ -154,6 +157,7 @@ class SimConfig:
     web_ui_fallback: bool = False
     vidu_prefixes: str = "/ent/v2,/vidu/ent/v2"
     unrouted_models: str = ""
+    oneshot_s: float = 0.0
 
     def __post_init__(self) -> None:
         if self.envelope not in ENVELOPES:

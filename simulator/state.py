@@ -29,6 +29,7 @@ from simulator.config import Faults, SimConfig
 from simulator.fal import FalSigningKey, FalStore
 from simulator.minimax import MinimaxStore
 from simulator.mj import MjStore
+from simulator.oneshot import OneShotStore
 from simulator.replicate import Prediction, ReplicateStore, output_at
 from simulator.seedance import SeedanceStore
 from simulator.suno import SunoStore
@@ -167,6 +168,7 @@ class SimState:
         self.suno = SunoStore()
         self.video = VideoStore()
         self.vidu = ViduStore()
+        self.oneshot = OneShotStore()
         self.replicate = ReplicateStore()
         self.fal = FalStore()
         self.minimax = MinimaxStore()

@@ -46,6 +46,12 @@ def submit(job_id: str | list[list[str | int]], version: int | None = None) -> s
     return _one_or_many(submit_job, submit_many, job_id, version)
 
 
+@task(dispatch.ONESHOT)
+def oneshot(job_id: str, version: int) -> str:
+    """The submit of a one-shot family's job: the same step, on its own queue and thread pool."""
+    return submit_job(runtime(), job_id, version)
+
+
 @task(dispatch.CANCEL)
 def cancel(job_id: str, version: int) -> str:
     return cancel_at_provider(runtime(), job_id, version)

@@ -149,6 +149,7 @@ class Driver:
 
     HANDLERS: ClassVar[dict[str, Callable[..., Any]]] = {
         dispatch.SUBMIT: submit_job,
+        dispatch.ONESHOT: submit_job,
         dispatch.POLL: poll_jobs,
         dispatch.DOWNLOAD: store_outputs,
         dispatch.NOTIFY: deliver_notification,

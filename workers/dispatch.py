@@ -12,13 +12,28 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
+from providers.registry import ADAPTERS
+
 SUBMIT, POLL, DOWNLOAD, NOTIFY, TICK = "k4u.submit", "k4u.poll", "k4u.download", "k4u.notify", "k4u.tick"
 CANCEL = "k4u.cancel"  # the relay-side cancel of a cancelled job's task: one short relay call, beside the submits
+# The submit of a one-shot family (capabilities.oneshot): a synchronous call held up to its family's
+# request timeout, on its own queue and thread pool (`k4u worker --role oneshot`), one job a message.
+ONESHOT = "k4u.oneshot"
 MAINTAIN = "k4u.maintain"  # the beat's VACUUM (ANALYZE) of PostgreSQL tables that need it
 CLEAN_STORE = "k4u.clean_store"  # the beat's removal of what writers killed mid-write left in the store
 log = logging.getLogger("k4u.dispatch")
 
-QUEUES = {SUBMIT: "submit", CANCEL: "submit", POLL: "poll", DOWNLOAD: "download", NOTIFY: "notify", TICK: "sweep", MAINTAIN: "sweep", CLEAN_STORE: "sweep"}
+QUEUES = {
+    SUBMIT: "submit",
+    ONESHOT: "oneshot",
+    CANCEL: "submit",
+    POLL: "poll",
+    DOWNLOAD: "download",
+    NOTIFY: "notify",
+    TICK: "sweep",
+    MAINTAIN: "sweep",
+    CLEAN_STORE: "sweep",
+}
 
 # Downloads sent together (a poll's successes, a tick's claim) share a message, this many at most:
 # the download worker runs a message's jobs side by side (store_many), so one slow source delays
@@ -36,6 +51,12 @@ MANY = frozenset({SUBMIT, DOWNLOAD})
 
 # What a committed change asks to run next: (task, args), or a Followup that carries a priority.
 Followups = list[tuple[str, tuple[Any, ...]]]
+
+
+def submit_task(provider: str) -> str:
+    """The task that submits a job of this provider: ONESHOT for a one-shot family, else SUBMIT."""
+    adapter = ADAPTERS.get(provider)
+    return ONESHOT if adapter is not None and adapter.capabilities.oneshot else SUBMIT
 
 
 class Dispatcher(Protocol):

@@ -11,7 +11,8 @@ from __future__ import annotations
 from typing import TypeVar
 
 from models.errors import ProviderUnavailable
-from providers.base import Flow, retry_after_s
+from providers.base import Flow
+from providers.rejections import retry_after_s
 from workers.relay import Relay
 
 T = TypeVar("T")

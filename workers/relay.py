@@ -65,17 +65,34 @@ class Relay:
     def close(self) -> None:
         self._client.close()
 
-    def send(self, req: HttpRequest, *, idempotent: bool, label: str = "") -> HttpResponse:
+    def send(
+        self, req: HttpRequest, *, idempotent: bool, label: str = "", timeout_s: float | None = None, sink: Callable[[Download], T] | None = None
+    ) -> HttpResponse:
+        """The answer. `timeout_s` replaces the client's read timeout for this request (a family's
+        long synchronous call). `sink`: a 2xx answer's body is streamed into it instead of being read
+        (the answer then has an empty body; `sunk` holds what the sink returned): a drop mid-body
+        of a POST is an unknown outcome like any other."""
         attempts = 2 if idempotent else 1
         for attempt in range(attempts):
             started = time.perf_counter()
+            sunk: Any = None
             try:
+                timeout = httpx.Timeout(timeout_s, connect=self._client.timeout.connect) if timeout_s else httpx.USE_CLIENT_DEFAULT
                 request = self._client.build_request(
-                    req.method, with_prefix(req.path, self._prefixes), params=dict(req.query) or None, headers=dict(req.headers), **_body(req)
+                    req.method,
+                    with_prefix(req.path, self._prefixes),
+                    params=dict(req.query) or None,
+                    headers=dict(req.headers),
+                    timeout=timeout,
+                    **_body(req),
                 )
                 r = self._client.send(request, stream=True)
                 try:
-                    body = _read_capped(r, self._max_body)
+                    if sink is not None and r.is_success:
+                        sunk = sink(Download(safe_content_type(r.headers.get("content-type")), _length(r.headers), r.iter_bytes()))
+                        body: bytes | None = b""
+                    else:
+                        body = _read_capped(r, self._max_body)
                 finally:
                     r.close()
             except _NOT_SENT as exc:
@@ -93,12 +110,24 @@ class Relay:
             self._record(req, label, r.status_code, started)
             if body is None:
                 raise ProviderProtocolError(f"the relay's answer is larger than K4U_RELAY_MAX_BODY_BYTES ({self._max_body})")
-            return HttpResponse(r.status_code, dict(r.headers), body)
+            return SunkResponse(r.status_code, dict(r.headers), body, sunk) if sink is not None else HttpResponse(r.status_code, dict(r.headers), body)
         raise AssertionError("unreachable")
 
     def _record(self, req: HttpRequest, label: str, status: int, started: float) -> None:
         if self._observe is not None:
             self._observe(req.method, label or req.path, status, time.perf_counter() - started)
+
+
+@dataclass(frozen=True)
+class SunkResponse(HttpResponse):
+    """An answer whose 2xx body went to a sink (Relay.send): `sunk` is what the sink returned (None otherwise)."""
+
+    sunk: Any = None
+
+
+def _length(headers: httpx.Headers) -> int | None:
+    raw = headers.get("content-length", "")
+    return int(raw) if raw.isdigit() else None
 
 
 def _read_capped(r: httpx.Response, limit: int) -> bytes | None:

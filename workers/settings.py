@@ -229,6 +229,7 @@ class Settings(BaseSettings):
     )
     download_concurrency: int = Field(16, ge=1, description="Threads of the download worker (its own pool and queue)")
     notify_concurrency: int = Field(32, ge=1, description="Threads of the notification worker (its own pool and queue)")
+    oneshot_concurrency: int = Field(16, ge=1, description="Threads of the one-shot worker: synchronous generations' submits (its own pool and queue)")
     allow_open_api: bool = Field(
         False,
         description="Let `k4u api` / `k4u dev` listen on a non-loopback address without "

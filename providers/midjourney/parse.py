@@ -19,15 +19,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from models.errors import ProviderProtocolError
-from providers.base import (
-    HttpResponse,
-    OutputRef,
-    ProviderStatus,
-    Rejected,
-    State,
-    Submitted,
-    submit_rejection,
-)
+from providers.base import HttpResponse, OutputRef, ProviderStatus, Rejected, State, Submitted
+from providers.rejections import submit_rejection
 from providers.wire import error_message, is_not_found, json_or_none, parse_progress, str_or_none
 
 _STATE = {

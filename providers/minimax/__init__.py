@@ -37,7 +37,6 @@ from providers.base import (
     State,
     SubmitContext,
     Submitted,
-    submit_rejection,
 )
 from providers.minimax.inputs import TtsInput, VideoInput
 from providers.minimax.parse import (
@@ -57,6 +56,7 @@ from providers.minimax.parse import (
     result_fields,
     split_envelope,
 )
+from providers.rejections import submit_rejection
 from providers.wire import error_message, is_not_found, json_or_none, parse_progress, str_or_none
 
 PREFIX = "/minimax/v1"

@@ -37,10 +37,10 @@ from providers.base import (
     State,
     SubmitContext,
     Submitted,
-    submit_rejection,
 )
 from providers.newapi_video.inputs import GenerationsInput, VideosInput
 from providers.newapi_video.status import read_task, task_id_of
+from providers.rejections import submit_rejection
 from providers.video import openai_create
 from providers.video.status import unwrap
 from providers.wire import error_message, is_not_found, json_or_none

@@ -37,8 +37,8 @@ from providers.base import (
     State,
     SubmitContext,
     Submitted,
-    submit_rejection,
 )
+from providers.rejections import submit_rejection
 from providers.seedance.inputs import MODELS, SeedanceVideoInput, content_items
 from providers.seedance.status import is_success_code, read_page, read_task, unwrap
 from providers.wire import error_message, is_not_found, json_or_none, str_or_none

@@ -39,8 +39,8 @@ from providers.base import (
     Rejected,
     SubmitContext,
     Submitted,
-    submit_rejection,
 )
+from providers.rejections import submit_rejection
 from providers.suno.inputs import LyricsInput, MusicInput, infer_mode
 from providers.suno.parse import CLIP_ERROR, LATER, code_of, parse_task, unknown
 from providers.wire import error_message, is_not_found, json_or_none

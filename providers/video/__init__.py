@@ -38,8 +38,8 @@ from providers.base import (
     State,
     SubmitContext,
     Submitted,
-    submit_rejection,
 )
+from providers.rejections import submit_rejection
 from providers.video.inputs import (
     GrokVideoInput,
     OpenAIVideoInput,

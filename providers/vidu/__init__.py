@@ -34,8 +34,8 @@ from providers.base import (
     State,
     SubmitContext,
     Submitted,
-    submit_rejection,
 )
+from providers.rejections import submit_rejection
 from providers.vidu.inputs import (
     MATRIX,
     MODELS,

@@ -65,7 +65,7 @@ def test_dev_switches_live_only_in_the_override() -> None:
     assert all("K4U_ALLOW_PRIVATE_URLS" not in env for env in environments(base).values())
     assert "simulator:9100" not in (ROOT / "docker-compose.yml").read_text()  # the base talks to the real relay
     dev_envs = environments(dev)
-    for service in ("api", "worker", "worker-download", "worker-notify", "beat"):
+    for service in ("api", "worker", "worker-download", "worker-notify", "worker-oneshot", "beat"):
         assert service in base["services"]
         assert dev_envs[service]["K4U_ALLOW_PRIVATE_URLS"] == "true"
         assert dev_envs[service]["K4U_BASE_URL"] == "http://simulator:9100"
@@ -74,9 +74,9 @@ def test_dev_switches_live_only_in_the_override() -> None:
 def test_workers_are_split_by_role() -> None:
     services = load("docker-compose.yml")["services"]
     roles = {name: svc["command"][svc["command"].index("--role") + 1] for name, svc in services.items() if svc.get("command", [])[:2] == ["k4u", "worker"]}
-    assert roles == {"worker": "engine", "worker-download": "download", "worker-notify": "notify"}
+    assert roles == {"worker": "engine", "worker-download": "download", "worker-notify": "notify", "worker-oneshot": "oneshot"}
     names = [svc["command"][svc["command"].index("--name") + 1] for name, svc in services.items() if name in roles]
-    assert len(set(names)) == 3
+    assert len(set(names)) == 4
 
 
 def test_env_example_names_every_required_variable_and_sets_none() -> None:

@@ -7,17 +7,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from providers.base import (
-    ERROR_CODE_MAX,
-    ERROR_MESSAGE_MAX,
-    RETRY_AFTER_MAX_S,
-    HttpResponse,
-    ProviderStatus,
-    Rejected,
-    State,
-    parse_retry_after,
-    retry_after_s,
-)
+from providers.base import ERROR_CODE_MAX, ERROR_MESSAGE_MAX, RETRY_AFTER_MAX_S, HttpResponse, ProviderStatus, Rejected, State, parse_retry_after
+from providers.rejections import retry_after_s
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 

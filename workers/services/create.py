@@ -20,7 +20,7 @@ from models.tables import Job
 from workers import jobs
 from workers.context import Runtime
 from workers.db import session_scope
-from workers.dispatch import SUBMIT, send_all
+from workers.dispatch import send_all, submit_task
 from workers.services import intake
 from workers.services.lifecycle import finish, paid_result_kept
 from workers.services.provider_cancel import schedule_provider_cancel
@@ -56,7 +56,7 @@ def create_job(rt: Runtime, body: JobCreate, header_key: str | None = None) -> t
         if existing is None:
             raise
         return _replay(existing, d.digest), False
-    if send_all(rt.dispatcher, [(SUBMIT, (job.id, job.version))]):
+    if send_all(rt.dispatcher, [(submit_task(job.provider), (job.id, job.version))]):
         mark_due(rt, [job.id])
     return job, True
 

@@ -54,7 +54,18 @@ _DB_UNAVAILABLE = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.Timeou
 BACKOFF_BASE_S, BACKOFF_CAP_S = 2.0, 600.0
 GONE = ErrorCode.RESULT_EXPIRED  # the source's 403/404/410 (workers.relay)
 
-_EXT = {"video/mp4": ".mp4", "image/png": ".png", "image/jpeg": ".jpg", "image/webp": ".webp", "audio/mpeg": ".mp3", "video/webm": ".webm"}
+_EXT = {
+    "video/mp4": ".mp4",
+    "image/png": ".png",
+    "image/jpeg": ".jpg",
+    "image/webp": ".webp",
+    "audio/mpeg": ".mp3",
+    "video/webm": ".webm",
+    "audio/wav": ".wav",
+    "audio/flac": ".flac",
+    "audio/aac": ".aac",
+    "audio/opus": ".opus",
+}
 
 
 def store_many(rt: Runtime, items: Sequence[tuple[str, int]]) -> list[Outcome]:
@@ -138,7 +149,7 @@ def _repoll(rt: Runtime, job: Job, assets: list[_Pending], gone: DownloadFailed)
     its fresh URLs for these assets (not stored yet), with an event. DownloadFailed result_expired,
     saying so, where the task cannot be asked or the answer has no URL for them; retryable when the
     relay could not answer (the attempt is tried again within the download window)."""
-    if not job.provider_task_id:
+    if not job.provider_task_id or get_adapter(job.provider).capabilities.oneshot:  # a one-shot answer cannot be asked again
         raise gone
     try:
         statuses = run_flow(rt.relay, get_adapter(job.provider).poll([jobs.target(job)], batch=False), f"{job.provider}.repoll")
@@ -325,6 +336,27 @@ def _store_one(rt: Runtime, asset: _Pending, beat: _Heartbeat) -> StoredObject:
     log.info("stored %s (%d bytes)", obj.key, obj.size)
     beat.beat_if_due()
     return obj
+
+
+def store_body(rt: Runtime, job_id: str, attempt: int, dl: Download) -> StoredObject:
+    """A result that came as an answer's body (a one-shot submit marked stream_body_as_asset),
+    streamed into the store as the attempt's first asset: sha256 and size on the way, never whole in memory."""
+    if dl.length is not None and dl.length > rt.settings.download_max_bytes:
+        raise DownloadFailed(f"result is {dl.length} bytes, over the {rt.settings.download_max_bytes} cap", code=ErrorCode.TOO_LARGE, retryable=False)
+    key = storage_key(job_id, attempt, 0, _ext(dl.content_type, ""))
+    obj = rt.store.put_stream(key, dl.chunks, dl.content_type, rt.settings.download_max_bytes)
+    log.info("stored %s (%d bytes) from the submit's answer", obj.key, obj.size)
+    return obj
+
+
+def record_body(session: Session, job_id: str, attempt: int, obj: StoredObject, now: datetime) -> None:
+    """The attempt's first asset (inserted by apply_status) is the stored answer body: nothing to fetch."""
+    at = table_of(Asset)
+    session.execute(
+        update(at)
+        .where(at.c.job_id == job_id, at.c.attempt == attempt, at.c.index == 0)
+        .values(storage_key=obj.key, size=obj.size, sha256=obj.sha256, content_type=obj.content_type, stored_at=now)
+    )
 
 
 def storage_key(job_id: str, attempt: int, index: int, ext: str) -> str:

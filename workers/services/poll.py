@@ -51,7 +51,7 @@ def poll_jobs(rt: Runtime, job_ids: Sequence[str]) -> int:
         rows = session.exec(select(Job).where(col(Job.id).in_(list(job_ids)))).all()
     by_provider: dict[str, list[Job]] = {}
     for job in rows:
-        if job.status == JobStatus.RUNNING and job.provider_task_id:
+        if job.status == JobStatus.RUNNING and job.provider_task_id and not get_adapter(job.provider).capabilities.oneshot:  # a one-shot answer is final
             by_provider.setdefault(job.provider, []).append(job)
     asked = 0
     fu: Followups = []

@@ -18,7 +18,7 @@ from providers.registry import get_adapter
 from workers import jobs
 from workers.context import Runtime
 from workers.db import session_scope
-from workers.dispatch import SUBMIT, send_all
+from workers.dispatch import send_all, submit_task
 from workers.services import intake
 
 
@@ -59,5 +59,5 @@ def retry_job(rt: Runtime, job_id: str) -> Job:
         if not won:
             raise JobStateConflict("the job changed state meanwhile; try again")
     # After the commit; if the broker is down the beat's tick submits the job (next_at is now).
-    send_all(rt.dispatcher, [(SUBMIT, (job.id, job.version))])
+    send_all(rt.dispatcher, [(submit_task(job.provider), (job.id, job.version))])
     return job

@@ -22,15 +22,31 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, assert_never
 
 from sqlmodel import Session
 
-from models.errors import ErrorCode, JobError, ProviderProtocolError, ProviderUnavailable, StorageError, SubmitOutcomeUnknown, code_of
+from models.errors import DownloadFailed, ErrorCode, JobError, ProviderProtocolError, ProviderUnavailable, StorageError, SubmitOutcomeUnknown, code_of
 from models.status import JobStatus, SubmitState
 from models.tables import Job
-from providers.base import TASK_ID_MAX, Adapter, LostSubmit, ParentRef, ProviderStatus, Rejected, SubmitContext, Submitted
+from providers.base import (
+    TASK_ID_MAX,
+    Adapter,
+    Capabilities,
+    HttpRequest,
+    HttpResponse,
+    LostSubmit,
+    OutputRef,
+    ParentRef,
+    ProviderStatus,
+    Rejected,
+    State,
+    SubmitContext,
+    Submitted,
+)
+from providers.outputs import kind_of
 from providers.registry import get_adapter
 from workers import jobs, references
 from workers.context import Runtime
@@ -38,11 +54,15 @@ from workers.db import autocommit_scope, session_scope
 from workers.dispatch import Followups, send_all
 from workers.flows import run_flow
 from workers.outcomes import Outcome, run_each
+from workers.relay import SunkResponse
 from workers.services.apply import apply_status
+from workers.services.download import output_source, record_body, store_body
 from workers.services.lifecycle import finish
 from workers.services.provider_cancel import record_late_accept
 from workers.services.schedule import backoff, next_poll_at
+from workers.services.uploads import fetch_parts
 from workers.settings import Settings
+from workers.storage import StoredObject
 
 log = logging.getLogger("k4u.submit")
 
@@ -143,8 +163,17 @@ def _submit(rt: Runtime, job: Job, lease: int, *, recovering: bool, prior: Submi
     except ValueError as exc:  # an input the adapter cannot send (e.g. its parent job vanished, an upload deleted)
         return _fail(rt, job, lease, JobError(ErrorCode.INVALID_INPUT, str(exc)))
     try:
-        resp = rt.relay.send(req, idempotent=False, label=f"{job.provider}.submit")
-        result = adapter.parse_submit(resp)
+        req = fetch_parts(rt, req)  # files the request uploads from URLs, fetched before anything is paid
+    except DownloadFailed as exc:
+        if exc.retryable:
+            return _requeue(rt, job, lease, JobError(ErrorCode.NOT_SENT, exc.message, True), None)
+        return _fail(rt, job, lease, JobError(ErrorCode.INVALID_INPUT, exc.message))
+    caps = adapter.capabilities
+    if caps.oneshot and not _hold(rt, job, lease, caps):
+        return Outcome.LOST
+    try:
+        resp = _send(rt, job, req, caps.request_timeout_s)
+        result = _final(adapter.parse_submit(resp), job.id) if caps.oneshot else adapter.parse_submit(resp)
     except ProviderUnavailable as exc:
         return _requeue(rt, job, lease, JobError(ErrorCode.NOT_SENT, exc.message, True), exc.retry_after_s)
     except (SubmitOutcomeUnknown, ProviderProtocolError) as exc:
@@ -173,7 +202,40 @@ def _submit(rt: Runtime, job: Job, lease: int, *, recovering: bool, prior: Submi
                 assert_never(adapter.capabilities.lost_submit)
     if isinstance(result, Submitted):  # before any DB write: a crash now still leaves the task id in the log
         log.info("relay accepted job %s (%s.%s) as task %s", job.id, job.provider, job.operation, result.task_id)
-    return _record(rt, job, lease, result, resp.body)
+    body = (resp.sunk, output_source(OutputRef(req.path, "file"), rt.settings)) if isinstance(resp, SunkResponse) and resp.sunk is not None else None
+    return _record(rt, job, lease, result, resp.body, body=body)
+
+
+def _hold(rt: Runtime, job: Job, lease: int, caps: Capabilities) -> bool:
+    """A one-shot call waits for its answer up to the family's request timeout: the step's lease
+    (next_at) is pushed past it, so the sweep does not take the step over while the call is out
+    (a worker killed mid-call: the sweep finds it once this lease ends, and fails it unknown)."""
+    wait_s = (caps.request_timeout_s or rt.settings.relay_timeout_s) + rt.settings.lease_s
+    with session_scope(rt.engine) as session:
+        return jobs.set_fields(session, job.id, JobStatus.SUBMITTING, expect_version=lease, next_at=rt.clock() + timedelta(seconds=wait_s))
+
+
+def _send(rt: Runtime, job: Job, req: HttpRequest, timeout_s: float | None) -> HttpResponse:
+    """The paid POST. A request whose answer body is the result file has it streamed into the store
+    as the attempt's first asset (SunkResponse.sunk); a body that could not be stored is lost with
+    the answer: an unknown outcome (it was paid, and a one-shot answer cannot be asked for again)."""
+    label = f"{job.provider}.submit"
+    if not req.stream_body_as_asset:
+        return rt.relay.send(req, idempotent=False, label=label, timeout_s=timeout_s)
+    try:
+        return rt.relay.send(req, idempotent=False, label=label, timeout_s=timeout_s, sink=lambda dl: store_body(rt, job.id, job.attempt, dl))
+    except (StorageError, DownloadFailed) as exc:
+        raise SubmitOutcomeUnknown(f"the answer's body could not be stored: {exc.code}: {exc.message}") from None
+
+
+def _final(result: Submitted | Rejected, job_id: str) -> Submitted | Rejected:
+    """A one-shot answer: it carries the final status (else it cannot be read: nothing will ever be
+    polled), and the job's own id stands for the task id the relay has none of."""
+    if isinstance(result, Rejected):
+        return result
+    if result.status is None or result.status.state not in (State.SUCCEEDED, State.FAILED, State.CANCELLED):
+        raise ProviderProtocolError("a one-shot answer without a final status")
+    return replace(result, task_id=result.task_id or job_id)
 
 
 def _unknown_error(job_id: str, detail: str) -> JobError:
@@ -233,7 +295,16 @@ def _begin_resend(rt: Runtime, job: Job, lease: int) -> int | None:
         return current.version
 
 
-def _record(rt: Runtime, job: Job, lease: int, result: Submitted | Rejected, body: bytes, reason: str = "relay accepted") -> Outcome:
+def _record(
+    rt: Runtime,
+    job: Job,
+    lease: int,
+    result: Submitted | Rejected,
+    payload: bytes,
+    reason: str = "relay accepted",
+    body: tuple[StoredObject, str] | None = None,
+) -> Outcome:
+    """The answer applied; `body`: the answer's body already stored (and the route it came from), the attempt's first asset."""
     if isinstance(result, Rejected) and result.retryable:
         return _requeue(rt, job, lease, JobError(code_of(result.code), result.message, True), result.retry_after_s)
     s, now = rt.settings, rt.clock()
@@ -241,17 +312,21 @@ def _record(rt: Runtime, job: Job, lease: int, result: Submitted | Rejected, bod
     with session_scope(rt.engine) as session:
         match result:
             case Submitted(task_id=task_id, status=st, handle=handle):
+                if body is not None and st is not None:  # the stored body is the first output (never fetched: recorded stored below)
+                    st = replace(st, outputs=[OutputRef(body[1], kind_of(body[1], body[0].content_type)), *st.outputs])
                 # `job` is submitting as our lease left it; the CAS on the lease finds it so or loses.
                 # Cancelled while the POST was out (the table has no cancelled -> running): keep the
                 # task on the cancelled job and cancel it at the relay where the family can.
                 adopted = adopt_task(
-                    session, job, task_id, st, settings=s, now=now, reason=reason, source="lookup", payload=body, expect_version=lease, handle=handle
+                    session, job, task_id, st, settings=s, now=now, reason=reason, source="lookup", payload=payload, expect_version=lease, handle=handle
                 )
                 if adopted is not None:
                     fu, outcome = adopted, Outcome.FAILED if job.status == JobStatus.FAILED else Outcome.ACCEPTED
+                    if body is not None and job.status == JobStatus.DOWNLOADING:
+                        record_body(session, job.id, job.attempt, body[0], now)
                 elif (job := _reload(session, job)).status == JobStatus.CANCELLED and task_id:
                     log.warning("job %s accepted as %s after it was cancelled", job.id, task_id)
-                    fu, outcome = record_late_accept(session, job, task_id, handle, now=now, payload=body), Outcome.LOST_AFTER_ACCEPT
+                    fu, outcome = record_late_accept(session, job, task_id, handle, now=now, payload=payload), Outcome.LOST_AFTER_ACCEPT
                 else:
                     log.warning("job %s accepted as %s but its lease was lost", job.id, task_id)
                     return Outcome.LOST_AFTER_ACCEPT
@@ -266,7 +341,7 @@ def _record(rt: Runtime, job: Job, lease: int, result: Submitted | Rejected, bod
                     settings=s,
                     now=now,
                     reason=f"relay rejected: {r.code}",
-                    payload=body,
+                    payload=payload,
                     error=JobError(code_of(r.code), r.message),
                     expect_version=lease,
                 )

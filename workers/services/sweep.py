@@ -17,7 +17,7 @@ from providers.registry import ADAPTERS
 from workers import deliveries, jobs
 from workers.context import Runtime
 from workers.db import session_scope
-from workers.dispatch import CANCEL, DOWNLOAD, NOTIFY, POLL, QUEUES, SUBMIT, SUBMIT_MESSAGE_MAX, Followup, Followups, send_all, spread
+from workers.dispatch import CANCEL, DOWNLOAD, NOTIFY, POLL, QUEUES, SUBMIT, SUBMIT_MESSAGE_MAX, Followup, Followups, send_all, spread, submit_task
 from workers.services.apply import download_priority
 from workers.services.batches import finish_done_batches
 from workers.services.callbacks import prune_receipts
@@ -110,12 +110,13 @@ def tick(rt: Runtime) -> dict[str, int]:
         for status, task in ((JobStatus.QUEUED, SUBMIT), (JobStatus.SUBMITTING, SUBMIT), (JobStatus.DOWNLOADING, DOWNLOAD), (JobStatus.CANCELLED, CANCEL)):
             claimed = jobs.claim_due(session, status, now=now, lease_s=s.lease_s, limit=room.take(task)) if room.left(task) else []
             room.used(task, len(claimed))
-            (submits if status == JobStatus.QUEUED else out).extend(
-                Followup(task, (c.job_id, c.version), download_priority(c.result_expires_at, now) if task == DOWNLOAD else None) for c in claimed
-            )
+            for c in claimed:  # a one-shot family's submits go to its own queue, one job a message
+                sent = submit_task(c.provider) if task == SUBMIT else task
+                priority = download_priority(c.result_expires_at, now) if task == DOWNLOAD else None
+                (submits if status == JobStatus.QUEUED and sent == SUBMIT else out).append(Followup(sent, (c.job_id, c.version), priority))
             counts[status.value] = len(claimed)
         for name in jobs.due_providers(session, JobStatus.RUNNING, now) if room.left(POLL) else []:
-            if name in ADAPTERS:  # a poll message carries several jobs: the room counts messages, loosely
+            if name in ADAPTERS and not ADAPTERS[name].capabilities.oneshot:  # a poll message carries several jobs: the room counts messages, loosely
                 claimed = jobs.claim_due(session, JobStatus.RUNNING, now=now, lease_s=s.lease_s, limit=s.poll_batch_limit, provider=name)
                 polls.append((name, [c.job_id for c in claimed]))
         due = deliveries.claim_due(session, now=now, lease_s=s.lease_s, limit=room.take(NOTIFY)) if room.left(NOTIFY) else []
