@@ -74,7 +74,10 @@ def identified_faces(inner: Mapping[str, Any]) -> Submitted:
         raise ProviderProtocolError("identify-face answer carries no session_id")
     faces = inner.get("face_data")
     kept = [_bounded(f) for f in faces[:MAX_FACES] if isinstance(f, Mapping)] if isinstance(faces, list) else []
-    result = {"session_id": session, "face_data": kept}
+    result: dict[str, Any] = {"session_id": session, "face_data": kept}
+    cost = _cost(inner.get("final_unit_deduction"))
+    if cost is not None:
+        result["cost"] = cost
     return Submitted(session, ProviderStatus(session, State.SUCCEEDED, progress=100, result_data=result))
 
 
