@@ -198,3 +198,17 @@ def test_lost_identify_face_answer_fails_without_a_second_charge(d, sim: Sim) ->
     job = public(d, job_id)
     assert job["status"] == "failed" and job["error"]["code"] == "submit_outcome_unknown", job["error"]
     assert sim.admin("/_sim/paid")["count"] == 1
+
+
+@pytest.mark.parametrize(
+    "operation, inp, kinds", [o for o in OPERATIONS if o[0] in ("video_to_audio", "sound_effect", "effects")], ids=["effects", "video_to_audio", "sound_effect"]
+)
+def test_new_api_envelope_too(d, sim: Sim, operation: str, inp: dict[str, Any], kinds: list[str]) -> None:  # type: ignore[no-untyped-def]
+    """new-api answers with its own ids and task DTO (the raw Kling task under data.data)."""
+    sim.admin("/_sim/config", {"envelope": "newapi"})
+    job_id = new(d, operation, inp)
+    d.run_for(20)
+    job = public(d, job_id)
+    assert job["provider_task_id"].startswith("task_")
+    assert_stored(sim, job, kinds)
+    assert job["result"]["cost"] == {"units": 1.0}
