@@ -157,11 +157,18 @@ def result_data_of(d: Mapping[str, Any], outputs: list[OutputRef]) -> dict[str, 
 def _native(d: Mapping[str, Any]) -> ProviderStatus:
     raw_state = str(d.get("task_status") or "")
     state = _NATIVE_STATE.get(raw_state, State.UNKNOWN)
-    outputs = outputs_of(d.get("task_result"))
+    task_result = d.get("task_result")
+    # identify-face served as a task: its result is the session and the faces, nothing to download
+    session = isinstance(task_result, Mapping) and str_or_none(task_result.get("session_id")) is not None
+    outputs = [] if session else outputs_of(task_result)
     info = d.get("task_info") or {}
     ext = info.get("external_task_id") if isinstance(info, dict) else None
+    result_data = result_data_of(d, outputs)
+    if session and state is State.SUCCEEDED and isinstance(task_result, Mapping):
+        faces = identified_faces(task_result).status
+        result_data |= dict(faces.result_data) if faces else {}
     failed = state is State.FAILED
-    if state is State.SUCCEEDED and not outputs:
+    if state is State.SUCCEEDED and not outputs and "session_id" not in result_data:
         state, failed = State.FAILED, True
         msg: str | None = "task succeeded without any result URL"
     else:
@@ -171,7 +178,7 @@ def _native(d: Mapping[str, Any]) -> ProviderStatus:
         state=state,
         progress=100 if state is State.SUCCEEDED else None,
         outputs=outputs,
-        result_data=result_data_of(d, outputs),
+        result_data=result_data,
         external_id=str_or_none(ext),
         error_code="provider_failed" if failed else None,
         error_message=msg if failed else None,
