@@ -1,7 +1,8 @@
 """ASGI app faking the Key4U relay's Kling (style A), Midjourney, Suno, video, Replicate, fal, MiniMax, Vidu, Seedance, image and speech endpoints.
 
 `create_app(config)` returns a Starlette app serving:
-  POST /kling/v1/videos/text2video | videos/image2video | images/generations
+  POST /kling/v1/videos/text2video | videos/image2video | images/generations and the other
+       operations of providers-next.md §4.1 (`simulator.kling_extras`; identify-face answers at once)
   GET  the same paths + /{id}   (id = task id, relay id or external_task_id)
   GET  the same paths (list, native envelope only)
 the Midjourney routes of `simulator.mj_routes` (`/mj/...`, `/{mode}/mj/...`),
@@ -34,7 +35,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from simulator import views
+from simulator import kling_extras, views
 from simulator.admin import admin_routes
 from simulator.auth_seen import AuthSeenMiddleware
 from simulator.config import SimConfig
@@ -92,12 +93,15 @@ def _create_endpoint(sim: Simulator, kind: str) -> Any:
             return sim.error("invalid", "invalid request body: not JSON")
         if not isinstance(body, dict):
             return sim.error("invalid", "invalid request body: expected an object")
-        problem = _validate(kind, body)
+        problem = _validate(kind, body) or kling_extras.problem(kind, body, sim.state)
         if problem:
             return sim.error("invalid", problem)
         directives = parse_directives(body.get("prompt") or "")
         if directives.reject:
             return sim.error("reject", "content safety check failed")
+        later = kling_extras.busy(sim, body) if sim.config.envelope == "native" else None
+        if later is not None:
+            return later
         ext = body.get("external_task_id") or ""
         if ext and sim.config.reject_duplicate_external_id and sim.state.find(ext):
             return sim.error("duplicate", "external_task_id already exists")
@@ -166,6 +170,7 @@ def create_app(config: SimConfig | None = None) -> Starlette:
         routes.append(Route(path, _create_endpoint(sim, kind), methods=["POST"]))
         routes.append(Route(path, _list_endpoint(sim, kind), methods=["GET"]))
         routes.append(Route(path + "/{task_id}", _query_endpoint(sim, kind), methods=["GET"]))
+    routes.append(kling_extras.identify_face_route(sim))
     routes.extend(mj_routes(sim))
     routes.extend(suno_routes(sim))
     routes.extend(video_routes(sim))

@@ -20,6 +20,7 @@ import re
 import secrets
 import string
 import time
+import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,7 +46,20 @@ KINDS: dict[str, str] = {
     "videos/text2video": "textGenerate",
     "videos/image2video": "generate",
     "images/generations": "imageGenerate",
+    # providers-next.md §4.1 (simulator.kling_extras checks their bodies)
+    "videos/omni-video": "omniVideo",
+    "videos/multi-image2video": "multiImage2video",
+    "videos/video-extend": "videoExtend",
+    "videos/effects": "effects",
+    "videos/motion-control": "motionControl",
+    "videos/avatar/image2video": "avatarImage2video",
+    "videos/advanced-lip-sync": "advancedLipSync",
+    "audio/video-to-audio": "videoToAudio",
+    "audio/text-to-audio": "textToAudio",
+    "images/multi-image2image": "multiImage2image",
+    "images/kolors-virtual-try-on": "virtualTryOn",
 }
+IMAGE_KINDS_WITH_N = ("images/generations", "images/multi-image2image")
 
 _DIRECTIVE = re.compile(r"\[sim:([a-z_]+)(?:=([^\]]*))?\]")
 _ALNUM = string.ascii_letters + string.digits
@@ -59,16 +73,27 @@ class Directives:
     reject: bool = False
     queue_s: float | None = None
     run_s: float | None = None
+    busy: int = 0  # answer Kling code 1303 ("later") to the first N creates with this prompt
+    expire: bool = False  # result links that answer 403 (expired)
+
+
+def video_id_of(task_id: str) -> str:
+    """The Kling video id (task_result.videos[].id) of a video task."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"kling-video:{task_id}"))
 
 
 def parse_directives(prompt: str) -> Directives:
-    """Read `[sim:fail]`, `[sim:reject]`, `[sim:run=7.5]`, `[sim:queue=1]`."""
+    """Read `[sim:fail]`, `[sim:reject]`, `[sim:run=7.5]`, `[sim:queue=1]`, `[sim:busy=1]`, `[sim:expire]`."""
     out = Directives()
     for name, value in _DIRECTIVE.findall(prompt or ""):
         if name == "fail":
             out.fail = True
         elif name == "reject":
             out.reject = True
+        elif name == "expire":
+            out.expire = True
+        elif name == "busy":
+            out.busy = int(value) if value.isdigit() else 1
         elif name in ("run", "queue"):
             try:
                 seconds = max(0.0, float(value))
@@ -158,6 +183,8 @@ class SimState:
 
     def reset(self) -> None:
         self.tasks: dict[str, Task] = {}  # by upstream task_id, insertion ordered
+        self.face_sessions: dict[str, dict[str, Any]] = {}  # identify-face sessions by session_id
+        self.busy_seen: Counter[str] = Counter()  # creates answered 1303, by prompt
         self.faults = Faults()
         self.dice = Dice(self.config.fault_seed)
         self.paid = PaidLedger()
@@ -206,6 +233,18 @@ class SimState:
             return None
         return task
 
+    def video_task(self, video_id: str) -> Task | None:
+        """The succeeded video task whose result has this Kling video id."""
+        now = self.now()
+        return next(
+            (
+                t
+                for t in self.tasks.values()
+                if not t.is_image and t.kind != "audio/text-to-audio" and t.status_at(now) == SUCCEED and video_id_of(t.task_id) == video_id
+            ),
+            None,
+        )
+
     def create_task(self, kind: str, body: dict[str, Any], directives: Directives, public_base: str) -> Task:
         task_id, relay_id = self.task_ids(self._new_upstream_id(), "task_" + "".join(secrets.choice(_ALNUM) for _ in range(32)))
         n = body.get("n", 1)
@@ -222,7 +261,7 @@ class SimState:
             queue_s=self.config.queue_s if directives.queue_s is None else directives.queue_s,
             run_s=self.config.run_s if directives.run_s is None else directives.run_s,
             will_fail=directives.fail,
-            n=int(n) if kind == "images/generations" else 1,
+            n=int(n) if kind in IMAGE_KINDS_WITH_N else 1,
             duration=str(body.get("duration") or "5"),
             public_base=public_base,
         )

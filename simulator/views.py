@@ -10,7 +10,7 @@ import uuid
 from typing import Any
 
 from simulator.config import SimConfig
-from simulator.state import FAIL_MESSAGE, FAILED, KINDS, PROCESSING, SUBMITTED, SUCCEED, SimState, Task
+from simulator.state import FAIL_MESSAGE, FAILED, KINDS, PROCESSING, SUBMITTED, SUCCEED, SimState, Task, parse_directives, video_id_of
 
 # Kling task_status -> new-api internal status (§2.7).
 NEWAPI_STATUS = {SUBMITTED: "SUBMITTED", PROCESSING: "IN_PROGRESS", SUCCEED: "SUCCESS", FAILED: "FAILURE"}
@@ -21,18 +21,27 @@ def request_id() -> str:
 
 
 def media_urls(task: Task, base: str) -> list[str]:
-    """Result links, pointing back at this simulator."""
+    """Result links, pointing back at this simulator (`[sim:expire]`: links that answer 403)."""
+    base = f"{base}/_sim/media/expired" if parse_directives(task.prompt).expire else f"{base}/_sim/media"
     if task.is_image:
-        return [f"{base}/_sim/media/{task.task_id}_{i}.png" for i in range(task.n)]
-    return [f"{base}/_sim/media/{task.task_id}.mp4"]
+        return [f"{base}/{task.task_id}_{i}.png" for i in range(task.n)]
+    urls = [] if task.kind == "audio/text-to-audio" else [f"{base}/{task.task_id}.mp4"]
+    if task.kind.startswith("audio/"):
+        urls.append(f"{base}/{task.task_id}_audio.mp3")
+    return urls
 
 
 def task_result(task: Task, base: str) -> dict[str, Any]:
+    """`images[]`, `videos[]`, and `audios[]` for the audio kinds (video-to-audio: both)."""
     urls = media_urls(task, base)
     if task.is_image:
         return {"images": [{"index": i, "url": url} for i, url in enumerate(urls)]}
-    video_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"kling-video:{task.task_id}"))
-    return {"videos": [{"id": video_id, "url": urls[0], "duration": task.duration}]}
+    out: dict[str, Any] = {}
+    if not urls[0].endswith(".mp3"):
+        out["videos"] = [{"id": video_id_of(task.task_id), "url": urls[0], "duration": task.duration}]
+    if urls[-1].endswith(".mp3"):
+        out["audios"] = [{"id": f"{task.task_id}-audio", "url_mp3": urls[-1], "duration_mp3": task.duration}]
+    return out
 
 
 def native_task(task: Task, state: SimState, at: float, base: str) -> dict[str, Any]:

@@ -143,8 +143,25 @@ def test_providers_publish_input_schemas(api) -> None:  # type: ignore[no-untype
     providers = {p["name"]: p for p in client.get("/v1/providers").json()["providers"]}
     kling = providers["kling"]
     ops = {o["name"]: o for o in kling["operations"]}
-    assert set(ops) == {"text2video", "image2video", "image"}
+    assert set(ops) == {
+        "text2video",
+        "image2video",
+        "image",
+        "omni_video",
+        "multi_image2video",
+        "video_extend",
+        "effects",
+        "motion_control",
+        "avatar",
+        "identify_face",
+        "lip_sync",
+        "video_to_audio",
+        "sound_effect",
+        "multi_image2image",
+        "virtual_try_on",
+    }
     assert "prompt" in ops["text2video"]["input_schema"]["required"]
+    assert ops["omni_video"]["input_schema"]["x-models"]["kling-video-o1"]["durations"][0] == "3"
     n = ops["image"]["input_schema"]["properties"]["n"]["anyOf"][0]
     assert (n["minimum"], n["maximum"]) == (1, 9)
 

@@ -143,7 +143,8 @@ def test_every_family_names_free_reads_of_a_made_up_task(provider: str) -> None:
 def test_the_probes_cover_every_operation_of_the_families_on_this_branch() -> None:
     for name in ("kling", "midjourney", "suno", "sora", "veo", "grok", "replicate", "fal"):
         covered = [op for p in ADAPTERS[name].probes() for op in p.operations]
-        assert sorted(covered) == sorted(ADAPTERS[name].operations), name
+        unpolled = {"identify_face"} if name == "kling" else set()  # answered at once: no route to read
+        assert sorted(covered) == sorted(set(ADAPTERS[name].operations) - unpolled), name
 
 
 def test_operations_that_poll_the_same_route_share_one_probe() -> None:

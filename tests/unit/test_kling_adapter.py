@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from providers.base import HttpResponse, PollTarget, SubmitContext
+from providers.base import HttpResponse, PollTarget, ProviderStatus, SubmitContext
 from providers.kling import KlingAdapter
 from tests.payload_cases import cases, check_submit_or_protocol_error, load
 
@@ -16,17 +17,23 @@ CASES = cases("kling")
 kling = KlingAdapter()
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
-def test_recorded_payload(case: Path) -> None:
-    resp, want = load(case)
-    if check_submit_or_protocol_error(kling, resp, want):
-        return
-    st = kling.parse_poll(resp)[0] if want["kind"] == "poll" else kling.parse_callback(resp.headers, resp.body)
+def check_status(st: ProviderStatus, want: dict[str, Any]) -> None:
     assert st.state.value == want["state"]
     assert [{"url": o.url, "kind": o.kind} for o in st.outputs] == want["outputs"]
     for key in ("task_id", "external_id", "progress", "error_message"):
         if key in want:
             assert getattr(st, key) == want[key], key
+    if "result_data" in want:
+        assert dict(st.result_data) == want["result_data"]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_recorded_payload(case: Path) -> None:
+    resp, want = load(case)
+    if check_submit_or_protocol_error(kling, resp, want, check_status):
+        return
+    st = kling.parse_poll(resp)[0] if want["kind"] == "poll" else kling.parse_callback(resp.headers, resp.body)
+    check_status(st, want)
 
 
 def test_build_submit_adds_correlation_and_callback_but_no_credentials() -> None:
