@@ -3,6 +3,9 @@ final), or an unknown outcome that must never be resent blindly; and the Retry-A
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from models.errors import ProviderProtocolError
 from providers.base import HttpResponse, Rejected
 from providers.headers import parse_retry_after
@@ -39,3 +42,12 @@ def retry_after_s(resp: HttpResponse) -> float | None:
     """The answer's Retry-After header in seconds (parse_retry_after), or None."""
     raw = resp.header("retry-after")
     return None if raw is None else parse_retry_after(raw)
+
+
+def no_task_id(data: Mapping[str, Any], message: str, prefix: str = "") -> Rejected:
+    """A 2xx submit answer without a task id: the relay's no when it says one (a message beside a
+    code other than success), else ProviderProtocolError: an unknown outcome, never resent blindly."""
+    code = data.get("code")
+    if message and code not in (None, 0, "0", "success", 200):
+        return Rejected(f"{prefix}{code}" if code else "bad_request", message, False)
+    raise ProviderProtocolError("submit answer carries no task id")

@@ -11,19 +11,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-from pydantic_core import InitErrorDetails, PydanticCustomError
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from providers.fields import field_error as field_error
 
 MAX_PROMPT = 2500
 MAX_REF = 200_000  # an image or sound given inline (URL or base64) may be long, not unbounded
-
-
-def field_error(loc: str | Sequence[str | int], message: str, value: object = None) -> ValidationError:
-    """A ValueError (pydantic's ValidationError is one) naming `loc` (`"image_list"`, `("input", "images")`):
-    raised in a model validator, the 422 names `input.<loc>` instead of `input`."""
-    path = tuple(loc.split(".")) if isinstance(loc, str) else tuple(loc)
-    err = PydanticCustomError("value_error", "{message}", {"message": message})
-    return ValidationError.from_exception_data("input", [InitErrorDetails(type=err, loc=path, input=value)])
 
 
 def as_seconds_string(v: object) -> object:

@@ -11,10 +11,9 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any, Literal, cast
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-from pydantic_core import InitErrorDetails, PydanticCustomError
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from models.datauri import parse_data_uri
+from providers.fields import check_image, field_error
 
 if TYPE_CHECKING:
     from pydantic.config import JsonDict
@@ -55,27 +54,6 @@ VideoModel = Literal["MiniMax-Hailuo-2.3", "MiniMax-Hailuo-2.3-Fast", "MiniMax-H
 _IMAGE_FIELDS = ("first_frame_image", "last_frame_image", "subject_reference")
 
 
-def field_error(field: str, message: str, value: object) -> ValidationError:
-    """A validation error located at `field` (a model-level check still names the field: `input.<field>`)."""
-    return ValidationError.from_exception_data(
-        "input", [InitErrorDetails(type=PydanticCustomError("value_error", "{reason}", {"reason": message}), loc=(field,), input=value)]
-    )
-
-
-def check_image(value: str) -> str:
-    """An image as an http(s) URL or a base64 `data:image/...` URI of at most MAX_IMAGE_BYTES."""
-    value = value.strip()
-    if value.lower().startswith(("http://", "https://")):
-        return value
-    uri = parse_data_uri(value)
-    if uri is None or not uri.is_base64 or not uri.media_type.startswith("image/"):
-        raise ValueError("must be an http(s) URL or a base64 data:image/... URI")
-    size = len(uri.decode(strict=True))
-    if size > MAX_IMAGE_BYTES:
-        raise ValueError(f"image is {size} bytes, over {MAX_IMAGE_BYTES}")
-    return value
-
-
 class SubjectReference(BaseModel):
     """One subject for S2V-01: a character and the image(s) that show it."""
 
@@ -87,7 +65,7 @@ class SubjectReference(BaseModel):
     @field_validator("image")
     @classmethod
     def _images(cls, v: list[str]) -> list[str]:
-        return [check_image(i) for i in v]
+        return [check_image(i, MAX_IMAGE_BYTES) for i in v]
 
 
 class VideoInput(BaseModel):
@@ -108,7 +86,7 @@ class VideoInput(BaseModel):
     @field_validator("first_frame_image", "last_frame_image")
     @classmethod
     def _image(cls, v: str | None) -> str | None:
-        return check_image(v) if v is not None else None
+        return check_image(v, MAX_IMAGE_BYTES) if v is not None else None
 
     @model_validator(mode="after")
     def _fits_the_model(self) -> VideoInput:

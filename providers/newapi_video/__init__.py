@@ -40,7 +40,7 @@ from providers.base import (
 )
 from providers.newapi_video.inputs import GenerationsInput, VideosInput
 from providers.newapi_video.status import read_task, task_id_of
-from providers.rejections import submit_rejection
+from providers.rejections import no_task_id, submit_rejection
 from providers.video import openai_create
 from providers.video.status import unwrap
 from providers.wire import error_message, is_not_found, json_or_none
@@ -102,10 +102,7 @@ class NewApiVideoAdapter(AdapterDefaults):
         d = unwrap(data)
         task_id = task_id_of(d) or _bare_id(data)
         if not task_id:
-            code = data.get("code")
-            if message and code not in (None, 0, "0", "success"):
-                return Rejected(str(code) if code else "bad_request", message, False)
-            raise ProviderProtocolError("submit answer carries no task id")
+            return no_task_id(data, message)
         st = read_task(data, task_id=task_id) if "status" in d else None
         # Only a task under way is taken from the submit answer; anything else is read by the first poll.
         return Submitted(task_id, st if st is not None and st.state in (State.QUEUED, State.RUNNING) else None)

@@ -39,7 +39,7 @@ from providers.base import (
     SubmitContext,
     Submitted,
 )
-from providers.rejections import submit_rejection
+from providers.rejections import no_task_id, submit_rejection
 from providers.video.inputs import (
     GrokVideoInput,
     OpenAIVideoInput,
@@ -120,10 +120,7 @@ class VideoAdapter(AdapterDefaults):
         d = unwrap(data)
         task_id = task_id_of(d)
         if not task_id:
-            code = data.get("code")
-            if message and code not in (None, 0, "0", "success"):
-                return Rejected(str(code)[:60] if code else "bad_request", message, False)
-            raise ProviderProtocolError("submit answer carries no task id")
+            return no_task_id(data, message)
         st = read_status(data, content_path=content_path(task_id)) if "status" in d else None
         return Submitted(task_id, st if st is not None and st.state is not State.UNKNOWN else None)
 

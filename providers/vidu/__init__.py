@@ -35,7 +35,7 @@ from providers.base import (
     SubmitContext,
     Submitted,
 )
-from providers.rejections import submit_rejection
+from providers.rejections import no_task_id, submit_rejection
 from providers.vidu.inputs import (
     MATRIX,
     MODELS,
@@ -102,10 +102,7 @@ class ViduAdapter(AdapterDefaults):
         d = unwrap(data)
         task_id = task_id_of(d)
         if not task_id:
-            code = data.get("code")
-            if message and code not in (None, 0, "0", "success", 200):
-                return Rejected(f"vidu_{code}"[:64], message, False)
-            raise ProviderProtocolError("submit answer carries no task id")
+            return no_task_id(data, message, "vidu_")
         st = read_task(d, task_id=task_id) if "state" in d else None
         return Submitted(task_id, st if st is not None and st.state is not State.UNKNOWN else None)
 

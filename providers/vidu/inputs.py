@@ -16,11 +16,10 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.config import JsonDict
-from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from models.datauri import parse_data_uri
+from providers.fields import check_image, field_error
 
 MODELS = ("viduq3-pro", "viduq3-turbo", "viduq2", "viduq1", "vidu2.0")
 Model = str
@@ -40,25 +39,6 @@ MATRIX: dict[str, dict[str, Any]] = {
     "vidu2.0": {"durations": None, "resolutions": ["540p", "720p", "1080p"], "audio": False},
 }
 _SCHEMA_EXTRA: JsonDict = {"x-models": MATRIX}  # type: ignore[dict-item]
-
-
-def refuse(field: str, message: str, value: object) -> ValidationError:
-    """A validation error located at `field` (so the 422 names `input.<field>`), for model validators."""
-    return ValidationError.from_exception_data("vidu input", [InitErrorDetails(type=PydanticCustomError("value_error", message), loc=(field,), input=value)])
-
-
-def check_image(value: str) -> str:
-    """An image as an http(s) URL or a base64 `data:image/...` URI of at most 50 MB."""
-    value = value.strip()
-    if value.lower().startswith(("http://", "https://")):
-        return value
-    uri = parse_data_uri(value)
-    if uri is None or not uri.is_base64 or not uri.media_type.startswith("image/"):
-        raise ValueError("each image must be an http(s) URL or a base64 data:image/... URI")
-    size = len(uri.decode(strict=True))
-    if size > MAX_IMAGE_BYTES:
-        raise ValueError(f"an image is {size} bytes, over Vidu's {MAX_IMAGE_BYTES}")
-    return value
 
 
 class _ViduInput(BaseModel):
@@ -97,7 +77,7 @@ class _ImagesMixin(BaseModel):
     @field_validator("images")
     @classmethod
     def _images(cls, v: list[str]) -> list[str]:
-        checked = [check_image(i) for i in v]
+        checked = [check_image(i, MAX_IMAGE_BYTES) for i in v]
         inline = sum(len(i) for i in checked if i.startswith("data:"))
         if inline > MAX_IMAGES_TEXT:
             raise ValueError(f"the inline (data:) images add up to {inline} characters, over the relay's 20 MB body")
@@ -119,11 +99,11 @@ class _VideoInput(_ViduInput):
         if self.duration is not None and caps["durations"] is not None and self.duration not in caps["durations"]:
             allowed = caps["durations"]
             what = f"{allowed[0]}-{allowed[-1]}" if len(allowed) > 2 else " or ".join(map(str, allowed))
-            raise refuse("duration", f"{self.model} makes {what} s videos, not {self.duration} s", self.duration)
+            raise field_error("duration", f"{self.model} makes {what} s videos, not {self.duration} s", self.duration)
         if self.resolution is not None and self.resolution not in caps["resolutions"]:
-            raise refuse("resolution", f"{self.model} makes {', '.join(caps['resolutions'])}, not {self.resolution}", self.resolution)
+            raise field_error("resolution", f"{self.model} makes {', '.join(caps['resolutions'])}, not {self.resolution}", self.resolution)
         if self.audio and not caps["audio"]:
-            raise refuse("audio", f"only the q3 models (viduq3-pro, viduq3-turbo) make audio, not {self.model}", self.audio)
+            raise field_error("audio", f"only the q3 models (viduq3-pro, viduq3-turbo) make audio, not {self.model}", self.audio)
         return self
 
 
