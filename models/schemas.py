@@ -440,6 +440,8 @@ class ProviderPublic(BaseModel):
     deadline_s: float
     result_ttl_s: int | None = Field(None, description="How long the relay keeps result URLs working, where known")
     cancels: bool = Field(False, description="A cancelled job's task is cancelled at the relay too")
+    oneshot: bool = Field(False, description="The submit's answer is the result: nothing to poll; a lost answer fails submit_outcome_unknown")
+    request_timeout_s: float | None = Field(None, description="How long a submit waits for the relay's answer, where the family sets it")
     route_prefix: str | None = Field(
         None, description="The documented default prefix of the family's routes; K4U_ROUTE_PREFIXES replaces it where a relay differs"
     )

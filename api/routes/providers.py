@@ -22,6 +22,8 @@ def list_providers() -> ProvidersPublic:
                 deadline_s=a.capabilities.deadline_s,
                 result_ttl_s=a.capabilities.result_ttl_s,
                 cancels=a.capabilities.cancels,
+                oneshot=a.capabilities.oneshot,
+                request_timeout_s=a.capabilities.request_timeout_s,
                 route_prefix=a.capabilities.route_prefix,
                 lost_submit=a.capabilities.lost_submit.value,
                 callback_auth=a.capabilities.callback_auth.value,

@@ -1,8 +1,9 @@
 """The one-shot families (images, speech, gemini_image, ideogram) end to end on the `k4u dev` stack
 (API, the worker pools with the oneshot one, beat, real Redis and database) against the simulator:
 every operation over HTTP,
-and a slow synchronous generation on the oneshot queue that holds none of Kling's submits, polls
-or downloads: with a single engine process, 50 Kling jobs finish while it is still out."""
+and a slow (120 s) synchronous generation on the oneshot queue that holds none of Kling's submits,
+polls or downloads: with a single engine process, 50 Kling jobs and every other one-shot operation
+finish while it is still out."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from tests.e2e.conftest import Stack
 pytestmark = pytest.mark.e2e
 
 PNG_URI = "data:image/png;base64," + base64.b64encode(PNG_BYTES).decode()
-SLOW_S = 30  # stands for gpt-image's 60-120 s: long enough to outlast 50 Kling jobs on one engine process
+SLOW_S = 120  # gpt-image's worst case: the test does not wait for it (a finished one-shot is proved by the other jobs)
 
 
 def post(stack: Stack, provider: str, operation: str, inp: dict[str, Any]) -> str:
@@ -56,10 +57,9 @@ def test_oneshot_families_and_a_slow_generation_beside_kling(stack_factory) -> N
         assert job["status"] == "succeeded", (name, job["error"])
         want = MP3_BYTES if name.startswith("speech") else PNG_BYTES
         assert all(a["sha256"] == hashlib.sha256(want).hexdigest() for a in job["assets"]), name
-    job = stack.wait_job(slow, timeout_s=SLOW_S + 30)
-    assert job["status"] == "succeeded", job["error"]
-    assert job["assets"][0]["sha256"] == hashlib.sha256(PNG_BYTES).hexdigest() and job["result"]["cost"]["total_tokens"] > 0
-    assert stack.sim_admin("/_sim/paid")["count"] == 50 + 1 + len(jobs)
+    assert time.monotonic() - started < SLOW_S, "everything above ran while the slow generation was out"
+    assert stack.wait_job(slow, timeout_s=1, until=lambda j: True)["status"] == "submitting"
+    assert stack.sim_admin("/_sim/paid")["count"] == 50 + len(jobs)  # the slow call is in the ledger once it answers
     with stack.client() as c:
         r = c.post("/v1/jobs", json={"provider": "images", "operation": "generate", "input": {"prompt": "x", "stream": True}})
     assert r.status_code == 422 and "input.stream" in r.text

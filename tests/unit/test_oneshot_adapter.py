@@ -233,3 +233,12 @@ def test_a_oneshot_capability_has_nothing_to_look_up_poll_or_cancel() -> None:
             Capabilities(oneshot=True, **bad)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="positive"):
         Capabilities(request_timeout_s=0)
+
+
+def test_get_providers_says_which_families_are_one_shot() -> None:
+    from api.routes.providers import list_providers
+
+    published = {p.name: p for p in list_providers().providers}
+    for name in ("images", "speech", "gemini_image", "ideogram"):
+        assert published[name].oneshot and published[name].request_timeout_s == 300.0 and published[name].lost_submit == "none", name
+    assert not published["kling"].oneshot and published["kling"].request_timeout_s is None
