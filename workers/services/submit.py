@@ -57,10 +57,10 @@ from workers.outcomes import Outcome, run_each
 from workers.relay import SunkResponse
 from workers.services.apply import apply_status
 from workers.services.download import output_source, record_body, store_body
+from workers.services.file_parts import fetch_parts
 from workers.services.lifecycle import finish
 from workers.services.provider_cancel import record_late_accept
 from workers.services.schedule import backoff, next_poll_at
-from workers.services.uploads import fetch_parts
 from workers.settings import Settings
 from workers.storage import StoredObject
 
