@@ -194,3 +194,34 @@ def test_three_step_batch_pipeline(d: Driver, sim: Sim) -> None:
     assert [j["status"] for j in jobs] == ["succeeded"] * 3, [j["error"] for j in jobs]
     assert task_of(sim, d, ids[1])["inputs_sha256"] == {"image": jobs[0]["assets"][0]["sha256"]}
     assert task_of(sim, d, ids[2])["inputs_sha256"] == {"video_url": jobs[1]["assets"][0]["sha256"]}
+
+
+def test_on_s3_storage_the_relay_fetches_the_parents_asset_by_a_presigned_url(
+    engine_factory: Callable[..., Driver], sim: Sim, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    import boto3
+
+    from tests.s3server import moto_server
+    from workers.context import build_runtime
+    from workers.dispatch import RecordingDispatcher
+
+    env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
+    env |= {"AWS_CONFIG_FILE": str(tmp_path / "none"), "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none")}
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    sim.admin("/_sim/config", {"queue_s": 1.0, "run_s": 3.0})
+    with moto_server() as endpoint:
+        boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket="assets")
+        base = engine_factory(poll_expected_s=4.0, poll_min_interval_s=1.0)  # no K4U_PUBLIC_URL: the presigned URL serves
+        settings = base.rt.settings.model_copy(update={"storage_url": "s3://assets/k4u", "s3_endpoint_url": endpoint})
+        rt = build_runtime(settings, RecordingDispatcher())
+        rt.clock = base.clock.now
+        try:
+            d = Driver(rt, rt.dispatcher, base.clock)  # type: ignore[arg-type]
+            grid = d.create("midjourney", "imagine", {"prompt": PROMPT})
+            child = i2v(d, f"k4u://jobs/{grid}/assets/0")
+            d.run_for(20)
+            assert d.job(child).status == "succeeded", d.job(child).error_message
+            assert task_of(sim, d, child)["inputs_sha256"] == {"image": d.public(grid)["assets"][0]["sha256"]}
+        finally:
+            rt.close()

@@ -205,8 +205,6 @@ def check_items(drafts: Sequence[Draft]) -> None:
             if item >= i:
                 what = "itself" if item == i else f"a later item ({item})"
                 raise IntakeInvalid((*d.at, "input", *loc), f"names {what}: k4u://items/<i>/... may name only an earlier item of the batch (0 to {i - 1})")
-            if item >= len(drafts):
-                raise IntakeInvalid((*d.at, "input", *loc), f"names item {item}; the batch has {len(drafts)}")
 
 
 def _rewrite(found: dict[Loc, tuple[str, int]], loc: Loc, s: str) -> str:
