@@ -76,6 +76,7 @@ class Draft:
     at: Loc  # the request's place in the body: () for a job, ("jobs", i) for a batch item
     files: bool = False  # the input references uploads or holds inline files to store as uploads
     inputs: list[dict[str, Any]] = field(default_factory=list)  # job.inputs, filled by check_stored
+    items: list[tuple[Loc, int, int]] = field(default_factory=list)  # a batch item's k4u://items refs: (place, item, index)
 
     def values(self, job_id: str, *, batch_id: str | None, deadline: datetime) -> dict[str, Any]:
         """The new job's own values (by Job attribute: `meta` is the `metadata` column); status,

@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, and_, exists, insert, or_, select
+from sqlalchemy import Engine, and_, exists, insert, or_, select, text
 from sqlmodel import Session, col
 
 from models.errors import ErrorCode, JobError
@@ -35,7 +35,7 @@ from models.status import JobStatus
 from models.tables import Asset, Job, JobDependency, JobEvent
 from providers.registry import get_adapter
 from workers import jobs
-from workers.db import table_of
+from workers.db import is_postgres, table_of
 from workers.dispatch import Followups, submit_task
 from workers.references import stored_assets
 from workers.services import intake
@@ -59,10 +59,18 @@ def link_rows(job_id: str, inputs: Iterable[dict[str, Any]] | None) -> list[dict
     return [{"job_id": job_id, "parent_id": p} for p in parents_of(inputs)]
 
 
+_LINK_MANY = text("INSERT INTO job_dependency (job_id, parent_id) SELECT * FROM unnest(CAST(:kids AS varchar[]), CAST(:parents AS varchar[]))")
+
+
 def link(session: Session, rows: Sequence[dict[str, str]]) -> None:
-    """The job_dependency rows of new waiting jobs (in their insert's transaction)."""
-    if rows:
-        session.execute(insert(table_of(JobDependency)), list(rows))
+    """The job_dependency rows of new waiting jobs (in their insert's transaction): on PostgreSQL one
+    INSERT ... SELECT FROM unnest() of two arrays (a batch of 10,000 pipelines: 20,000 rows, one statement)."""
+    if not rows:
+        return
+    if len(rows) > 1 and is_postgres(session.get_bind()):
+        session.execute(_LINK_MANY, {"kids": [r["job_id"] for r in rows], "parents": [r["parent_id"] for r in rows]})
+        return
+    session.execute(insert(table_of(JobDependency)), list(rows))
 
 
 def children(session: Session, parent_id: str) -> list[str]:
@@ -201,7 +209,8 @@ def check_items(drafts: Sequence[Draft]) -> None:
     for i, d in enumerate(drafts):
         if not d.files:
             continue
-        for loc, item, _ in item_refs(d.input):
+        d.items.extend(item_refs(d.input))
+        for loc, item, _ in d.items:
             if item >= i:
                 what = "itself" if item == i else f"a later item ({item})"
                 raise IntakeInvalid((*d.at, "input", *loc), f"names {what}: k4u://items/<i>/... may name only an earlier item of the batch (0 to {i - 1})")
@@ -219,7 +228,7 @@ def bind_items(rows: list[dict[str, Any]], drafts: Sequence[Draft], item_job: Se
     for row, d in zip(rows, drafts, strict=True):
         if not d.files:
             continue
-        found = {loc: (item_job[item], index) for loc, item, index in item_refs(d.input)}
+        found = {loc: (item_job[item], index) for loc, item, index in d.items}
         entries = list(d.inputs)
         if found:
             row["input"] = replace_strings(d.input, functools.partial(_rewrite, found))
