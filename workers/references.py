@@ -27,6 +27,7 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Callable, Iterable, Iterator
+from contextvars import ContextVar
 from typing import Any
 
 from sqlmodel import col, select
@@ -42,6 +43,7 @@ from workers.db import session_scope
 from workers.uploads import store_upload
 
 PLACEHOLDER = "https://k4u-upload.invalid/"  # what a reference looks like to a family's schema
+_INLINE: ContextVar[bool] = ContextVar("k4u_inline_ref", default=False)  # resolving for a field that takes inline data only
 
 
 class InputGone(ValueError):
@@ -56,9 +58,9 @@ class RefProblem(ValueError):
         self.loc, self.reason = loc, reason
 
 
-def for_validation(value: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+def for_validation(value: dict[str, Any], inline: frozenset[str] = frozenset()) -> tuple[dict[str, Any], dict[str, str]]:
     """The input with each reference as a placeholder URL (for the family's schema), and placeholder ->
-    reference. RefProblem for a malformed one."""
+    reference; in the family's `inline` fields a placeholder data: URI instead. RefProblem for a malformed one."""
     refs: dict[str, str] = {}
 
     def swap(loc: Loc, s: str) -> str:
@@ -69,6 +71,8 @@ def for_validation(value: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str
         if ref is None:
             return s
         url = f"{PLACEHOLDER}{ref.kind}/{ref.id}"
+        if loc and loc[0] in inline:
+            url = "data:application/octet-stream;base64," + base64.b64encode(url.encode()).decode()
         refs[url] = ref.text
         return url
 
@@ -209,16 +213,26 @@ def _set(value: Any, loc: Loc, new: str) -> None:
 # -- submit time ---------------------------------------------------------------------------
 
 
-def resolve(rt: Runtime, job: Job) -> dict[str, Any]:
-    """The job's input with every reference resolved (job.input itself when it has none)."""
-    refs = [ref for _, ref in _refs(job.input)]
-    if not refs:
+def resolve(rt: Runtime, job: Job, inline: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """The job's input with every reference resolved (job.input itself when it has none); in the
+    family's `inline` fields as a data: URI, whatever links the deployment could give."""
+    found = list(_refs(job.input))
+    if not found:
         return job.input
-    links: dict[str, str] = {}
-    for ref in refs:
-        if ref.text not in links:
-            links[ref.text] = _RESOLVERS[ref.kind](rt, ref)
-    out: dict[str, Any] = replace_strings(job.input, lambda _, s: links.get(s, s))
+    links: dict[tuple[str, bool], str] = {}
+    for loc, ref in found:
+        key = (ref.text, bool(loc) and loc[0] in inline)
+        if key not in links:
+            token = _INLINE.set(key[1])
+            try:
+                links[key] = _RESOLVERS[ref.kind](rt, ref)
+            finally:
+                _INLINE.reset(token)
+
+    def put(loc: Loc, s: str) -> str:
+        return links.get((s, bool(loc) and loc[0] in inline), s)
+
+    out: dict[str, Any] = replace_strings(job.input, put)
     left = [loc for loc, s in strings(out) if s[: len(SCHEME)].lower() == SCHEME]
     if left:  # never a k4u:// string to the relay
         raise InputGone(f"input.{_field(left[0])} still holds an unresolved reference")
@@ -267,11 +281,12 @@ def linked_file(rt: Runtime, ident: str) -> tuple[str, str, int] | None:
 
 def _link(rt: Runtime, ref: Ref, ident: str, object_key: str, content_type: str, size: int) -> str:
     s, now = rt.settings, rt.clock()
-    url = rt.store.presign(object_key, s.input_url_ttl_s)  # StorageError: the job waits and is retried
-    if url is None:
+    inline = _INLINE.get()
+    url = None if inline else rt.store.presign(object_key, s.input_url_ttl_s)  # StorageError: the job waits and is retried
+    if url is None and not inline:
         url = filelinks.file_url(s, ident, now)
     if url is None:
-        if size > s.inline_input_max_bytes:
+        if size > (s.max_job_body_bytes if inline else s.inline_input_max_bytes):  # a field taking inline data only: up to a job body's cap
             raise InputGone(servable(rt, size) or f"{ref.text} cannot be served")
         try:
             data = b"".join(rt.store.open(object_key))

@@ -225,3 +225,17 @@ def test_on_s3_storage_the_relay_fetches_the_parents_asset_by_a_presigned_url(
             assert task_of(sim, d, child)["inputs_sha256"] == {"image": d.public(grid)["assets"][0]["sha256"]}
         finally:
             rt.close()
+
+
+def test_midjourney_blend_of_two_jobs_outputs_is_sent_inline(d: Driver, sim: Sim) -> None:
+    """Midjourney's base64Array takes data URIs only (Capabilities.inline_fields): the parents' stored
+    images go inline, whatever links the deployment could give, and the relay decodes our bytes."""
+    a = d.create("midjourney", "imagine", {"prompt": PROMPT})
+    b = d.create("midjourney", "imagine", {"prompt": "a fox in snow"})
+    blend = d.create("midjourney", "blend", {"base64Array": [f"k4u://jobs/{a}/assets/0", f"k4u://jobs/{b}/assets/2"]})
+    assert d.public(blend)["depends_on"] == [a, b]
+    d.run_for(20)
+    job = d.public(blend)
+    assert job["status"] == "succeeded", job["error"]
+    (row,) = [t for t in sim.admin("/_sim/tasks")["tasks"] if t.get("task_id") == job["provider_task_id"]]
+    assert row["inputs_sha256"] == {"base64Array.0": d.public(a)["assets"][0]["sha256"], "base64Array.1": d.public(b)["assets"][2]["sha256"]}
