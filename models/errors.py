@@ -55,6 +55,8 @@ class ErrorCode(StrEnum):
     DOWNLOAD_ERROR = "download_error"
     DOWNLOAD_ATTEMPTS_EXHAUSTED = "download_attempts_exhausted"
     DOWNLOAD_TIMEOUT = "download_timeout"
+    DEPENDENCY_FAILED = "dependency_failed"
+    INVALID_REFERENCE = "invalid_reference"
 
 
 ERROR_CODES: dict[ErrorCode, str] = {
@@ -83,6 +85,10 @@ ERROR_CODES: dict[ErrorCode, str] = {
     ErrorCode.DOWNLOAD_ERROR: "an unexpected error while storing the result (the message names it)",
     ErrorCode.DOWNLOAD_ATTEMPTS_EXHAUSTED: "gave up after `K4U_DOWNLOAD_MAX_ATTEMPTS` download attempts, naming the last error",
     ErrorCode.DOWNLOAD_TIMEOUT: "the result was not stored before the download window closed (`K4U_DOWNLOAD_WINDOW_S`), naming the last error",
+    ErrorCode.DEPENDENCY_FAILED: "a job whose output this job's input names (`k4u://jobs/<id>/assets/<n>`) failed or was "
+    "cancelled, named in the message: nothing was sent to the relay; `POST /v1/jobs/{id}/retry` re-checks the parents",
+    ErrorCode.INVALID_REFERENCE: "the input names an asset its parent job did not produce (`k4u://jobs/<id>/assets/<n>` "
+    "past the parent's stored assets), known once the parent succeeded: nothing was sent to the relay",
 }
 
 # The relay's own error code as the adapter read it (kling_1301, suno_..., mj_banned_prompt, rate_limited):

@@ -1,8 +1,10 @@
 """`k4u://` references in a job's input, parsed in one place (no I/O: workers/references.py resolves them).
 
 A reference is a whole string value of the input: `k4u://uploads/<upload id>` names a file sent to
-`POST /v1/uploads`. The kind after `k4u://` says what is referenced; only `uploads` exists so far
-(job outputs, `k4u://jobs/<id>/...`, are another kind of the same grammar). A string that starts
+`POST /v1/uploads`; `k4u://jobs/<job id>/assets/<index>` a stored output of another job (0-based, in
+the order GET /v1/jobs/{id} lists its assets); `k4u://items/<i>/assets/<index>`, inside
+POST /v1/batches only, the output of the batch's item i (an earlier one), rewritten at intake to
+the `k4u://jobs/...` reference of that item's job. The kind after `k4u://` says what is referenced. A string that starts
 with `k4u://` and is not a valid reference is refused, never sent to the relay as it is.
 
 Large inline files (a `data:` URI, or a bare base64 value, over K4U_INLINE_INPUT_MAX_BYTES) are
@@ -18,8 +20,13 @@ from typing import Any
 
 SCHEME = "k4u://"
 UPLOAD_ID = re.compile(r"upl_[0-9a-f]{24}")
-# kind -> the id grammar of that kind
-KINDS: dict[str, re.Pattern[str]] = {"uploads": UPLOAD_ID}
+JOB_ID = re.compile(r"job_[0-9a-f]{12,40}")
+_INDEX = r"(?:0|[1-9][0-9]{0,5})"
+JOB_ASSET = re.compile(rf"(job_[0-9a-f]{{12,40}})/assets/({_INDEX})")
+ITEM_ASSET = re.compile(rf"({_INDEX})/assets/({_INDEX})")
+# kind -> the id grammar of that kind, and an example of it
+KINDS: dict[str, re.Pattern[str]] = {"uploads": UPLOAD_ID, "jobs": JOB_ASSET, "items": ITEM_ASSET}
+_EXAMPLES = {"uploads": "k4u://uploads/upl_" + "0" * 24, "jobs": "k4u://jobs/<job id>/assets/0", "items": "k4u://items/0/assets/0"}
 REF_LENGTH = len(SCHEME) + len("uploads/") + 28  # a reference's length: what an inline file weighs once stored
 _BASE64 = re.compile(r"[A-Za-z0-9+/\r\n]+={0,2}")
 
@@ -35,9 +42,20 @@ class Ref:
     def text(self) -> str:
         return f"{SCHEME}{self.kind}/{self.id}"
 
+    def asset(self) -> tuple[str, int]:
+        """A `jobs` or `items` reference's (job id or item number, asset index)."""
+        m = KINDS[self.kind].fullmatch(self.id)
+        if m is None or self.kind == "uploads":
+            raise ValueError(f"{self.text} names no asset")
+        return m.group(1), int(m.group(2))
+
 
 def upload_ref(upload_id: str) -> str:
     return Ref("uploads", upload_id).text
+
+
+def job_asset_ref(job_id: str, index: int) -> str:
+    return Ref("jobs", f"{job_id}/assets/{index}").text
 
 
 def parse_ref(value: str) -> Ref | None:
@@ -48,9 +66,9 @@ def parse_ref(value: str) -> Ref | None:
     kind, _, ident = value[len(SCHEME) :].partition("/")
     pattern = KINDS.get(kind)
     if pattern is None:
-        raise ValueError(f"is not a valid reference: k4u://{kind[:20]}/... names no kind of ours (known: {', '.join(f'k4u://{k}/<id>' for k in KINDS)})")
+        raise ValueError(f"is not a valid reference: k4u://{kind[:20]}/... names no kind of ours (known: {', '.join(_EXAMPLES.values())})")
     if not pattern.fullmatch(ident):
-        raise ValueError(f"is not a valid reference: k4u://{kind}/ takes an id like {'upl_' + '0' * 24!r}")
+        raise ValueError(f"is not a valid reference: k4u://{kind}/ takes an id like {_EXAMPLES[kind]}")
     return Ref(kind, ident)
 
 

@@ -171,12 +171,15 @@ class AssetPublic(BaseModel):
 
 
 class InputPublic(BaseModel):
-    """An uploaded file a job's input references (`k4u://uploads/<id>`), as it was when the job was taken in."""
+    """A file a job's input references: an upload (`k4u://uploads/<id>`), as it was when the job was taken
+    in, or another job's asset (`k4u://jobs/<id>/assets/<n>`), its sha256 known once that job succeeded."""
 
     field: str = Field(description="Where in `input` the reference is: `image`, `images.0`")
     ref: str = Field(description="The reference, as the input holds it")
-    upload_id: str
-    sha256: str = Field(description="The stored bytes' sha256: what the relay is sent a link to")
+    upload_id: str | None = Field(None, description="The upload referenced (`k4u://uploads/...`)")
+    job_id: str | None = Field(None, description="The parent job whose asset is referenced (`k4u://jobs/...`)")
+    index: int | None = Field(None, description="The parent's asset index (0-based, in the order its assets are listed)")
+    sha256: str | None = Field(description="The stored bytes' sha256: what the relay is sent a link to (null while the parent has not succeeded)")
 
 
 class UploadPublic(BaseModel):
@@ -233,7 +236,8 @@ class JobPublic(BaseModel):
     # answered); null when there was nothing to cancel there or the family has no cancel.
     provider_cancel: ProviderCancel | None = None
     status_url: str
-    inputs: list[InputPublic] = Field(default_factory=list, description="The uploaded files the input references, one per reference")
+    inputs: list[InputPublic] = Field(default_factory=list, description="The uploaded files and other jobs' assets the input references, one per reference")
+    depends_on: list[str] = Field(default_factory=list, description="The jobs whose assets the input names: it waits (`waiting`) until all have succeeded")
 
     @classmethod
     def from_rows(cls, job: Job, assets: list[Asset], base_url: str) -> JobPublic:
@@ -276,6 +280,7 @@ class JobPublic(BaseModel):
             provider_cancel=job.provider_cancel,
             status_url=job_url,
             inputs=[InputPublic.model_validate(i) for i in job.inputs or ()],
+            depends_on=list(dict.fromkeys(i["job_id"] for i in job.inputs or () if i.get("job_id"))),
         )
 
 

@@ -10,6 +10,7 @@ from enum import StrEnum
 
 
 class JobStatus(StrEnum):
+    WAITING = "waiting"  # its input names another job's output: queued once every parent has succeeded
     QUEUED = "queued"
     SUBMITTING = "submitting"
     RUNNING = "running"
@@ -47,8 +48,12 @@ class DeliveryStatus(StrEnum):
 
 Q, S, R, D = JobStatus.QUEUED, JobStatus.SUBMITTING, JobStatus.RUNNING, JobStatus.DOWNLOADING
 OK, KO, CX = JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED
+W = JobStatus.WAITING
 
 TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
+    # waiting -> queued: every parent succeeded (workers/services/pipelines.py); -> failed: a parent
+    # failed or was cancelled (dependency_failed), or an asset it names was not produced (invalid_reference).
+    W: frozenset({Q, KO, CX}),
     Q: frozenset({S, KO, CX}),
     # submitting -> queued: the relay said "not now" (429, queue full) or the request never left.
     # submitting -> submitting: a recovered submission takes a new lease (version bump).
@@ -58,13 +63,14 @@ TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
     OK: frozenset(),
     # failed -> queued: only by an explicit decision (POST /v1/jobs/{id}/retry), never by the
     # engine; it starts a new attempt of the same input (the answer to submit_outcome_unknown).
-    KO: frozenset({Q}),
+    # failed -> waiting: the retry of a job whose input names other jobs' outputs re-checks its parents.
+    KO: frozenset({Q, W}),
     CX: frozenset(),
 }
 
 # Terminal: the engine does no more work on the job (a failed job may still be retried by a caller).
 TERMINAL: frozenset[JobStatus] = frozenset({OK, KO, CX})
-ACTIVE: frozenset[JobStatus] = frozenset({Q, S, R, D})
+ACTIVE: frozenset[JobStatus] = frozenset({W, Q, S, R, D})
 
 
 def can_transition(old: JobStatus, new: JobStatus) -> bool:
@@ -74,7 +80,7 @@ def can_transition(old: JobStatus, new: JobStatus) -> bool:
 
 def mermaid() -> str:
     """The state diagram, generated from the table (docs/state-machine.md)."""
-    lines = ["stateDiagram-v2", "    [*] --> queued"]
+    lines = ["stateDiagram-v2", "    [*] --> queued", "    [*] --> waiting"]
     for old, news in TRANSITIONS.items():
         for new in sorted(news):
             lines.append(f"    {old.value} --> {new.value}")

@@ -106,8 +106,19 @@ class Job(SQLModel, table=True):
     download_deadline_at: datetime | None = _ts(nullable=True)
     # When the result URLs stop working (the relay's expires_at, or success + the family's typical lifetime).
     result_expires_at: datetime | None = _ts(nullable=True)
-    # The uploads the input references, as intake found them: [{field, ref, upload_id, sha256}].
+    # The files the input references, as intake found them: [{field, ref, upload_id, sha256}] for an
+    # upload, [{field, ref, job_id, index, sha256}] for another job's asset (sha256 once it succeeded).
     inputs: list[dict[str, Any]] | None = Field(default=None, sa_column=Column(JSON))
+
+
+class JobDependency(SQLModel, table=True):
+    """A waiting job (`job_id`) needs an asset of `parent_id`: one row per (child, parent), written in
+    the child's insert. The parent's finish finds its children here (workers/services/pipelines.py)."""
+
+    __tablename__ = "job_dependency"
+
+    job_id: str = Field(foreign_key="job.id", primary_key=True, max_length=40)
+    parent_id: str = Field(foreign_key="job.id", primary_key=True, max_length=40, index=True)
 
 
 class Upload(SQLModel, table=True):

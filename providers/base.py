@@ -323,6 +323,9 @@ class Capabilities:
     # is polled; its submits run on their own queue and pool (`oneshot`), a lost answer is never resent.
     oneshot: bool = False
     request_timeout_s: float | None = None  # the submit's read timeout where the relay's default is too short
+    # Input fields (top-level names) the relay takes only as inline data, a `data:` URI (Midjourney's
+    # base64Array): a `k4u://` reference there is validated as a data: URI and sent as one, never a link.
+    inline_fields: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         if (self.callback_auth is CallbackAuth.URL_TOKEN) != (self.callback_setting is None):

@@ -55,7 +55,7 @@ from simulator.video_routes import video_routes
 from simulator.vidu_routes import vidu_routes
 
 MAX_PROMPT = 2500
-INPUT_FIELDS = {"videos/image2video": ("image", "image_tail"), "images/generations": ("image",)}  # fetched at create
+INPUT_FIELDS = {"videos/image2video": ("image", "image_tail"), "images/generations": ("image",), "audio/video-to-audio": ("video_url",)}  # fetched at create
 MAX_IMAGES = 9
 
 

@@ -45,6 +45,7 @@ class MjTask:
     mode: str = ""
     mask_base64: str = ""
     suggestions: list[str] = field(default_factory=list)  # DESCRIBE results
+    inputs_sha256: dict[str, str] = field(default_factory=dict)  # "base64Array.0" -> sha256 of the decoded image (blend)
 
     @property
     def message_hash(self) -> str:

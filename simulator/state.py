@@ -339,6 +339,7 @@ class SimState:
                         "created_at": self.wall_ms(t.tl.created),
                         "callback_url": t.hook.url,
                         "callbacks_notified": t.hook.sent,
+                        "inputs_sha256": dict(getattr(t, "inputs_sha256", {})),
                     }
                 )
         return rows

@@ -35,7 +35,7 @@ from workers.services.sweep import tick
 from workers.settings import Settings, get_settings
 from workers.storage.local import LocalStore
 
-TABLES = ("delivery_attempt", "delivery", "job_event", "asset", "job", "batch", "upload")
+TABLES = ("delivery_attempt", "delivery", "job_event", "asset", "job_dependency", "job", "batch", "upload")
 SIM_KEY = "sk-test-relay-key-0123456789"
 
 

@@ -1,7 +1,8 @@
-"""Signed, expiring links to an upload (`GET /v1/files/<token>`), for a relay that must fetch an
+"""Signed, expiring links to a stored object (`GET /v1/files/<token>`): an upload, or another job's
+stored asset (`ast_<asset row id>`) that a pipeline's job sends on, for a relay that must fetch an
 input file from a local store (S3 presigns its own).
 
-The token is `<upload id>.<expiry, Unix seconds>.<HMAC-SHA256 of both, base64url>`. Its key is derived
+The token is `<upload or asset id>.<expiry, Unix seconds>.<HMAC-SHA256 of both, base64url>`. Its key is derived
 (HMAC with a fixed label, so one way) from this deployment's secrets: the relay key, K4U_API_TOKENS and
 K4U_WEBHOOK_SECRET, those that are set. None of them goes on a link, and a link names one upload
 until its expiry; rotating any of those secrets invalidates the links handed out before.
@@ -12,6 +13,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -19,11 +21,12 @@ from models.refs import UPLOAD_ID
 from workers.settings import Settings
 
 _LABEL = b"k4u input file links v1"
+LINKED_ID = re.compile(rf"{UPLOAD_ID.pattern}|ast_[0-9]{{1,18}}")  # what a token may name
 
 
 @dataclass(frozen=True, slots=True)
 class FileToken:
-    upload_id: str
+    upload_id: str  # an upload's id, or ast_<asset id>
     expires: int  # Unix seconds
 
 
@@ -56,7 +59,7 @@ def verify(key: bytes | None, token: str, now: datetime) -> FileToken:
     """The token's upload and expiry; BadToken (not ours) or ExpiredToken (ours, past its time)."""
     upload_id, _, rest = token.partition(".")
     expires_text, _, mac = rest.partition(".")
-    if key is None or not UPLOAD_ID.fullmatch(upload_id) or not expires_text.isdigit() or len(expires_text) > 12:
+    if key is None or not LINKED_ID.fullmatch(upload_id) or not expires_text.isdigit() or len(expires_text) > 12:
         raise BadToken("not a file link of ours")
     expires = int(expires_text)
     if not hmac.compare_digest(mac.encode(), _mac(key, upload_id, expires).encode()):

@@ -17,27 +17,33 @@ At submit (`workers.services.submit`, right before build_submit):
                                                later) or InputGone (the job cannot be sent). The job
                                                row keeps the reference; only the request carries a link.
 
-Kinds: `uploads` (POST /v1/uploads). Job outputs (`k4u://jobs/...`) come as another entry of
-`_RESOLVERS` and of `models.refs.KINDS`.
+Kinds: `uploads` (POST /v1/uploads) and `jobs` (another job's stored asset: its stored object, linked
+as an upload is; a parent still running is judged when it succeeds, workers/services/pipelines.py).
+`items` (a batch's) never reaches submit: the batch's intake rewrites them to `jobs` references.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from contextvars import ContextVar
 from typing import Any
+
+from sqlmodel import col, select
 
 from models.datauri import parse_data_uri
 from models.errors import StorageError, TooLarge
 from models.refs import SCHEME, Loc, Ref, is_inline_file, parse_ref, replace_strings, strings, upload_ref
-from models.tables import Job, Upload
+from models.status import JobStatus
+from models.tables import Asset, Job, Upload
 from workers import filelinks
 from workers.context import Runtime
 from workers.db import session_scope
 from workers.uploads import store_upload
 
 PLACEHOLDER = "https://k4u-upload.invalid/"  # what a reference looks like to a family's schema
+_INLINE: ContextVar[bool] = ContextVar("k4u_inline_ref", default=False)  # resolving for a field that takes inline data only
 
 
 class InputGone(ValueError):
@@ -52,9 +58,9 @@ class RefProblem(ValueError):
         self.loc, self.reason = loc, reason
 
 
-def for_validation(value: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+def for_validation(value: dict[str, Any], inline: frozenset[str] = frozenset()) -> tuple[dict[str, Any], dict[str, str]]:
     """The input with each reference as a placeholder URL (for the family's schema), and placeholder ->
-    reference. RefProblem for a malformed one."""
+    reference; in the family's `inline` fields a placeholder data: URI instead. RefProblem for a malformed one."""
     refs: dict[str, str] = {}
 
     def swap(loc: Loc, s: str) -> str:
@@ -65,6 +71,8 @@ def for_validation(value: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str
         if ref is None:
             return s
         url = f"{PLACEHOLDER}{ref.kind}/{ref.id}"
+        if loc and loc[0] in inline:
+            url = "data:application/octet-stream;base64," + base64.b64encode(url.encode()).decode()
         refs[url] = ref.text
         return url
 
@@ -97,19 +105,27 @@ def servable(rt: Runtime, size: int) -> str | None:
 
 def take_in(rt: Runtime, value: dict[str, Any]) -> list[dict[str, Any]]:
     """Check the references in `value` (changed in place: inline files become references) and
-    return what the job keeps about them. RefProblem names the bad one."""
-    found = [(loc, ref) for loc, ref in _refs(value)]
+    return what the job keeps about them. RefProblem names the bad one. `k4u://items/...` (a batch's)
+    are left to the batch's intake."""
+    found = [(loc, ref) for loc, ref in _refs(value) if ref.kind != "items"]
     cap = rt.settings.inline_input_max_bytes
     inline = [(loc, s) for loc, s in strings(value) if is_inline_file(s, cap)]
     uploads: dict[str, Upload] = {}
+    parents: dict[str, tuple[Job, list[Asset]]] = {}
     if found:
         with session_scope(rt.engine) as session:
             for _, ref in found:
-                row = session.get(Upload, ref.id) if ref.kind == "uploads" else None
-                if row is not None:
+                if ref.kind == "uploads" and (row := session.get(Upload, ref.id)) is not None:
                     uploads[ref.id] = row
+                elif ref.kind == "jobs" and (parent := session.get(Job, ref.asset()[0])) is not None:
+                    stored = list(session.scalars(select(Asset).where(col(Asset.job_id) == parent.id))) if parent.status == JobStatus.SUCCEEDED else []
+                    parents[parent.id] = (parent, stored_assets(stored))
     now = rt.clock()
+    entries: list[tuple[Loc, dict[str, Any]]] = []
     for loc, ref in found:
+        if ref.kind == "jobs":
+            entries.append((loc, _job_input(rt, loc, ref, parents)))
+            continue
         row = uploads.get(ref.id)
         if row is None:
             raise RefProblem(loc, f"names no upload: {ref.text} does not exist (or was deleted)")
@@ -117,6 +133,7 @@ def take_in(rt: Runtime, value: dict[str, Any]) -> list[dict[str, Any]]:
             raise RefProblem(loc, f"names an expired upload: {ref.text} expired at {row.expires_at.isoformat()} (K4U_UPLOAD_TTL_S)")
         if problem := servable(rt, row.size):
             raise RefProblem(loc, problem)
+        entries.append((loc, {"ref": ref.text, "upload_id": ref.id, "sha256": row.sha256}))
     for loc, s in inline:
         data, media_type = _decode_inline(loc, s)
         if problem := servable(rt, len(data)):
@@ -126,11 +143,31 @@ def take_in(rt: Runtime, value: dict[str, Any]) -> list[dict[str, Any]]:
         except TooLarge:
             raise RefProblem(loc, f"is an inline file of {len(data)} bytes, over K4U_MAX_UPLOAD_BYTES ({rt.settings.max_upload_bytes})") from None
         _set(value, loc, upload_ref(row.id))
-        uploads[row.id] = row
-        found.append((loc, Ref("uploads", row.id)))
-    return [
-        {"field": _field(loc), "ref": ref.text, "upload_id": ref.id, "sha256": uploads[ref.id].sha256} for loc, ref in sorted(found, key=lambda f: _field(f[0]))
-    ]
+        entries.append((loc, {"ref": upload_ref(row.id), "upload_id": row.id, "sha256": row.sha256}))
+    return [{"field": _field(loc)} | e for loc, e in sorted(entries, key=lambda f: _field(f[0]))]
+
+
+def _job_input(rt: Runtime, loc: Loc, ref: Ref, parents: dict[str, tuple[Job, list[Asset]]]) -> dict[str, Any]:
+    """The `inputs` entry of a reference to another job's asset; RefProblem for an unknown job, or an
+    index past a finished parent's stored assets (a parent still running is judged when it succeeds)."""
+    job_id, index = ref.asset()
+    if job_id not in parents:
+        raise RefProblem(loc, f"names no job: {job_id} does not exist")
+    parent, stored = parents[job_id]
+    sha256 = None
+    if parent.status == JobStatus.SUCCEEDED:
+        if index >= len(stored):
+            raise RefProblem(loc, f"names asset {index} of job {job_id}, which stored {len(stored)} asset(s) (indexes from 0)")
+        asset = stored[index]
+        if problem := servable(rt, asset.size or 0):
+            raise RefProblem(loc, problem)
+        sha256 = asset.sha256
+    return {"ref": ref.text, "job_id": job_id, "index": index, "sha256": sha256}
+
+
+def stored_assets(assets: Iterable[Asset]) -> list[Asset]:
+    """A job's stored assets in the order GET /v1/jobs/{id} lists them (what a reference's index counts)."""
+    return sorted((a for a in assets if a.stored_at is not None and a.storage_key), key=lambda a: (-a.attempt, a.index))
 
 
 def _refs(value: Any) -> Iterator[tuple[Loc, Ref]]:
@@ -176,16 +213,26 @@ def _set(value: Any, loc: Loc, new: str) -> None:
 # -- submit time ---------------------------------------------------------------------------
 
 
-def resolve(rt: Runtime, job: Job) -> dict[str, Any]:
-    """The job's input with every reference resolved (job.input itself when it has none)."""
-    refs = [ref for _, ref in _refs(job.input)]
-    if not refs:
+def resolve(rt: Runtime, job: Job, inline: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """The job's input with every reference resolved (job.input itself when it has none); in the
+    family's `inline` fields as a data: URI, whatever links the deployment could give."""
+    found = list(_refs(job.input))
+    if not found:
         return job.input
-    links: dict[str, str] = {}
-    for ref in refs:
-        if ref.text not in links:
-            links[ref.text] = _RESOLVERS[ref.kind](rt, ref)
-    out: dict[str, Any] = replace_strings(job.input, lambda _, s: links.get(s, s))
+    links: dict[tuple[str, bool], str] = {}
+    for loc, ref in found:
+        key = (ref.text, bool(loc) and loc[0] in inline)
+        if key not in links:
+            token = _INLINE.set(key[1])
+            try:
+                links[key] = _RESOLVERS[ref.kind](rt, ref)
+            finally:
+                _INLINE.reset(token)
+
+    def put(loc: Loc, s: str) -> str:
+        return links.get((s, bool(loc) and loc[0] in inline), s)
+
+    out: dict[str, Any] = replace_strings(job.input, put)
     left = [loc for loc, s in strings(out) if s[: len(SCHEME)].lower() == SCHEME]
     if left:  # never a k4u:// string to the relay
         raise InputGone(f"input.{_field(left[0])} still holds an unresolved reference")
@@ -197,23 +244,60 @@ def _upload_link(rt: Runtime, ref: Ref) -> str:
         row = session.get(Upload, ref.id)
     if row is None:
         raise InputGone(f"{ref.text} was deleted before the job was sent; upload the file again and submit a new job")
+    return _link(rt, ref, row.id, row.object_key, row.content_type, row.size)
+
+
+def _asset_link(rt: Runtime, ref: Ref) -> str:
+    """The parent's stored asset (never the relay's URL, which may have expired)."""
+    job_id, index = ref.asset()
+    with session_scope(rt.engine) as session:
+        stored = stored_assets(session.scalars(select(Asset).where(col(Asset.job_id) == job_id)))
+    if index >= len(stored):
+        raise InputGone(f"{ref.text}: job {job_id} has {len(stored)} stored asset(s)")
+    a = stored[index]
+    return _link(rt, ref, asset_link_id(a), a.storage_key or "", a.content_type or "application/octet-stream", a.size or 0)
+
+
+def _item_link(rt: Runtime, ref: Ref) -> str:
+    raise InputGone(f"{ref.text} is a batch item reference, which intake rewrites to its job's: it cannot be sent")
+
+
+def asset_link_id(asset: Asset) -> str:
+    """The id a signed file link (`/v1/files/<token>`) names a stored asset by."""
+    return f"ast_{asset.id}"
+
+
+def linked_file(rt: Runtime, ident: str) -> tuple[str, str, int] | None:
+    """(object key, content type, size) of what a file link names: an upload, or a stored asset."""
+    with session_scope(rt.engine) as session:
+        if ident.startswith("ast_"):
+            a = session.get(Asset, int(ident[4:]))
+            if a is None or a.storage_key is None:
+                return None
+            return a.storage_key, a.content_type or "application/octet-stream", a.size or 0
+        row = session.get(Upload, ident)
+        return None if row is None else (row.object_key, row.content_type, row.size)
+
+
+def _link(rt: Runtime, ref: Ref, ident: str, object_key: str, content_type: str, size: int) -> str:
     s, now = rt.settings, rt.clock()
-    url = rt.store.presign(row.object_key, s.input_url_ttl_s)  # StorageError: the job waits and is retried
+    inline = _INLINE.get()
+    url = None if inline else rt.store.presign(object_key, s.input_url_ttl_s)  # StorageError: the job waits and is retried
+    if url is None and not inline:
+        url = filelinks.file_url(s, ident, now)
     if url is None:
-        url = filelinks.file_url(s, row.id, now)
-    if url is None:
-        if row.size > s.inline_input_max_bytes:
-            raise InputGone(servable(rt, row.size) or f"{ref.text} cannot be served")
+        if size > (s.max_job_body_bytes if inline else s.inline_input_max_bytes):  # a field taking inline data only: up to a job body's cap
+            raise InputGone(servable(rt, size) or f"{ref.text} cannot be served")
         try:
-            data = b"".join(rt.store.open(row.object_key))
+            data = b"".join(rt.store.open(object_key))
         except StorageError as exc:
             if exc.retryable:
                 raise  # the store cannot tell now: the job waits and is retried
             raise InputGone(f"the stored file of {ref.text} is missing from the store; upload the file again and submit a new job") from None
-        url = f"data:{row.content_type};base64," + base64.b64encode(data).decode()
-    elif not rt.store.exists(row.object_key):  # StorageError when the store cannot tell: retried
+        url = f"data:{content_type};base64," + base64.b64encode(data).decode()
+    elif not rt.store.exists(object_key):  # StorageError when the store cannot tell: retried
         raise InputGone(f"the stored file of {ref.text} is missing from the store; upload the file again and submit a new job")
     return url
 
 
-_RESOLVERS: dict[str, Callable[[Runtime, Ref], str]] = {"uploads": _upload_link}
+_RESOLVERS: dict[str, Callable[[Runtime, Ref], str]] = {"uploads": _upload_link, "jobs": _asset_link, "items": _item_link}

@@ -13,7 +13,7 @@ object whose other rows are deleted at that very moment could lose the race; aft
 new row checks the shared object still exists and keeps its own copy if not.
 
 Uploads expire K4U_UPLOAD_TTL_S after they were sent, except those a job still needs: one that is
-queued (not yet submitted, or waiting to be sent again) or submitting references them.
+waiting (for its parents), queued (not yet submitted, or waiting to be sent again) or submitting references them.
 """
 
 from __future__ import annotations
@@ -105,7 +105,9 @@ def delete_upload(rt: Runtime, upload_id: str) -> bool:
 def needed_uploads(rt: Runtime) -> set[str]:
     """The uploads that jobs not yet submitted (queued or submitting) reference."""
     with session_scope(rt.engine) as session:
-        rows = session.exec(select(Job.inputs).where(col(Job.status).in_([JobStatus.QUEUED, JobStatus.SUBMITTING]), col(Job.inputs).is_not(None)))
+        rows = session.exec(
+            select(Job.inputs).where(col(Job.status).in_([JobStatus.WAITING, JobStatus.QUEUED, JobStatus.SUBMITTING]), col(Job.inputs).is_not(None))
+        )
         return {str(i.get("upload_id")) for inputs in rows for i in inputs or () if isinstance(i, dict)}
 
 

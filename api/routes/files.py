@@ -1,4 +1,4 @@
-"""/v1/files/{token}: an upload's bytes behind a signed, expiring link (workers.filelinks), for the
+"""/v1/files/{token}: an upload's (or a stored asset's, for a pipeline's next job) bytes behind a signed, expiring link (workers.filelinks), for the
 relay to fetch an input file from a local store. No bearer token (the link is the key; the open
 API's loopback rule does not hold it either); 404 for a token that is not ours, 410 past its expiry."""
 
@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from api.deps import RuntimeDep
 from models.errors import StorageError
 from workers import filelinks
-from workers.uploads import get_upload
+from workers.references import linked_file
 
 router = APIRouter(prefix="/v1/files", tags=["uploads"])
 _SHOWN = ("image/", "video/", "audio/")  # types a fetcher may take inline; anything else is an attachment
@@ -29,19 +29,20 @@ async def get_file(token: Annotated[str, Path(max_length=200)], rt: RuntimeDep) 
         raise HTTPException(410, str(exc)) from None
     except filelinks.BadToken as exc:
         raise HTTPException(404, str(exc)) from None
-    row = await run_in_threadpool(get_upload, rt, link.upload_id)
+    row = await run_in_threadpool(linked_file, rt, link.upload_id)
     if row is None:
         raise HTTPException(404, "this file was deleted")
+    object_key, content_type, size = row
     try:
-        body = await run_in_threadpool(rt.store.open, row.object_key)
+        body = await run_in_threadpool(rt.store.open, object_key)
     except StorageError as exc:
         raise HTTPException(404 if not exc.retryable else 503, "this file is not available") from None
     headers = {
-        "Content-Length": str(row.size),
+        "Content-Length": str(size),
         "X-Content-Type-Options": "nosniff",
         "Content-Security-Policy": "sandbox",
         "Cache-Control": "private, no-store",
     }
-    if not row.content_type.startswith(_SHOWN):
+    if not content_type.startswith(_SHOWN):
         headers["Content-Disposition"] = "attachment"
-    return StreamingResponse(body, media_type=row.content_type, headers=headers)
+    return StreamingResponse(body, media_type=content_type, headers=headers)

@@ -84,6 +84,7 @@ class MidjourneyAdapter(AdapterDefaults):
         expected_s=40.0,
         deadline_s=3600.0,
         lost_submit=LostSubmit.CALLBACK_ECHO,
+        inline_fields=frozenset({"base64Array", "base64"}),  # blend, describe, the imagine's references: data URIs only
     )
 
     def parent_of(self, operation: str, input: Mapping[str, Any]) -> ParentSpec | None:

@@ -48,6 +48,8 @@ def test_uploaded_png_reaches_the_relay_byte_for_byte(stack_factory, tmp_path: P
         assert created.status_code == 202, created.text
     job = stack.wait_job(created.json()["id"], timeout_s=90)
     assert job["status"] == "succeeded", job["error"]
-    assert job["input"]["image"] == ref and job["inputs"] == [{"field": "image", "ref": ref, "upload_id": upload["id"], "sha256": upload["sha256"]}]
+    assert job["input"]["image"] == ref and job["inputs"] == [
+        {"field": "image", "ref": ref, "upload_id": upload["id"], "job_id": None, "index": None, "sha256": upload["sha256"]}
+    ]
     task = {t["task_id"]: t for t in stack.sim_admin("/_sim/tasks")["tasks"]}[job["provider_task_id"]]
     assert task["inputs_sha256"] == {"image": upload["sha256"]}

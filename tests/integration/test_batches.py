@@ -80,7 +80,7 @@ def test_a_batch_is_accepted_queued_and_due_now_without_a_broker_message(api, db
     b = r.json()
     assert b["id"].startswith("batch_") and r.headers["location"].endswith(f"/v1/batches/{b['id']}")
     assert (b["total"], b["status"], b["finished_at"], b["metadata"]) == (5, "running", None, {"sheet": "A"})
-    assert b["counts"] == {"queued": 5, "submitting": 0, "running": 0, "downloading": 0, "succeeded": 0, "failed": 0, "cancelled": 0}
+    assert b["counts"] == {"waiting": 0, "queued": 5, "submitting": 0, "running": 0, "downloading": 0, "succeeded": 0, "failed": 0, "cancelled": 0}
     assert len(b["job_ids"]) == 5 and len(set(b["job_ids"])) == 5
     assert recorder.sent == []  # the beat's tick submits them
     with session_scope(get_engine(db_url)) as s:

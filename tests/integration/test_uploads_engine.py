@@ -91,7 +91,7 @@ def test_local_store_link_serves_the_relay_the_stored_bytes(make, sim: Sim) -> N
         assert job.status == "succeeded", (job.error_code, job.error_message)
         assert job.input["image"] == ref  # the row keeps the reference, never the link
         assert fetched(sim, d, job_id) == {"image": hashlib.sha256(PNG).hexdigest()} and up.sha256 == hashlib.sha256(PNG).hexdigest()
-        assert d.public(job_id)["inputs"] == [{"field": "image", "ref": ref, "upload_id": up.id, "sha256": up.sha256}]
+        assert d.public(job_id)["inputs"] == [{"field": "image", "ref": ref, "upload_id": up.id, "job_id": None, "index": None, "sha256": up.sha256}]
         assert sim.admin("/_sim/paid")["count"] == 1
 
 

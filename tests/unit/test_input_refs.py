@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pydantic import ValidationError
 
-from models.refs import REF_LENGTH, Ref, is_inline_file, parse_ref, stored_size, strings, upload_ref
+from models.refs import REF_LENGTH, Ref, is_inline_file, job_asset_ref, parse_ref, stored_size, strings, upload_ref
 from models.schemas import JobCreate, SizeLimits, size_limits
 from workers import filelinks, references
 from workers.settings import Settings
@@ -105,6 +105,19 @@ def test_file_links_sign_and_verify() -> None:
         filelinks.verify(None, token, NOW)
 
 
+def test_file_links_name_a_stored_asset_too() -> None:
+    settings = Settings(api_key="sk-relay-key-for-links-1234", public_url="https://jobs.example", input_url_ttl_s=3600)
+    key = filelinks.link_key(settings)
+    url = filelinks.file_url(settings, "ast_42", NOW)
+    assert url is not None
+    token = url.rsplit("/", 1)[1]
+    assert filelinks.verify(key, token, NOW) == filelinks.FileToken("ast_42", int(NOW.timestamp()) + 3600)
+    _, expires, mac = token.split(".")
+    for bad in (f"ast_43.{expires}.{mac}", f"ast_x.{expires}.{mac}", f"job_42.{expires}.{mac}"):  # another asset, or not an id we link
+        with pytest.raises(filelinks.BadToken):
+            filelinks.verify(key, bad, NOW)
+
+
 def test_no_link_without_a_public_url_or_a_secret() -> None:
     assert filelinks.file_url(Settings(api_key="sk-relay-key-for-links-1234"), UID, NOW) is None
     assert filelinks.link_key(Settings()) is None
@@ -142,3 +155,23 @@ def test_file_links_are_redacted_from_access_logs_and_open_to_the_relay() -> Non
         scope = {"type": "http", "path": path, "client": ("203.0.113.9", 4000), "headers": [(b"host", b"jobs.example")]}
         asyncio.run(guard(scope, receive, send))  # type: ignore[arg-type]
     assert reached[0] == "/v1/files/upl_0.1.x" and reached[1] == "answered 403"  # a file link is open; the rest is loopback only
+
+
+def test_job_and_batch_item_asset_references() -> None:
+    job = "job_0190a1b2c3d4e5f60718293a4b5c"
+    ref = parse_ref(f"k4u://jobs/{job}/assets/3")
+    assert ref == Ref("jobs", f"{job}/assets/3") and ref.asset() == (job, 3) and job_asset_ref(job, 3) == ref.text
+    item = parse_ref("k4u://items/12/assets/0")
+    assert item is not None and item.kind == "items" and item.asset() == ("12", 0)
+    for bad in (
+        f"k4u://jobs/{job}",
+        f"k4u://jobs/{job}/assets/",
+        f"k4u://jobs/{job}/assets/01",
+        f"k4u://jobs/{job}/assets/-1",
+        "k4u://jobs/job_XYZ/assets/0",
+        "k4u://items/a/assets/0",
+    ):
+        with pytest.raises(ValueError, match="takes an id like"):
+            parse_ref(bad)
+    with pytest.raises(ValueError, match="names no asset"):
+        Ref("uploads", UID).asset()

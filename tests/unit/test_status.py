@@ -9,6 +9,9 @@ import pytest
 from models.status import TERMINAL, TRANSITIONS, JobStatus, can_transition, mermaid
 
 ALLOWED = {
+    ("waiting", "queued"),  # every parent succeeded
+    ("waiting", "failed"),  # dependency_failed, invalid_reference
+    ("waiting", "cancelled"),
     ("queued", "submitting"),
     ("queued", "failed"),
     ("queued", "cancelled"),
@@ -24,6 +27,7 @@ ALLOWED = {
     ("downloading", "failed"),
     ("downloading", "cancelled"),
     ("failed", "queued"),  # an explicit retry only
+    ("failed", "waiting"),  # the explicit retry of a job with parents
 }
 
 
@@ -34,7 +38,7 @@ def test_transition_table(old: JobStatus, new: JobStatus) -> None:
 
 def test_terminal_states_have_no_exit_but_retry_and_every_state_is_listed() -> None:
     assert set(TRANSITIONS) == set(JobStatus)
-    assert {(t.value, n.value) for t in TERMINAL for n in TRANSITIONS[t]} == {("failed", "queued")}
+    assert {(t.value, n.value) for t in TERMINAL for n in TRANSITIONS[t]} == {("failed", "queued"), ("failed", "waiting")}
 
 
 def test_diagram_is_generated_from_the_table() -> None:

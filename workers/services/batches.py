@@ -41,9 +41,9 @@ from workers import jobs
 from workers.context import Runtime
 from workers.db import rowcount, session_scope, table_of
 from workers.dispatch import NOTIFY, Followups, send_all
-from workers.services import intake
+from workers.services import intake, pipelines
 from workers.services.intake import Draft, IntakeInvalid
-from workers.services.lifecycle import paid_result_kept
+from workers.services.lifecycle import finish, paid_result_kept
 from workers.services.notification import notification_delivery
 from workers.services.provider_cancel import schedule_batch_cancels
 from workers.settings import Settings
@@ -72,6 +72,7 @@ def _validate(rt: Runtime, body: BatchCreate) -> list[Draft]:
         items.append(intake.draft(job, rt.settings, at=("jobs", i), urls=urls))
         if job.idempotency_key is not None and (first := keys.setdefault(job.idempotency_key, i)) != i:
             raise IntakeInvalid(("jobs", i, "idempotency_key"), f"repeats the idempotency_key of jobs.{first}")
+    pipelines.check_items(items)
     intake.check_stored(rt, items)
     return items
 
@@ -110,16 +111,28 @@ def _insert(rt: Runtime, body: BatchCreate, items: list[Draft]) -> tuple[Batch, 
         session.add(batch)
         session.flush()
         rows = _job_rows(rt, batch.id, fresh, now)
+        ids = iter(r["id"] for r in rows)
+        item_job = [old.id if (old := existing.get(it.key or "")) is not None else next(ids) for it in items]
+        links = pipelines.bind_items(rows, fresh, item_job)  # item references, in memory: waiting jobs and their parents
         session.execute(insert(table_of(Job)), rows)
         session.execute(
             insert(table_of(JobEvent)),
-            [
-                {"job_id": r["id"], "old_status": None, "new_status": JobStatus.QUEUED.value, "reason": "created", "payload_sha256": None, "at": now}
-                for r in rows
-            ],
+            [{"job_id": r["id"], "old_status": None, "new_status": r["status"], "reason": "created", "payload_sha256": None, "at": now} for r in rows],
         )
+        pipelines.link(session, links)
+        new = {r["id"] for r in rows}  # a child of a job outside the batch: queued (or failed) at once if it has finished
+        fu = pipelines.settle(session, sorted({x["job_id"] for x in links if x["parent_id"] not in new}), settings=rt.settings, now=now, finish=finish)
+    send_all(rt.dispatcher, fu)
+    if fu:
+        rows = [r | _status_of(rt, r["id"]) for r in rows]
     made = iter(_as_jobs(rows))
     return batch, [existing.get(it.key or "") or next(made) for it in items], True
+
+
+def _status_of(rt: Runtime, job_id: str) -> dict[str, Any]:
+    with session_scope(rt.engine) as session:
+        job = session.get(Job, job_id)
+        return {} if job is None else {"status": job.status.value, "inputs": job.inputs, "version": job.version, "next_at": job.next_at}
 
 
 def _job_rows(rt: Runtime, batch_id: str, items: list[Draft], now: datetime) -> list[dict[str, Any]]:
@@ -210,7 +223,7 @@ def cancel_batch(rt: Runtime, batch_id: str) -> BatchPublic:
         in_flight: list[str] = []  # their task may still be working at the relay
         # A downloading job's result is finished and paid for: it is stored and kept, with an event.
         jobs.note_batch(session, batch_id, JobStatus.DOWNLOADING, reason=paid_result_kept("its batch cancelled by the caller"), now=now)
-        for status in (JobStatus.QUEUED, JobStatus.SUBMITTING, JobStatus.RUNNING):
+        for status in (JobStatus.WAITING, JobStatus.QUEUED, JobStatus.SUBMITTING, JobStatus.RUNNING):
             ids = jobs.transition_batch(
                 session, batch_id, status, JobStatus.CANCELLED, reason="batch cancelled by the caller", now=now, finished_at=now, next_at=None
             )

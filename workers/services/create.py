@@ -21,7 +21,7 @@ from workers import jobs
 from workers.context import Runtime
 from workers.db import session_scope
 from workers.dispatch import send_all, submit_task
-from workers.services import intake
+from workers.services import intake, pipelines
 from workers.services.lifecycle import finish, paid_result_kept
 from workers.services.provider_cancel import schedule_provider_cancel
 
@@ -33,6 +33,10 @@ def create_job(rt: Runtime, body: JobCreate, header_key: str | None = None) -> t
     d = intake.draft(body, rt.settings, key=header_key)
     if header_key and body.idempotency_key and header_key != body.idempotency_key:
         raise RequestInvalid("idempotency_key", "Idempotency-Key header and body idempotency_key differ")
+    for loc, _, _ in pipelines.item_refs(d.input) if d.files else ():
+        raise intake.IntakeInvalid(
+            ("input", *loc), "names a batch item: k4u://items/... works only inside POST /v1/batches; use k4u://jobs/<job id>/assets/<n>"
+        )
     intake.check_stored(rt, [d])
     if d.key:
         existing = _by_key(rt, d.key)
@@ -42,20 +46,28 @@ def create_job(rt: Runtime, body: JobCreate, header_key: str | None = None) -> t
     # The submit message holds the step, like a claim by the sweep: only if it is lost (a broker
     # that restarts empty) does the sweep send another, after K4U_LEASE_S. A shorter wait would
     # send a second message for every job still queued behind a backlog longer than it.
+    # A job whose input names other jobs' assets starts waiting (workers/services/pipelines.py).
+    waits = bool(pipelines.parents_of(d.inputs))
     job = Job(
         **d.values(jobs.new_job_id(), batch_id=body.batch_id, deadline=intake.deadline(d.adapter, rt.settings, now)),
-        status=JobStatus.QUEUED,
+        status=JobStatus.WAITING if waits else JobStatus.QUEUED,
         created_at=now,
         updated_at=now,
-        next_at=now + timedelta(seconds=rt.settings.lease_s),
+        next_at=None if waits else now + timedelta(seconds=rt.settings.lease_s),
     )
     try:
-        jobs.insert_new(rt.engine, job)
+        (pipelines.insert_waiting if waits else jobs.insert_new)(rt.engine, job)
     except IntegrityError:
         existing = _by_key(rt, d.key) if d.key else None
         if existing is None:
             raise
         return _replay(existing, d.digest), False
+    if waits:  # its parents may have finished already (or meanwhile): queued (or failed) at once
+        with session_scope(rt.engine) as session:
+            fu = pipelines.settle(session, [job.id], settings=rt.settings, now=rt.clock(), finish=finish)
+            job = jobs.get_job(session, job.id) or job
+        send_all(rt.dispatcher, fu)
+        return job, True
     if send_all(rt.dispatcher, [(submit_task(job.provider), (job.id, job.version))]):
         mark_due(rt, [job.id])
     return job, True

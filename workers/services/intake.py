@@ -76,6 +76,7 @@ class Draft:
     at: Loc  # the request's place in the body: () for a job, ("jobs", i) for a batch item
     files: bool = False  # the input references uploads or holds inline files to store as uploads
     inputs: list[dict[str, Any]] = field(default_factory=list)  # job.inputs, filled by check_stored
+    items: list[tuple[Loc, int, int]] = field(default_factory=list)  # a batch item's k4u://items refs: (place, item, index)
 
     def values(self, job_id: str, *, batch_id: str | None, deadline: datetime) -> dict[str, Any]:
         """The new job's own values (by Job attribute: `meta` is the `metadata` column); status,
@@ -124,7 +125,7 @@ def draft(body: JobCreate, settings: Settings, *, at: Loc = (), key: str | None 
     Idempotency-Key header); `urls` shares the SSRF checks among a batch's items."""
     try:
         adapter, operation = resolve(body.provider, body.operation)
-        raw, refs = references.for_validation(body.input)
+        raw, refs = references.for_validation(body.input, adapter.capabilities.inline_fields)
         clean = references.restore(clean_input(adapter, operation, raw), refs)
     except references.RefProblem as exc:
         raise IntakeInvalid((*at, "input", *exc.loc), exc.reason) from None

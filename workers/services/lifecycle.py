@@ -1,4 +1,5 @@
-"""Finishing a job: the one move to a terminal status (fail, cancel, succeed), with its notification."""
+"""Finishing a job: the one move to a terminal status (fail, cancel, succeed), with its notification
+and, in the same transaction, its waiting children's step (workers/services/pipelines.py)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from models.status import JobStatus
 from models.tables import Job
 from workers import jobs
 from workers.dispatch import Followups
+from workers.services import pipelines
 from workers.services.notification import queue_notification
 from workers.settings import Settings
 
@@ -38,7 +40,8 @@ def finish(
     expect_version: int | None = None,
     unchanged_since: datetime | None = None,
 ) -> Followups:
-    """Move the job to a terminal status (CAS, see jobs.transition) and queue its notification."""
+    """Move the job to a terminal status (CAS, see jobs.transition), queue its notification, and settle
+    the jobs waiting for it (queued on success, failed `dependency_failed` otherwise)."""
     fields: dict[str, Any] = {"finished_at": now, "next_at": None}
     if error is not None:
         fields |= error.columns(message_max=2000)
@@ -46,4 +49,8 @@ def finish(
         session, job, status, reason=reason, payload=payload, now=now, expect_version=expect_version, unchanged_since=unchanged_since, **fields
     ):
         return []
-    return queue_notification(session, job, settings=settings, now=now)
+    fu = queue_notification(session, job, settings=settings, now=now)
+    waiting = pipelines.children(session, job.id)
+    if waiting:
+        fu += pipelines.settle(session, waiting, settings=settings, now=now, finish=finish)
+    return fu

@@ -157,7 +157,7 @@ def _submit(rt: Runtime, job: Job, lease: int, *, recovering: bool, prior: Submi
 
     ctx = SubmitContext(job_id=job.id, external_id=jobs.external_id(job), callback_url=_callback_url(rt, job), now=now, parent=_parent(rt, adapter, job))
     try:  # k4u:// references become links the relay can fetch; the job row keeps the references
-        req = adapter.build_submit(job.operation, references.resolve(rt, job), ctx)
+        req = adapter.build_submit(job.operation, references.resolve(rt, job, adapter.capabilities.inline_fields), ctx)
     except StorageError as exc:  # an input file cannot be read or linked now: not sent, retried later
         return _requeue(rt, job, lease, JobError(ErrorCode.NOT_SENT, f"input file unavailable: {exc.message}", True), None)
     except ValueError as exc:  # an input the adapter cannot send (e.g. its parent job vanished, an upload deleted)

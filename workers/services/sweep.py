@@ -1,6 +1,8 @@
 """tick: the beat's periodic pass that re-derives all pending work from the database.
 
-Fails jobs past their deadline (downloads: past their download deadline), finishes batches whose
+Fails jobs past their deadline (downloads: past their download deadline), settles waiting jobs whose
+parents are done (a parent's finish does it in its own transaction; this finds those a crash left),
+finishes batches whose
 jobs are all terminal (their batch.completed notification), then claims due work
 and sends one message per step: queued jobs to submit, submissions whose lease ran out to
 recovery, running jobs to poll (batched per provider), stuck downloads, relay-side cancels of
@@ -18,6 +20,7 @@ from workers import deliveries, jobs
 from workers.context import Runtime
 from workers.db import session_scope
 from workers.dispatch import CANCEL, DOWNLOAD, NOTIFY, POLL, QUEUES, SUBMIT, SUBMIT_MESSAGE_MAX, Followup, Followups, send_all, spread, submit_task
+from workers.services import pipelines
 from workers.services.apply import download_priority
 from workers.services.batches import finish_done_batches
 from workers.services.callbacks import prune_receipts
@@ -92,6 +95,9 @@ def tick(rt: Runtime) -> dict[str, int]:
             )
         counts["timed_out"] = len(expired)
         fu += fail_expired_downloads(session, settings=s, now=now, limit=s.poll_batch_limit)
+        ready = pipelines.ready(session, s.poll_batch_limit)
+        fu += pipelines.settle(session, ready, settings=s, now=now, finish=finish)
+        counts["waiting_settled"] = len(ready)
     send_all(rt.dispatcher, fu)
     counts["batches_finished"] = finish_done_batches(rt)
 
