@@ -45,6 +45,7 @@ test('Upload sends the binary raw with its type and file name and returns the up
 	assert.deepEqual(call.qs, { filename: 'cat 1.png' });
 	assert.equal(out[0][0].json.ref, `k4u://uploads/${UPL}`);
 	assert.deepEqual(out[0][0].pairedItem, { item: 0 });
+	assert.equal(out[0][0].binary, ctx.items[0].binary, 'the item keeps its files for a later node');
 });
 
 test('Upload of an item without that binary property fails naming it, before any request', async () => {

@@ -153,11 +153,11 @@ async function perItem(ctx: IExecuteFunctions, operation: string): Promise<INode
 			if (operation === 'submit') {
 				json = await apiRequest.call(ctx, 'POST', '/v1/jobs', await jobRequest(ctx, i));
 			} else if (operation === 'upload') {
-				json = await uploadBinary.call(
-					ctx,
-					i,
-					ctx.getNodeParameter('binaryPropertyName', i) as string,
-				);
+				const property = ctx.getNodeParameter('binaryPropertyName', i) as string;
+				json = await uploadBinary.call(ctx, i, property);
+				// The item keeps its files, so a later node (Submit's Binary Inputs) can use them too.
+				out.push({ json, binary: items[i].binary, pairedItem: { item: i } });
+				continue;
 			} else {
 				const id = encodeURIComponent(ctx.getNodeParameter('jobId', i) as string);
 				json =
