@@ -112,3 +112,27 @@ def test_an_unsent_earlier_line_is_a_cli_error_not_a_request(tmp_path: Path) -> 
     run = Run([Line(5, i2v("k4u://lines/2/assets/0"))], tmp_path / "out.jsonl", None)
     with pytest.raises(CliError, match="line 5: k4u://lines/2/assets/0 names line 2, which has no job yet"):
         run.batch_body(run.lines)
+
+
+class SplitApi:
+    """Every job exists already, split over batches by an earlier run: the batch is refused (409) and
+    each line is replayed with POST /v1/jobs, which answers with its job."""
+
+    def __init__(self) -> None:
+        self.jobs: list[dict[str, Any]] = []
+
+    def create_batch(self, body: dict[str, Any]) -> dict[str, Any]:
+        raise CliError("those jobs are not one batch", status=409)
+
+    def create_job(self, body: dict[str, Any]) -> dict[str, Any]:
+        self.jobs.append(body)
+        return {"id": f"job_{len(self.jobs)}", "status": "queued", "batch_id": None}
+
+
+def test_a_replay_line_by_line_sends_parents_first_and_job_references(tmp_path: Path) -> None:
+    lines = [Line(1, MJ), Line(2, i2v("k4u://lines/1/assets/0")), Line(3, i2v("k4u://lines/2/assets/1"))]
+    api = SplitApi()
+    run = Run(lines, tmp_path / "out.jsonl", None)
+    run.create(api)
+    assert [j["input"].get("image") for j in api.jobs] == [None, "k4u://jobs/job_1/assets/0", "k4u://jobs/job_2/assets/1"]
+    assert run.ids == {1: "job_1", 2: "job_2", 3: "job_3"}
