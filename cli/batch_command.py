@@ -26,6 +26,7 @@ from rich.text import Text
 from cli.api_client import TERMINAL, CliError
 from cli.batch_file import BatchFileError, Line, read_batch, write_results
 from cli.job_commands import ApiOpt, TokenOpt, client, fail
+from cli.line_refs import line_refs, translate
 from cli.upload_command import upload_files
 
 CHUNK = 1000  # POST /v1/batches takes at most this many jobs
@@ -124,9 +125,17 @@ class Run:
             self._send(c, self.lines[start : start + CHUNK])
         typer.echo(f"{len(self.ids)} jobs in {len(self.batch_ids)} batch(es): {', '.join(self.batch_ids)}", err=True)
 
+    def batch_body(self, chunk: list[Line]) -> dict[str, Any]:
+        """The POST /v1/batches body of a chunk: line references as batch item references (a line
+        of this chunk) or job references (a line sent before)."""
+        try:
+            return {"jobs": translate([(ln.number, ln.body) for ln in chunk], self.ids)}
+        except KeyError as exc:
+            raise CliError(str(exc.args[0])) from None
+
     def _send(self, c: Any, chunk: list[Line]) -> None:
         try:
-            answer = c.create_batch({"jobs": [ln.body for ln in chunk]})
+            answer = c.create_batch(self.batch_body(chunk))
         except CliError as exc:
             if exc.status == 413 and len(chunk) > 1:  # over the API's body cap: halves, keys unchanged
                 half = len(chunk) // 2
@@ -143,14 +152,22 @@ class Run:
             self.batch_of[ln.number] = answer["id"]
 
     def _one_by_one(self, c: Any, chunk: list[Line]) -> None:
-        """POST /v1/jobs per line with its key: every one answers with the existing job."""
-        with ThreadPoolExecutor(CONCURRENCY) as ex:
-            for ln, job in zip(chunk, ex.map(c.create_job, [ln.body for ln in chunk]), strict=True):
-                self.ids[ln.number] = job["id"]
-                self.jobs[ln.number] = job
-                if job.get("batch_id"):
-                    self.batch_of[ln.number] = job["batch_id"]
+        """POST /v1/jobs per line with its key: every one answers with the existing job. Lines using
+        an earlier line's output go one by one, in order, their references as job references."""
+        if any(line_refs(ln.body) for ln in chunk):
+            for ln in chunk:
+                self._known(ln, c.create_job(self.batch_body([ln])["jobs"][0]))
+        else:
+            with ThreadPoolExecutor(CONCURRENCY) as ex:
+                for ln, job in zip(chunk, ex.map(c.create_job, [ln.body for ln in chunk]), strict=True):
+                    self._known(ln, job)
         self.batch_ids += [b for b in dict.fromkeys(self.batch_of[ln.number] for ln in chunk if ln.number in self.batch_of) if b not in self.batch_ids]
+
+    def _known(self, ln: Line, job: dict[str, Any]) -> None:
+        self.ids[ln.number] = job["id"]
+        self.jobs[ln.number] = job
+        if job.get("batch_id"):
+            self.batch_of[ln.number] = job["batch_id"]
 
     def refresh(self, c: Any) -> None:
         """Read the jobs not yet seen terminal: a page listing per batch that has any, then one GET

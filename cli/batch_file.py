@@ -8,7 +8,8 @@ holding a JSON list or object is read as JSON; anything else stays text (the ope
 turns "5" into a number where it wants one); an empty cell is left out.
 
 An input value `@path/to/file` (no spaces; relative to the batch file) names a file that `k4u batch`
-uploads first (once per distinct file) and replaces by its `k4u://uploads/<id>` reference.
+uploads first (once per distinct file) and replaces by its `k4u://uploads/<id>` reference. A value
+`k4u://lines/<line number>/assets/<index>` names an earlier line's output (cli/line_refs.py).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from cli import line_refs
 from cli.upload_command import file_values, is_file_value
 from models.refs import replace_strings
 from models.schemas import JobCreate
@@ -71,8 +73,9 @@ def read_batch(path: Path) -> tuple[str, list[Line]]:
         raise BatchFileError([LineError(raw[: exc.start].count(b"\n") + 1, "", "not valid UTF-8")]) from None
     rows, errors = (_csv_rows if path.suffix.lower() == ".csv" else _jsonl_rows)(text)
     lines = []
+    jobs = {number for number, _ in rows}
     for number, body in rows:
-        problem = check(body) or _missing_file(body, path.parent)
+        problem = line_refs.problem(body, number, jobs) or check(body) or _missing_file(body, path.parent)
         if problem:
             errors.append(LineError(number, *problem))
         else:
@@ -187,10 +190,15 @@ def _missing_file(body: dict[str, Any], base: Path) -> tuple[str, str] | None:
 
 def check(body: dict[str, Any]) -> tuple[str, str] | None:
     """(field, message) of the first problem the API would answer 422 for, or None. An `@path` value
-    (a file uploaded before the jobs are sent) and a `k4u://` reference count as the link they become."""
+    (a file uploaded before the jobs are sent), a line reference (an earlier line's output) and a
+    `k4u://` reference count as the link they become."""
     if isinstance(body.get("input"), dict):
+
+        def as_link(_: object, v: str) -> str:
+            return f"{PLACEHOLDER}file" if is_file_value(v) else f"{PLACEHOLDER}line" if line_refs.is_line_ref(v) else v
+
         try:
-            linked, _ = for_validation(replace_strings(body["input"], lambda _, v: f"{PLACEHOLDER}file" if is_file_value(v) else v))
+            linked, _ = for_validation(replace_strings(body["input"], as_link))
         except RefProblem as exc:
             return ".".join(str(p) for p in ("input", *exc.loc)), exc.reason
         body = body | {"input": linked}

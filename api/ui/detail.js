@@ -1,8 +1,9 @@
-// The job detail dialog: the job, its events, its notification attempts, and the actions
+// The job detail dialog: the job, its parents and inputs, its events, its notification attempts, and the actions
 // cancel (while not finished), retry (failed jobs) and replay (jobs with notifications).
 
 import { ApiError, Unauthorized, getJSON, jobPath, postJSON } from './api.js';
 import { TERMINAL, bytes, chip, h, pretty, timeEl } from './dom.js';
+import { hasPipeline, pipeline } from './pipeline.js';
 
 function section(title, ...body) {
   return h('section', { class: 'd-section' }, h('h3', {}, title), ...body);
@@ -101,6 +102,7 @@ export class Detail {
       this.buttons.replay.disabled = notes.length === 0;
       this.body.replaceChildren(
         summary(job),
+        hasPipeline(job) ? section('Pipeline', pipeline(job, (id) => this.open(id))) : '',
         section('Assets', assets(job)),
         section(`Events (${ev.length})`, events(ev)),
         section(`Notifications (${notes.length})`, notifications(notes)),

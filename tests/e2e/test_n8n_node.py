@@ -3,14 +3,19 @@ is installed as a community package into an n8n from npm (cached outside the rep
 `k4u dev` + the simulator on loopback. A workflow (Webhook -> Split Out -> Key4U Jobs "Submit and
 Wait" -> HTTP Request to a receiver of ours) runs twice: with one item (one job, resumed by its
 job.succeeded notification) and with three (one batch, resumed by batch.completed). The items
-after the resume must be the finished jobs with the simulator's bytes (sha256) stored.
+after the resume must be the finished jobs with the simulator's bytes (sha256) stored. A second
+workflow uploads an item's binary file (Upload) and submits Kling image2video with it (its ref, and
+the same file as a Binary Input): the relay fetched exactly the bytes uploaded.
 
 Slow the first time (npm install of n8n, several minutes); the cache makes later runs fast."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import itertools
 import json
+import os
 import time
 import uuid
 from collections.abc import Iterator
@@ -28,6 +33,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(2400)]
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "n8n"
 CRED_ID = "k4uE2eCredential"
 WORKFLOW_ID = "k4uE2eWorkflow01"
+UPLOAD_WORKFLOW_ID = "k4uE2eWorkflow02"
 
 
 @pytest.fixture
@@ -109,6 +115,67 @@ def workflow(report_url: str) -> dict[str, Any]:
     return {"id": WORKFLOW_ID, "name": "Key4U Jobs e2e", "nodes": nodes, "connections": connections, "active": False, "settings": {"executionOrder": "v1"}}
 
 
+def upload_workflow(report_url: str) -> dict[str, Any]:
+    """Webhook (a PNG as base64) -> Convert to File (binary `photo`) -> Key4U Jobs Upload -> Key4U Jobs
+    Submit and Wait, Kling image2video: `image` the upload's ref, `image_tail` the same binary as a
+    Binary Input (uploaded again: the upload of the same bytes is reused) -> Report."""
+
+    def node(name: str, kind: str, version: float, x: int, parameters: dict[str, Any], **extra: Any) -> dict[str, Any]:
+        return {"parameters": parameters, "id": str(uuid.uuid4()), "name": name, "type": kind, "typeVersion": version, "position": [x, 300]} | extra
+
+    credentials = {"key4uJobsApi": {"id": CRED_ID, "name": "Key4U Jobs (e2e)"}}
+    nodes = [
+        node("Webhook", "n8n-nodes-base.webhook", 2, 0, {"httpMethod": "POST", "path": "k4u-e2e-upload", "options": {}}, webhookId=str(uuid.uuid4())),
+        node(
+            "To File",
+            "n8n-nodes-base.convertToFile",
+            1.1,
+            220,
+            {
+                "operation": "toBinary",
+                "sourceProperty": "body.png",
+                "binaryPropertyName": "photo",
+                "options": {"fileName": "frame.png", "mimeType": "image/png"},
+            },
+        ),
+        node("Upload", "n8n-nodes-key4u-jobs.key4uJobs", 1, 440, {"operation": "upload", "binaryPropertyName": "photo"}, credentials=credentials),
+        node(
+            "Image to Video",
+            "n8n-nodes-key4u-jobs.key4uJobs",
+            1,
+            660,
+            {
+                "operation": "submitAndWait",
+                "provider": "kling",
+                "providerOperation": "image2video",
+                "inputMode": "json",
+                "inputJson": '={{ JSON.stringify({ prompt: "the frame comes alive", duration: "5", image: $json.ref }) }}',
+                "binaryInputs": {"input": [{"field": "image_tail", "binaryProperty": "photo"}]},
+                "waitLimitMinutes": 10,
+                "additionalFields": {"idempotencyKey": "={{ $execution.id }}-{{ $itemIndex }}"},
+            },
+            credentials=credentials,
+        ),
+        node(
+            "Report",
+            "n8n-nodes-base.httpRequest",
+            4.2,
+            880,
+            {"method": "POST", "url": report_url, "sendBody": True, "specifyBody": "json", "jsonBody": "={{ JSON.stringify($json) }}", "options": {}},
+        ),
+    ]
+    chain = [n["name"] for n in nodes]
+    connections = {a: {"main": [[{"node": b, "type": "main", "index": 0}]]} for a, b in itertools.pairwise(chain)}
+    return {
+        "id": UPLOAD_WORKFLOW_ID,
+        "name": "Key4U Jobs e2e upload",
+        "nodes": nodes,
+        "connections": connections,
+        "active": False,
+        "settings": {"executionOrder": "v1"},
+    }
+
+
 def trigger(n8n: N8n, prompts: list[str], **extra: Any) -> None:
     r = httpx.post(f"{n8n.url}/webhook/k4u-e2e", json={"jobs": [{"prompt": p, **extra} for p in prompts]}, timeout=30)
     assert r.status_code == 200, r.text
@@ -144,9 +211,11 @@ def test_submit_and_wait_resumes_with_the_stored_assets(stack_factory, n8n: N8n)
             ],
         )
         n8n.import_json("workflow", "workflow.json", workflow(report.url))
+        n8n.import_json("workflow", "upload-workflow.json", upload_workflow(report.url))
         for example in sorted(EXAMPLES.glob("*.json")):  # the shipped examples import too
             n8n.cli("import:workflow", f"--input={example}")
         n8n.cli("update:workflow", f"--id={WORKFLOW_ID}", "--active=true")
+        n8n.cli("update:workflow", f"--id={UPLOAD_WORKFLOW_ID}", "--active=true")
         started = time.monotonic()
         n8n.start()
         startup_s = time.monotonic() - started
@@ -171,6 +240,24 @@ def test_submit_and_wait_resumes_with_the_stored_assets(stack_factory, n8n: N8n)
         with stack.client() as c:
             (batch_note,) = c.get(f"/v1/batches/{batch_id}/notifications").json()
         assert batch_note["status"] == "delivered", batch_note
+
+        # A binary file of the item: Upload, then Kling image2video on its ref and on the same file as a
+        # Binary Input (the upload of the same bytes reused); the relay fetched the bytes we stored.
+        png = b"\x89PNG\r\n\x1a\n" + os.urandom(30_000)
+        sha = hashlib.sha256(png).hexdigest()
+        already = len(report.received)
+        r = httpx.post(f"{n8n.url}/webhook/k4u-e2e-upload", json={"png": base64.b64encode(png).decode()}, timeout=30)
+        assert r.status_code == 200, r.text
+        (pictured,) = reports(n8n, report, already, 1)
+        assert pictured["status"] == "succeeded" and pictured["operation"] == "image2video", pictured
+        ref = pictured["input"]["image"]
+        assert ref.startswith("k4u://uploads/upl_") and pictured["input"]["image_tail"] == ref, pictured["input"]
+        assert [(i["field"], i["ref"], i["sha256"]) for i in pictured["inputs"]] == [("image", ref, sha), ("image_tail", ref, sha)]
+        with stack.client() as c:
+            (upload,) = c.get("/v1/uploads", params={"sha256": sha}).json()["items"]
+        assert (upload["filename"], upload["content_type"], upload["size"]) == ("frame.png", "image/png", len(png))
+        task = {t["task_id"]: t for t in stack.sim_admin("/_sim/tasks")["tasks"]}[pictured["provider_task_id"]]
+        assert task["inputs_sha256"] == {"image": sha, "image_tail": sha}
 
         # The wait limit: n8n resumes the execution without a callback and without running the
         # node again; the items it passes on name the job, marked wait_timed_out. n8n's wait

@@ -284,3 +284,96 @@ def test_detail_events_notifications_and_actions(stack_factory, browser: Browser
         page.get_by_role("button", name="Log out").click()
         expect(page.get_by_label("API token")).to_be_visible()
         assert page.evaluate("sessionStorage.getItem('k4u.token')") is None
+
+
+def test_detail_links_a_jobs_parents_and_shows_its_inputs(e2e_db: str, browser: Browser, tmp_path: Path) -> None:
+    """A job JSON with `depends_on` and `inputs[]` (the pipeline contract of issue 25): the detail
+    shows each parent as a link that opens the parent's detail, and each input's upload or parent
+    asset with its sha256 shortened; text from the API stays text. The gallery is served by our
+    app; the data calls are answered by the page's network routes (no pipeline engine needed)."""
+    import json
+
+    from api.main import create_app
+    from tests.conftest import make_settings
+    from tests.servers import serve
+    from workers.dispatch import RecordingDispatcher
+
+    parent, child, upload = "job_" + "a" * 26, "job_" + "c" * 26, "upl_" + "0" * 24
+    evil_parent = XSS
+    sha_a, sha_u = "ab" * 32, "cd" * 32
+
+    def job(job_id: str, **extra: Any) -> dict[str, Any]:
+        base = {
+            "id": job_id,
+            "status": "succeeded",
+            "provider": "kling",
+            "operation": "image2video",
+            "attempt": 1,
+            "progress": 100,
+            "input": {"prompt": "it runs"},
+            "metadata": {},
+            "assets": [],
+            "created_at": "2026-12-07T22:00:00Z",
+            "updated_at": "2026-12-07T22:00:00Z",
+        }
+        return base | extra
+
+    jobs = {
+        parent: job(parent, provider="midjourney", operation="imagine"),
+        child: job(
+            child,
+            status="waiting",
+            depends_on=[parent, evil_parent],
+            input={"prompt": "it runs", "image": f"k4u://jobs/{parent}/assets/0", "image_tail": f"k4u://uploads/{upload}"},
+            inputs=[
+                {"field": "image", "ref": f"k4u://jobs/{parent}/assets/0", "job_id": parent, "index": 0, "sha256": sha_a},
+                {"field": "image_tail", "ref": f"k4u://uploads/{upload}", "upload_id": upload, "sha256": sha_u},
+            ],
+        ),
+    }
+
+    def answer(route: Any) -> None:
+        path = route.request.url.split("://", 1)[1].split("/", 1)[1].split("?")[0]
+        parts = path.split("/")  # v1, jobs, <id>, <sub>
+        body: Any
+        if path == "v1/providers":
+            body = {"providers": []}
+        elif path == "v1/jobs":
+            body = {"items": [jobs[child], jobs[parent]], "next_cursor": None}
+        elif len(parts) == 3 and parts[1] == "jobs" and parts[2] in jobs:
+            body = jobs[parts[2]]
+        elif len(parts) == 4 and parts[1] == "jobs" and parts[3] in ("events", "notifications"):
+            body = []
+        else:
+            route.fulfill(status=404, content_type="application/json", body=json.dumps({"detail": "not found"}))
+            return
+        route.fulfill(status=200, content_type="application/json", body=json.dumps(body))
+
+    settings = make_settings(e2e_db, "http://127.0.0.1:9", tmp_path, api_tokens=TOKEN)
+    with serve(create_app(settings, dispatcher=RecordingDispatcher())) as base:
+        page = browser.new_page(viewport={"width": 1200, "height": 1000})
+        page.route("**/v1/**", answer)
+        page.goto(f"{base}/ui/")
+        expect(page.locator("#app")).to_be_visible()
+        page.get_by_role("button", name=f"Details of job {child}").click()
+        dialog = page.locator("dialog#detail")
+        section = dialog.locator("section", has_text="Pipeline")
+        expect(section).to_be_visible()
+        parents = section.locator("p.parents button.link")
+        expect(parents).to_have_count(2)
+        expect(parents.nth(1)).to_have_text(evil_parent)  # shown as text, never run
+        rows = section.locator("table.inputs tbody tr")
+        expect(rows).to_have_count(2)
+        expect(rows.nth(0)).to_contain_text("image")
+        expect(rows.nth(0)).to_contain_text(f"asset 0 of {parent}")
+        expect(rows.nth(0).locator("td").nth(2)).to_have_text(sha_a[:12] + "…")
+        expect(rows.nth(0).locator("td code").nth(1)).to_have_attribute("title", sha_a)
+        expect(rows.nth(1)).to_contain_text(f"upload {upload}")
+        expect(rows.nth(1).locator("td").nth(2)).to_have_text(sha_u[:12] + "…")
+        shot(page, tmp_path, "pipeline")
+        assert page.evaluate("window.__xss") is None
+
+        parents.first.click()  # the parent's own detail, in the same dialog
+        expect(page.locator("#d-title")).to_have_text(parent)
+        expect(dialog.locator("dl.kv")).to_contain_text("midjourney · imagine")
+        expect(dialog.locator("section", has_text="Pipeline")).to_have_count(0)

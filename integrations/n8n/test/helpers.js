@@ -55,7 +55,16 @@ function executeContext({ params, items = [{ json: {} }], routes = {}, continueO
 			waits.push(date);
 		},
 		continueOnFail: () => continueOnFail,
-		helpers: { httpRequestWithAuthentication: request },
+		helpers: {
+			httpRequestWithAuthentication: request,
+			// n8n's binary data in memory mode: { data: base64, mimeType, fileName }.
+			assertBinaryData(i, property) {
+				const binary = items[i].binary && items[i].binary[property];
+				if (!binary) throw new NodeOperationError(node(), `no binary ${property}`);
+				return binary;
+			},
+			getBinaryDataBuffer: async (i, property) => Buffer.from(items[i].binary[property].data, 'base64'),
+		},
 	};
 	return ctx;
 }

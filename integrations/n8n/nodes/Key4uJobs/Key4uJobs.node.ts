@@ -13,7 +13,7 @@ import { NodeConnectionTypes, NodeOperationError, WAIT_INDEFINITELY } from 'n8n-
 
 import { properties } from './description';
 import { verifyProblem } from './signature';
-import { apiRequest, batchJobs, CREDENTIALS } from './transport';
+import { apiRequest, batchJobs, CREDENTIALS, uploadBinary } from './transport';
 
 const TERMINAL = ['succeeded', 'failed', 'cancelled'];
 
@@ -38,8 +38,34 @@ function safeParse(text: string): unknown {
 	}
 }
 
-/** The POST /v1/jobs body of one input item (also one entry of a batch's `jobs`). */
-function jobRequest(ctx: IExecuteFunctions, i: number): IDataObject {
+/** Set `path` (a.b.c) of `target` to `value`, creating the objects on the way. */
+function setPath(
+	ctx: IExecuteFunctions,
+	target: IDataObject,
+	path: string,
+	value: string,
+	itemIndex: number,
+): void {
+	const parts = path.split('.');
+	let node = target;
+	for (const part of parts.slice(0, -1)) {
+		const next = node[part];
+		if (next === undefined) node[part] = {};
+		else if (next === null || typeof next !== 'object' || Array.isArray(next)) {
+			throw new NodeOperationError(ctx.getNode(), `Input field ${path}: ${part} is not an object`, {
+				itemIndex,
+			});
+		}
+		node = node[part] as IDataObject;
+	}
+	node[parts[parts.length - 1]] = value;
+}
+
+/**
+ * The POST /v1/jobs body of one input item (also one entry of a batch's `jobs`). Each Binary Input
+ * (input field = the item's binary property) is uploaded first and the field set to its reference.
+ */
+async function jobRequest(ctx: IExecuteFunctions, i: number): Promise<IDataObject> {
 	const body: IDataObject = { provider: ctx.getNodeParameter('provider', i) as string };
 	const operation = ctx.getNodeParameter('providerOperation', i, '') as string;
 	if (operation) body.operation = operation;
@@ -61,6 +87,14 @@ function jobRequest(ctx: IExecuteFunctions, i: number): IDataObject {
 	if (extra.callbackUrl && ctx.getNodeParameter('operation', i) === 'submit') {
 		body.callback_url = extra.callbackUrl;
 	}
+	const binaries = ctx.getNodeParameter('binaryInputs.input', i, []) as Array<{
+		field: string;
+		binaryProperty: string;
+	}>;
+	for (const { field, binaryProperty } of binaries.filter((b) => b.field)) {
+		const upload = await uploadBinary.call(ctx, i, binaryProperty || 'data', true);
+		setPath(ctx, body.input as IDataObject, field.trim(), String(upload.ref), i);
+	}
 	return body;
 }
 
@@ -75,7 +109,8 @@ async function submitAndWait(ctx: IExecuteFunctions): Promise<INodeExecutionData
 	// Read before the items are replaced below: an expression here may use $json.
 	const minutes = ctx.getNodeParameter('waitLimitMinutes', 0, 0) as number;
 	// Only the batch carries the resume URL: a job's own callback_url would resume on its first job.
-	const requests = items.map((_, i) => jobRequest(ctx, i));
+	const requests: IDataObject[] = [];
+	for (let i = 0; i < items.length; i++) requests.push(await jobRequest(ctx, i));
 	let pending: INodeExecutionData[];
 	if (requests.length === 1) {
 		const job = await apiRequest.call(ctx, 'POST', '/v1/jobs', {
@@ -116,7 +151,13 @@ async function perItem(ctx: IExecuteFunctions, operation: string): Promise<INode
 		try {
 			let json: IDataObject;
 			if (operation === 'submit') {
-				json = await apiRequest.call(ctx, 'POST', '/v1/jobs', jobRequest(ctx, i));
+				json = await apiRequest.call(ctx, 'POST', '/v1/jobs', await jobRequest(ctx, i));
+			} else if (operation === 'upload') {
+				const property = ctx.getNodeParameter('binaryPropertyName', i) as string;
+				json = await uploadBinary.call(ctx, i, property);
+				// The item keeps its files, so a later node (Submit's Binary Inputs) can use them too.
+				out.push({ json, binary: items[i].binary, pairedItem: { item: i } });
+				continue;
 			} else {
 				const id = encodeURIComponent(ctx.getNodeParameter('jobId', i) as string);
 				json =
@@ -146,7 +187,7 @@ export class Key4uJobs implements INodeType {
 		defaults: { name: 'Key4U Jobs' },
 		inputs: [NodeConnectionTypes.Main],
 		outputs: [NodeConnectionTypes.Main],
-		// Submit, Get, Cancel and Retry suit an AI agent; Submit and Wait belongs in a workflow (it
+		// Upload, Submit, Get, Cancel and Retry suit an AI agent; Submit and Wait belongs in a workflow (it
 		// parks the whole execution).
 		usableAsTool: true,
 		credentials: [{ name: CREDENTIALS, required: true }],

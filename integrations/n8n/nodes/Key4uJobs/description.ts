@@ -41,6 +41,13 @@ export const properties: INodeProperties[] = [
 				description:
 					'Create the job (one batch for several items), park the execution and continue when Key4U Jobs calls back',
 			},
+			{
+				name: 'Upload',
+				value: 'upload',
+				action: 'Upload a file',
+				description:
+					"Store an item's binary file in Key4U Jobs and return its reference (k4u://uploads/...) for a job's input",
+			},
 		],
 		default: 'submitAndWait',
 	},
@@ -104,6 +111,48 @@ export const properties: INodeProperties[] = [
 				],
 			},
 		],
+	},
+	{
+		displayName: 'Binary Inputs',
+		name: 'binaryInputs',
+		type: 'fixedCollection',
+		typeOptions: { multipleValues: true },
+		default: {},
+		placeholder: 'Add Binary Input',
+		description:
+			'Input fields whose value is a binary file of the item: each is uploaded first (an upload of the same bytes is reused) and the field set to its reference',
+		displayOptions: { show: { operation: SUBMITS } },
+		options: [
+			{
+				name: 'input',
+				displayName: 'Binary Input',
+				values: [
+					{
+						displayName: 'Input Field',
+						name: 'field',
+						type: 'string',
+						default: 'image',
+						description: 'The input field to set (a.b for a field inside an object)',
+					},
+					{
+						displayName: 'Input Binary Field',
+						name: 'binaryProperty',
+						type: 'string',
+						default: 'data',
+						hint: 'The name of the input binary field containing the file',
+					},
+				],
+			},
+		],
+	},
+	{
+		displayName: 'Input Binary Field',
+		name: 'binaryPropertyName',
+		type: 'string',
+		default: 'data',
+		required: true,
+		hint: 'The name of the input binary field containing the file to be uploaded',
+		displayOptions: { show: { operation: ['upload'] } },
 	},
 	{
 		displayName: 'Wait Limit (Minutes)',
