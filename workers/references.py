@@ -58,9 +58,11 @@ class RefProblem(ValueError):
         self.loc, self.reason = loc, reason
 
 
-def for_validation(value: dict[str, Any], inline: frozenset[str] = frozenset()) -> tuple[dict[str, Any], dict[str, str]]:
+def for_validation(value: dict[str, Any], inline: frozenset[str] = frozenset(), cap: int | None = None) -> tuple[dict[str, Any], dict[str, str]]:
     """The input with each reference as a placeholder URL (for the family's schema), and placeholder ->
-    reference; in the family's `inline` fields a placeholder data: URI instead. RefProblem for a malformed one."""
+    reference; in the family's `inline` fields a placeholder data: URI instead. An inline file over
+    `cap` (stored as an upload at intake) stands as a small one of the same media type, so the
+    family's schema judges the field, not a size the upload makes moot. RefProblem for a malformed one."""
     refs: dict[str, str] = {}
 
     def swap(loc: Loc, s: str) -> str:
@@ -69,7 +71,11 @@ def for_validation(value: dict[str, Any], inline: frozenset[str] = frozenset()) 
         except ValueError as exc:
             raise RefProblem(loc, str(exc)) from None
         if ref is None:
-            return s
+            if cap is None or not is_inline_file(s, cap):
+                return s
+            stand_in = _small_inline(s, f"{PLACEHOLDER}inline/{len(refs)}")
+            refs[stand_in] = s
+            return stand_in
         url = f"{PLACEHOLDER}{ref.kind}/{ref.id}"
         if loc and loc[0] in inline:
             url = "data:application/octet-stream;base64," + base64.b64encode(url.encode()).decode()
@@ -78,6 +84,15 @@ def for_validation(value: dict[str, Any], inline: frozenset[str] = frozenset()) 
 
     swapped = replace_strings(value, swap)
     return (swapped, refs) if refs else (value, refs)
+
+
+def _small_inline(value: str, key: str) -> str:
+    """A short inline value shaped like `value` (a data: URI keeps its header), unique by `key`."""
+    encoded = base64.b64encode(key.encode()).decode()
+    if value[:5].lower() != "data:":
+        return encoded
+    header = value[: value.find(",")] if "," in value else "data:application/octet-stream;base64"
+    return f"{header},{encoded}"
 
 
 def restore(clean: dict[str, Any], refs: dict[str, str]) -> dict[str, Any]:

@@ -125,7 +125,7 @@ def draft(body: JobCreate, settings: Settings, *, at: Loc = (), key: str | None 
     Idempotency-Key header); `urls` shares the SSRF checks among a batch's items."""
     try:
         adapter, operation = resolve(body.provider, body.operation)
-        raw, refs = references.for_validation(body.input, adapter.capabilities.inline_fields)
+        raw, refs = references.for_validation(body.input, adapter.capabilities.inline_fields, settings.inline_input_max_bytes)
         clean = references.restore(clean_input(adapter, operation, raw), refs)
     except references.RefProblem as exc:
         raise IntakeInvalid((*at, "input", *exc.loc), exc.reason) from None
