@@ -5,6 +5,7 @@ n8n started on loopback in its own process group so that it and its children die
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import shutil
@@ -51,9 +52,20 @@ def ensure_n8n(log: Path) -> Path:
     binary = home / "node_modules" / ".bin" / "n8n"
     if binary.exists():
         return binary
-    home.mkdir(parents=True, exist_ok=True)
-    (home / "package.json").write_text(json.dumps(RUNTIME_PACKAGE))
-    run(["npm", "install", "--no-audit", "--no-fund", "--loglevel=error", f"n8n@{N8N_VERSION}"], home, log, timeout_s=1800)
+    CACHE.mkdir(parents=True, exist_ok=True)
+    # One installer at a time (another test run may be installing into the same cache), into a
+    # fresh directory renamed into place when complete: a killed or failed install leaves no half tree.
+    with open(CACHE / ".install.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if binary.exists():
+            return binary
+        staging = CACHE / f".n8n-{N8N_VERSION}.{os.getpid()}"
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir()
+        (staging / "package.json").write_text(json.dumps(RUNTIME_PACKAGE))
+        run(["npm", "install", "--no-audit", "--no-fund", "--loglevel=error", f"n8n@{N8N_VERSION}"], staging, log, timeout_s=1800)
+        shutil.rmtree(home, ignore_errors=True)
+        staging.rename(home)
     return binary
 
 

@@ -57,7 +57,8 @@ def test_every_route_is_there_and_the_key_accepted(keyed_sim: Sim, tmp_path: Pat
     assert j.returncode == 0 and doc["ok"] and doc["key_set"] and doc["relay"] == keyed_sim.url
     assert [f["family"] for f in doc["families"]] == FAMILIES and {f["verdict"] for f in doc["families"]} == {"ok"}
     covered = {name: sorted(op for route in f["routes"] for op in route["operations"]) for name, f in families(j.stdout).items()}
-    assert covered == {name: sorted(a.operations) for name, a in ADAPTERS.items()}
+    unpolled = {"kling": {"identify_face"}}  # answered at once: the relay has no route to read it by
+    assert covered == {name: sorted(set(a.operations) - unpolled.get(name, set())) for name, a in ADAPTERS.items()}
     nothing_sent_but_reads(keyed_sim)
 
 
