@@ -79,6 +79,7 @@ def list_jobs(
     status: JobStatus | None = None,
     provider: Annotated[str | None, Query(max_length=40, pattern=PLAIN_TEXT)] = None,
     batch_id: Annotated[str | None, Query(max_length=64, pattern=PLAIN_TEXT)] = None,
+    depends_on: Annotated[str | None, Query(pattern=JOB_ID_PATTERN, description="only the children of this job (its pipeline's next steps)")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, Query(pattern=JOB_ID_PATTERN, description="next_cursor of the previous page")] = None,
 ) -> JobsPublic:
@@ -88,7 +89,7 @@ def list_jobs(
     `result.cost` (Replicate `predict_time_s`, fal `inference_s`...) summed per key over the whole
     batch, whatever the page and the other filters, plus `jobs_with_cost`; the same totals are in the
     `X-K4U-Batch-Cost` header as compact JSON. Summed from `result.cost` alone, streamed in chunks."""
-    page = reads.list_jobs(rt, status=status, provider=provider, batch_id=batch_id, limit=limit, cursor=cursor, base=base)
+    page = reads.list_jobs(rt, status=status, provider=provider, batch_id=batch_id, limit=limit, cursor=cursor, base=base, depends_on=depends_on)
     if page.cost is not None:
         response.headers["X-K4U-Batch-Cost"] = json.dumps(page.cost, separators=(",", ":"))
     return page

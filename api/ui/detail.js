@@ -1,7 +1,7 @@
 // The job detail dialog: the job, its parents and inputs, its events, its notification attempts, and the actions
 // cancel (while not finished), retry (failed jobs) and replay (jobs with notifications).
 
-import { ApiError, Unauthorized, getJSON, jobPath, postJSON } from './api.js';
+import { ApiError, Unauthorized, getJSON, jobPath, postJSON, query } from './api.js';
 import { TERMINAL, bytes, chip, h, pretty, timeEl } from './dom.js';
 import { hasPipeline, pipeline } from './pipeline.js';
 
@@ -90,10 +90,12 @@ export class Detail {
     const jobId = this.jobId;
     if (!jobId) return;
     try {
-      const [job, ev, notes] = await Promise.all([
-        getJSON(jobPath(jobId)), getJSON(jobPath(jobId, '/events')), getJSON(jobPath(jobId, '/notifications'))]);
+      const [job, ev, notes, kids] = await Promise.all([
+        getJSON(jobPath(jobId)), getJSON(jobPath(jobId, '/events')), getJSON(jobPath(jobId, '/notifications')),
+        getJSON(`/v1/jobs${query({ depends_on: jobId, limit: 50 })}`)]);
+      const children = (kids.items || []).map((k) => k.id);
       if (jobId !== this.jobId) return;
-      const sig = JSON.stringify([job, ev, notes]);
+      const sig = JSON.stringify([job, ev, notes, children]);
       if (sig === this.sig) return;
       this.sig = sig;
       this.dialog.dataset.status = job.status;
@@ -102,7 +104,7 @@ export class Detail {
       this.buttons.replay.disabled = notes.length === 0;
       this.body.replaceChildren(
         summary(job),
-        hasPipeline(job) ? section('Pipeline', pipeline(job, (id) => this.open(id))) : '',
+        hasPipeline(job, children) ? section('Pipeline', pipeline(job, (id) => this.open(id), children)) : '',
         section('Assets', assets(job)),
         section(`Events (${ev.length})`, events(ev)),
         section(`Notifications (${notes.length})`, notifications(notes)),

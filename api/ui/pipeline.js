@@ -1,5 +1,6 @@
 // A job's place in a pipeline, for the detail dialog: its parents (`depends_on`, the jobs whose
-// outputs its input references) as links that open their own detail, and the inputs it used
+// outputs its input references) and its children (`GET /v1/jobs?depends_on=<id>`: the jobs whose
+// input references its outputs) as links that open their own detail, and the inputs it used
 // (`inputs[]`: an upload, or asset <index> of a parent job) with their sha256 shortened.
 // Every value is put in as text (dom.js `h`), never as HTML.
 
@@ -29,17 +30,25 @@ function source(entry, open) {
   return h('code', { class: 'wrap' }, String(entry.ref || ''));
 }
 
-export function hasPipeline(job) {
-  return Boolean((job.depends_on && job.depends_on.length) || (job.inputs && job.inputs.length));
+export function hasPipeline(job, children = []) {
+  return Boolean((job.depends_on && job.depends_on.length) || (job.inputs && job.inputs.length) || children.length);
 }
 
-export function pipeline(job, open) {
+function links(ids, open) {
+  return ids.flatMap((id, i) => (i ? [', ', jobLink(id, open)] : [jobLink(id, open)]));
+}
+
+export function pipeline(job, open, children = []) {
   const parents = job.depends_on || [];
   const inputs = job.inputs || [];
   const out = [];
   if (parents.length) {
     out.push(h('p', { class: 'parents' }, `Parent job${parents.length === 1 ? '' : 's'} (its input uses their output): `,
-      parents.flatMap((id, i) => (i ? [', ', jobLink(id, open)] : [jobLink(id, open)]))));
+      links(parents, open)));
+  }
+  if (children.length) {
+    out.push(h('p', { class: 'children' }, `Child job${children.length === 1 ? '' : 's'} (their input uses its output): `,
+      links(children, open)));
   }
   if (inputs.length) {
     out.push(h('table', { class: 'inputs' },

@@ -338,6 +338,9 @@ def test_detail_links_a_jobs_parents_and_shows_its_inputs(e2e_db: str, browser: 
         body: Any
         if path == "v1/providers":
             body = {"providers": []}
+        elif path == "v1/jobs" and "depends_on=" in route.request.url:  # a job's children
+            kids = [jobs[child]] if f"depends_on={parent}" in route.request.url else []
+            body = {"items": kids, "next_cursor": None}
         elif path == "v1/jobs":
             body = {"items": [jobs[child], jobs[parent]], "next_cursor": None}
         elif len(parts) == 3 and parts[1] == "jobs" and parts[2] in jobs:
@@ -373,7 +376,13 @@ def test_detail_links_a_jobs_parents_and_shows_its_inputs(e2e_db: str, browser: 
         shot(page, tmp_path, "pipeline")
         assert page.evaluate("window.__xss") is None
 
-        parents.first.click()  # the parent's own detail, in the same dialog
+        expect(section.locator("p.children")).to_have_count(0)  # the child has no children
+
+        parents.first.click()  # the parent's own detail, in the same dialog, with its child
         expect(page.locator("#d-title")).to_have_text(parent)
         expect(dialog.locator("dl.kv")).to_contain_text("midjourney · imagine")
-        expect(dialog.locator("section", has_text="Pipeline")).to_have_count(0)
+        children = dialog.locator("section", has_text="Pipeline").locator("p.children button.link")
+        expect(children).to_have_count(1)
+        expect(children.first).to_have_text(child)
+        children.first.click()
+        expect(page.locator("#d-title")).to_have_text(child)

@@ -73,6 +73,19 @@ def test_child_waits_then_gets_the_parents_stored_bytes(d: Driver, sim: Sim) -> 
     assert reasons[:2] == ["created", f"parents succeeded: {grid}"]
 
 
+def test_a_jobs_children_are_listed_by_depends_on(d: Driver, sim: Sim) -> None:
+    import httpx
+
+    grid = d.create("midjourney", "imagine", {"prompt": PROMPT})
+    first, second = i2v(d, f"k4u://jobs/{grid}/assets/0"), i2v(d, f"k4u://jobs/{grid}/assets/1")
+    unrelated = d.create("kling", "text2video", {"prompt": "no parent"})
+    base = d.rt.settings.public_url
+    children = httpx.get(f"{base}/v1/jobs", params={"depends_on": grid}).json()["items"]
+    assert sorted(j["id"] for j in children) == sorted([first, second]) and unrelated not in {j["id"] for j in children}
+    assert httpx.get(f"{base}/v1/jobs", params={"depends_on": first}).json()["items"] == []
+    assert httpx.get(f"{base}/v1/jobs", params={"depends_on": "not-a-job-id"}).status_code == 422
+
+
 def _events(d: Driver, job_id: str) -> list[Any]:
     from sqlmodel import col, select
 

@@ -23,7 +23,7 @@ from sqlmodel import col, select
 
 from models.schemas import DeliveryPublic, JobEventPublic, JobPublic, JobsPublic
 from models.status import JobStatus
-from models.tables import Asset, Delivery, DeliveryAttempt, Job, JobEvent
+from models.tables import Asset, Delivery, DeliveryAttempt, Job, JobDependency, JobEvent
 from workers.context import Runtime
 from workers.db import session_scope
 from workers.services.batches import batch_deliveries, list_batch_jobs
@@ -48,9 +48,22 @@ def _page(rows: list[Job], assets: list[Asset], base: str) -> list[JobPublic]:
     return [JobPublic.from_rows(j, by_job.get(j.id, []), base) for j in rows]
 
 
-def list_jobs(rt: Runtime, *, status: JobStatus | None, provider: str | None, batch_id: str | None, limit: int, cursor: str | None, base: str) -> JobsPublic:
-    """Newest first, `limit` a page; `cost` only with batch_id (the whole batch's, see batch_cost)."""
+def list_jobs(
+    rt: Runtime,
+    *,
+    status: JobStatus | None,
+    provider: str | None,
+    batch_id: str | None,
+    limit: int,
+    cursor: str | None,
+    base: str,
+    depends_on: str | None = None,
+) -> JobsPublic:
+    """Newest first, `limit` a page; `cost` only with batch_id (the whole batch's, see batch_cost);
+    `depends_on`: the children of that job (the jobs whose input references its assets)."""
     q = select(Job)
+    if depends_on is not None:
+        q = q.where(col(Job.id).in_(select(JobDependency.job_id).where(JobDependency.parent_id == depends_on)))
     if status is not None:
         q = q.where(Job.status == status.value)
     if provider is not None:
