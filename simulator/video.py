@@ -143,6 +143,7 @@ class VideoTask:
     params: dict[str, Any] = field(default_factory=dict)  # request fields echoed back (size, seconds, ...)
     remixed_from: str | None = None
     input_reference: dict[str, Any] | None = None  # {kind, sha256, size, ...} of what arrived
+    inputs_sha256: dict[str, str] = field(default_factory=dict)  # "images.<i>" -> sha256 of the image fetched (unified)
     polls: int = 0  # status queries answered (drives the synonym storm)
     content_calls: int = 0  # /content requests that reached the 502 check
 
@@ -288,6 +289,7 @@ class VideoStore:
                 "shape": t.shape,
                 "remixed_from_video_id": t.remixed_from,
                 "input_reference": t.input_reference,
+                "inputs_sha256": t.inputs_sha256,
                 "content_size": t.content_size,
                 "content_sha256": t.content_sha256(),
                 "polls": t.polls,

@@ -104,6 +104,11 @@ def _unified_create(sim: Simulator) -> Endpoint:
         plan = v.plan_of(prompt, family)
         if plan.reject:
             return unified_error("content_policy_violation", "prompt rejected by the safety system", 400)
+        images = {f"images.{i}": u for i, u in enumerate(body.get("images") or [])}
+        try:  # the relay fetches image URLs (simulator.inputs): one it cannot fetch refuses the create
+            fetched = await fetch_inputs(images, images)
+        except FetchFailed as exc:
+            return unified_error("invalid_request", str(exc), 400)
         store, now = sim.state.video, sim.state.now()
         task = store.add(
             v.VideoTask(
@@ -120,6 +125,7 @@ def _unified_create(sim: Simulator) -> Endpoint:
                 params={k: val for k, val in body.items() if k not in ("prompt", "model")},
             )
         )
+        task.inputs_sha256 = fetched
         sim.state.count_create("video", task.id, f"unified/{family}", prompt, now)
         late = await sim.after_accept(suno_views.guard_error)
         return late or JSONResponse(views.unified_submit(task, sim.state, now, _base(sim, task)))

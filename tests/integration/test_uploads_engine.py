@@ -202,6 +202,16 @@ def test_sora_input_reference_link_is_fetched_by_the_relay(make, sim: Sim) -> No
         assert row["input_reference"]["kind"] == "url" and row["input_reference"]["fetched_sha256"] == up.sha256
 
 
+def test_veo_unified_images_are_fetched_by_the_relay(make, sim: Sim) -> None:  # type: ignore[no-untyped-def]
+    with public_api(make) as d:
+        up = store_upload(d.rt, [PNG], filename="frame.png", content_type="image/png")
+        job_id = d.create("veo", "video", {"prompt": "waves", "images": [f"k4u://uploads/{up.id}"]})
+        job = d.job(job_id)
+        assert job.status == "running", (job.error_code, job.error_message)
+        (row,) = [t for t in sim.admin("/_sim/tasks")["tasks"] if t.get("task_id") == job.provider_task_id]
+        assert row["inputs_sha256"] == {"images.0": up.sha256}
+
+
 def test_an_image_the_relay_cannot_fetch_fails_the_job_with_its_message(make, sim: Sim) -> None:  # type: ignore[no-untyped-def]
     d = make()
     job_id = image2video(d, f"{sim.url}/_sim/no-such-image.png")
