@@ -8,7 +8,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from models.errors import ProviderProtocolError
-from providers.base import HttpResponse
+from providers.base import HttpResponse, ProviderStatus, State
 
 _NOT_FOUND = ("task_no_found", "task_not_exist", "not_found", "not found", "not_exist", "not exist", "不存在")
 
@@ -78,3 +78,14 @@ def parse_progress(raw: object) -> int | None:
     if isinstance(raw, float) and 0 < value <= 1 and not isinstance(raw, bool):
         value *= 100
     return max(0, min(100, round(value)))
+
+
+def query_failure(resp: HttpResponse, data: Any, task_id: str | None, message: str, what: str = "query") -> ProviderStatus | None:
+    """What a status read's answer says when it is not the task's status: "not found" (400/404 in
+    any spelling) is UNKNOWN with the relay's `message` (the task is polled again); any other HTTP
+    error raises ProviderProtocolError naming `what`; None for an answer to read on."""
+    if resp.status in (400, 404) and is_not_found(data):
+        return ProviderStatus(task_id, State.UNKNOWN, error_message=message)
+    if resp.status >= 300:
+        raise ProviderProtocolError(f"HTTP {resp.status} on {what}: {message[:200]}")
+    return None

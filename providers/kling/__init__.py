@@ -29,7 +29,6 @@ from providers.base import (
     PollTarget,
     ProviderStatus,
     Rejected,
-    State,
     SubmitContext,
     Submitted,
 )
@@ -54,7 +53,7 @@ from providers.kling.inputs_av import (
 )
 from providers.kling.parse import identified_faces, parse_task
 from providers.rejections import submit_rejection
-from providers.wire import error_message, is_not_found, json_or_none
+from providers.wire import error_message, is_not_found, json_or_none, query_failure
 
 __all__ = ["PATHS", "KlingAdapter", "parse_task"]
 
@@ -171,10 +170,8 @@ class KlingAdapter(AdapterDefaults):
 
     def parse_poll(self, resp: HttpResponse) -> list[ProviderStatus]:
         data = json_or_none(resp)
-        if resp.status in (400, 404) and is_not_found(data):
-            return [ProviderStatus(None, State.UNKNOWN, error_message=error_message(data))]
-        if resp.status >= 300:
-            raise ProviderProtocolError(f"HTTP {resp.status} on query: {error_message(data)[:200]}")
+        if (failure := query_failure(resp, data, None, error_message(data))) is not None:
+            return [failure]
         if not isinstance(data, dict):
             raise ProviderProtocolError("query answer is not a JSON object")
         code = data.get("code")

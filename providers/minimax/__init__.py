@@ -57,7 +57,7 @@ from providers.minimax.parse import (
     split_envelope,
 )
 from providers.rejections import submit_rejection
-from providers.wire import error_message, is_not_found, json_or_none, parse_progress, str_or_none
+from providers.wire import error_message, is_not_found, json_or_none, parse_progress, query_failure, str_or_none
 
 PREFIX = "/minimax/v1"
 SUBMIT = {"video": f"{PREFIX}/video_generation", "tts_async": f"{PREFIX}/t2a_async_v2"}
@@ -125,10 +125,8 @@ class MinimaxAdapter(AdapterDefaults):
     def _read_query(self, resp: HttpResponse, t: PollTarget) -> tuple[ProviderStatus | None, dict[str, Any]]:
         """The status, or (None, what the query said) when the task succeeded and its file_id must be resolved."""
         data = json_or_none(resp)
-        if resp.status in (400, 404) and is_not_found(data):
-            return ProviderStatus(t.task_id, State.UNKNOWN, error_message=error_message(data)), {}
-        if resp.status >= 300:
-            raise ProviderProtocolError(f"HTTP {resp.status} on the status query: {error_message(data)[:200]}")
+        if (failure := query_failure(resp, data, t.task_id, error_message(data), "the status query")) is not None:
+            return failure, {}
         data = body_of(resp, "status query")
         native, dto = split_envelope(data)
         code, message = base_resp(native)

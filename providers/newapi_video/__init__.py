@@ -43,7 +43,7 @@ from providers.newapi_video.status import read_task, task_id_of
 from providers.rejections import no_task_id, submit_rejection
 from providers.video import openai_create
 from providers.video.status import unwrap
-from providers.wire import error_message, is_not_found, json_or_none
+from providers.wire import error_message, json_or_none, query_failure
 
 GENERATIONS, VIDEOS = "generations", "videos"
 # new-api's answer when no channel of the key's group serves the model (English and older Chinese
@@ -120,10 +120,8 @@ class NewApiVideoAdapter(AdapterDefaults):
 
     def read_poll(self, resp: HttpResponse, t: PollTarget) -> ProviderStatus:
         data = json_or_none(resp)
-        if resp.status in (400, 404) and is_not_found(data):
-            return ProviderStatus(t.task_id, State.UNKNOWN, error_message=error_message(data))
-        if resp.status >= 300:
-            raise ProviderProtocolError(f"HTTP {resp.status} on query: {error_message(data)[:200]}")
+        if (failure := query_failure(resp, data, t.task_id, error_message(data))) is not None:
+            return failure
         if (
             isinstance(data, Mapping)
             and "status" not in data

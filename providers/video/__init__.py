@@ -50,7 +50,7 @@ from providers.video.inputs import (
     decode_data_uri,
 )
 from providers.video.status import read_status, task_id_of, unwrap
-from providers.wire import error_message, is_not_found, json_or_none
+from providers.wire import error_message, json_or_none, query_failure
 
 OPENAI, UNIFIED = "openai", "unified"
 _EXT = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "image/gif": "gif"}
@@ -140,10 +140,8 @@ class VideoAdapter(AdapterDefaults):
 
     def _read_poll(self, resp: HttpResponse, t: PollTarget) -> ProviderStatus:
         data = json_or_none(resp)
-        if resp.status in (400, 404) and is_not_found(data):
-            return ProviderStatus(t.task_id, State.UNKNOWN, error_message=error_message(data))
-        if resp.status >= 300:
-            raise ProviderProtocolError(f"HTTP {resp.status} on query: {error_message(data)[:200]}")
+        if (failure := query_failure(resp, data, t.task_id, error_message(data))) is not None:
+            return failure
         unified = self._ops[t.operation].api == UNIFIED
         st = read_status(data, content_path=None if unified else content_path(t.task_id))
         return (

@@ -46,7 +46,7 @@ from providers.vidu.inputs import (
     Text2VideoInput,
 )
 from providers.vidu.status import STATES, read_task, relay_message, task_id_of, unwrap
-from providers.wire import is_not_found, json_or_none
+from providers.wire import json_or_none, query_failure
 
 __all__ = ["MATRIX", "MODELS", "PATHS", "PREFIX", "STATES", "ViduAdapter", "read_task"]
 
@@ -118,10 +118,8 @@ class ViduAdapter(AdapterDefaults):
 
     def read_poll(self, resp: HttpResponse, t: PollTarget) -> ProviderStatus:
         data = json_or_none(resp)
-        if resp.status in (400, 404) and is_not_found(data):
-            return ProviderStatus(t.task_id, State.UNKNOWN, error_message=relay_message(data))
-        if resp.status >= 300:
-            raise ProviderProtocolError(f"HTTP {resp.status} on query: {relay_message(data)[:200]}")
+        if (failure := query_failure(resp, data, t.task_id, relay_message(data))) is not None:
+            return failure
         return read_task(data, task_id=t.task_id, image_result=t.operation in IMAGE_OPERATIONS)
 
     def parse_callback(self, headers: Mapping[str, str], body: bytes) -> ProviderStatus:
